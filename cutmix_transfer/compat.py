@@ -1,0 +1,1 @@
+"""Fixes for known breaks of the pinned stack; filled in below."""
