@@ -1,0 +1,86 @@
+"""One result record per evaluation, so that `tools/report.py` can line up a checkpoint's numbers.
+
+Every evaluating tool writes `<out>/results.json` through `write_record`. The record carries the
+checkpoint's sha256: the report groups rows by it.
+
+Record schema (JSON object):
+    kind:        'classification' | 'wsol' | 'detection' | 'captioning'
+    checkpoint:  {path, sha256, arch, method}   method: 'baseline'|'mixup'|'cutout'|'cutmix'|None
+    dataset, split: str
+    metrics:     {name: float}   the headline numbers (percentages where the paper uses percentages)
+    created:     ISO time (UTC);  versions: {package: version}
+    ...          any tool-specific extra fields (curves, per-class AP, ...)
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from .io import atomic_write_json
+
+Kind = Literal["classification", "wsol", "detection", "captioning"]
+KINDS = ("classification", "wsol", "detection", "captioning")
+METHODS = ("baseline", "mixup", "cutout", "cutmix")
+RECORD_NAME = "results.json"
+_VERSION_PACKAGES = ("torch", "torchvision", "numpy", "opencv-python-headless", "mmengine", "mmcv", "mmdet",
+                     "pycocotools", "pycocoevalcap", "cutmix_transfer")
+
+
+def package_versions(names: Iterable[str] = _VERSION_PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that can change a number."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def guess_method(*texts: str | None) -> str | None:
+    """The pretraining method named in checkpoint metadata or a file name ('cutmix', 'mixup', ...), else None."""
+    for text in texts:
+        if not text:
+            continue
+        low = text.lower()
+        for m in ("cutmix", "mixup", "cutout", "baseline"):
+            if re.search(rf"(?<![a-z]){m}(?![a-z])", low) or m in Path(low).stem.split("_"):
+                return m
+        if re.search(r"(?<![a-z])(plain|vanilla|base)(?![a-z])", low):
+            return "baseline"
+    return None
+
+
+def checkpoint_info(path: str | os.PathLike, sha256: str, arch: str | None,
+                    method: str | None = None) -> dict[str, Any]:
+    """The `checkpoint` block of a record; `method` falls back to what the file name says."""
+    if method is not None and method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return {"path": str(path), "sha256": sha256, "arch": arch, "method": method or guess_method(str(path))}
+
+
+def make_record(kind: Kind, checkpoint: dict[str, Any], dataset: str, split: str,
+                metrics: dict[str, float], **extra: Any) -> dict[str, Any]:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return {
+        "kind": kind,
+        "checkpoint": checkpoint,
+        "dataset": dataset,
+        "split": split,
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+        **extra,
+    }
+
+
+def write_record(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
+    """Write `<out_dir>/results.json` atomically and return its path."""
+    path = Path(out_dir) / RECORD_NAME
+    atomic_write_json(path, record)
+    return path
