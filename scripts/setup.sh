@@ -23,7 +23,7 @@ STAMP="torch=$TORCH_VERSION tv=$TORCHVISION_VERSION mmcv=$MMCV_VERSION rev=3 $(s
 
 say()  { printf '[setup] %s\n' "$*"; }
 fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
-trap 'status=$?; [ $status -ne 0 ] && printf "[setup] FAILED (exit %s) at line %s; .venv is NOT marked ready. Re-run: make setup\n" "$status" "$LINENO" >&2' EXIT
+trap 'status=$?; [ $status -ne 0 ] && printf "[setup] FAILED (exit %s); .venv is NOT marked ready. Fix the error above and re-run: make setup\n" "$status" >&2' EXIT
 
 if [ -f "$READY" ] && [ "$(cat "$READY")" = "$STAMP" ]; then
     say ".venv is ready ($STAMP)"
@@ -68,7 +68,7 @@ if [ -z "$WHEEL" ]; then
     say "4/5 building mmcv $MMCV_VERSION with compiled ops ($CUDA_TAG) from source: this takes about 8-10 minutes on 2 cores, once;"
     say "    the wheel is then cached in $WHEEL_DIR and later installs take seconds"
     BUILD=$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")
-    "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$BUILD" \
+    "${PIP[@]}" download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$BUILD" \
         || fail "could not download the mmcv $MMCV_VERSION source archive from PyPI"
     tar -xzf "$BUILD"/mmcv-$MMCV_VERSION.tar.gz -C "$BUILD"
     SRC="$BUILD/mmcv-$MMCV_VERSION"
