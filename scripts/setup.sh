@@ -23,7 +23,8 @@ STAMP="torch=$TORCH_VERSION tv=$TORCHVISION_VERSION mmcv=$MMCV_VERSION rev=3 $(s
 
 say()  { printf '[setup] %s\n' "$*"; }
 fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
-trap 'status=$?; [ $status -ne 0 ] && printf "[setup] FAILED (exit %s); .venv is NOT marked ready. Fix the error above and re-run: make setup\n" "$status" >&2' EXIT
+BUILD=""
+trap 'status=$?; [ -n "$BUILD" ] && rm -rf "$BUILD"; [ $status -ne 0 ] && printf "[setup] FAILED (exit %s); .venv is NOT marked ready. Fix the error above and re-run: make setup\n" "$status" >&2' EXIT
 
 if [ -f "$READY" ] && [ "$(cat "$READY")" = "$STAMP" ]; then
     say ".venv is ready ($STAMP)"
@@ -83,7 +84,7 @@ if [ -z "$WHEEL" ]; then
     built=$(ls "$BUILD"/dist/mmcv-*.whl)
     cp "$built" "$WHEEL_DIR/.tmp.$(basename "$built")"
     mv "$WHEEL_DIR/.tmp.$(basename "$built")" "$WHEEL_DIR/$(basename "$built")"   # atomic: no half wheel in the cache
-    rm -rf "$BUILD"
+    rm -rf "$BUILD"; BUILD=""
     WHEEL="$WHEEL_DIR/$(basename "$built")"
 else
     say "4/5 mmcv $MMCV_VERSION from the cached wheel $WHEEL"
