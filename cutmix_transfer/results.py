@@ -10,6 +10,12 @@ Record schema (JSON object):
     metrics:     {name: float}   the headline numbers (percentages where the paper uses percentages)
     created:     ISO time (UTC);  versions: {package: version}
     ...          any tool-specific extra fields (curves, per-class AP, ...)
+
+Headline metric names (percent), which the report reads:
+    classification: top1_err, top5_err
+    wsol:           top1_cls, top1_loc, gt_known_loc, maxboxacc, maxboxacc_v2, pxap
+    detection:      mAP            (and a top-level field `detector`: 'faster_rcnn' | 'ssd300' | ...)
+    captioning:     BLEU-1, BLEU-2, BLEU-3, BLEU-4, METEOR, ROUGE-L, CIDEr
 """
 from __future__ import annotations
 
