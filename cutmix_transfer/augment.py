@@ -67,8 +67,13 @@ def box_area_fraction(box_xyxy: tuple[int, int, int, int], width: int, height: i
 
 
 def corrected_lambda(box_xyxy: tuple[int, int, int, int], width: int, height: int) -> float:
-    """The weight of the original image's label after pasting `box`: 1 - (pasted area / image area)."""
-    return 1.0 - box_area_fraction(box_xyxy, width, height)
+    """The weight of the original image's label after pasting `box`: kept pixels / all pixels.
+
+    Computed as (W*H - pasted) / (W*H) in one division, so it equals the kept pixel fraction to the last bit.
+    """
+    x0, y0, x1, y1 = box_xyxy
+    pasted = max(x1 - x0, 0) * max(y1 - y0, 0)
+    return (width * height - pasted) / float(width * height)
 
 
 def paste_box(images: torch.Tensor, perm: torch.Tensor, box_xyxy: tuple[int, int, int, int]) -> torch.Tensor:

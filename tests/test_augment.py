@@ -105,7 +105,7 @@ def test_cutmix_lambda_is_the_true_pixel_fraction_and_labels_are_exact():
         assert torch.equal(out.target_a, labels)
         assert sorted(out.target_b.tolist()) == list(range(8))  # the partners are a permutation of the batch
         x0, y0, x1, y1 = out.box_xyxy
-        assert out.lam == 1.0 - (x1 - x0) * (y1 - y0) / (20 * 24)
+        assert out.lam == (20 * 24 - (x1 - x0) * (y1 - y0)) / (20 * 24)
         seen_partial |= 0.0 < out.lam < 1.0
     assert seen_partial
     assert torch.equal(images, _index_batch(8, 3, 20, 24)[0])  # the input is not modified
