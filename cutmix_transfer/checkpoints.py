@@ -80,7 +80,9 @@ def SAFE_GLOBALS() -> list:
 
     - numpy arrays, dtypes and scalars (`_reconstruct`, `ndarray`, `dtype` and its per-type classes, `scalar`),
       under numpy 2 and numpy 1 module names: they rebuild arrays from bytes or from already-restricted objects.
-    - `collections.OrderedDict` / `defaultdict`, with `list`, `dict`, `int`, `float`, `set` as default factories.
+    - `collections.OrderedDict` / `defaultdict`, with `list`, `dict`, `int`, `float`, `set` as default factories
+      (torch's weights_only unpickler itself only fills dict/OrderedDict/Counter, so a NON-EMPTY defaultdict is
+      still refused: re-save it as a dict).
     - `argparse.Namespace`: timm and torchvision-references checkpoints store the training args; it is a plain
       attribute bag (its constructor only sets attributes, whose values pass through this same unpickler).
     - mmengine's `HistoryBuffer` (the Runner's message hub) and a getattr restricted to its statistics methods.
@@ -178,8 +180,9 @@ def _unsafe_error(path: Path, err: Exception) -> UnsafeCheckpointError:
             what = (f"it uses pickle opcode {m.group(1)} ({chr(int(m.group(1)))!r}), which the safe loader does not "
                     "accept (a plain pickle rather than a torch.save file?)")
         else:
-            last = [ln.strip() for ln in msg.splitlines() if ln.strip()]
-            what = f"the safe loader refused it ({last[-2] if len(last) > 1 else msg[:200]})"
+            m = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:Check the documentation|$)", msg, re.S)
+            detail = " ".join((m.group(1) if m else msg).split())[:200]
+            what = f"the safe (weights_only) loader refused it: {detail}"
     return UnsafeCheckpointError(
         f"refusing to load {path}: {what}; loading it needs full unpickling, which can run arbitrary code from the "
         f"file. If and only if you "
@@ -215,7 +218,7 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", trust: b
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if any(marker in msg for marker in _UNSAFE_MARKERS) and _looks_like_pickle(path):
+        if _is_torch_zip(path) or (any(marker in msg for marker in _UNSAFE_MARKERS) and _starts_like_pickle(path)):
             raise _unsafe_error(path, e) from None
         raise CheckpointError(f"cannot read checkpoint {path}: found {_sniff(path)}; re-download or re-save it") from e
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError/EOFError/KeyError/... on bad bytes
@@ -223,10 +226,16 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", trust: b
                               f"({type(e).__name__}); re-download or re-save it") from e
 
 
-def _looks_like_pickle(path: Path) -> bool:
-    """True for zip-format torch files and for files that start with a pickle PROTO opcode."""
-    if zipfile.is_zipfile(path):
-        return True
+def _is_torch_zip(path: Path) -> bool:
+    """True for an intact zip-format torch.save file (its pickle was readable, so a refusal is a safety refusal)."""
+    try:
+        return zipfile.is_zipfile(path) and any(n.endswith("data.pkl") for n in zipfile.ZipFile(path).namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _starts_like_pickle(path: Path) -> bool:
+    """True for files that start with a pickle PROTO opcode (legacy torch.save or a plain pickle)."""
     with open(path, "rb") as f:
         return f.read(1) == b"\x80"
 
