@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
@@ -124,6 +125,7 @@ class SceneObject:
     box_xyxy: np.ndarray       # (4,) bounding box of `mask`
     head_box_xyxy: np.ndarray  # (4,) the square head, border included
     mask: np.ndarray           # (H, W) bool: body and head
+    body_mask: np.ndarray      # (H, W) bool: the striped ellipse alone (the head sits inside it)
     difficult: bool = False    # a tiny object (the VOC layout writes difficult=1)
     elongation: float = 1.0    # major / minor body diameter
 
@@ -211,12 +213,13 @@ def _draw_object(rng: np.random.Generator, img: np.ndarray, grid: tuple[np.ndarr
     if hx0 is None:  # tiny body: centre the head (it may overhang the body slightly)
         hx0 = int(np.clip(round(cx - s / 2.0), 0, w_img - s))
         hy0 = int(np.clip(round(cy - s / 2.0), 0, h_img - s))
+    body_mask = mask.copy()
     img[hy0:hy0 + s, hx0:hx0 + s] = 0.0
     img[hy0 + 1:hy0 + s - 1, hx0 + 1:hx0 + s - 1] = _rgb(hues[label], 1.0, 1.0)
     mask[hy0:hy0 + s, hx0:hx0 + s] = True
     head = np.array([hx0, hy0, hx0 + s, hy0 + s], dtype=np.float32)
     return SceneObject(label=int(label), tint_label=int(tint), box_xyxy=_mask_box(mask), head_box_xyxy=head,
-                       mask=mask, difficult=bool(difficult), elongation=float(max(a, b) / min(a, b)))
+                       mask=mask, body_mask=body_mask, difficult=bool(difficult), elongation=float(max(a, b) / min(a, b)))
 
 
 def _finish(rng: np.random.Generator, img: np.ndarray, noise_std: float) -> np.ndarray:
@@ -483,7 +486,7 @@ _TEMPLATES = [
     "a {color} {square} on a {striped} {object} {pos}",
     "a {striped} {object} with a small {color} {square} on a {background}",
     "there is a {size} {shape} {object} {pos} with a {color} {square} on it",
-    "a {shape} {striped} {object} sits {pos} on a {background}",
+    "a {shape} {striped} {object} marked {color} sits {pos} on a {background}",
     "a {color} {square} inside a {size} {striped} {object}",
     "the {striped} {object} {pos} has a {color} {square}",
 ]
@@ -509,7 +512,7 @@ def make_captions(rng: np.random.Generator, obj: SceneObject, width: int, height
     for t in rng.choice(len(_TEMPLATES), size=k, replace=k > len(_TEMPLATES)):
         fill = dict(words)
         fill.update({key: vals[int(rng.integers(0, len(vals)))] for key, vals in _SYN.items()})
-        text = _TEMPLATES[int(t)].format(**fill)
+        text = re.sub(r"\ba (?=[aeiou])", "an ", _TEMPLATES[int(t)].format(**fill))
         if rng.random() < 0.5:  # COCO captions are written both ways
             text = text[0].upper() + text[1:] + "."
         out.append(text)
