@@ -16,12 +16,12 @@ Conventions (the same as clovaai/wsolevaluation's evaluation.py; docs/wsol_proto
 serves as the test oracle. ``iou_curves`` / ``max_iou_curve`` give identical numbers faster, because
 1. many thresholds give the same mask: ``q > c`` only changes when a present 8-bit level lies between two
    cuts, so each distinct mask is traced once (at interval 0.001 about 4x fewer masks than thresholds);
-2. all distinct masks of a map are cropped to their bounding box and stacked vertically, one zero row apart,
-   into one image traced by a single findContours call; the stacked pieces cannot touch (8-connectivity
-   never crosses a zero row), the raster order inside each piece is unchanged, and polygon areas are exact
-   integer arithmetic, so every piece yields exactly the contours, areas, boxes and tie order it yields alone;
-3. areas and boxes of all contours are computed at once with numpy (shoelace sums, reduceat), not per
-   contour in Python; ``curves_for_batch`` spreads images over worker processes.
+2. each distinct mask is traced on the crop to its bounding box: findContours pads its input with zeros,
+   and the raster order of the foreground pixels is the same in the crop, so the contours, their order and
+   their (exact, integer) polygon areas are those of the full mask shifted by the crop origin;
+3. areas and boxes of all contours of all masks are computed at once with numpy (shoelace sums, reduceat),
+   not per contour in Python, and V1 and V2 come from the same contours (one pass for both);
+4. ``curves_for_batch`` spreads images over worker processes.
 """
 from __future__ import annotations
 
@@ -212,23 +212,26 @@ def _first_last(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _level_boxes(q: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Trace the masks {q >= v} for all v in levels at once. Returns, over all contours of all masks,
+    """Trace the masks {q >= v} for all v in levels. Returns, over all contours of all masks,
     (mask index (C,), box x0y0x1y1 in q's frame after reference clipping (C, 4) int64, doubled polygon
-    area (C,) int64), contours in OpenCV's order within each mask."""
+    area (C,) int64), contours in OpenCV's order within each mask.
+
+    Each mask is traced on its bounding-box crop (findContours pads the image with zeros itself, so the crop
+    gives the same contours shifted by the crop origin); areas and boxes of all contours are then computed
+    at once with numpy.
+    """
     height, width = q.shape
     row_max = q.max(axis=1)
     col_max = q.max(axis=0)
     y0, y1 = _first_last(row_max[None, :] >= levels[:, None])
     x0, x1 = _first_last(col_max[None, :] >= levels[:, None])
-    heights = y1 - y0 + 1
-    widths = x1 - x0 + 1
-    offsets = np.concatenate([[1], 1 + np.cumsum(heights + 1)[:-1]]).astype(np.int64)  # zero row above each
-    canvas = np.zeros((int(offsets[-1] + heights[-1] + 1), int(widths.max())), dtype=np.uint8)
-    canvas_bool = canvas.view(bool)
+    contours: list[np.ndarray] = []
+    counts = np.zeros(levels.size, dtype=np.int64)
     for m in range(levels.size):
-        np.greater_equal(q[y0[m]:y1[m] + 1, x0[m]:x1[m] + 1], levels[m],
-                         out=canvas_bool[offsets[m]:offsets[m] + heights[m], :widths[m]])
-    contours = cv2.findContours(canvas, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+        crop = np.greater_equal(q[y0[m]:y1[m] + 1, x0[m]:x1[m] + 1], levels[m]).view(np.uint8)
+        found = cv2.findContours(crop, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+        counts[m] = len(found)
+        contours.extend(found)
     n = len(contours)
     lengths = np.fromiter((len(c) for c in contours), dtype=np.int64, count=n)
     pts = np.concatenate(contours).reshape(-1, 2).astype(np.int64)
@@ -238,15 +241,11 @@ def _level_boxes(q: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndar
     nxt = np.arange(1, len(pts) + 1)
     nxt[starts + lengths - 1] = starts
     area2 = np.abs(np.add.reduceat(xs * ys[nxt] - xs[nxt] * ys, starts))
-    cx0 = np.minimum.reduceat(xs, starts)
-    cx1 = np.maximum.reduceat(xs, starts)
-    cy0 = np.minimum.reduceat(ys, starts)
-    cy1 = np.maximum.reduceat(ys, starts)
-    mask_idx = np.searchsorted(offsets, cy0, side="right") - 1
-    oy = y0[mask_idx] - offsets[mask_idx]
-    ox = x0[mask_idx]
-    boxes = np.stack([cx0 + ox, cy0 + oy,
-                      np.minimum(cx1 + 1 + ox, width - 1), np.minimum(cy1 + 1 + oy, height - 1)], axis=1)
+    mask_idx = np.repeat(np.arange(levels.size), counts)
+    ox, oy = x0[mask_idx], y0[mask_idx]
+    boxes = np.stack([np.minimum.reduceat(xs, starts) + ox, np.minimum.reduceat(ys, starts) + oy,
+                      np.minimum(np.maximum.reduceat(xs, starts) + 1 + ox, width - 1),
+                      np.minimum(np.maximum.reduceat(ys, starts) + 1 + oy, height - 1)], axis=1)
     return mask_idx, boxes, area2
 
 
