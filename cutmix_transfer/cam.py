@@ -72,7 +72,9 @@ def normalize_cams(cams: torch.Tensor | np.ndarray, size: tuple[int, int] = (224
 
     Order (wsolevaluation's, it changes MaxBoxAcc): FIRST resize each map with cv2.INTER_CUBIC to (H, W) (cv2 is
     given (W, H)), THEN min-max normalise it per image. Bicubic overshoots, so resizing after normalising would
-    give values outside [0, 1]. NaN or constant maps -> all zeros. (wsolevaluation passes images.shape[2:],
+    give values outside [0, 1]. NaN or constant maps -> all zeros; the check is made on the map before resizing
+    too (wsolevaluation checks only after it, where cv2's float rounding makes a constant map ~1e-7 non-constant
+    and min-max blows that noise up to [0, 1]). (wsolevaluation passes images.shape[2:],
     i.e. (H, W), where cv2 expects (W, H): the same only for square inputs; here the size is read correctly.)
     """
     if isinstance(cams, torch.Tensor):
@@ -83,8 +85,10 @@ def normalize_cams(cams: torch.Tensor | np.ndarray, size: tuple[int, int] = (224
     height, width = int(size[0]), int(size[1])
     if height < 1 or width < 1:
         raise ConfigError(f"size must be (H, W) with positive values, got {size}")
-    out = np.empty((cams.shape[0], height, width), dtype=np.float32)
+    out = np.zeros((cams.shape[0], height, width), dtype=np.float32)
     for i, cam in enumerate(cams):
+        if np.isnan(cam).any() or cam.min() == cam.max():
+            continue  # degenerate before resizing: bicubic rounding would turn a constant map into amplified noise
         resized = cv2.resize(cam, (width, height), interpolation=cv2.INTER_CUBIC)
         out[i] = _normalize_scoremap(resized.astype(np.float32))
     return out
