@@ -228,7 +228,8 @@ def _level_boxes(q: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndar
     contours: list[np.ndarray] = []
     counts = np.zeros(levels.size, dtype=np.int64)
     for m in range(levels.size):
-        crop = np.greater_equal(q[y0[m]:y1[m] + 1, x0[m]:x1[m] + 1], levels[m]).view(np.uint8)
+        # q >= level  <=>  q > level - 1 (levels are >= 1): cv2.threshold is several times faster than numpy
+        _, crop = cv2.threshold(q[y0[m]:y1[m] + 1, x0[m]:x1[m] + 1], int(levels[m]) - 1, 255, cv2.THRESH_BINARY)
         found = cv2.findContours(crop, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
         counts[m] = len(found)
         contours.extend(found)
