@@ -1,0 +1,142 @@
+"""Iteration time of tools/train_det.py's path against mmdet's own Runner on the same config (goal: within 2%).
+
+The tool's path: `prepare_training` (checkpoint conversion, depth adaptation, provenance hook) + key report +
+`Runner.train()`. The plain path: `Runner.from_cfg` on the same prepared config without the project's hook, the
+backbone initialised by mmengine directly from the raw checkpoint. Both train Faster R-CNN (ResNet-18 FPN,
+random weights) on generated VOC data for the same iterations; runs alternate (A B A B ...) so that load on
+the shared machine hits both alike. Writes benchmarks/results/det_overhead.json and prints a table.
+
+    .venv/bin/python benchmarks/det_overhead.py [--iters 20] [--repeats 2] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from cutmix_transfer.io import atomic_write_json  # noqa: E402
+
+CONFIG = REPO / "configs" / "voc_faster_rcnn_demo.py"
+OUT = REPO / "benchmarks" / "results" / "det_overhead.json"
+
+
+def _iter_timer():
+    from mmengine.hooks import Hook
+
+    class IterTimes(Hook):
+        """Wall time of each train iteration (data loading + step), first `skip` dropped as warm-up."""
+
+        priority = "VERY_HIGH"
+
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self._t = 0.0
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+            self._t = time.perf_counter()
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            self.times.append(time.perf_counter() - self._t)
+
+    return IterTimes()
+
+
+def _bench_cfg(cfg, iters: int, work_dir: Path):
+    """The same short, iteration-based schedule for both paths: no validation, no checkpoint saving."""
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = str(work_dir)
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=10 ** 9)
+    cfg.param_scheduler = []
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger = dict(type="LoggerHook", interval=10 ** 6)
+    cfg.log_level = "WARNING"
+    return cfg
+
+
+def run(iters: int, repeats: int, seed: int, data_root: Path | None) -> dict:
+    torch.set_num_threads(1)
+    from cutmix_transfer.datasets.synthetic import make_demo_data
+    from cutmix_transfer.detection import build_runner, prepare_training
+    from cutmix_transfer.detection.runner import report_backbone_keys
+
+    tmp = Path(tempfile.mkdtemp(prefix="det_overhead_"))
+    if data_root is None:
+        make_demo_data(tmp / "demo", seed=seed, per_class=8, num_classes=4, layouts=("voc",), progress=False)
+        data_root = tmp / "demo" / "VOCdevkit"
+    ckpt = tmp / "resnet18_cutmix.pth"
+    torch.manual_seed(seed)
+    import torchvision
+
+    torch.save(torchvision.models.resnet18().state_dict(), ckpt)
+    root = str(data_root) + "/"
+    options = {"train_dataloader.dataset.dataset.datasets.0.data_root": root,
+               "train_dataloader.dataset.dataset.datasets.1.data_root": root,
+               "val_dataloader.dataset.data_root": root, "test_dataloader.dataset.data_root": root,
+               "train_dataloader.batch_size": 2}
+
+    times: dict[str, list[float]] = {"train_det": [], "plain_runner": []}
+    setup: dict[str, list[float]] = {"train_det": [], "plain_runner": []}
+    for r in range(repeats):
+        for path in ("train_det", "plain_runner"):
+            t0 = time.perf_counter()
+            prepared = prepare_training(CONFIG, backbone=ckpt, work_dir=tmp / f"{path}{r}", cfg_options=options,
+                                        seed=seed)
+            if path == "train_det":
+                cfg = _bench_cfg(prepared.cfg, iters, tmp / f"{path}{r}")
+                runner = build_runner(cfg)
+                report_backbone_keys(runner, prepared)
+            else:  # mmdet's own: the same config, no project hook, backbone init straight from the raw file
+                cfg = _bench_cfg(prepared.cfg, iters, tmp / f"{path}{r}")
+                cfg.custom_hooks = [h for h in cfg.custom_hooks if h["type"] != "BackboneProvenanceHook"]
+                cfg.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=str(ckpt))
+                t0 = time.perf_counter()  # the plain path has no conversion step: time only its Runner
+                from mmengine.runner import Runner
+
+                runner = Runner.from_cfg(cfg)
+            timer = _iter_timer()
+            runner.register_hook(timer)
+            setup[path].append(time.perf_counter() - t0)
+            runner.train()
+            times[path].extend(timer.times[min(3, len(timer.times) - 1):])  # first iterations are warm-up
+    med = {k: statistics.median(v) for k, v in times.items()}
+    overhead = 100.0 * (med["train_det"] - med["plain_runner"]) / med["plain_runner"]
+    return {"config": str(CONFIG.relative_to(REPO)), "backbone": "resnet18 (random weights)", "iters": iters,
+            "repeats": repeats, "batch_size": 2, "threads": 1, "median_iter_s": med,
+            "mean_iter_s": {k: statistics.fmean(v) for k, v in times.items()},
+            "setup_s": {k: statistics.fmean(v) for k, v in setup.items()},
+            "samples": {k: len(v) for k, v in times.items()},
+            "overhead_percent": overhead, "goal_percent": 2.0, "within_goal": abs(overhead) <= 2.0,
+            "device": "cpu", "torch": torch.__version__}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", type=Path, default=None, help="a VOCdevkit folder (default: generated)")
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    res = run(args.iters, args.repeats, args.seed, args.data_root)
+    atomic_write_json(args.out, res)
+    print(f"{'path':<14}{'median s/iter':>15}{'mean s/iter':>13}{'setup s':>10}")
+    for k in ("train_det", "plain_runner"):
+        print(f"{k:<14}{res['median_iter_s'][k]:>15.4f}{res['mean_iter_s'][k]:>13.4f}{res['setup_s'][k]:>10.2f}")
+    print(f"overhead {res['overhead_percent']:+.2f}% (goal within {res['goal_percent']:.0f}%) -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

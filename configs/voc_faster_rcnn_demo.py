@@ -1,0 +1,50 @@
+# Faster R-CNN R-FPN on the demo VOC data (data/demo/VOCdevkit from tools/make_demo_data.py: 128-192 px scenes,
+# VOC07+12 trainval, VOC07 test, real VOC class names) so that the pipeline runs end to end on a CPU in minutes.
+# The backbone is the demo's own pretraining (a ResNet-18): pass it with --backbone; the tool sets depth 18 and
+# FPN in_channels [64, 128, 256, 512] from it. Only data, input size and schedule differ from
+# voc_faster_rcnn_cutmix.py; the VOC07 11-point metric is the same.
+_base_ = './voc_faster_rcnn_cutmix.py'
+
+data_root = 'data/demo/VOCdevkit/'
+backbone_checkpoint = 'work_dirs/demo/cls/cutmix/backbone.pth'  # usually given with --backbone
+model = dict(backbone=dict(init_cfg=dict(checkpoint=backbone_checkpoint)))
+img_scale = (160, 160)  # images are about that size: no upscaling (mmdet's VOC recipe resizes to 1000x600)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+]
+# the demo's objects are 26-67 px: mmdet's bbox_min_size=32 would mark many of them ignored
+voc_train = dict(type='VOCDataset', data_root=data_root, filter_cfg=dict(filter_empty_gt=True, min_size=16),
+                 pipeline=train_pipeline)
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        times=1,
+        dataset=dict(datasets=[
+            dict(voc_train, ann_file='VOC2007/ImageSets/Main/trainval.txt', data_prefix=dict(sub_data_root='VOC2007/')),
+            dict(voc_train, ann_file='VOC2012/ImageSets/Main/trainval.txt', data_prefix=dict(sub_data_root='VOC2012/')),
+        ])))
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_epochs = 6
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[5], gamma=0.1)
+]
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

@@ -1,0 +1,10 @@
+# SSD300 (ResNet-50, layer2/3/4 taps) on VOC07+12, backbone from the CutMix pretrained ResNet-50.
+# The siblings voc_ssd300_{cutmix,baseline,mixup,cutout}.py differ only in `backbone_checkpoint`.
+# The paper's CutMix ResNet-50 (ImageNet top-1 err 21.40) is released at github.com/clovaai/CutMix-PyTorch
+# ('Pretrained models'); save it at this path or pass `--backbone CKPT` to tools/train_det.py.
+# The tool reads any supported format (CutMix-PyTorch, torchvision, timm, mmengine, this project's), converts
+# it for mmdet and follows its depth (a ResNet-18/34 works too).
+_base_ = './det/ssd300_r50_voc0712.py'
+
+backbone_checkpoint = 'checkpoints/resnet50_cutmix.pth'
+model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)))

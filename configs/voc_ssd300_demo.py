@@ -1,0 +1,36 @@
+# SSD300 (ResNet taps layer2/3/4) on the demo VOC data (data/demo/VOCdevkit from tools/make_demo_data.py), to
+# run end to end on a CPU in minutes. The backbone is the demo's own pretraining (a ResNet-18, --backbone); the
+# tool sets the taps to (128, 256, 512). The input stays 300x300 (the anchors and the 38/19/10/5/3/1 maps of
+# configs/det/ssd300_r50_voc0712.py need it); only data and schedule differ from voc_ssd300_cutmix.py.
+_base_ = './voc_ssd300_cutmix.py'
+
+data_root = 'data/demo/VOCdevkit/'
+backbone_checkpoint = 'work_dirs/demo/cls/cutmix/backbone.pth'  # usually given with --backbone
+model = dict(backbone=dict(init_cfg=dict(checkpoint=backbone_checkpoint)))
+
+train_pipeline = {{_base_.train_pipeline}}
+test_pipeline = {{_base_.test_pipeline}}
+voc_train = dict(type='VOCDataset', data_root=data_root, filter_cfg=dict(filter_empty_gt=True, min_size=16),
+                 pipeline=train_pipeline)
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        times=1,
+        dataset=dict(datasets=[
+            dict(voc_train, ann_file='VOC2007/ImageSets/Main/trainval.txt', data_prefix=dict(sub_data_root='VOC2007/')),
+            dict(voc_train, ann_file='VOC2012/ImageSets/Main/trainval.txt', data_prefix=dict(sub_data_root='VOC2012/')),
+        ])))
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_epochs = 8
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[6], gamma=0.1)
+]
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

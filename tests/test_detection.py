@@ -1,0 +1,210 @@
+"""Detection transfer on the generated VOC layout: backbone weights really transferred (FPN, SSD, C4; ResNet-18
+and -50), clear errors for missing data, and a few CPU iterations of train + test for Faster R-CNN and SSD300
+through the tools, with the result record checked against its inputs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("mmdet")
+torchvision = pytest.importorskip("torchvision")
+
+from cutmix_transfer.detection import (adapt_config_to_arch, check_voc_data, load_config,  # noqa: E402
+                                       prepare_training, stage_channels)
+from cutmix_transfer.errors import ConfigError, DatasetError  # noqa: E402
+from cutmix_transfer.io import sha256_file  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FRCNN = REPO / "configs" / "voc_faster_rcnn_cutmix.py"
+SSD = REPO / "configs" / "voc_ssd300_cutmix.py"
+C4 = REPO / "configs" / "voc_faster_rcnn_c4_cutmix.py"
+FRCNN_DEMO = REPO / "configs" / "voc_faster_rcnn_demo.py"
+SSD_DEMO = REPO / "configs" / "voc_ssd300_demo.py"
+
+
+@pytest.fixture(scope="module")
+def voc_root(demo_root: Path) -> Path:
+    return demo_root / "VOCdevkit"
+
+
+def _write_cutmix_style_checkpoint(arch: str, folder: Path) -> Path:
+    """A CutMix-PyTorch style checkpoint ({'arch', 'state_dict' with 'module.' keys, ...}) of random weights,
+    BN statistics randomised too, so that equality after init cannot come from a default initialisation."""
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, arch)(num_classes=1000)
+    sd = model.state_dict()
+    for k, v in sd.items():
+        if k.endswith(("running_mean", "running_var")):
+            v.copy_(torch.rand_like(v) + 0.5)
+    path = folder / f"{arch}_cutmix.pth.tar"
+    torch.save({"epoch": 300, "arch": arch, "best_err1": 21.4,
+                "state_dict": {f"module.{k}": v for k, v in sd.items()}}, path)
+    return path
+
+
+@pytest.fixture(scope="module", params=["resnet18", "resnet50"])
+def backbone_ckpt(request, tmp_path_factory) -> Path:
+    return _write_cutmix_style_checkpoint(request.param, tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture(scope="module")
+def r18_ckpt(tmp_path_factory) -> Path:
+    return _write_cutmix_style_checkpoint("resnet18", tmp_path_factory.mktemp("ckpt18"))
+
+
+def _data_options(voc_root: Path) -> dict:
+    return {"train_dataloader.dataset.dataset.datasets.0.data_root": str(voc_root) + "/",
+            "train_dataloader.dataset.dataset.datasets.1.data_root": str(voc_root) + "/",
+            "val_dataloader.dataset.data_root": str(voc_root) + "/",
+            "test_dataloader.dataset.data_root": str(voc_root) + "/"}
+
+
+@pytest.mark.parametrize("config", [FRCNN, SSD, C4], ids=["faster_rcnn", "ssd300", "faster_rcnn_c4"])
+def test_detector_backbone_equals_checkpoint_after_init(config, backbone_ckpt, voc_root, tmp_path):
+    from mmdet.registry import MODELS
+
+    prepared = prepare_training(config, backbone=backbone_ckpt, work_dir=tmp_path, cfg_options=_data_options(voc_root))
+    model = MODELS.build(prepared.cfg.model)
+    model.init_weights()
+    raw = torch.load(backbone_ckpt, weights_only=True)["state_dict"]
+    expected = {k[len("module."):]: v for k, v in raw.items()}
+    targets = {"backbone": model.backbone.state_dict()}
+    if config == C4:
+        targets["shared_head"] = model.roi_head.shared_head.state_dict()
+    compared = 0
+    for key, value in expected.items():
+        if key.startswith("fc."):
+            assert all(key not in sd for sd in targets.values())
+            continue
+        owners = [sd for sd in targets.values() if key in sd]
+        assert len(owners) == 1, key  # every backbone tensor lands in exactly one module
+        assert torch.equal(owners[0][key], value), key
+        compared += 1
+    assert compared == len(expected) - 2
+    # nothing in the backbone modules stayed at its own initialisation
+    assert sum(len(sd) for sd in targets.values()) == compared
+
+
+def test_key_report_names_loaded_and_left_out(backbone_ckpt, voc_root, tmp_path):
+    from cutmix_transfer.detection import build_runner
+    from cutmix_transfer.detection.runner import report_backbone_keys
+
+    prepared = prepare_training(FRCNN, backbone=backbone_ckpt, work_dir=tmp_path, cfg_options=_data_options(voc_root))
+    runner = build_runner(prepared.cfg)
+    report = report_backbone_keys(runner, prepared)
+    n = len(prepared.backbone_state)
+    assert sorted(report.left_out) == ["fc.bias", "fc.weight"]
+    assert len(report.loaded) == n - 2 and not report.missing and not report.shape_mismatch
+    written = json.loads((tmp_path / "backbone_keys.json").read_text())
+    assert written["left_out"] == report.left_out and written["backbone"]["sha256"] == sha256_file(backbone_ckpt)
+    converted = torch.load(tmp_path / "backbone_mmdet.pth", weights_only=True)
+    assert not any(k.startswith("fc.") for k in converted["state_dict"]) and len(converted["state_dict"]) == n - 2
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50", "resnet101"])
+def test_adapt_config_channels_follow_depth(arch):
+    cfg = load_config(FRCNN)
+    adapt_config_to_arch(cfg, arch)
+    ch = stage_channels(arch)
+    assert cfg.model.neck.in_channels == list(ch)
+    cfg = load_config(SSD)
+    adapt_config_to_arch(cfg, arch)
+    assert tuple(cfg.model.neck.in_channels) == ch[1:]
+    assert tuple(cfg.model.bbox_head.in_channels) == ch[1:] + (512, 256, 256)
+    cfg = load_config(C4)
+    adapt_config_to_arch(cfg, arch)
+    assert cfg.model.rpn_head.in_channels == ch[2] and cfg.model.roi_head.bbox_head.in_channels == ch[3]
+    with pytest.raises(ConfigError, match="vgg16"):
+        adapt_config_to_arch(cfg, "vgg16")
+
+
+def test_ssd300_resnet_feature_maps_match_vgg_ssd300_anchors():
+    """The derivation in configs/det/ssd300_r50_voc0712.py: 38/19/10/5/3/1 maps at 300 px, the VGG SSD300 grid."""
+    from mmdet.registry import MODELS
+
+    cfg = load_config(SSD)
+    adapt_config_to_arch(cfg, "resnet18")
+    model = MODELS.build(cfg.model).eval()
+    with torch.inference_mode():
+        feats = model.extract_feat(torch.zeros(1, 3, 300, 300))
+    assert [f.shape[-1] for f in feats] == [38, 19, 10, 5, 3, 1]
+    assert [f.shape[1] for f in feats] == [128, 256, 512, 512, 256, 256]
+    gen = model.bbox_head.prior_generator
+    assert gen.num_base_priors == [4, 6, 6, 6, 4, 4]
+
+
+def test_missing_voc_data_names_the_path(tmp_path):
+    cfg = load_config(FRCNN, {"val_dataloader.dataset.data_root": str(tmp_path) + "/"})
+    with pytest.raises(DatasetError, match="VOC2007/ImageSets/Main/test.txt"):
+        check_voc_data(cfg, splits=("val",))
+
+
+def test_train_tool_reports_missing_data_in_one_line(tmp_path, r18_ckpt, capsys):
+    import tools.train_det as train_det
+
+    rc = train_det.main([str(FRCNN), "--backbone", str(r18_ckpt), "--work-dir", str(tmp_path / "w"),
+                         "--cfg-options", f"train_dataloader.dataset.dataset.datasets.0.data_root={tmp_path}/"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert f"{tmp_path}/VOC2007/ImageSets/Main/trainval.txt" in err[0] and "VOCdevkit/VOC2012" in err[0]
+
+
+def test_amp_without_gpu_is_a_config_error(tmp_path, r18_ckpt, voc_root):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: --amp is valid here")
+    with pytest.raises(ConfigError, match="--amp"):
+        prepare_training(FRCNN, backbone=r18_ckpt, work_dir=tmp_path, cfg_options=_data_options(voc_root),
+                         amp=True)
+
+
+def _cli_options(voc_root: Path, extra: list[str]) -> list[str]:
+    return ["--cfg-options", *[f"{k}={v}" for k, v in _data_options(voc_root).items()], *extra]
+
+
+# Faster R-CNN at 128 px, set through --cfg-options on the demo config's pipelines (train: Resize is step 2,
+# test: step 1); SSD stays at 300 px (its anchors need it). One epoch over the 16 demo trainval images.
+SMALL_FRCNN = [f"train_dataloader.dataset.dataset.datasets.{i}.pipeline.2.scale=(128,128)" for i in (0, 1)] + [
+    f"{s}_dataloader.dataset.pipeline.1.scale=(128,128)" for s in ("val", "test")]
+RUNS = {"faster_rcnn": (FRCNN_DEMO, SMALL_FRCNN + ["train_dataloader.batch_size=4"]),
+        "ssd300": (SSD_DEMO, ["train_dataloader.batch_size=4"])}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("detector", sorted(RUNS))
+def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path, capsys):
+    import tools.test_det as test_det
+    import tools.train_det as train_det
+    from cutmix_transfer.checkpoints import safe_torch_load
+
+    config, extra = RUNS[detector]
+    work = tmp_path / "work"
+    common = ["train_cfg.max_epochs=1", "train_cfg.val_interval=1", "default_hooks.checkpoint.interval=1"]
+    assert train_det.main([str(config), "--backbone", str(r18_ckpt), "--work-dir", str(work), "--seed", "1",
+                           *_cli_options(voc_root, extra + common)]) == 0
+    ckpt = work / "epoch_1.pth"
+    meta = safe_torch_load(ckpt)["meta"]
+    assert meta["backbone_checkpoint"]["sha256"] == sha256_file(r18_ckpt)
+    assert meta["backbone_checkpoint"]["arch"] == "resnet18"
+
+    out = tmp_path / "test"
+    assert test_det.main([str(config), str(ckpt), "--out", str(out), *_cli_options(voc_root, extra)]) == 0
+    rec = json.loads((out / "results.json").read_text())
+    assert rec["kind"] == "detection" and rec["detector"] == detector and rec["eval_mode"] == "11points"
+    assert rec["checkpoint"]["sha256"] == sha256_file(r18_ckpt) and rec["checkpoint"]["method"] == "cutmix"
+    assert rec["detector_checkpoint"]["sha256"] == sha256_file(ckpt)
+    per_class = rec["per_class_ap"]
+    # classes with ground truth in the 4 demo test images; mAP is their mean (VOC07 11-point, percent)
+    assert per_class and set(per_class) <= {"aeroplane", "bicycle", "bird", "boat"}
+    assert all(0.0 <= v <= 100.0 for v in per_class.values())
+    assert rec["metrics"]["mAP"] == pytest.approx(sum(per_class.values()) / len(per_class), abs=1e-6)
+    assert f"{rec['metrics']['mAP']:.2f}" in capsys.readouterr().out
+
+    if detector == "faster_rcnn":  # resume from the work dir's last checkpoint (mmengine's own file, safe-loaded)
+        assert train_det.main([str(config), "--backbone", str(r18_ckpt), "--work-dir", str(work), "--resume",
+                               *_cli_options(voc_root, extra + ["train_cfg.max_epochs=2", "train_cfg.val_interval=2",
+                                                                "default_hooks.checkpoint.interval=1"])]) == 0
+        resumed = safe_torch_load(work / "epoch_2.pth")["meta"]
+        assert resumed["epoch"] == 2 and resumed["iter"] == 2 * meta["iter"]

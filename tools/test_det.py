@@ -1,0 +1,54 @@
+"""Evaluate a trained detector on VOC07 test (11-point mAP, per-class AP) and write a result record.
+
+    python tools/test_det.py configs/voc_faster_rcnn_cutmix.py work_dirs/voc_faster_rcnn_cutmix/epoch_4.pth
+
+The record (<out>/results.json, kind 'detection') carries the BACKBONE checkpoint's sha256, read from the
+detector checkpoint that tools/train_det.py saved, so the report lines it up with the same pretraining.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cutmix_transfer.cli import main_guard, setup_logging
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("config", help="the config the detector was trained with")
+    p.add_argument("checkpoint", help="detector checkpoint written by tools/train_det.py")
+    p.add_argument("--out", help="folder for results.json and logs (default: next to CHECKPOINT)")
+    p.add_argument("--eval-mode", choices=["11points", "area"], default=None,
+                   help="AP: '11points' (VOC07, the paper's; the configs' default) or 'area' (VOC2012 style)")
+    p.add_argument("--backbone", metavar="CKPT",
+                   help="the backbone the detector started from, for a checkpoint not trained by train_det.py")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None, help="override config keys")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow arbitrary unpickling of the checkpoint files (only for files you trust)")
+    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    from cutmix_transfer.detection import evaluate_detector
+
+    outcome = evaluate_detector(args.config, args.checkpoint, out=args.out, cfg_options=args.cfg_options,
+                                eval_mode=args.eval_mode, seed=args.seed, backbone=args.backbone,
+                                trust=args.trust_checkpoint, launcher=args.launcher)
+    rec = outcome.record
+    print(f"{rec['detector']} VOC07 test mAP ({rec['eval_mode']}): {rec['metrics']['mAP']:.2f}  -> {outcome.path}")
+    for name, ap in rec["per_class_ap"].items():
+        print(f"  {name:<12s} {ap:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
