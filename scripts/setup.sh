@@ -41,7 +41,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV" || fail "python -m venv failed"
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip --disable-pip-version-check)
+PIP=(pip_quiet)
+# pip's warnings about this machine's missing local find-links folders are noise: drop only those lines.
+pip_quiet() { "$PY" -m pip --disable-pip-version-check "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2); }
 
 say "1/5 build tools (setuptools<81 keeps pkg_resources, which mmcv's setup.py and mmengine import)"
 "${PIP[@]}" install -q --upgrade pip 'setuptools<81' wheel ninja
@@ -50,7 +52,7 @@ say "2/5 torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION (about 1 minute
 "${PIP[@]}" install -q "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 
 say "3/5 mmengine 0.10.7 (+ its dependencies, with opencv-python-headless instead of opencv-python)"
-"${PIP[@]}" install -q 'numpy<3' opencv-python-headless addict pyyaml yapf termcolor rich packaging pillow \
+"${PIP[@]}" install -q 'numpy<3' 'opencv-python-headless>=4.8,<5' addict pyyaml yapf termcolor rich packaging pillow \
     matplotlib scipy shapely terminaltables six tqdm pycocotools pytest scikit-learn
 "${PIP[@]}" install -q --no-deps mmengine==0.10.7
 
