@@ -121,7 +121,8 @@ def main() -> None:
             r = rows[-1]
             print(f"{interval:<7} {kind:<9} masks {n_masks:6.1f}  oracle V1 {r['oracle_v1_ms']:8.2f} ms  "
                   f"V1+V2 {r['oracle_v1_v2_ms']:8.2f} ms  fast V1+V2 {r['fast_v1_v2_ms']:7.2f} ms  "
-                  f"x{r['speedup_vs_oracle_v1']:5.1f} (vs V1)  x{r['speedup_vs_oracle_v1_v2']:5.1f} (vs V1+V2)  "
+                  f"x{r['speedup_vs_oracle_v1']:5.1f} (vs V1)  "
+                  f"x{r['speedup_vs_oracle_v1_v2']:5.1f} (vs V1+V2)  "
                   f"identical {same}", flush=True)
     # all cores: every map of every kind at once, process pools for both paths
     pooled = []
@@ -142,7 +143,8 @@ def main() -> None:
                            "fast_v1_v2_ms_per_image": t_fast / len(jobs) * 1e3, "speedup": t_oracle / t_fast})
             print(f"all cores ({args.workers}) interval {interval}: oracle V1+V2 "
                   f"{pooled[-1]['oracle_v1_v2_ms_per_image']:.2f} ms/img, fast "
-                  f"{pooled[-1]['fast_v1_v2_ms_per_image']:.2f} ms/img, x{pooled[-1]['speedup']:.1f}", flush=True)
+                  f"{pooled[-1]['fast_v1_v2_ms_per_image']:.2f} ms/img, "
+                  f"x{pooled[-1]['speedup']:.1f}", flush=True)
     result = {"single_core": rows, "all_cores": pooled, "seed": args.seed, "cpu_count": os.cpu_count(),
               "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "opencv": cv2.__version__,
               "numpy": np.__version__, "python": platform.python_version(), "machine": platform.machine(),

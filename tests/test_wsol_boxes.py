@@ -21,7 +21,8 @@ def _norm(m: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- map makers
 def cam_like(rng, cells):
-    return _norm(cv2.resize(rng.random((cells, cells)).astype(np.float32), (S, S), interpolation=cv2.INTER_CUBIC))
+    small = rng.random((cells, cells)).astype(np.float32)
+    return _norm(cv2.resize(small, (S, S), interpolation=cv2.INTER_CUBIC))
 
 
 def blurred_noise(rng, sigma):
@@ -103,7 +104,8 @@ def all_maps(seed: int = 0) -> list[tuple[str, np.ndarray]]:
     maps = [(f"cam{c}_{i}", cam_like(rng, c)) for c in (7, 14, 28) for i in range(2)]
     maps += [(f"noise{s}", blurred_noise(rng, s)) for s in (3, 8)]
     maps += [(f"blobs{n}", blobs(rng, n)) for n in (1, 3, 6)]
-    maps += [("rings", rings(rng)), ("plateaus", plateaus(rng, 5, 8)), ("plateaus_fine", plateaus(rng, 3, 28))]
+    maps += [("rings", rings(rng)), ("plateaus", plateaus(rng, 5, 8))]
+    maps += [("plateaus_fine", plateaus(rng, 3, 28))]
     maps += [("pixels_same", sparse_pixels(rng, 30, True)), ("pixels", sparse_pixels(rng, 40, False))]
     maps += [("lines", lines(rng)), ("checker", checker_and_touching()), ("ties", ties_at_cut())]
     maps += [("empty", np.zeros((S, S), np.float32)), ("ones", np.ones((S, S), np.float32)),
@@ -181,7 +183,8 @@ def test_iou_plus1_hand_values():
 
 def test_resize_boxes_truncates_like_reference():
     out = B.resize_boxes(np.array([[10, 20, 299, 199.9]]), (300, 200))
-    # 10*224/300 = 7.47 -> 7; 20*224/200 = 22.4 -> 22; 299*224/300 = 223.25 -> 223; 199.9*224/200 = 223.888 -> 223
+    # 10*224/300 = 7.47 -> 7; 20*224/200 = 22.4 -> 22; 299*224/300 = 223.25 -> 223;
+    # 199.9*224/200 = 223.888 -> 223
     assert out.tolist() == [[7, 22, 223, 223]]
 
 
@@ -197,7 +200,7 @@ def test_invalid_inputs_rejected_by_both_paths():
             fn(np.zeros((8, 8), np.float32), np.array([[5, 0, 3, 3]]), [0.5], False)
 
 
-# ---------------------------------------------------------------------------------------------- fast == oracle
+# ------------------------------------------------------------------------------------------ fast == oracle
 @pytest.mark.parametrize("interval", [0.01, 0.001])
 def test_fast_equals_oracle(interval):
     thr = B.cam_thresholds(interval)
@@ -224,7 +227,8 @@ def test_fast_equals_oracle_odd_shapes_and_thresholds():
             m = _norm(rng.random(shape) ** 3)
             gt = np.array([[0, 0, shape[1] - 1, shape[0] - 1]])
             for mc in (False, True):
-                assert np.array_equal(B.max_iou_curve(m, gt, thr, mc), B.max_iou_curve_reference(m, gt, thr, mc))
+                ref = B.max_iou_curve_reference(m, gt, thr, mc)
+                assert np.array_equal(B.max_iou_curve(m, gt, thr, mc), ref)
 
 
 def test_tie_order_many_equal_contours():
@@ -237,7 +241,8 @@ def test_tie_order_many_equal_contours():
             y, x = rng.integers(0, S - 4, 2)
             m[y:y + 3, x:x + 3] = rng.choice([0.5, 1.0])
         gt = gts_for(rng)
-        assert np.array_equal(B.max_iou_curve(m, gt, thr, False), B.max_iou_curve_reference(m, gt, thr, False))
+        ref = B.max_iou_curve_reference(m, gt, thr, False)
+        assert np.array_equal(B.max_iou_curve(m, gt, thr, False), ref)
 
 
 def test_curves_for_batch_workers_match_serial():

@@ -51,7 +51,7 @@ def cam_thresholds(cam_curve_interval: float = 0.01) -> np.ndarray:
     interval = float(cam_curve_interval)
     if not 0.0 < interval < 1.0:
         raise ValueError(f"cam_curve_interval must be in (0, 1); got {cam_curve_interval!r}. "
-                         "Use e.g. 0.01 (the wsolevaluation default for training) or 0.001 (its test default).")
+                         "Use e.g. 0.01 (wsolevaluation's CLI default) or 0.001.")
     return np.arange(0, 1, interval)
 
 
@@ -229,7 +229,8 @@ def _level_boxes(q: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndar
     counts = np.zeros(levels.size, dtype=np.int64)
     for m in range(levels.size):
         # q >= level  <=>  q > level - 1 (levels are >= 1): cv2.threshold is several times faster than numpy
-        _, crop = cv2.threshold(q[y0[m]:y1[m] + 1, x0[m]:x1[m] + 1], int(levels[m]) - 1, 255, cv2.THRESH_BINARY)
+        region = q[y0[m]:y1[m] + 1, x0[m]:x1[m] + 1]
+        _, crop = cv2.threshold(region, int(levels[m]) - 1, 255, cv2.THRESH_BINARY)
         found = cv2.findContours(crop, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
         counts[m] = len(found)
         contours.extend(found)
@@ -311,7 +312,8 @@ def _curves_chunk(args: tuple[np.ndarray, list[np.ndarray], np.ndarray]) -> tupl
 def curves_for_batch(scoremaps: np.ndarray | Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray],
                      thresholds: Sequence[float] | np.ndarray, workers: int = 1,
                      pool: ProcessPoolExecutor | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(V1, V2) IoU curves, each (N, T) float64, for N score maps (N, H, W) and their GT boxes (list of (K, 4)).
+    """(V1, V2) IoU curves, each (N, T) float64, for N score maps (N, H, W) and their GT boxes
+    (a list of (K_i, 4) x0y0x1y1 arrays).
 
     workers > 1 splits the images over that many processes (a new pool per call unless ``pool`` is given;
     pass a long-lived pool when calling per batch). workers <= 0 means os.cpu_count(). Results are in input
@@ -325,7 +327,7 @@ def curves_for_batch(scoremaps: np.ndarray | Sequence[np.ndarray], gt_boxes: Seq
         workers = os.cpu_count() or 1
     if pool is None and (workers == 1 or n < 2):
         return _curves_chunk((list(scoremaps), list(gt_boxes), thr))
-    n_chunks = min(n, 4 * (pool._max_workers if pool is not None else workers))  # noqa: SLF001
+    n_chunks = min(n, 4 * max(workers, os.cpu_count() or 1 if pool is not None else 1))
     bounds = np.linspace(0, n, n_chunks + 1).astype(int)
     jobs = [([np.asarray(s) for s in scoremaps[a:b]], [np.asarray(g) for g in gt_boxes[a:b]], thr)
             for a, b in zip(bounds[:-1], bounds[1:]) if b > a]

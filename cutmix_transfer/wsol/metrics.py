@@ -47,12 +47,14 @@ class BoxEvaluator:
     (V1 box at ``fixed_threshold``, IoU >= ``fixed_iou``/100). Percentages, as the reference reports.
     """
 
-    def __init__(self, iou_thresholds: Sequence[int] = DEFAULT_IOU_THRESHOLDS, cam_curve_interval: float = 0.01,
+    def __init__(self, iou_thresholds: Sequence[int] = DEFAULT_IOU_THRESHOLDS,
+                 cam_curve_interval: float = 0.01,
                  fixed_threshold: float = PAPER_CAM_THRESHOLD, fixed_iou: int = PAPER_IOU_THRESHOLD,
                  workers: int = 1) -> None:
         ious = [int(i) for i in iou_thresholds]
         if not ious or any(not 0 < i <= 100 for i in ious) or len(set(ious)) != len(ious):
-            raise ValueError(f"iou_thresholds must be distinct percentages in (0, 100]; got {list(iou_thresholds)}")
+            raise ValueError("iou_thresholds must be distinct percentages in (0, 100]; "
+                             f"got {list(iou_thresholds)}")
         if 50 not in ious:
             raise ValueError(f"iou_thresholds must include 50 (MaxBoxAcc is defined at IoU 0.5); got {ious}")
         if not 0.0 <= fixed_threshold <= 1.0:
@@ -139,7 +141,8 @@ class BoxEvaluator:
         fixed_v1 = np.asarray(fixed_v1, dtype=np.float64).reshape(-1)
         n = v1.shape[0]
         if v1.shape != (n, self.thresholds.size) or v2.shape != v1.shape or fixed_v1.shape != (n,):
-            raise ValueError(f"curves must be (B, {self.thresholds.size}) and fixed_v1 (B,); got v1 {v1.shape}, "
+            raise ValueError(f"curves must be (B, {self.thresholds.size}) and fixed_v1 (B,); "
+                             f"got v1 {v1.shape}, "
                              f"v2 {v2.shape}, fixed_v1 {fixed_v1.shape}")
         if cls_correct is not None:
             correct = np.asarray(cls_correct, dtype=bool).reshape(-1)
@@ -257,7 +260,8 @@ class MaskEvaluator:
         mine = self.state_dict()
         self.load_state_dict({k: mine[k] + _check_counts(k, state[k], mine[k].shape) for k in mine})
 
-    def accumulate(self, scoremaps: np.ndarray | Sequence[np.ndarray], gt_masks: np.ndarray | Sequence[np.ndarray],
+    def accumulate(self, scoremaps: np.ndarray | Sequence[np.ndarray],
+                   gt_masks: np.ndarray | Sequence[np.ndarray],
                    ignore_masks: np.ndarray | Sequence[np.ndarray | None] | None = None) -> None:
         """scoremaps (B, H, W) float in [0, 1]; gt_masks (B, H, W) bool foreground (see ``resize_mask``);
         ignore_masks (B, H, W) bool or None: pixels there that are not foreground are not scored."""
@@ -298,4 +302,5 @@ class MaskEvaluator:
         valid = ~np.isnan(precision[1:])
         pxap = float((np.nan_to_num(precision[1:]) * np.diff(recall))[valid].sum() * 100.0)
         return {"pxap": pxap, "num_images": self.num_images, "pr_thresholds": edges.tolist(),
-                "precision": [None if np.isnan(p) else float(p) for p in precision], "recall": recall.tolist()}
+                "precision": [None if np.isnan(p) else float(p) for p in precision],
+                "recall": recall.tolist()}
