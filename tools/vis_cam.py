@@ -1,0 +1,57 @@
+#!/usr/bin/env python
+"""CAM overlays for any images with a classifier checkpoint.
+
+    python tools/vis_cam.py --backbone work_dirs/cub_cutmix/epoch_30.pth bird1.jpg bird2.jpg --out vis/
+    python tools/vis_cam.py --backbone ckpt.pth img.jpg --class 12 --class-names data/CUB_200_2011/classes.txt
+
+Each image is resized to 224x224 as in evaluation; the CAM of --class (default: the top-1 class) is drawn over
+the image at its own size, titled with the class, its probability and the top-5. Writes <out>/<n>_<name>_cam.png.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cutmix_transfer.cli import main_guard, setup_logging
+
+CAM_CHOICES = ("cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "gradcamelementwise", "layercam",
+               "eigencam", "eigengradcam", "scorecam", "ablationcam", "fullgrad")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--backbone", required=True, help="classifier checkpoint (any format checkpoints.py reads)")
+    p.add_argument("--class", dest="class_index", type=int, default=None, help="class index (default: top-1)")
+    p.add_argument("--class-names", default=None,
+                   help="classes.txt (CUB), LOC_synset_mapping.txt (ImageNet) or one name per line")
+    p.add_argument("--arch", default=None, help="expected arch (default: inferred from the weights)")
+    p.add_argument("--cam", default="cam", choices=CAM_CHOICES)
+    p.add_argument("--out", default="work_dirs/vis_cam", help="output folder")
+    p.add_argument("--alpha", type=float, default=0.5, help="heatmap weight in the overlay")
+    p.add_argument("--standard-form", action="store_true", help="keep the ResNet's stride-2 layer4")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow arbitrary unpickling of the checkpoint (trusted files only)")
+    p.add_argument("--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    from cutmix_transfer.wsol.visualize import VisCamConfig, vis_cam
+
+    written = vis_cam(VisCamConfig(backbone=args.backbone, images=args.images, class_index=args.class_index,
+                                   class_names=args.class_names, arch=args.arch, cam=args.cam, out=args.out,
+                                   device=args.device, seed=args.seed, trust_checkpoint=args.trust_checkpoint,
+                                   wsol_form=not args.standard_form, alpha=args.alpha))
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

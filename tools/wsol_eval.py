@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Weakly-supervised localization of one classifier checkpoint: MaxBoxAcc, MaxBoxAccV2, PxAP, and the CutMix
+paper's top-1 / GT-known localization, with clovaai/wsolevaluation's semantics (docs/wsol_protocol.md).
+
+    python tools/wsol_eval.py --backbone work_dirs/cub_cutmix/epoch_30.pth --dataset cub --vis 8
+    python tools/wsol_eval.py --backbone r50_imagenet.pth --dataset imagenet --data-root data/ILSVRC \\
+        --cam-curve-interval 0.001 --save-cams
+    torchrun --nproc_per_node 4 tools/wsol_eval.py --backbone ckpt.pth --dataset cub    # sharded, same numbers
+
+Writes <out>/results.json (metrics in percent, best thresholds, per-threshold curves, checkpoint sha256),
+<out>/per_image.csv, with --save-cams <out>/cams.npz (image_ids, cams N x 224 x 224 float32: the scored maps),
+with --vis N <out>/vis/ (overlays of the first N images, best/worst grid, BoxAcc curves, PR curve).
+The checkpoint must be a classifier of the dataset's classes (CUB 200, ImageNet 1000).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cutmix_transfer.cli import main_guard, setup_logging
+
+CAM_CHOICES = ("cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "gradcamelementwise", "layercam",
+               "eigencam", "eigengradcam", "scorecam", "ablationcam", "fullgrad")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbone", required=True, help="classifier checkpoint (any format checkpoints.py reads)")
+    p.add_argument("--dataset", required=True, choices=["cub", "imagenet"])
+    p.add_argument("--data-root", default=None,
+                   help="dataset folder (default data/CUB_200_2011 or data/ILSVRC); with --metadata, the folder "
+                        "the image ids are relative to (or the dataset folder above it)")
+    p.add_argument("--metadata", default=None,
+                   help="wsolevaluation metadata folder (metadata/CUB or metadata/CUB/test) instead of the raw layout")
+    p.add_argument("--arch", default=None, help="expected arch (default: inferred from the weights)")
+    p.add_argument("--cam", default="cam", choices=CAM_CHOICES,
+                   help="'cam' (fc weights on the last feature map) or a Grad-CAM method (needs grad-cam)")
+    p.add_argument("--split", default=None, help="test|val|train (default: test for CUB, val for ImageNet)")
+    p.add_argument("--iou", type=int, nargs="+", default=[30, 50, 70], help="IoU thresholds in percent (with 50)")
+    p.add_argument("--cam-curve-interval", type=float, default=0.01, help="CAM threshold step (0.001: finer)")
+    p.add_argument("--fixed-threshold", type=float, default=0.2,
+                   help="CAM threshold of the paper's top-1 / GT-known localization (CAM paper: 0.2)")
+    p.add_argument("--out", default=None, help="output folder (default work_dirs/wsol/<checkpoint>_<dataset>)")
+    p.add_argument("--save-cams", action="store_true", help="write cams.npz with the scored maps")
+    p.add_argument("--vis", type=int, default=0, metavar="N", help="write figures for N images and N best/worst")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=4, help="data loader processes")
+    p.add_argument("--box-workers", type=int, default=-1,
+                   help="processes extracting boxes alongside the forward pass (-1: auto, 0: none)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow arbitrary unpickling of the checkpoint (runs code from the file: trusted files only)")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="count unreadable images as skipped (listed in results.json) instead of failing")
+    p.add_argument("--standard-form", action="store_true",
+                   help="keep the ResNet's stride-2 layer4 (default: wsolevaluation's stride-1 WSOL form)")
+    p.add_argument("--large-feature-map", action="store_true", help="also layer3 stride 1 (wsolevaluation option)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    from cutmix_transfer.wsol.evaluate import WSOLEvalConfig, evaluate_wsol
+
+    cfg = WSOLEvalConfig(
+        backbone=args.backbone, dataset=args.dataset, data_root=args.data_root, metadata=args.metadata,
+        arch=args.arch, cam=args.cam, split=args.split, iou_thresholds=tuple(args.iou),
+        cam_curve_interval=args.cam_curve_interval, fixed_threshold=args.fixed_threshold, out=args.out,
+        save_cams=args.save_cams, vis=args.vis, batch_size=args.batch_size, workers=args.workers,
+        box_workers=args.box_workers, device=args.device, seed=args.seed, trust_checkpoint=args.trust_checkpoint,
+        skip_unreadable=args.skip_unreadable, wsol_form=not args.standard_form,
+        large_feature_map=args.large_feature_map, progress=not args.no_progress)
+    result = evaluate_wsol(cfg)
+    if result.record.get("world_size", 1) == 1 or result.files:
+        m = result.metrics
+        print(" ".join(f"{k}={m[k]:.2f}" for k in ("top1_cls", "top1_loc", "gt_known_loc", "maxboxacc",
+                                                   "maxboxacc_v2", "pxap") if k in m)
+              + f" -> {result.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
