@@ -305,7 +305,7 @@ def _unwrap(obj: Any, path: Path) -> tuple[str, dict, dict, str | None]:
         ours = raw_meta.get("cutmix_transfer")
         declared = None
         if isinstance(ours, dict):
-            meta.update(_plain_meta(ours, ("arch", "method", "num_classes")))
+            meta.update(_plain_meta(ours, tuple(k for k in ours if isinstance(k, str))))  # arch, method, ...
             for k in ("source_format", "source_sha256", "source_path"):
                 if isinstance(raw_meta.get(k), str):
                     meta[k] = raw_meta[k]
@@ -382,6 +382,12 @@ def infer_arch(sd: dict[str, torch.Tensor], path: str | os.PathLike = "<state di
     ResNet: BasicBlock vs Bottleneck and blocks per stage; VGG: 13 conv layers, with or without BatchNorm.
     """
     if "conv1.weight" in sd and "layer1.0.conv1.weight" in sd:
+        stem = tuple(sd["conv1.weight"].shape)
+        if stem[2:] != (7, 7):
+            raise CheckpointError(
+                f"{path}: a ResNet with a {stem[2]}x{stem[3]} stem conv (conv1.weight {stem}), e.g. a CIFAR-style "
+                "small-input stem; only the ImageNet stem (7x7, stride 2, max-pool) of torchvision ResNets is "
+                "supported here")
         block = "Bottleneck" if "layer1.0.conv3.weight" in sd else "BasicBlock"
         counts = _block_counts(sd)
         arch = _RESNET_LAYOUTS.get((block, counts))

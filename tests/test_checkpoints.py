@@ -156,9 +156,11 @@ def test_cutmix_transfer_own_checkpoint(tmp_path, r18):
     sd = {"backbone." + k: v for k, v in r18.items()}
     sd["data_preprocessor.mean"] = torch.zeros(3)
     meta = {"epoch": 7, "cutmix_transfer": {"arch": "resnet18", "method": "cutmix", "num_classes": 5}}
+    meta["cutmix_transfer"]["wsol"] = True
     loaded = C.load_backbone_state(_save({"meta": meta, "state_dict": sd, "optimizer": {}}, tmp_path / "ours.pth"))
     assert_same_weights(loaded.state_dict, r18)
     assert loaded.source_format == "cutmix_transfer" and loaded.meta["method"] == "cutmix"
+    assert loaded.meta["wsol"] is True and loaded.meta["epoch"] == 7
 
 
 def test_real_mmengine_runner_checkpoint_loads_safely(tmp_path):
@@ -220,8 +222,14 @@ def test_unknown_arch_name_is_config_error(tmp_path, r18):
         C.load_backbone_state(_save(r18, tmp_path / "r18.pth"), arch="resnet42")
 
 
+def test_small_input_stem_refused(tmp_path, r18):
+    sd = dict(r18, **{"conv1.weight": torch.zeros(64, 3, 3, 3)})
+    with pytest.raises(CheckpointError, match="3x3 stem conv"):
+        C.load_backbone_state(_save(sd, tmp_path / "stem.pth"))
+
+
 def test_cifar_resnet_is_unknown_layout(tmp_path):
-    sd = {"conv1.weight": torch.zeros(16, 3, 3, 3), "layer1.0.conv1.weight": torch.zeros(16, 16, 3, 3),
+    sd = {"conv1.weight": torch.zeros(16, 3, 7, 7), "layer1.0.conv1.weight": torch.zeros(16, 16, 3, 3),
           "layer2.0.conv1.weight": torch.zeros(32, 16, 3, 3), "layer3.0.conv1.weight": torch.zeros(64, 32, 3, 3)}
     with pytest.raises(CheckpointError, match="unknown ResNet layout.*CIFAR"):
         C.load_backbone_state(_save(sd, tmp_path / "cifar.pth"))
@@ -410,3 +418,22 @@ def test_convert_tool_end_to_end(tmp_path, r18):
 
     out = _tool(str(src), str(tmp_path / "o.pth"), "--to", "mmdet", "--arch", "resnet50")
     assert out.returncode == 2 and "arch mismatch" in out.stderr
+
+
+def test_vgg16_mmdet_export_fits_mmdet_ssdvgg(tmp_path):
+    mmdet_backbones = pytest.importorskip("mmdet.models.backbones")
+    from cutmix_transfer.backbones import build_model
+
+    torch.manual_seed(5)
+    sd = build_model("vgg16", 3, wsol=True).state_dict()
+    torch.save({"architecture": "vgg16", "epoch": 1, "state_dict": sd, "optimizer": {}}, tmp_path / "vgg.pth")
+    C.convert_checkpoint(tmp_path / "vgg.pth", tmp_path / "det.pth", to="mmdet")
+    exported = C.safe_torch_load(tmp_path / "det.pth")["state_dict"]
+    assert not any(k.startswith(("conv6.", "fc.")) for k in exported)
+    ssd = mmdet_backbones.SSDVGG(depth=16, with_last_pool=False, ceil_mode=True, out_indices=(3, 4),
+                                 out_feature_indices=(22, 34))
+    result = ssd.load_state_dict(exported, strict=False)
+    assert result.unexpected_keys == []
+    assert sorted(result.missing_keys) == ["features.31.bias", "features.31.weight", "features.33.bias",
+                                           "features.33.weight"]  # SSD's own fc6/fc7 convs
+    assert torch.equal(ssd.features[28].weight, sd["features.28.weight"])
