@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny demo dataset in every real layout, generated once per test session."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +7,20 @@ from pathlib import Path
 import pytest
 
 # Settings of the shared tiny demo (also importable by tests that need the numbers).
-DEMO_KWARGS = dict(seed=0, image_size=64, per_class=4, num_classes=4, test_per_class=2,
-                   imagenet_val_per_class=2, det_image_size=96, voc_trainval_images=8, voc_test_images=4,
-                   coco_train_images=8, coco_val_images=8, progress=False)
+DEMO_KWARGS = dict(
+    seed=0,
+    image_size=64,
+    per_class=4,
+    num_classes=4,
+    test_per_class=2,
+    imagenet_val_per_class=2,
+    det_image_size=96,
+    voc_trainval_images=8,
+    voc_test_images=4,
+    coco_train_images=8,
+    coco_val_images=8,
+    progress=False,
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Dataset readers on generated data: CUB raw layout, ImageNet val (XML and CSV), wsolevaluation metadata,
 with every error path (missing file/folder, malformed line with file:line)."""
+
 from __future__ import annotations
 
 import shutil
@@ -11,8 +12,16 @@ import numpy as np
 import pytest
 
 from conftest import DEMO_KWARGS
-from cutmix_transfer.datasets import (WSOLSample, image_size_wh, load_cub, load_cub_classes, load_imagenet_val,
-                                      load_synsets, load_wsol_metadata, write_wsol_metadata)
+from cutmix_transfer.datasets import (
+    WSOLSample,
+    image_size_wh,
+    load_cub,
+    load_cub_classes,
+    load_imagenet_val,
+    load_synsets,
+    load_wsol_metadata,
+    write_wsol_metadata,
+)
 from cutmix_transfer.datasets.synthetic import demo_cub_class_dirs, demo_synsets
 from cutmix_transfer.errors import ConfigError, DatasetError
 
@@ -45,6 +54,7 @@ def _edit_line(path: Path, lineno: int, text: str | None) -> None:
 
 # ------------------------------------------------------------------------------------------ CUB
 
+
 def test_load_cub_matches_files_and_masks(demo_root: Path):
     classes = load_cub_classes(demo_root)  # the parent of CUB_200_2011 works too
     assert classes == demo_cub_class_dirs(N)
@@ -61,19 +71,25 @@ def test_load_cub_matches_files_and_masks(demo_root: Path):
             ys, xs = np.nonzero(mask)
             assert s.boxes_xyxy.dtype == np.float32 and s.boxes_xyxy.shape == (1, 4)
             assert s.boxes_xyxy[0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
-    assert not {s.image_id for s in load_cub(demo_root, "train")} & {s.image_id for s in load_cub(demo_root, "test")}
+    assert not {s.image_id for s in load_cub(demo_root, "train")} & {
+        s.image_id for s in load_cub(demo_root, "test")
+    }
 
 
 def test_load_cub_box_convention_and_masks_next_to_root(cub: Path):
-    """x y w h -> x0 y0 x0+w y0+h (wsolevaluation), floats kept; segmentations/ may sit beside CUB_200_2011."""
+    """x y w h -> x0 y0 x0+w y0+h (wsolevaluation), floats kept; segmentations/ may sit next to the root."""
     _edit_line(cub / "bounding_boxes.txt", 1, "1 60.0 27.5 325.0 304.0")
     s = {x.image_id: x for x in load_cub(cub, "train") + load_cub(cub, "test")}
     first = (cub / "images.txt").read_text().split()[1]
     assert s[first].boxes_xyxy.tolist() == [[60.0, 27.5, 385.0, 331.5]]
     shutil.move(str(cub / "segmentations"), str(cub.parent / "segmentations"))
     again = load_cub(cub, "test")
-    assert all(x.mask_path is not None and x.mask_path.is_file() and x.mask_path.parent.parent == cub.parent /
-               "segmentations" for x in again)
+    assert all(
+        x.mask_path is not None
+        and x.mask_path.is_file()
+        and x.mask_path.parent.parent == cub.parent / "segmentations"
+        for x in again
+    )
     assert all(x.mask_path is None for x in load_cub(cub, "test", with_masks=False))
     shutil.rmtree(cub.parent / "segmentations")
     assert all(x.mask_path is None for x in load_cub(cub, "test"))
@@ -81,8 +97,10 @@ def test_load_cub_box_convention_and_masks_next_to_root(cub: Path):
         load_cub(cub, "test", with_masks=True)
 
 
-@pytest.mark.parametrize("name", ["images.txt", "classes.txt", "image_class_labels.txt", "train_test_split.txt",
-                                  "bounding_boxes.txt"])
+@pytest.mark.parametrize(
+    "name",
+    ["images.txt", "classes.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt"],
+)
 def test_cub_missing_file(cub: Path, name: str):
     (cub / name).unlink()
     with pytest.raises(DatasetError) as e:
@@ -99,21 +117,24 @@ def test_cub_missing_root_and_images_folder(tmp_path: Path, cub: Path):
         load_cub(cub, "test")
 
 
-@pytest.mark.parametrize("name, line, why", [
-    ("images.txt", "2", "1 fields, not 2"),
-    ("images.txt", "x 001.A/b.jpg", "'x' is not a number"),
-    ("image_class_labels.txt", "2 1 7", "3 fields"),
-    ("image_class_labels.txt", "2 99", "outside 1..4"),
-    ("image_class_labels.txt", "2 1.5", "not an integer"),
-    ("train_test_split.txt", "2 2", "neither 1 nor 0"),
-    ("bounding_boxes.txt", "2 1.0 2.0 3.0", "4 fields, not 5"),
-    ("bounding_boxes.txt", "2 1.0 2.0 abc 4.0", "'abc' is not a number"),
-    ("bounding_boxes.txt", "2 1.0 2.0 -3.0 4.0", "negative width"),
-    ("bounding_boxes.txt", "2 1.0 nan 3.0 4.0", "not finite"),
-    ("classes.txt", "2 002.B extra", "3 fields"),
-    ("classes.txt", "3 003.C", "class id 3 where 2"),
-    ("images.txt", "1 001.A/dup.jpg", "already on line 1"),
-])
+@pytest.mark.parametrize(
+    "name, line, why",
+    [
+        ("images.txt", "2", "1 fields, not 2"),
+        ("images.txt", "x 001.A/b.jpg", "'x' is not a number"),
+        ("image_class_labels.txt", "2 1 7", "3 fields"),
+        ("image_class_labels.txt", "2 99", "outside 1..4"),
+        ("image_class_labels.txt", "2 1.5", "not an integer"),
+        ("train_test_split.txt", "2 2", "neither 1 nor 0"),
+        ("bounding_boxes.txt", "2 1.0 2.0 3.0", "4 fields, not 5"),
+        ("bounding_boxes.txt", "2 1.0 2.0 abc 4.0", "'abc' is not a number"),
+        ("bounding_boxes.txt", "2 1.0 2.0 -3.0 4.0", "negative width"),
+        ("bounding_boxes.txt", "2 1.0 nan 3.0 4.0", "not finite"),
+        ("classes.txt", "2 002.B extra", "3 fields"),
+        ("classes.txt", "3 003.C", "class id 3 where 2"),
+        ("images.txt", "1 001.A/dup.jpg", "already on line 1"),
+    ],
+)
 def test_cub_malformed_line_names_file_line_and_text(cub: Path, name: str, line: str, why: str):
     _edit_line(cub / name, 2, line)
     with pytest.raises(DatasetError) as e:
@@ -163,6 +184,7 @@ def test_unreadable_image_header(tmp_path: Path):
 
 # ------------------------------------------------------------------------------------------ ImageNet
 
+
 def test_load_imagenet_val_xml_equals_csv_and_xml_files(demo_root: Path):
     xml = load_imagenet_val(demo_root / "ILSVRC", source="xml")
     csv = load_imagenet_val(demo_root, source="csv")  # the parent of ILSVRC works too
@@ -172,11 +194,14 @@ def test_load_imagenet_val_xml_equals_csv_and_xml_files(demo_root: Path):
     assert [s.image_id for s in xml] == sorted(s.image_id for s in xml)
     for s in xml:
         assert s.image_id.startswith("val/ILSVRC2012_val_") and s.path.name == s.image_id[4:]
-        root = ET.parse(demo_root / "ILSVRC" / "Annotations" / "CLS-LOC" / "val" /
-                        s.path.name.replace(".JPEG", ".xml")).getroot()
+        root = ET.parse(
+            demo_root / "ILSVRC" / "Annotations" / "CLS-LOC" / "val" / s.path.name.replace(".JPEG", ".xml")
+        ).getroot()
         assert syn[s.label] == root.findtext("object/name")
-        want = [[float(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")]
-                for o in root.findall("object")]
+        want = [
+            [float(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")]
+            for o in root.findall("object")
+        ]
         assert s.boxes_xyxy.tolist() == want
         img = cv2.imread(str(s.path))
         assert s.size_wh == (img.shape[1], img.shape[0])
@@ -185,15 +210,20 @@ def test_load_imagenet_val_xml_equals_csv_and_xml_files(demo_root: Path):
 def _handmade_ilsvrc(root: Path) -> None:
     """Three images written by hand (not by the generator): one with two boxes, one of the 2nd synset."""
     (root / "Data" / "CLS-LOC" / "val").mkdir(parents=True)
-    (root / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n")
+    (root / "LOC_synset_mapping.txt").write_text(
+        "n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n"
+    )
     for i, (w, h) in enumerate([(50, 40), (30, 60), (20, 20)], start=1):
-        cv2.imwrite(str(root / "Data" / "CLS-LOC" / "val" / f"ILSVRC2012_val_{i:08d}.JPEG"),
-                    np.zeros((h, w, 3), np.uint8))
+        cv2.imwrite(
+            str(root / "Data" / "CLS-LOC" / "val" / f"ILSVRC2012_val_{i:08d}.JPEG"),
+            np.zeros((h, w, 3), np.uint8),
+        )
     (root / "LOC_val_solution.csv").write_text(
         "ImageId,PredictionString\n"
         "ILSVRC2012_val_00000002,n01443537 1 2 28 59 \n"
         "ILSVRC2012_val_00000001,n01440764 0 0 10 12 n01440764 20 5 49 39 \n"
-        "ILSVRC2012_val_00000003,n01440764 3 4 5 6\n")
+        "ILSVRC2012_val_00000003,n01440764 3 4 5 6\n"
+    )
 
 
 def test_imagenet_csv_handmade_multi_box(tmp_path: Path):
@@ -203,16 +233,22 @@ def test_imagenet_csv_handmade_multi_box(tmp_path: Path):
     assert [x.label for x in s] == [0, 1, 0]
     assert s[0].boxes_xyxy.tolist() == [[0, 0, 10, 12], [20, 5, 49, 39]]
     assert [x.size_wh for x in s] == [(50, 40), (30, 60), (20, 20)]
-    assert load_synsets(tmp_path / "LOC_synset_mapping.txt")[1] == ("n01443537", "goldfish, Carassius auratus")
+    assert load_synsets(tmp_path / "LOC_synset_mapping.txt")[1] == (
+        "n01443537",
+        "goldfish, Carassius auratus",
+    )
 
 
-@pytest.mark.parametrize("line, why", [
-    ("ILSVRC2012_val_00000001", "1 comma-separated fields, not 2"),
-    ("ILSVRC2012_val_00000001,n01440764 0 0 10", "4 prediction tokens"),
-    ("ILSVRC2012_val_00000001,n09999999 0 0 10 12", "n09999999 is not in LOC_synset_mapping.txt"),
-    ("ILSVRC2012_val_00000001,n01440764 0 zero 10 12", "'zero' is not a number"),
-    ("ILSVRC2012_val_00000002,n01440764 0 0 10 12", "listed twice"),
-])
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ("ILSVRC2012_val_00000001", "1 comma-separated fields, not 2"),
+        ("ILSVRC2012_val_00000001,n01440764 0 0 10", "4 prediction tokens"),
+        ("ILSVRC2012_val_00000001,n09999999 0 0 10 12", "n09999999 is not in LOC_synset_mapping.txt"),
+        ("ILSVRC2012_val_00000001,n01440764 0 zero 10 12", "'zero' is not a number"),
+        ("ILSVRC2012_val_00000002,n01440764 0 0 10 12", "listed twice"),
+    ],
+)
 def test_imagenet_csv_malformed(tmp_path: Path, line: str, why: str):
     _handmade_ilsvrc(tmp_path)
     _edit_line(tmp_path / "LOC_val_solution.csv", 3, line)
@@ -229,16 +265,19 @@ def test_imagenet_csv_box_order_checked(tmp_path: Path):
         load_imagenet_val(tmp_path)
 
 
-@pytest.mark.parametrize("line, why", [
-    ("n0144076 tench", "not a WordNet id"),
-    ("n01440764 again", "already on line 1"),
-])
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ("n0144076 tench", "not a WordNet id"),
+        ("n01440764 again", "already on line 1"),
+    ],
+)
 def test_imagenet_synset_mapping_malformed(tmp_path: Path, line: str, why: str):
     _handmade_ilsvrc(tmp_path)
     _edit_line(tmp_path / "LOC_synset_mapping.txt", 2, line)
     with pytest.raises(DatasetError) as e:
         load_imagenet_val(tmp_path)
-    assert f"LOC_synset_mapping.txt:2:" in str(e.value) and repr(line) in str(e.value) and why in str(e.value)
+    assert "LOC_synset_mapping.txt:2:" in str(e.value) and repr(line) in str(e.value) and why in str(e.value)
 
 
 @pytest.mark.parametrize("rel", ["LOC_synset_mapping.txt", "LOC_val_solution.csv", "Data/CLS-LOC/val"])
@@ -268,15 +307,18 @@ def _first_xml(ilsvrc: Path) -> Path:
     return sorted((ilsvrc / "Annotations" / "CLS-LOC" / "val").glob("*.xml"))[0]
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda t: t.replace("</annotation>", ""), r"\.xml:\d+: XML parse error"),
-    (lambda t: t.replace("<size>", "<sizex>").replace("</size>", "</sizex>"), "no <size>"),
-    (lambda t: t.replace("<width>", "<w>").replace("</width>", "</w>"), "missing <width>"),
-    (lambda t: t.replace("<xmin>", "<xmin>a"), "is not a number"),
-    (lambda t: t.replace("n9000000", "n8000000"), "is not in LOC_synset_mapping.txt"),
-    (lambda t: t.split("<object>")[0] + "</annotation>\n", "no <object>"),
-    (lambda t: t.replace("<bndbox>", "<box>").replace("</bndbox>", "</box>"), "has no <bndbox>"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda t: t.replace("</annotation>", ""), r"\.xml:\d+: XML parse error"),
+        (lambda t: t.replace("<size>", "<sizex>").replace("</size>", "</sizex>"), "no <size>"),
+        (lambda t: t.replace("<width>", "<w>").replace("</width>", "</w>"), "missing <width>"),
+        (lambda t: t.replace("<xmin>", "<xmin>a"), "is not a number"),
+        (lambda t: t.replace("n9000000", "n8000000"), "is not in LOC_synset_mapping.txt"),
+        (lambda t: t.split("<object>")[0] + "</annotation>\n", "no <object>"),
+        (lambda t: t.replace("<bndbox>", "<box>").replace("</bndbox>", "</box>"), "has no <bndbox>"),
+    ],
+)
 def test_imagenet_xml_errors(ilsvrc: Path, edit, match):
     f = _first_xml(ilsvrc)
     f.write_text(edit(f.read_text()))
@@ -292,13 +334,19 @@ def test_imagenet_xml_folder_empty(ilsvrc: Path):
         load_imagenet_val(ilsvrc)
 
 
-# ------------------------------------------------------------------------------------------ wsolevaluation metadata
+# ------------------------------------------------------------------------------ wsolevaluation metadata
+
 
 def _wsolevaluation_style_read(d: Path) -> tuple[list[str], dict, dict, dict]:
     """An independent reading that follows wsolevaluation's data_loaders.py semantics (split(','), int())."""
     ids = [ln.strip("\n") for ln in (d / "image_ids.txt").read_text().splitlines()]
-    labels = {a: int(b) for a, b in (ln.split(",") for ln in (d / "class_labels.txt").read_text().splitlines())}
-    sizes = {a: (int(w), int(h)) for a, w, h in (ln.split(",") for ln in (d / "image_sizes.txt").read_text().splitlines())}
+    labels = {
+        a: int(b) for a, b in (ln.split(",") for ln in (d / "class_labels.txt").read_text().splitlines())
+    }
+    sizes = {
+        a: (int(w), int(h))
+        for a, w, h in (ln.split(",") for ln in (d / "image_sizes.txt").read_text().splitlines())
+    }
     boxes: dict[str, list] = {}
     for ln in (d / "localization.txt").read_text().splitlines():
         a, *v = ln.split(",")
@@ -308,8 +356,9 @@ def _wsolevaluation_style_read(d: Path) -> tuple[list[str], dict, dict, dict]:
 
 def test_wsol_metadata_round_trip_cub_and_imagenet(tmp_path: Path, demo_root: Path):
     for name, samples, data_root in (
-            ("cub", load_cub(demo_root, "test"), demo_root / "CUB_200_2011" / "images"),
-            ("ilsvrc", load_imagenet_val(demo_root), demo_root / "ILSVRC" / "Data" / "CLS-LOC")):
+        ("cub", load_cub(demo_root, "test"), demo_root / "CUB_200_2011" / "images"),
+        ("ilsvrc", load_imagenet_val(demo_root), demo_root / "ILSVRC" / "Data" / "CLS-LOC"),
+    ):
         out = write_wsol_metadata(samples, tmp_path / name)
         ids, labels, sizes, boxes = _wsolevaluation_style_read(out)
         assert ids == [s.image_id for s in samples]
@@ -317,15 +366,26 @@ def test_wsol_metadata_round_trip_cub_and_imagenet(tmp_path: Path, demo_root: Pa
             assert labels[s.image_id] == s.label and sizes[s.image_id] == s.size_wh
             assert boxes[s.image_id] == s.boxes_xyxy.astype(int).tolist()
         back = load_wsol_metadata(out, data_root)
-        assert back == [WSOLSample(s.image_id, s.path, s.label, s.boxes_xyxy, s.size_wh, None) for s in samples]
+        assert back == [
+            WSOLSample(s.image_id, s.path, s.label, s.boxes_xyxy, s.size_wh, None) for s in samples
+        ]
 
 
 def test_wsol_metadata_multi_box_lines(tmp_path: Path):
-    samples = [WSOLSample("a/1.jpg", tmp_path / "a/1.jpg", 3, np.array([[1, 2, 10, 12], [5, 5, 9.6, 9]], np.float32),
-                          (20, 30)),
-               WSOLSample("b/2.jpg", tmp_path / "b/2.jpg", 0, np.array([[0, 0, 4, 4]], np.float32), (8, 8))]
+    samples = [
+        WSOLSample(
+            "a/1.jpg",
+            tmp_path / "a/1.jpg",
+            3,
+            np.array([[1, 2, 10, 12], [5, 5, 9.6, 9]], np.float32),
+            (20, 30),
+        ),
+        WSOLSample("b/2.jpg", tmp_path / "b/2.jpg", 0, np.array([[0, 0, 4, 4]], np.float32), (8, 8)),
+    ]
     write_wsol_metadata(samples, tmp_path / "m")
-    assert (tmp_path / "m" / "localization.txt").read_text() == "a/1.jpg,1,2,10,12\na/1.jpg,5,5,10,9\nb/2.jpg,0,0,4,4\n"
+    assert (
+        tmp_path / "m" / "localization.txt"
+    ).read_text() == "a/1.jpg,1,2,10,12\na/1.jpg,5,5,10,9\nb/2.jpg,0,0,4,4\n"
     back = load_wsol_metadata(tmp_path / "m", tmp_path, check_images=False)
     assert back[0].boxes_xyxy.tolist() == [[1, 2, 10, 12], [5, 5, 10, 9]] and back[1].label == 0
 
@@ -343,18 +403,21 @@ def test_wsol_metadata_missing_file(meta: Path, demo_root: Path, name: str):
     assert str(meta / name) in str(e.value) and "--data-root" in str(e.value)
 
 
-@pytest.mark.parametrize("name, line_fn, why", [
-    ("image_ids.txt", lambda i: f"{i},0", "a comma"),
-    ("class_labels.txt", lambda i: f"{i}", "1 comma-separated fields, not 2"),
-    ("class_labels.txt", lambda i: f"{i},one", "'one' is not a number"),
-    ("class_labels.txt", lambda i: f"{i},-1", "negative label"),
-    ("class_labels.txt", lambda i: "zzz.jpg,1", "is not in image_ids.txt"),
-    ("image_sizes.txt", lambda i: f"{i},64", "2 comma-separated fields, not 3"),
-    ("image_sizes.txt", lambda i: f"{i},64.5,64", "not an integer"),
-    ("localization.txt", lambda i: f"{i},1,2,3", "4 comma-separated fields, not 5"),
-    ("localization.txt", lambda i: f"{i},m.png,ig.png", "OpenImages mask form"),
-    ("localization.txt", lambda i: f"{i},1,2,x,4", "'x' is not a number"),
-])
+@pytest.mark.parametrize(
+    "name, line_fn, why",
+    [
+        ("image_ids.txt", lambda i: f"{i},0", "a comma"),
+        ("class_labels.txt", lambda i: f"{i}", "1 comma-separated fields, not 2"),
+        ("class_labels.txt", lambda i: f"{i},one", "'one' is not a number"),
+        ("class_labels.txt", lambda i: f"{i},-1", "negative label"),
+        ("class_labels.txt", lambda i: "zzz.jpg,1", "is not in image_ids.txt"),
+        ("image_sizes.txt", lambda i: f"{i},64", "2 comma-separated fields, not 3"),
+        ("image_sizes.txt", lambda i: f"{i},64.5,64", "not an integer"),
+        ("localization.txt", lambda i: f"{i},1,2,3", "4 comma-separated fields, not 5"),
+        ("localization.txt", lambda i: f"{i},m.png,ig.png", "OpenImages mask form"),
+        ("localization.txt", lambda i: f"{i},1,2,x,4", "'x' is not a number"),
+    ],
+)
 def test_wsol_metadata_malformed(meta: Path, demo_root: Path, name: str, line_fn, why: str):
     first_id = (meta / "image_ids.txt").read_text().splitlines()[0]
     line = line_fn(first_id)
@@ -398,7 +461,9 @@ def test_write_wsol_metadata_rejects_what_the_format_cannot_hold(tmp_path: Path)
     with pytest.raises(DatasetError, match="comma"):
         write_wsol_metadata([WSOLSample("a,b.jpg", tmp_path, 0, box, (2, 2))], tmp_path / "m")
     with pytest.raises(DatasetError, match="no box"):
-        write_wsol_metadata([WSOLSample("a.jpg", tmp_path, 0, np.zeros((0, 4), np.float32), (2, 2))], tmp_path / "m")
+        write_wsol_metadata(
+            [WSOLSample("a.jpg", tmp_path, 0, np.zeros((0, 4), np.float32), (2, 2))], tmp_path / "m"
+        )
     with pytest.raises(DatasetError, match="twice"):
         write_wsol_metadata([WSOLSample("a.jpg", tmp_path, 0, box, (2, 2))] * 2, tmp_path / "m")
     assert not (tmp_path / "m").exists()

@@ -1,4 +1,5 @@
 """The demo generator: scene design A, the real layouts' files, determinism, resumability and the tool."""
+
 from __future__ import annotations
 
 import colorsys
@@ -24,8 +25,11 @@ N = DEMO_KWARGS["num_classes"]
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _lines(path: Path) -> list[list[str]]:
@@ -33,6 +37,7 @@ def _lines(path: Path) -> list[list[str]]:
 
 
 # ------------------------------------------------------------------------------------------ names
+
 
 def test_class_names_unique_and_voc_mapping():
     for n in (2, 3, 4, 10, 12, 13, 30):
@@ -53,6 +58,7 @@ def test_class_names_unique_and_voc_mapping():
 
 
 # ------------------------------------------------------------------------------------------ scenes
+
 
 def _hue_deg(rgb: np.ndarray) -> tuple[float, float]:
     h, s, _ = colorsys.rgb_to_hsv(*(np.asarray(rgb, float) / 255.0))
@@ -109,8 +115,9 @@ def test_scene_body_is_weakly_tinted_and_striped():
 def test_multi_object_scenes_do_not_overlap_and_tiny_are_difficult():
     diffs = 0
     for i in range(60):
-        sc = syn.render_scene(np.random.default_rng(i), 160, 160, [0, 1, 2], 4, size_range=(0.16, 0.42),
-                              tiny_prob=0.3)
+        sc = syn.render_scene(
+            np.random.default_rng(i), 160, 160, [0, 1, 2], 4, size_range=(0.16, 0.42), tiny_prob=0.3
+        )
         masks = [o.mask for o in sc.objects]
         for a in range(len(masks)):
             for b in range(a + 1, len(masks)):
@@ -133,6 +140,7 @@ def test_captions_are_varied_and_grammatical():
 
 
 # ------------------------------------------------------------------------------------------ layouts
+
 
 def test_cub_layout_files_agree_with_masks_and_images(demo_root: Path):
     cub = demo_root / "CUB_200_2011"
@@ -169,12 +177,16 @@ def test_imagenet_layout(demo_root: Path):
         w, h = int(root.findtext("size/width")), int(root.findtext("size/height"))
         img = cv2.imread(str(il / "Data" / "CLS-LOC" / "val" / f"{image_id}.JPEG"))
         assert img.shape[:2] == (h, w)
-        xml_objs = [[o.findtext("name")] + [o.findtext(f"bndbox/{t}") for t in ("xmin", "ymin", "xmax", "ymax")]
-                    for o in root.findall("object")]
+        xml_objs = [
+            [o.findtext("name")] + [o.findtext(f"bndbox/{t}") for t in ("xmin", "ymin", "xmax", "ymax")]
+            for o in root.findall("object")
+        ]
         assert sum(xml_objs, []) == toks
         for o in xml_objs:  # 0-based inclusive pixel indices
             assert 0 <= int(o[1]) <= int(o[3]) <= w - 1 and 0 <= int(o[2]) <= int(o[4]) <= h - 1
-    assert sorted(r.split(",")[0] for r in rows[1:]) == [f"ILSVRC2012_val_{i:08d}" for i in range(1, n_val + 1)]
+    assert sorted(r.split(",")[0] for r in rows[1:]) == [
+        f"ILSVRC2012_val_{i:08d}" for i in range(1, n_val + 1)
+    ]
 
 
 def test_voc_layout(demo_root: Path):
@@ -187,7 +199,9 @@ def test_voc_layout(demo_root: Path):
         assert not set(sets["train"]) & set(sets["val"])
         assert (main / "test.txt").exists() == has_test
         ids = sets["trainval"] + ((main / "test.txt").read_text().split() if has_test else [])
-        assert len(ids) == DEMO_KWARGS["voc_trainval_images"] + (DEMO_KWARGS["voc_test_images"] if has_test else 0)
+        assert len(ids) == DEMO_KWARGS["voc_trainval_images"] + (
+            DEMO_KWARGS["voc_test_images"] if has_test else 0
+        )
         for img_id in ids:
             root = ET.parse(d / "Annotations" / f"{img_id}.xml").getroot()
             assert root.findtext("folder") == year and root.findtext("filename") == f"{img_id}.jpg"
@@ -203,9 +217,14 @@ def test_voc_layout(demo_root: Path):
                 assert 1 <= b[0] < b[2] <= w and 1 <= b[1] < b[3] <= h  # 1-based inclusive
         # per-class lists agree with the annotations (1 present, 0 only difficult, -1 absent)
         for cname in syn.VOC_CLASSES:
-            for img_id, flag in (ln.split() for ln in (main / f"{cname}_trainval.txt").read_text().splitlines()):
-                objs = [o for o in ET.parse(d / "Annotations" / f"{img_id}.xml").getroot().findall("object")
-                        if o.findtext("name") == cname]
+            for img_id, flag in (
+                ln.split() for ln in (main / f"{cname}_trainval.txt").read_text().splitlines()
+            ):
+                objs = [
+                    o
+                    for o in ET.parse(d / "Annotations" / f"{img_id}.xml").getroot().findall("object")
+                    if o.findtext("name") == cname
+                ]
                 want = -1 if not objs else (1 if any(o.findtext("difficult") == "0" for o in objs) else 0)
                 assert int(flag) == want
 
@@ -215,8 +234,18 @@ def test_voc_layout_has_difficult_objects():
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        syn.make_demo_data(tmp, seed=3, image_size=64, per_class=1, num_classes=4, det_image_size=96,
-                           voc_trainval_images=40, voc_test_images=0, layouts=("voc",), progress=False)
+        syn.make_demo_data(
+            tmp,
+            seed=3,
+            image_size=64,
+            per_class=1,
+            num_classes=4,
+            det_image_size=96,
+            voc_trainval_images=40,
+            voc_test_images=0,
+            layouts=("voc",),
+            progress=False,
+        )
         diff = big_diff = 0
         for f in (Path(tmp) / "VOCdevkit" / "VOC2007" / "Annotations").glob("*.xml"):
             for o in ET.parse(f).getroot().findall("object"):
@@ -258,15 +287,23 @@ def test_coco_layout_and_karpathy(demo_root: Path):
             all_sent += k["sentences"]
     assert len(all_ann_ids) == 5 * (DEMO_KWARGS["coco_train_images"] + DEMO_KWARGS["coco_val_images"])
     assert [s["sentid"] for s in all_sent] == list(range(len(all_sent)))
-    assert Counter(im["split"] for im in karpathy["images"]) == {"train": 8, "val": 2, "test": 2, "restval": 4}
+    assert Counter(im["split"] for im in karpathy["images"]) == {
+        "train": 8,
+        "val": 2,
+        "test": 2,
+        "restval": 4,
+    }
     for s in all_sent:  # tokens are the lower-cased words of raw
-        assert s["tokens"] == "".join(c if c.isalnum() or c.isspace() else " " for c in s["raw"].lower()).split()
+        assert (
+            s["tokens"] == "".join(c if c.isalnum() or c.isspace() else " " for c in s["raw"].lower()).split()
+        )
     # a count-threshold vocabulary keeps the template words
     counts = Counter(t for s in all_sent for t in s["tokens"])
     assert {"a", "with", "square", "striped", "object"} & {w for w, c in counts.items() if c >= 5}
 
 
-# ------------------------------------------------------------------------------------------ determinism & marker
+# ---------------------------------------------------------------------------------- determinism & marker
+
 
 def test_same_seed_identical_bytes_other_seed_differs(tmp_path: Path, demo_root: Path):
     kwargs = dict(DEMO_KWARGS)
@@ -319,14 +356,17 @@ def test_refuses_to_overwrite_a_real_dataset(tmp_path: Path):
     assert (tmp_path / "CUB_200_2011" / "images.txt").read_text() == "1 001.A/a.jpg\n"
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(num_classes=1), "at least 2"),
-    (dict(num_classes=21), "20"),
-    (dict(image_size=16), "at least 32"),
-    (dict(per_class=-1), "negative"),
-    (dict(layouts=("cub", "kitti")), "choose from"),
-    (dict(size_jitter=0.7), "size_jitter"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(num_classes=1), "at least 2"),
+        (dict(num_classes=21), "20"),
+        (dict(image_size=16), "at least 32"),
+        (dict(per_class=-1), "negative"),
+        (dict(layouts=("cub", "kitti")), "choose from"),
+        (dict(size_jitter=0.7), "size_jitter"),
+    ],
+)
 def test_bad_settings_raise_config_error(tmp_path: Path, bad, match):
     kwargs = dict(DEMO_KWARGS, **bad)
     with pytest.raises(ConfigError, match=match):
@@ -336,13 +376,43 @@ def test_bad_settings_raise_config_error(tmp_path: Path, bad, match):
 def test_tool_writes_and_reports(tmp_path: Path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     tool = [sys.executable, str(ROOT / "tools" / "make_demo_data.py")]
-    ok = subprocess.run(tool + ["--out", str(tmp_path / "d"), "--seed", "2", "--image-size", "64", "--per-class", "2",
-                                "--num-classes", "3", "--layouts", "cub", "voc", "--voc-trainval", "4", "--voc-test",
-                                "2", "--det-image-size", "64"], capture_output=True, text=True, cwd=ROOT, env=env)
+    ok = subprocess.run(
+        tool
+        + [
+            "--out",
+            str(tmp_path / "d"),
+            "--seed",
+            "2",
+            "--image-size",
+            "64",
+            "--per-class",
+            "2",
+            "--num-classes",
+            "3",
+            "--layouts",
+            "cub",
+            "voc",
+            "--voc-trainval",
+            "4",
+            "--voc-test",
+            "2",
+            "--det-image-size",
+            "64",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "CUB_200_2011" in ok.stdout and "VOCdevkit" in ok.stdout and "aeroplane" in ok.stdout
     assert (tmp_path / "d" / "CUB_200_2011" / "images.txt").is_file()
     assert not (tmp_path / "d" / "coco").exists()
-    bad = subprocess.run(tool + ["--out", str(tmp_path / "e"), "--num-classes", "25"], capture_output=True,
-                         text=True, cwd=ROOT, env=env)
+    bad = subprocess.run(
+        tool + ["--out", str(tmp_path / "e"), "--num-classes", "25"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.strip().count("\n") == 0

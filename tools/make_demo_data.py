@@ -6,6 +6,7 @@
 
 Same settings and seed give identical bytes; a rerun with the same settings reuses a complete folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,18 +20,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="data/demo", help="folder that receives the layouts (default data/demo)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    p.add_argument("--image-size", type=int, default=96, help="side of CUB images; ImageNet/COCO vary around it")
-    p.add_argument("--per-class", type=int, default=300, help="CUB train images per class; other counts follow")
-    p.add_argument("--num-classes", type=int, default=10, help="number of classes (<= 20 with the VOC layout)")
-    p.add_argument("--test-per-class", type=int, default=None, help="CUB test images per class (per-class // 6)")
+    p.add_argument(
+        "--image-size", type=int, default=96, help="side of CUB images; ImageNet/COCO vary around it"
+    )
+    p.add_argument(
+        "--per-class", type=int, default=300, help="CUB train images per class; other counts follow"
+    )
+    p.add_argument(
+        "--num-classes", type=int, default=10, help="number of classes (<= 20 with the VOC layout)"
+    )
+    p.add_argument(
+        "--test-per-class", type=int, default=None, help="CUB test images per class (per-class // 6)"
+    )
     p.add_argument("--imagenet-val-per-class", type=int, default=None, help="ImageNet val images per class")
-    p.add_argument("--imagenet-train-per-class", type=int, default=0, help="ImageNet train images per class (0)")
+    p.add_argument(
+        "--imagenet-train-per-class", type=int, default=0, help="ImageNet train images per class (0)"
+    )
     p.add_argument("--det-image-size", type=int, default=160, help="VOC image side (varies by +-20%%)")
     p.add_argument("--voc-trainval", type=int, default=None, help="VOC2007 and VOC2012 trainval images each")
     p.add_argument("--voc-test", type=int, default=None, help="VOC2007 test images")
     p.add_argument("--coco-train", type=int, default=None, help="COCO train2014 images")
     p.add_argument("--coco-val", type=int, default=None, help="COCO val2014 images")
-    p.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS), help="which layouts to write")
+    p.add_argument(
+        "--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS), help="which layouts to write"
+    )
     p.add_argument("--force", action="store_true", help="regenerate even when a complete folder matches")
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
@@ -40,18 +53,30 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    demo = make_demo_data(args.out, seed=args.seed, image_size=args.image_size, per_class=args.per_class,
-                          num_classes=args.num_classes, test_per_class=args.test_per_class,
-                          imagenet_val_per_class=args.imagenet_val_per_class,
-                          imagenet_train_per_class=args.imagenet_train_per_class,
-                          det_image_size=args.det_image_size, voc_trainval_images=args.voc_trainval,
-                          voc_test_images=args.voc_test, coco_train_images=args.coco_train,
-                          coco_val_images=args.coco_val, layouts=args.layouts, force=args.force)
+    demo = make_demo_data(
+        args.out,
+        seed=args.seed,
+        image_size=args.image_size,
+        per_class=args.per_class,
+        num_classes=args.num_classes,
+        test_per_class=args.test_per_class,
+        imagenet_val_per_class=args.imagenet_val_per_class,
+        imagenet_train_per_class=args.imagenet_train_per_class,
+        det_image_size=args.det_image_size,
+        voc_trainval_images=args.voc_trainval,
+        voc_test_images=args.voc_test,
+        coco_train_images=args.coco_train,
+        coco_val_images=args.coco_val,
+        layouts=args.layouts,
+        force=args.force,
+    )
     print(f"demo data {'reused (complete, same settings)' if demo.reused else 'written'} in {demo.root}")
     for key in demo.spec.layouts:
         print(f"  {demo.root / LAYOUT_DIRS[key]}: {demo.counts.get(key)}")
-    print("  classes: " + ", ".join(f"{c['index']}={c['name']} ({c['synset']}, VOC '{c['voc_name']}')"
-                                    for c in demo.classes))
+    print(
+        "  classes: "
+        + ", ".join(f"{c['index']}={c['name']} ({c['synset']}, VOC '{c['voc_name']}')" for c in demo.classes)
+    )
     return 0
 
 

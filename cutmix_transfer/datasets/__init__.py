@@ -3,13 +3,34 @@
 One reader per layout: `load_cub` (raw CUB_200_2011), `load_imagenet_val` (Kaggle ILSVRC val, XML or CSV),
 `load_wsol_metadata` / `write_wsol_metadata` (clovaai/wsolevaluation's metadata). Each returns WSOLSamples.
 """
+
 from .common import WSOLSample, image_size_wh
 from .cub import load_cub, load_cub_classes
 from .imagenet import load_imagenet_val, load_synsets, parse_pascal_xml
-from .synthetic import (VOC_CLASSES, demo_class_mapping, demo_class_names, demo_synsets, demo_voc_class_names,
-                        make_demo_data)
+from .synthetic import (
+    VOC_CLASSES,
+    demo_class_mapping,
+    demo_class_names,
+    demo_synsets,
+    demo_voc_class_names,
+    make_demo_data,
+)
 from .wsol_metadata import load_wsol_metadata, write_wsol_metadata
 
-__all__ = ["WSOLSample", "image_size_wh", "load_cub", "load_cub_classes", "load_imagenet_val", "load_synsets",
-           "parse_pascal_xml", "load_wsol_metadata", "write_wsol_metadata", "make_demo_data", "demo_class_names",
-           "demo_class_mapping", "demo_synsets", "demo_voc_class_names", "VOC_CLASSES"]
+__all__ = [
+    "WSOLSample",
+    "image_size_wh",
+    "load_cub",
+    "load_cub_classes",
+    "load_imagenet_val",
+    "load_synsets",
+    "parse_pascal_xml",
+    "load_wsol_metadata",
+    "write_wsol_metadata",
+    "make_demo_data",
+    "demo_class_names",
+    "demo_class_mapping",
+    "demo_synsets",
+    "demo_voc_class_names",
+    "VOC_CLASSES",
+]

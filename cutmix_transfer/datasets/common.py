@@ -1,8 +1,9 @@
-"""What every dataset reader shares: the WSOLSample record, line-file parsing with file:line errors, image sizes.
+"""What every dataset reader shares: WSOLSample, line-file parsing with file:line errors, image sizes.
 
 Readers raise `DatasetError` for anything a user can get wrong on disk: the message names the path, what was
 found, and how to fix it (usually: point --data-root at the folder with the expected layout).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,19 +37,25 @@ class WSOLSample:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, WSOLSample):
             return NotImplemented
-        return (self.image_id == other.image_id and Path(self.path) == Path(other.path)
-                and self.label == other.label and tuple(self.size_wh) == tuple(other.size_wh)
-                and self.mask_path == other.mask_path
-                and self.boxes_xyxy.shape == other.boxes_xyxy.shape
-                and bool(np.array_equal(self.boxes_xyxy, other.boxes_xyxy)))
+        return (
+            self.image_id == other.image_id
+            and Path(self.path) == Path(other.path)
+            and self.label == other.label
+            and tuple(self.size_wh) == tuple(other.size_wh)
+            and self.mask_path == other.mask_path
+            and self.boxes_xyxy.shape == other.boxes_xyxy.shape
+            and bool(np.array_equal(self.boxes_xyxy, other.boxes_xyxy))
+        )
 
 
 def require_dir(path: Path, layout: str) -> Path:
     """Return `path` if it is a folder, else raise DatasetError naming it and the expected layout."""
     path = Path(path)
     if not path.is_dir():
-        raise DatasetError(f"dataset folder not found: {path}. Expected the {layout} layout there; "
-                           f"pass the folder that holds it with --data-root (see data/README.md).")
+        raise DatasetError(
+            f"dataset folder not found: {path}. Expected the {layout} layout there; "
+            f"pass the folder that holds it with --data-root (see data/README.md)."
+        )
     return path
 
 
@@ -56,9 +63,11 @@ def require_file(path: Path, layout: str) -> Path:
     """Return `path` if it is a file, else raise DatasetError naming it and the expected layout."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"missing file: {path}. The {layout} layout needs it; check that --data-root "
-                           f"points at the right folder and that the download was extracted completely "
-                           f"(see data/README.md).")
+        raise DatasetError(
+            f"missing file: {path}. The {layout} layout needs it; check that --data-root "
+            f"points at the right folder and that the download was extracted completely "
+            f"(see data/README.md)."
+        )
     return path
 
 
@@ -68,8 +77,10 @@ def iter_lines(path: Path, layout: str) -> Iterator[tuple[int, str]]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise DatasetError(f"{path}: not a UTF-8 text file ({e}); the {layout} layout expects plain text "
-                           f"lines. Replace the file with the original one.") from None
+        raise DatasetError(
+            f"{path}: not a UTF-8 text file ({e}); the {layout} layout expects plain text "
+            f"lines. Replace the file with the original one."
+        ) from None
     for lineno, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if line:
@@ -79,11 +90,15 @@ def iter_lines(path: Path, layout: str) -> Iterator[tuple[int, str]]:
 def malformed(path: Path, lineno: int, line: str, expected: str, why: str = "") -> DatasetError:
     """A DatasetError for one bad line: file:line, the line's text, what was expected."""
     reason = f" ({why})" if why else ""
-    return DatasetError(f"{path}:{lineno}: malformed line {line!r}{reason}; expected {expected}. "
-                        f"Fix or replace the file with the original one.")
+    return DatasetError(
+        f"{path}:{lineno}: malformed line {line!r}{reason}; expected {expected}. "
+        f"Fix or replace the file with the original one."
+    )
 
 
-def parse_number(token: str, path: Path, lineno: int, line: str, expected: str, integer: bool = False) -> float:
+def parse_number(
+    token: str, path: Path, lineno: int, line: str, expected: str, integer: bool = False
+) -> float:
     """Parse one numeric field of a line; a bad value raises DatasetError with file:line."""
     try:
         value = float(token)
@@ -115,6 +130,8 @@ def check_boxes(boxes: np.ndarray, where: str) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if bad.any():
-        raise DatasetError(f"{where}: box {boxes[bad][0].tolist()} has x1 < x0 or y1 < y0; boxes must be "
-                           f"x0 y0 x1 y1. Fix the annotation.")
+        raise DatasetError(
+            f"{where}: box {boxes[bad][0].tolist()} has x1 < x0 or y1 < y0; boxes must be "
+            f"x0 y0 x1 y1. Fix the annotation."
+        )
     return boxes

@@ -5,6 +5,7 @@ Boxes are returned exactly as the annotations hold them (x0 y0 x1 y1, 0-based pi
 ones reach width - 1 at most), which is how wsolevaluation's ILSVRC metadata carries them. An image can hold
 several boxes; all belong to its class.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,10 @@ from .common import WSOLSample, check_boxes, image_size_wh, iter_lines, malforme
 
 logger = logging.getLogger(__name__)
 
-LAYOUT = ("ILSVRC (Kaggle layout: Data/CLS-LOC/val/ILSVRC2012_val_NNNNNNNN.JPEG, Annotations/CLS-LOC/val/*.xml "
-          "or LOC_val_solution.csv, LOC_synset_mapping.txt)")
+LAYOUT = (
+    "ILSVRC (Kaggle layout: Data/CLS-LOC/val/ILSVRC2012_val_NNNNNNNN.JPEG, Annotations/CLS-LOC/val/*.xml "
+    "or LOC_val_solution.csv, LOC_synset_mapping.txt)"
+)
 
 
 def resolve_imagenet_root(root: str | Path) -> Path:
@@ -33,7 +36,10 @@ def resolve_imagenet_root(root: str | Path) -> Path:
 
 
 def load_synsets(path: str | Path) -> list[tuple[str, str]]:
-    """(wnid, description) per line of LOC_synset_mapping.txt ('n01440764 tench, Tinca tinca'); index = line order."""
+    """(wnid, description) per line of LOC_synset_mapping.txt ('n01440764 tench, Tinca tinca').
+
+    The class index is the line order.
+    """
     path = Path(path)
     expected = "'<wnid> <description>' such as 'n01440764 tench, Tinca tinca'"
     out: list[tuple[str, str]] = []
@@ -54,12 +60,16 @@ def load_synsets(path: str | Path) -> list[tuple[str, str]]:
 def _xml_int(el: ET.Element | None, tag: str, path: Path) -> float:
     node = el.find(tag) if el is not None else None
     if node is None or node.text is None:
-        raise DatasetError(f"{path}: missing <{tag}> in <{el.tag if el is not None else '?'}>; expected a "
-                           f"PASCAL-style annotation. Replace the file with the original one.")
+        raise DatasetError(
+            f"{path}: missing <{tag}> in <{el.tag if el is not None else '?'}>; expected a "
+            f"PASCAL-style annotation. Replace the file with the original one."
+        )
     try:
         value = float(node.text.strip())
     except ValueError:
-        raise DatasetError(f"{path}: <{tag}>{node.text}</{tag}> is not a number. Fix the annotation.") from None
+        raise DatasetError(
+            f"{path}: <{tag}>{node.text}</{tag}> is not a number. Fix the annotation."
+        ) from None
     return value
 
 
@@ -70,14 +80,17 @@ def parse_pascal_xml(path: str | Path) -> tuple[tuple[int, int], list[tuple[str,
         root = ET.parse(path).getroot()
     except ET.ParseError as e:
         line, col = e.position
-        raise DatasetError(f"{path}:{line}: XML parse error at column {col} ({e}). Replace the file with the "
-                           f"original one.") from None
+        raise DatasetError(
+            f"{path}:{line}: XML parse error at column {col} ({e}). Replace the file with the original one."
+        ) from None
     except OSError as e:
         raise DatasetError(f"{path}: cannot read ({e}).") from None
     size = root.find("size")
     if size is None:
-        raise DatasetError(f"{path}: no <size> element; expected a PASCAL-style annotation with <size><width>"
-                           f"<height>. Replace the file with the original one.")
+        raise DatasetError(
+            f"{path}: no <size> element; expected a PASCAL-style annotation with <size><width>"
+            f"<height>. Replace the file with the original one."
+        )
     wh = (int(_xml_int(size, "width", path)), int(_xml_int(size, "height", path)))
     objects = []
     for obj in root.findall("object"):
@@ -86,7 +99,9 @@ def parse_pascal_xml(path: str | Path) -> tuple[tuple[int, int], list[tuple[str,
             raise DatasetError(f"{path}: an <object> without <name>. Fix the annotation.")
         bb = obj.find("bndbox")
         if bb is None:
-            raise DatasetError(f"{path}: <object> {name_el.text.strip()} has no <bndbox>. Fix the annotation.")
+            raise DatasetError(
+                f"{path}: <object> {name_el.text.strip()} has no <bndbox>. Fix the annotation."
+            )
         box = [_xml_int(bb, t, path) for t in ("xmin", "ymin", "xmax", "ymax")]
         diff_el = obj.find("difficult")
         diff = int(float(diff_el.text)) if diff_el is not None and (diff_el.text or "").strip() else 0
@@ -94,11 +109,15 @@ def parse_pascal_xml(path: str | Path) -> tuple[tuple[int, int], list[tuple[str,
     return wh, objects
 
 
-def _from_xml(ann_dir: Path, wnid_index: dict[str, int]) -> dict[str, tuple[int, list[list[float]], tuple[int, int]]]:
+def _from_xml(
+    ann_dir: Path, wnid_index: dict[str, int]
+) -> dict[str, tuple[int, list[list[float]], tuple[int, int]]]:
     files = sorted(ann_dir.glob("*.xml"))
     if not files:
-        raise DatasetError(f"{ann_dir}: no *.xml annotations; expected one per validation image "
-                           f"(or use LOC_val_solution.csv with source='csv').")
+        raise DatasetError(
+            f"{ann_dir}: no *.xml annotations; expected one per validation image "
+            f"(or use LOC_val_solution.csv with source='csv')."
+        )
     out = {}
     for f in tqdm(files, desc="ImageNet val XML", disable=len(files) < 2000):
         wh, objects = parse_pascal_xml(f)
@@ -107,11 +126,17 @@ def _from_xml(ann_dir: Path, wnid_index: dict[str, int]) -> dict[str, tuple[int,
         names = [o[0] for o in objects]
         for n in names:
             if n not in wnid_index:
-                raise DatasetError(f"{f}: synset {n} is not in LOC_synset_mapping.txt; the annotation and the "
-                                   f"synset list do not belong together.")
+                raise DatasetError(
+                    f"{f}: synset {n} is not in LOC_synset_mapping.txt; the annotation and the "
+                    f"synset list do not belong together."
+                )
         if len(set(names)) > 1:
-            logger.warning("%s: objects of several synsets %s; using %s (the first) as the label and its boxes",
-                           f, sorted(set(names)), names[0])
+            logger.warning(
+                "%s: objects of several synsets %s; using %s (the first) as the label and its boxes",
+                f,
+                sorted(set(names)),
+                names[0],
+            )
         boxes = [o[1] for o in objects if o[0] == names[0]]
         out[f.stem] = (wnid_index[names[0]], boxes, wh)
     return out
@@ -131,27 +156,36 @@ def _from_csv(csv_path: Path, wnid_index: dict[str, int]) -> dict[str, tuple[int
             raise malformed(csv_path, lineno, line, expected, f"{len(parts)} comma-separated fields, not 2")
         image_id, tokens = parts[0].strip(), parts[1].split()
         if not tokens or len(tokens) % 5:
-            raise malformed(csv_path, lineno, line, expected, f"{len(tokens)} prediction tokens, not a multiple of 5")
+            raise malformed(
+                csv_path, lineno, line, expected, f"{len(tokens)} prediction tokens, not a multiple of 5"
+            )
         labels, boxes = [], []
         for k in range(0, len(tokens), 5):
             wnid = tokens[k]
             if wnid not in wnid_index:
-                raise malformed(csv_path, lineno, line, expected, f"synset {wnid} is not in LOC_synset_mapping.txt")
+                raise malformed(
+                    csv_path, lineno, line, expected, f"synset {wnid} is not in LOC_synset_mapping.txt"
+                )
             labels.append(wnid_index[wnid])
-            boxes.append([parse_number(t, csv_path, lineno, line, expected) for t in tokens[k + 1:k + 5]])
+            boxes.append([parse_number(t, csv_path, lineno, line, expected) for t in tokens[k + 1 : k + 5]])
         if image_id in out:
             raise malformed(csv_path, lineno, line, expected, f"{image_id} listed twice")
         if len(set(labels)) > 1:
-            logger.warning("%s:%d: %s has boxes of several synsets; using the first as the label",
-                           csv_path, lineno, image_id)
+            logger.warning(
+                "%s:%d: %s has boxes of several synsets; using the first as the label",
+                csv_path,
+                lineno,
+                image_id,
+            )
         out[image_id] = (labels[0], [b for b, lab in zip(boxes, labels) if lab == labels[0]], None)
     if not out:
         raise DatasetError(f"{csv_path}: no rows after the header; expected {expected}.")
     return out
 
 
-def load_imagenet_val(root: str | Path, source: Literal["auto", "xml", "csv"] = "auto",
-                      check_images: bool = True) -> list[WSOLSample]:
+def load_imagenet_val(
+    root: str | Path, source: Literal["auto", "xml", "csv"] = "auto", check_images: bool = True
+) -> list[WSOLSample]:
     """ImageNet validation samples sorted by image id ('val/ILSVRC2012_val_00000001.JPEG', relative to
     Data/CLS-LOC as in wsolevaluation's metadata). Labels = line index in LOC_synset_mapping.txt.
 
@@ -179,12 +213,24 @@ def load_imagenet_val(root: str | Path, source: Literal["auto", "xml", "csv"] = 
         label, boxes, wh = table[stem]
         path = image_dir / f"{stem}.JPEG"
         if not path.is_file():
-            raise DatasetError(f"image not found: {path} (annotated in {ann_dir if source == 'xml' else csv_path}); "
-                               f"check --data-root and that Data/CLS-LOC/val was extracted completely.")
+            raise DatasetError(
+                f"image not found: {path} (annotated in {ann_dir if source == 'xml' else csv_path}); "
+                f"check --data-root and that Data/CLS-LOC/val was extracted completely."
+            )
         if wh is None:
             wh = image_size_wh(path) if check_images else (0, 0)
         where = str(ann_dir / f"{stem}.xml") if source == "xml" else f"{csv_path} ({stem})"
-        samples.append(WSOLSample(image_id=f"val/{stem}.JPEG", path=path, label=label,
-                                  boxes_xyxy=check_boxes(np.array(boxes), where), size_wh=wh, mask_path=None))
-    logger.info("ImageNet val: %d images, %d classes, boxes from %s (%s)", len(samples), len(synsets), source, root)
+        samples.append(
+            WSOLSample(
+                image_id=f"val/{stem}.JPEG",
+                path=path,
+                label=label,
+                boxes_xyxy=check_boxes(np.array(boxes), where),
+                size_wh=wh,
+                mask_path=None,
+            )
+        )
+    logger.info(
+        "ImageNet val: %d images, %d classes, boxes from %s (%s)", len(samples), len(synsets), source, root
+    )
     return samples

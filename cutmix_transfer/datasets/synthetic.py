@@ -1,15 +1,17 @@
-"""Seeded generator of small scenes written in the real on-disk layouts (CUB, ImageNet val, VOC, COCO captions).
+"""Seeded generator of small scenes in the real on-disk layouts (CUB, ImageNet val, VOC, COCO captions).
 
-Scene design A of docs (shared/DEMO_NOTES.md): an elliptic, striped body (0.28-0.46 of the image side),
-weakly tinted with its class hue (the right hue 80% of the time), carries a small fully saturated square
-"head" with a 1-px black border (side max(9 px, 0.35 x body minor diameter), about 11% of the body area)
-that alone tells the class; the background is blurred blobs with lines and noise. A plain classifier can
-solve the task from the head, so its CAM tends to cover only the head: the situation CutMix was made for.
+Scene design A of the measured demo experiment (shared/DEMO_NOTES.md): an elliptic, striped body
+(0.28-0.46 of the image side), weakly tinted with its class hue (the right hue 80% of the time), carries a
+small fully saturated square "head" with a 1-px black border (side max(9 px, 0.35 x body minor diameter),
+about 11% of the body area) that alone tells the class; the background is blurred blobs with lines and
+noise. A plain classifier can solve the task from the head, so its CAM tends to cover only the head: the
+situation CutMix was made for.
 
 Boxes are the body's bounding box (head included), x0 y0 x1 y1 with exclusive x1/y1 (pixel columns x0..x1-1);
 each layout then writes them in its own file convention (see `make_demo_data`). Masks are the body.
 Every image has its own RNG, seeded from (seed, stream, index): same seed -> identical bytes.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -41,20 +43,63 @@ COMPLETE_MARKER = ".demo_complete"
 JPEG_QUALITY = 95
 
 # mmdet 3.x VOCDataset.METAINFO['classes'], in its order (the 20 PASCAL VOC classes).
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-               "train", "tvmonitor")
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 # Hue names every 30 degrees; demo class k gets hue 360*k/N and the nearest free name.
-_HUE_NAMES = ("red", "orange", "yellow", "chartreuse", "green", "spring", "cyan", "azure", "blue", "violet",
-              "magenta", "rose")
+_HUE_NAMES = (
+    "red",
+    "orange",
+    "yellow",
+    "chartreuse",
+    "green",
+    "spring",
+    "cyan",
+    "azure",
+    "blue",
+    "violet",
+    "magenta",
+    "rose",
+)
 # Plain colour words for captions (several hue names share one word; captions stay natural).
-_CAPTION_COLOR = {"red": "red", "orange": "orange", "yellow": "yellow", "chartreuse": "lime",
-                  "green": "green", "spring": "mint", "cyan": "cyan", "azure": "sky blue", "blue": "blue",
-                  "violet": "purple", "magenta": "magenta", "rose": "pink"}
+_CAPTION_COLOR = {
+    "red": "red",
+    "orange": "orange",
+    "yellow": "yellow",
+    "chartreuse": "lime",
+    "green": "green",
+    "spring": "mint",
+    "cyan": "cyan",
+    "azure": "sky blue",
+    "blue": "blue",
+    "violet": "purple",
+    "magenta": "magenta",
+    "rose": "pink",
+}
 
 
 # ----------------------------------------------------------------------------------------------- classes
+
 
 def demo_class_hues(num_classes: int) -> list[float]:
     """Hue in degrees [0, 360) of each demo class: evenly spaced around the colour circle."""
@@ -95,18 +140,28 @@ def demo_synsets(num_classes: int = 10) -> list[str]:
 def demo_voc_class_names(num_classes: int = 10) -> list[str]:
     """The VOC class name each demo class is written as: the first N names of mmdet's VOC order."""
     if num_classes > len(VOC_CLASSES):
-        raise ConfigError(f"num_classes={num_classes}: the VOC layout has only {len(VOC_CLASSES)} class names; "
-                          f"use --num-classes <= 20 or leave 'voc' out of --layouts.")
+        raise ConfigError(
+            f"num_classes={num_classes}: the VOC layout has only {len(VOC_CLASSES)} class names; "
+            f"use --num-classes <= 20 or leave 'voc' out of --layouts."
+        )
     return list(VOC_CLASSES[:num_classes])
 
 
 def demo_class_mapping(num_classes: int = 10) -> list[dict]:
-    """One dict per demo class: index, name, hue, CUB folder, synset, VOC name (the mapping every layout uses)."""
+    """One dict per demo class: index, name, hue, CUB folder, synset, VOC name (used by every layout)."""
     voc = list(VOC_CLASSES[:num_classes]) + [None] * max(0, num_classes - len(VOC_CLASSES))
-    return [dict(index=k, name=n, hue=h, cub_dir=c, synset=s, voc_name=v)
-            for k, (n, h, c, s, v) in enumerate(zip(demo_class_names(num_classes), demo_class_hues(num_classes),
-                                                    demo_cub_class_dirs(num_classes),
-                                                    demo_synsets(num_classes), voc))]
+    return [
+        dict(index=k, name=n, hue=h, cub_dir=c, synset=s, voc_name=v)
+        for k, (n, h, c, s, v) in enumerate(
+            zip(
+                demo_class_names(num_classes),
+                demo_class_hues(num_classes),
+                demo_cub_class_dirs(num_classes),
+                demo_synsets(num_classes),
+                voc,
+            )
+        )
+    ]
 
 
 def _check_num_classes(num_classes: int) -> None:
@@ -116,18 +171,19 @@ def _check_num_classes(num_classes: int) -> None:
 
 # ----------------------------------------------------------------------------------------------- scenes
 
+
 @dataclass
 class SceneObject:
     """One object of a scene. Boxes are x0 y0 x1 y1 float32 with exclusive x1/y1; mask is (H, W) bool."""
 
     label: int
-    tint_label: int            # whose hue tints the body (== label 80% of the time)
-    box_xyxy: np.ndarray       # (4,) bounding box of `mask`
+    tint_label: int  # whose hue tints the body (== label 80% of the time)
+    box_xyxy: np.ndarray  # (4,) bounding box of `mask`
     head_box_xyxy: np.ndarray  # (4,) the square head, border included
-    mask: np.ndarray           # (H, W) bool: body and head
-    body_mask: np.ndarray      # (H, W) bool: the striped ellipse alone (the head sits inside it)
-    difficult: bool = False    # a tiny object (the VOC layout writes difficult=1)
-    elongation: float = 1.0    # major / minor body diameter
+    mask: np.ndarray  # (H, W) bool: body and head
+    body_mask: np.ndarray  # (H, W) bool: the striped ellipse alone (the head sits inside it)
+    difficult: bool = False  # a tiny object (the VOC layout writes difficult=1)
+    elongation: float = 1.0  # major / minor body diameter
 
 
 @dataclass
@@ -146,8 +202,9 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Cluttered background (H, W, 3) float32 RGB: smooth colour field + blurred blobs + sharp lines."""
     side = min(h, w)
     gh, gw = int(rng.integers(3, 6)), int(rng.integers(3, 6))
-    img = cv2.resize(rng.uniform(40, 215, size=(gh, gw, 3)).astype(np.float32), (w, h),
-                     interpolation=cv2.INTER_CUBIC)
+    img = cv2.resize(
+        rng.uniform(40, 215, size=(gh, gw, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+    )
     for _ in range(int(rng.integers(6, 14))):
         center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         axes = (int(rng.uniform(0.04, 0.18) * side) + 1, int(rng.uniform(0.04, 0.18) * side) + 1)
@@ -167,9 +224,18 @@ def _mask_box(mask: np.ndarray) -> np.ndarray:
     return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float32)
 
 
-def _draw_object(rng: np.random.Generator, img: np.ndarray, grid: tuple[np.ndarray, np.ndarray],
-                 label: int, hues: Sequence[float], diam: tuple[float, float], center: tuple[float, float],
-                 angle: float, tint_match: float, difficult: bool) -> SceneObject:
+def _draw_object(
+    rng: np.random.Generator,
+    img: np.ndarray,
+    grid: tuple[np.ndarray, np.ndarray],
+    label: int,
+    hues: Sequence[float],
+    diam: tuple[float, float],
+    center: tuple[float, float],
+    angle: float,
+    tint_match: float,
+    difficult: bool,
+) -> SceneObject:
     """Paint one striped body with its head into `img` (float32 RGB, in place) and return its record."""
     num_classes = len(hues)
     ys, xs = grid
@@ -207,19 +273,33 @@ def _draw_object(rng: np.random.Generator, img: np.ndarray, grid: tuple[np.ndarr
         lu, lv = r * np.cos(t) * max(a - d, 0.0), r * np.sin(t) * max(b - d, 0.0)
         px, py = cx + lu * ca - lv * sa, cy + lu * sa + lv * ca
         x0, y0 = int(round(px - s / 2.0)), int(round(py - s / 2.0))
-        if 0 <= x0 and 0 <= y0 and x0 + s <= w_img and y0 + s <= h_img and mask[y0:y0 + s, x0:x0 + s].all():
+        if (
+            0 <= x0
+            and 0 <= y0
+            and x0 + s <= w_img
+            and y0 + s <= h_img
+            and mask[y0 : y0 + s, x0 : x0 + s].all()
+        ):
             hx0, hy0 = x0, y0
             break
     if hx0 is None:  # tiny body: centre the head (it may overhang the body slightly)
         hx0 = int(np.clip(round(cx - s / 2.0), 0, w_img - s))
         hy0 = int(np.clip(round(cy - s / 2.0), 0, h_img - s))
     body_mask = mask.copy()
-    img[hy0:hy0 + s, hx0:hx0 + s] = 0.0
-    img[hy0 + 1:hy0 + s - 1, hx0 + 1:hx0 + s - 1] = _rgb(hues[label], 1.0, 1.0)
-    mask[hy0:hy0 + s, hx0:hx0 + s] = True
+    img[hy0 : hy0 + s, hx0 : hx0 + s] = 0.0
+    img[hy0 + 1 : hy0 + s - 1, hx0 + 1 : hx0 + s - 1] = _rgb(hues[label], 1.0, 1.0)
+    mask[hy0 : hy0 + s, hx0 : hx0 + s] = True
     head = np.array([hx0, hy0, hx0 + s, hy0 + s], dtype=np.float32)
-    return SceneObject(label=int(label), tint_label=int(tint), box_xyxy=_mask_box(mask), head_box_xyxy=head,
-                       mask=mask, body_mask=body_mask, difficult=bool(difficult), elongation=float(max(a, b) / min(a, b)))
+    return SceneObject(
+        label=int(label),
+        tint_label=int(tint),
+        box_xyxy=_mask_box(mask),
+        head_box_xyxy=head,
+        mask=mask,
+        body_mask=body_mask,
+        difficult=bool(difficult),
+        elongation=float(max(a, b) / min(a, b)),
+    )
 
 
 def _finish(rng: np.random.Generator, img: np.ndarray, noise_std: float) -> np.ndarray:
@@ -227,10 +307,19 @@ def _finish(rng: np.random.Generator, img: np.ndarray, noise_std: float) -> np.n
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def render_scene(rng: np.random.Generator, width: int, height: int, labels: Sequence[int], num_classes: int,
-                 size_range: tuple[float, float] = (0.28, 0.46), tiny_prob: float = 0.0,
-                 tiny_range: tuple[float, float] = (0.06, 0.10), tint_match: float = 0.8,
-                 noise_std: float = 6.0, max_tries: int = 30) -> Scene:
+def render_scene(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    labels: Sequence[int],
+    num_classes: int,
+    size_range: tuple[float, float] = (0.28, 0.46),
+    tiny_prob: float = 0.0,
+    tiny_range: tuple[float, float] = (0.06, 0.10),
+    tint_match: float = 0.8,
+    noise_std: float = 6.0,
+    max_tries: int = 30,
+) -> Scene:
     """Render a scene holding one object per entry of `labels` (non-overlapping; an object that finds no
     free place after `max_tries` is left out). Body diameters are `size_range` x min(width, height);
     with probability `tiny_prob` an object is tiny (`tiny_range`) and marked difficult."""
@@ -261,7 +350,9 @@ def render_scene(rng: np.random.Generator, width: int, height: int, labels: Sequ
                 break
         if placed is None:
             continue
-        objects.append(_draw_object(rng, img, grid, int(label), hues, (d1, d2), placed, angle, tint_match, tiny))
+        objects.append(
+            _draw_object(rng, img, grid, int(label), hues, (d1, d2), placed, angle, tint_match, tiny)
+        )
     return Scene(image=_finish(rng, img, noise_std), objects=objects)
 
 
@@ -274,6 +365,7 @@ def _rng(seed: int, stream: int, index: int) -> np.random.Generator:
 
 
 # ----------------------------------------------------------------------------------------------- writing
+
 
 def _encode(img_rgb: np.ndarray, ext: str) -> bytes:
     params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext in (".jpg", ".jpeg", ".JPEG") else []
@@ -301,8 +393,15 @@ def _sub(parent: ET.Element, tag: str, text: object | None = None) -> ET.Element
     return el
 
 
-def _pascal_xml(folder: str, filename: str, width: int, height: int, objects: Iterable[tuple[str, list[int], int]],
-                database: str, extra_source: dict[str, str] | None = None) -> str:
+def _pascal_xml(
+    folder: str,
+    filename: str,
+    width: int,
+    height: int,
+    objects: Iterable[tuple[str, list[int], int]],
+    database: str,
+    extra_source: dict[str, str] | None = None,
+) -> str:
     """PASCAL-style annotation XML; objects are (name, [xmin, ymin, xmax, ymax], difficult)."""
     root = ET.Element("annotation")
     _sub(root, "folder", folder)
@@ -338,8 +437,17 @@ def _jitter_size(rng: np.random.Generator, size: int, vary: float) -> tuple[int,
 
 
 # stream ids: one per (layout, split), so subsets and counts of one do not change another's images
-_STREAM = {"cub": 1, "imagenet_val": 2, "imagenet_train": 3, "voc2007": 4, "voc2007_test": 5, "voc2012": 6,
-           "coco_train": 7, "coco_val": 8, "order": 9}
+_STREAM = {
+    "cub": 1,
+    "imagenet_val": 2,
+    "imagenet_train": 3,
+    "voc2007": 4,
+    "voc2007_test": 5,
+    "voc2012": 6,
+    "coco_train": 7,
+    "coco_val": 8,
+    "order": 9,
+}
 
 
 def _balanced_labels(seed: int, stream: int, num_classes: int, per_class: int) -> list[int]:
@@ -373,7 +481,9 @@ def _write_cub(root: Path, spec: "DemoSpec", progress: bool) -> dict:
         stem = f"{dirs[c].split('.', 1)[1]}_{counters[c]:04d}_{i}"
         rel = f"{dirs[c]}/{stem}.jpg"
         _write(root / "images" / rel, _encode(scene.image, ".jpg"))
-        _write(root / "segmentations" / dirs[c] / f"{stem}.png", _encode(obj.mask.astype(np.uint8) * 255, ".png"))
+        _write(
+            root / "segmentations" / dirs[c] / f"{stem}.png", _encode(obj.mask.astype(np.uint8) * 255, ".png")
+        )
         x0, y0, x1, y1 = obj.box_xyxy.tolist()
         images.append(f"{i} {rel}")
         labels_lines.append(f"{i} {c + 1}")
@@ -384,8 +494,11 @@ def _write_cub(root: Path, spec: "DemoSpec", progress: bool) -> dict:
     atomic_write_text(root / "image_class_labels.txt", "\n".join(labels_lines) + "\n")
     atomic_write_text(root / "train_test_split.txt", "\n".join(split_lines) + "\n")
     atomic_write_text(root / "bounding_boxes.txt", "\n".join(box_lines) + "\n")
-    atomic_write_text(root / "README", "cutmix_transfer demo data in the CUB-200-2011 layout (generated, "
-                      "not the real dataset). segmentations/ follows the separate CUB segmentation download.\n")
+    atomic_write_text(
+        root / "README",
+        "cutmix_transfer demo data in the CUB-200-2011 layout (generated, "
+        "not the real dataset). segmentations/ follows the separate CUB segmentation download.\n",
+    )
     return {"train": n * spec.per_class, "test": n * spec.test_per_class}
 
 
@@ -394,8 +507,10 @@ def _write_imagenet(root: Path, spec: "DemoSpec", progress: bool) -> dict:
     real annotations, whose boxes reach at most width - 1."""
     n, syn = spec.num_classes, demo_synsets(spec.num_classes)
     names = demo_class_names(n)
-    atomic_write_text(root / "LOC_synset_mapping.txt",
-                      "".join(f"{s} {nm} headed blob, {nm} square\n" for s, nm in zip(syn, names)))
+    atomic_write_text(
+        root / "LOC_synset_mapping.txt",
+        "".join(f"{s} {nm} headed blob, {nm} square\n" for s, nm in zip(syn, names)),
+    )
     counts = {}
     for split, per in (("val", spec.imagenet_val_per_class), ("train", spec.imagenet_train_per_class)):
         if per <= 0:
@@ -415,15 +530,26 @@ def _write_imagenet(root: Path, spec: "DemoSpec", progress: bool) -> dict:
                 per_syn[c] += 1
                 stem, sub = f"{syn[c]}_{per_syn[c]}", f"train/{syn[c]}"
             _write(root / "Data" / "CLS-LOC" / sub / f"{stem}.JPEG", _encode(scene.image, ".JPEG"))
-            boxes = [[int(b[0]), int(b[1]), int(b[2]) - 1, int(b[3]) - 1] for b in (o.box_xyxy for o in scene.objects)]
-            xml = _pascal_xml(split if split == "val" else syn[c], stem, w, h,
-                              [(syn[c], bx, 0) for bx in boxes], "ILSVRC_2012")
+            boxes = [
+                [int(b[0]), int(b[1]), int(b[2]) - 1, int(b[3]) - 1]
+                for b in (o.box_xyxy for o in scene.objects)
+            ]
+            xml = _pascal_xml(
+                split if split == "val" else syn[c],
+                stem,
+                w,
+                h,
+                [(syn[c], bx, 0) for bx in boxes],
+                "ILSVRC_2012",
+            )
             _write(root / "Annotations" / "CLS-LOC" / sub / f"{stem}.xml", xml.encode())
             rows.append((stem, " ".join(f"{syn[c]} {b[0]} {b[1]} {b[2]} {b[3]}" for b in boxes)))
         # the real CSVs are not sorted by image id
         _rng(spec.seed, _STREAM["order"], stream + 100).shuffle(rows)
-        atomic_write_text(root / f"LOC_{split}_solution.csv",
-                          "ImageId,PredictionString\n" + "".join(f"{a},{b} \n" for a, b in rows))
+        atomic_write_text(
+            root / f"LOC_{split}_solution.csv",
+            "ImageId,PredictionString\n" + "".join(f"{a},{b} \n" for a, b in rows),
+        )
         counts[split] = len(labels)
     return counts
 
@@ -434,8 +560,10 @@ def _write_voc(root: Path, spec: "DemoSpec", progress: bool) -> dict:
     n = spec.num_classes
     voc_names = demo_voc_class_names(n)
     counts = {}
-    years = (("VOC2007", "voc2007", "", spec.voc_trainval_images, spec.voc_test_images),
-             ("VOC2012", "voc2012", "2012_", spec.voc_trainval_images, 0))
+    years = (
+        ("VOC2007", "voc2007", "", spec.voc_trainval_images, spec.voc_test_images),
+        ("VOC2012", "voc2012", "2012_", spec.voc_trainval_images, 0),
+    )
     for year, key, prefix, n_trainval, n_test in years:
         ydir = root / year
         ids = {"trainval": [], "test": []}
@@ -447,14 +575,28 @@ def _write_voc(root: Path, spec: "DemoSpec", progress: bool) -> dict:
             rng = _rng(spec.seed, stream, i if split == "trainval" else i - n_trainval)
             w, h = _jitter_size(rng, spec.det_image_size, spec.size_jitter)
             labels = [int(x) for x in rng.integers(0, n, size=int(rng.integers(1, 4)))]
-            scene = render_scene(rng, w, h, labels, n, size_range=(0.16, 0.42), tiny_prob=0.15,
-                                 tiny_range=(0.06, 0.10))
+            scene = render_scene(
+                rng, w, h, labels, n, size_range=(0.16, 0.42), tiny_prob=0.15, tiny_range=(0.06, 0.10)
+            )
             img_id = f"{prefix}{i:06d}"
             _write(ydir / "JPEGImages" / f"{img_id}.jpg", _encode(scene.image, ".jpg"))
-            objs = [(voc_names[o.label], [int(o.box_xyxy[0]) + 1, int(o.box_xyxy[1]) + 1, int(o.box_xyxy[2]),
-                                          int(o.box_xyxy[3])], int(o.difficult)) for o in scene.objects]
-            xml = _pascal_xml(year, f"{img_id}.jpg", w, h, objs, f"The {year} Database",
-                              {"annotation": f"PASCAL {year}", "image": "cutmix_transfer demo"})
+            objs = [
+                (
+                    voc_names[o.label],
+                    [int(o.box_xyxy[0]) + 1, int(o.box_xyxy[1]) + 1, int(o.box_xyxy[2]), int(o.box_xyxy[3])],
+                    int(o.difficult),
+                )
+                for o in scene.objects
+            ]
+            xml = _pascal_xml(
+                year,
+                f"{img_id}.jpg",
+                w,
+                h,
+                objs,
+                f"The {year} Database",
+                {"annotation": f"PASCAL {year}", "image": "cutmix_transfer demo"},
+            )
             _write(ydir / "Annotations" / f"{img_id}.xml", xml.encode())
             ids[split].append(img_id)
             flags = {}
@@ -469,8 +611,10 @@ def _write_voc(root: Path, spec: "DemoSpec", progress: bool) -> dict:
         for name, lst in sets.items():
             atomic_write_text(main / f"{name}.txt", "".join(f"{x}\n" for x in lst))
             for cname in VOC_CLASSES:  # the real devkit has all 20 per-class lists
-                atomic_write_text(main / f"{cname}_{name}.txt",
-                                  "".join(f"{x} {cls_flags[x].get(cname, -1):2d}\n" for x in lst))
+                atomic_write_text(
+                    main / f"{cname}_{name}.txt",
+                    "".join(f"{x} {cls_flags[x].get(cname, -1):2d}\n" for x in lst),
+                )
         counts[year] = {k: len(v) for k, v in sets.items()}
     return counts
 
@@ -492,7 +636,9 @@ _TEMPLATES = [
 ]
 
 
-def _caption_words(rng: np.random.Generator, obj: SceneObject, width: int, height: int, num_classes: int) -> dict:
+def _caption_words(
+    rng: np.random.Generator, obj: SceneObject, width: int, height: int, num_classes: int
+) -> dict:
     color = _CAPTION_COLOR[_HUE_NAMES[_hue_name_indices(num_classes)[obj.label]]]
     x0, y0, x1, y1 = obj.box_xyxy.tolist()
     cx, cy = (x0 + x1) / 2.0 / width, (y0 + y1) / 2.0 / height
@@ -500,12 +646,17 @@ def _caption_words(rng: np.random.Generator, obj: SceneObject, width: int, heigh
     horiz = "on the left" if cx < 0.4 else "on the right" if cx > 0.6 else "in the middle"
     vert = "at the top" if cy < 0.4 else "at the bottom" if cy > 0.6 else None
     pos = horiz if vert is None or rng.random() < 0.5 else vert
-    return dict(color=color, size="large" if area > 0.16 else "small",
-                shape="elongated" if obj.elongation > 1.3 else "round", pos=pos)
+    return dict(
+        color=color,
+        size="large" if area > 0.16 else "small",
+        shape="elongated" if obj.elongation > 1.3 else "round",
+        pos=pos,
+    )
 
 
-def make_captions(rng: np.random.Generator, obj: SceneObject, width: int, height: int, num_classes: int,
-                  k: int = 5) -> list[str]:
+def make_captions(
+    rng: np.random.Generator, obj: SceneObject, width: int, height: int, num_classes: int, k: int = 5
+) -> list[str]:
     """`k` template captions for a one-object scene (distinct templates, synonyms drawn from `rng`)."""
     words = _caption_words(rng, obj, width, height, num_classes)
     out = []
@@ -528,12 +679,22 @@ def _write_coco(root: Path, spec: "DemoSpec", progress: bool) -> dict:
     """COCO 2014 captions layout + Karpathy's dataset_coco.json (train from train2014; val/test/restval
     from val2014)."""
     n = spec.num_classes
-    info = {"description": "cutmix_transfer demo captions (generated, COCO 2014 layout)", "version": "1.0",
-            "year": 2014, "contributor": "cutmix_transfer", "date_created": "2014-01-01 00:00:00"}
-    licenses = [{"id": 1, "name": "CC0 (generated data)", "url": "https://creativecommons.org/publicdomain/zero/1.0/"}]
+    info = {
+        "description": "cutmix_transfer demo captions (generated, COCO 2014 layout)",
+        "version": "1.0",
+        "year": 2014,
+        "contributor": "cutmix_transfer",
+        "date_created": "2014-01-01 00:00:00",
+    }
+    licenses = [
+        {"id": 1, "name": "CC0 (generated data)", "url": "https://creativecommons.org/publicdomain/zero/1.0/"}
+    ]
     karpathy, sent_id, ann_id, img_idx = [], 0, 1, 0
     counts = {}
-    for split, count, id_base in (("train", spec.coco_train_images, 1000000), ("val", spec.coco_val_images, 2000000)):
+    for split, count, id_base in (
+        ("train", spec.coco_train_images, 1000000),
+        ("val", spec.coco_val_images, 2000000),
+    ):
         stream = _STREAM[f"coco_{split}"]
         labels = _balanced_labels(spec.seed, stream, n, -(-count // n))[:count]
         images, anns = [], []
@@ -546,8 +707,18 @@ def _write_coco(root: Path, spec: "DemoSpec", progress: bool) -> dict:
             fname = f"COCO_{split}2014_{coco_id:012d}.jpg"
             _write(root / f"{split}2014" / fname, _encode(scene.image, ".jpg"))
             caps = make_captions(rng, scene.objects[0], w, h, n)
-            images.append({"license": 1, "file_name": fname, "coco_url": "", "height": h, "width": w,
-                           "date_captured": "2014-01-01 00:00:00", "flickr_url": "", "id": coco_id})
+            images.append(
+                {
+                    "license": 1,
+                    "file_name": fname,
+                    "coco_url": "",
+                    "height": h,
+                    "width": w,
+                    "date_captured": "2014-01-01 00:00:00",
+                    "flickr_url": "",
+                    "id": coco_id,
+                }
+            )
             sents = []
             for cap in caps:
                 anns.append({"image_id": coco_id, "id": ann_id, "caption": cap})
@@ -558,19 +729,32 @@ def _write_coco(root: Path, spec: "DemoSpec", progress: bool) -> dict:
                 ksplit = "train"
             else:
                 ksplit = "val" if i <= n_val else "test" if i <= 2 * n_val else "restval"
-            karpathy.append({"filepath": f"{split}2014", "sentids": [s["sentid"] for s in sents],
-                             "filename": fname, "imgid": img_idx, "split": ksplit, "sentences": sents,
-                             "cocoid": coco_id})
+            karpathy.append(
+                {
+                    "filepath": f"{split}2014",
+                    "sentids": [s["sentid"] for s in sents],
+                    "filename": fname,
+                    "imgid": img_idx,
+                    "split": ksplit,
+                    "sentences": sents,
+                    "cocoid": coco_id,
+                }
+            )
             img_idx += 1
-        atomic_write_json(root / "annotations" / f"captions_{split}2014.json",
-                          {"info": info, "images": images, "licenses": licenses, "annotations": anns})
+        atomic_write_json(
+            root / "annotations" / f"captions_{split}2014.json",
+            {"info": info, "images": images, "licenses": licenses, "annotations": anns},
+        )
         counts[split] = len(images)
     atomic_write_json(root / "dataset_coco.json", {"images": karpathy, "dataset": "coco"})
-    counts["karpathy"] = {s: sum(1 for im in karpathy if im["split"] == s) for s in ("train", "val", "test", "restval")}
+    counts["karpathy"] = {
+        s: sum(1 for im in karpathy if im["split"] == s) for s in ("train", "val", "test", "restval")
+    }
     return counts
 
 
 # ----------------------------------------------------------------------------------------------- entry
+
 
 @dataclass
 class DemoSpec:
@@ -611,10 +795,20 @@ class DemoData:
 def _validate(spec: DemoSpec) -> None:
     _check_num_classes(spec.num_classes)
     if spec.image_size < 32 or spec.det_image_size < 32:
-        raise ConfigError(f"image_size={spec.image_size}, det_image_size={spec.det_image_size}: use at least 32 px "
-                          f"(the head alone is 9 px).")
-    for name in ("per_class", "test_per_class", "imagenet_val_per_class", "imagenet_train_per_class",
-                 "voc_trainval_images", "voc_test_images", "coco_train_images", "coco_val_images"):
+        raise ConfigError(
+            f"image_size={spec.image_size}, det_image_size={spec.det_image_size}: use at least 32 px "
+            f"(the head alone is 9 px)."
+        )
+    for name in (
+        "per_class",
+        "test_per_class",
+        "imagenet_val_per_class",
+        "imagenet_train_per_class",
+        "voc_trainval_images",
+        "voc_test_images",
+        "coco_train_images",
+        "coco_val_images",
+    ):
         if getattr(spec, name) < 0:
             raise ConfigError(f"{name}={getattr(spec, name)}: counts cannot be negative.")
     if not 0.0 <= spec.size_jitter < 0.5:
@@ -625,17 +819,32 @@ def _validate(spec: DemoSpec) -> None:
     if "voc" in spec.layouts:
         demo_voc_class_names(spec.num_classes)
     if "coco" in spec.layouts and 0 < spec.coco_val_images < 4:
-        raise ConfigError(f"coco_val_images={spec.coco_val_images}: need at least 4 for the Karpathy val/test/"
-                          f"restval split (or 0).")
+        raise ConfigError(
+            f"coco_val_images={spec.coco_val_images}: need at least 4 for the Karpathy val/test/"
+            f"restval split (or 0)."
+        )
 
 
-def make_demo_data(out: str | os.PathLike, seed: int = 0, image_size: int = 96, per_class: int = 300,
-                   num_classes: int = 10, *, test_per_class: int | None = None,
-                   imagenet_val_per_class: int | None = None, imagenet_train_per_class: int = 0,
-                   det_image_size: int = 160, voc_trainval_images: int | None = None,
-                   voc_test_images: int | None = None, coco_train_images: int | None = None,
-                   coco_val_images: int | None = None, size_jitter: float = 0.2,
-                   layouts: Sequence[str] = LAYOUTS, force: bool = False, progress: bool = True) -> DemoData:
+def make_demo_data(
+    out: str | os.PathLike,
+    seed: int = 0,
+    image_size: int = 96,
+    per_class: int = 300,
+    num_classes: int = 10,
+    *,
+    test_per_class: int | None = None,
+    imagenet_val_per_class: int | None = None,
+    imagenet_train_per_class: int = 0,
+    det_image_size: int = 160,
+    voc_trainval_images: int | None = None,
+    voc_test_images: int | None = None,
+    coco_train_images: int | None = None,
+    coco_val_images: int | None = None,
+    size_jitter: float = 0.2,
+    layouts: Sequence[str] = LAYOUTS,
+    force: bool = False,
+    progress: bool = True,
+) -> DemoData:
     """Generate the demo data under `out`: CUB_200_2011/, ILSVRC/, VOCdevkit/VOC2007 + VOC2012, coco/.
 
     `per_class` is CUB train images per class; unset counts follow it (CUB test and ImageNet val:
@@ -645,20 +854,30 @@ def make_demo_data(out: str | os.PathLike, seed: int = 0, image_size: int = 96, 
     writes `.demo_complete` last; a rerun with the same settings reuses it, anything else regenerates.
     """
     derived = max(1, per_class // 6)
-    spec = DemoSpec(seed=int(seed), image_size=int(image_size), num_classes=int(num_classes),
-                    per_class=int(per_class),
-                    test_per_class=derived if test_per_class is None else int(test_per_class),
-                    imagenet_val_per_class=derived if imagenet_val_per_class is None else int(imagenet_val_per_class),
-                    imagenet_train_per_class=int(imagenet_train_per_class), det_image_size=int(det_image_size),
-                    voc_trainval_images=(max(4, per_class * num_classes // 10) if voc_trainval_images is None
-                                         else int(voc_trainval_images)),
-                    voc_test_images=(max(2, per_class * num_classes // 20) if voc_test_images is None
-                                     else int(voc_test_images)),
-                    coco_train_images=(max(4, per_class * num_classes // 5) if coco_train_images is None
-                                       else int(coco_train_images)),
-                    coco_val_images=(max(4, per_class * num_classes // 10) if coco_val_images is None
-                                     else int(coco_val_images)),
-                    size_jitter=float(size_jitter), layouts=tuple(dict.fromkeys(layouts)))
+    spec = DemoSpec(
+        seed=int(seed),
+        image_size=int(image_size),
+        num_classes=int(num_classes),
+        per_class=int(per_class),
+        test_per_class=derived if test_per_class is None else int(test_per_class),
+        imagenet_val_per_class=derived if imagenet_val_per_class is None else int(imagenet_val_per_class),
+        imagenet_train_per_class=int(imagenet_train_per_class),
+        det_image_size=int(det_image_size),
+        voc_trainval_images=(
+            max(4, per_class * num_classes // 10) if voc_trainval_images is None else int(voc_trainval_images)
+        ),
+        voc_test_images=(
+            max(2, per_class * num_classes // 20) if voc_test_images is None else int(voc_test_images)
+        ),
+        coco_train_images=(
+            max(4, per_class * num_classes // 5) if coco_train_images is None else int(coco_train_images)
+        ),
+        coco_val_images=(
+            max(4, per_class * num_classes // 10) if coco_val_images is None else int(coco_val_images)
+        ),
+        size_jitter=float(size_jitter),
+        layouts=tuple(dict.fromkeys(layouts)),
+    )
     _validate(spec)
     out = Path(out)
     manifest_path, marker = out / MANIFEST, out / COMPLETE_MARKER
@@ -672,20 +891,31 @@ def make_demo_data(out: str | os.PathLike, seed: int = 0, image_size: int = 96, 
             old = {}
         if marker.read_text().strip() == digest and old.get("spec_sha256") == digest:
             logger.info("demo data in %s is complete and matches the settings; reusing it", out)
-            return DemoData(out, spec, demo_class_mapping(spec.num_classes), old.get("counts", {}), reused=True)
+            return DemoData(
+                out, spec, demo_class_mapping(spec.num_classes), old.get("counts", {}), reused=True
+            )
 
     existing = [LAYOUT_DIRS[k] for k in LAYOUTS if (out / LAYOUT_DIRS[k]).exists()]
     if existing and not manifest_path.is_file():
-        raise ConfigError(f"{out} already holds {', '.join(existing)} that the demo generator did not write "
-                          f"(no {MANIFEST}); refusing to overwrite what may be a real dataset. Pass an empty "
-                          f"folder such as data/demo to --out.")
+        raise ConfigError(
+            f"{out} already holds {', '.join(existing)} that the demo generator did not write "
+            f"(no {MANIFEST}); refusing to overwrite what may be a real dataset. Pass an empty "
+            f"folder such as data/demo to --out."
+        )
     if marker.exists():
         marker.unlink()
     for name in existing:  # ours (the manifest says so): a changed or interrupted run starts clean
         shutil.rmtree(out / name)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(manifest_path, {"generator": "cutmix_transfer.datasets.synthetic", "complete": False,
-                                      "spec": asdict(spec), "spec_sha256": digest})
+    atomic_write_json(
+        manifest_path,
+        {
+            "generator": "cutmix_transfer.datasets.synthetic",
+            "complete": False,
+            "spec": asdict(spec),
+            "spec_sha256": digest,
+        },
+    )
 
     writers = {"cub": _write_cub, "imagenet": _write_imagenet, "voc": _write_voc, "coco": _write_coco}
     counts = {}
@@ -693,9 +923,18 @@ def make_demo_data(out: str | os.PathLike, seed: int = 0, image_size: int = 96, 
         counts[key] = writers[key](out / LAYOUT_DIRS[key], spec, progress)
         logger.info("wrote %s: %s", out / LAYOUT_DIRS[key], counts[key])
     classes = demo_class_mapping(spec.num_classes)
-    atomic_write_json(manifest_path, {"generator": "cutmix_transfer.datasets.synthetic", "complete": True,
-                                      "spec": asdict(spec), "spec_sha256": digest, "classes": classes,
-                                      "counts": counts, "dirs": {k: LAYOUT_DIRS[k] for k in spec.layouts}})
+    atomic_write_json(
+        manifest_path,
+        {
+            "generator": "cutmix_transfer.datasets.synthetic",
+            "complete": True,
+            "spec": asdict(spec),
+            "spec_sha256": digest,
+            "classes": classes,
+            "counts": counts,
+            "dirs": {k: LAYOUT_DIRS[k] for k in spec.layouts},
+        },
+    )
     atomic_write_text(marker, digest + "\n")
     return DemoData(out, spec, classes, counts)
 
@@ -706,6 +945,8 @@ def read_demo_manifest(root: str | os.PathLike) -> dict:
 
     root = Path(root)
     if not (root / COMPLETE_MARKER).is_file() or not (root / MANIFEST).is_file():
-        raise DatasetError(f"{root}: no complete demo data ({COMPLETE_MARKER} or {MANIFEST} missing); "
-                           f"generate it with `python tools/make_demo_data.py --out {root}`.")
+        raise DatasetError(
+            f"{root}: no complete demo data ({COMPLETE_MARKER} or {MANIFEST} missing); "
+            f"generate it with `python tools/make_demo_data.py --out {root}`."
+        )
     return json.loads((root / MANIFEST).read_text())

@@ -9,6 +9,7 @@ Image ids are paths relative to the data root (CUB: '001.Black_footed_Albatross/
 CUB_200_2011/images; ImageNet: 'val/ILSVRC2012_val_00000001.JPEG' under ILSVRC/Data/CLS-LOC).
 Boxes are read and written as given (x0 y0 x1 y1 pixel coordinates; wsolevaluation writes integers).
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,13 +25,16 @@ from .common import WSOLSample, check_boxes, iter_lines, malformed, parse_number
 
 logger = logging.getLogger(__name__)
 
-LAYOUT = ("wsolevaluation metadata (image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt "
-          "in one folder such as metadata/CUB/test)")
+LAYOUT = (
+    "wsolevaluation metadata (image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt "
+    "in one folder such as metadata/CUB/test)"
+)
 FILES = ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt")
 
 
-def _keyed(path: Path, nfields: int, expected: str, ids: dict[str, int], numeric: str,
-           multi: bool = False) -> dict[str, list[tuple[int, list[float]]]]:
+def _keyed(
+    path: Path, nfields: int, expected: str, ids: dict[str, int], numeric: str, multi: bool = False
+) -> dict[str, list[tuple[int, list[float]]]]:
     """Parse '<image_id>,<v>,...' lines into image_id -> [(line number, values)]; ids must be known."""
     out: dict[str, list[tuple[int, list[float]]]] = {}
     for lineno, line in iter_lines(path, LAYOUT):
@@ -38,8 +42,9 @@ def _keyed(path: Path, nfields: int, expected: str, ids: dict[str, int], numeric
         if len(parts) != nfields:
             why = f"{len(parts)} comma-separated fields, not {nfields}"
             if path.name == "localization.txt" and len(parts) == 3:
-                why += (" (this is the OpenImages mask form <id>,<mask>,<ignore>; only the box form "
-                        "is supported)")
+                why += (
+                    " (this is the OpenImages mask form <id>,<mask>,<ignore>; only the box form is supported)"
+                )
             raise malformed(path, lineno, line, expected, why)
         image_id = parts[0]
         if image_id not in ids:
@@ -51,8 +56,9 @@ def _keyed(path: Path, nfields: int, expected: str, ids: dict[str, int], numeric
     return out
 
 
-def load_wsol_metadata(metadata_dir: str | Path, data_root: str | Path,
-                       check_images: bool = True) -> list[WSOLSample]:
+def load_wsol_metadata(
+    metadata_dir: str | Path, data_root: str | Path, check_images: bool = True
+) -> list[WSOLSample]:
     """Samples in image_ids.txt order; `path` = data_root / image_id. Every listed image needs a label, a
     size and at least one box. `check_images` verifies that each image file exists under `data_root`."""
     metadata_dir = require_dir(Path(metadata_dir), LAYOUT)
@@ -62,42 +68,68 @@ def load_wsol_metadata(metadata_dir: str | Path, data_root: str | Path,
     order: list[str] = []
     for lineno, line in iter_lines(ids_path, LAYOUT):
         if "," in line:
-            raise malformed(ids_path, lineno, line, "'<image_id>' (a relative image path) per line",
-                            "a comma: image_ids.txt holds only the id")
+            raise malformed(
+                ids_path,
+                lineno,
+                line,
+                "'<image_id>' (a relative image path) per line",
+                "a comma: image_ids.txt holds only the id",
+            )
         if line in ids:
-            raise malformed(ids_path, lineno, line, "one '<image_id>' per line", f"already on line {ids[line]}")
+            raise malformed(
+                ids_path, lineno, line, "one '<image_id>' per line", f"already on line {ids[line]}"
+            )
         ids[line] = lineno
         order.append(line)
     if not order:
         raise DatasetError(f"{ids_path}: no image ids; it must list one image path per line.")
     labels = _keyed(metadata_dir / "class_labels.txt", 2, "'<image_id>,<class_label>'", ids, "int")
     sizes = _keyed(metadata_dir / "image_sizes.txt", 3, "'<image_id>,<width>,<height>'", ids, "int")
-    boxes = _keyed(metadata_dir / "localization.txt", 5, "'<image_id>,<x0>,<y0>,<x1>,<y1>'", ids, "float",
-                   multi=True)
+    boxes = _keyed(
+        metadata_dir / "localization.txt", 5, "'<image_id>,<x0>,<y0>,<x1>,<y1>'", ids, "float", multi=True
+    )
 
     if check_images:
         require_dir(data_root, f"image folder of {metadata_dir} (image ids are paths relative to it)")
     samples = []
     for image_id in order:
-        for name, table in (("class_labels.txt", labels), ("image_sizes.txt", sizes), ("localization.txt", boxes)):
+        for name, table in (
+            ("class_labels.txt", labels),
+            ("image_sizes.txt", sizes),
+            ("localization.txt", boxes),
+        ):
             if image_id not in table:
-                raise DatasetError(f"{metadata_dir / name}: no line for {image_id} (image_ids.txt:{ids[image_id]}); "
-                                   f"every listed image needs one. Regenerate the metadata.")
+                raise DatasetError(
+                    f"{metadata_dir / name}: no line for {image_id} (image_ids.txt:{ids[image_id]}); "
+                    f"every listed image needs one. Regenerate the metadata."
+                )
         label = int(labels[image_id][0][1][0])
         if label < 0:
             lineno = labels[image_id][0][0]
-            raise malformed(metadata_dir / "class_labels.txt", lineno, f"{image_id},{label}",
-                            "'<image_id>,<class_label>' with a 0-based label", "negative label")
+            raise malformed(
+                metadata_dir / "class_labels.txt",
+                lineno,
+                f"{image_id},{label}",
+                "'<image_id>,<class_label>' with a 0-based label",
+                "negative label",
+            )
         w, h = (int(v) for v in sizes[image_id][0][1])
         path = data_root / image_id
         if check_images and not path.is_file():
-            raise DatasetError(f"image not found: {path} (image_ids.txt:{ids[image_id]} {image_id}); the ids are "
-                               f"relative to the data root: pass the folder that holds them with --data-root "
-                               f"(CUB: CUB_200_2011/images, ImageNet: ILSVRC/Data/CLS-LOC).")
-        box_arr = check_boxes(np.array([v for _, v in boxes[image_id]]),
-                              f"{metadata_dir / 'localization.txt'}:{boxes[image_id][0][0]}")
-        samples.append(WSOLSample(image_id=image_id, path=path, label=label, boxes_xyxy=box_arr, size_wh=(w, h),
-                                  mask_path=None))
+            raise DatasetError(
+                f"image not found: {path} (image_ids.txt:{ids[image_id]} {image_id}); the ids are "
+                f"relative to the data root: pass the folder that holds them with --data-root "
+                f"(CUB: CUB_200_2011/images, ImageNet: ILSVRC/Data/CLS-LOC)."
+            )
+        box_arr = check_boxes(
+            np.array([v for _, v in boxes[image_id]]),
+            f"{metadata_dir / 'localization.txt'}:{boxes[image_id][0][0]}",
+        )
+        samples.append(
+            WSOLSample(
+                image_id=image_id, path=path, label=label, boxes_xyxy=box_arr, size_wh=(w, h), mask_path=None
+            )
+        )
     logger.info("wsolevaluation metadata %s: %d images (data root %s)", metadata_dir, len(samples), data_root)
     return samples
 
@@ -119,19 +151,31 @@ def write_wsol_metadata(samples: Iterable[WSOLSample], out_dir: str | os.PathLik
     seen = set()
     for s in samples:
         if "," in s.image_id or "\n" in s.image_id:
-            raise DatasetError(f"image id {s.image_id!r} contains a comma or newline; the metadata format cannot "
-                               f"hold it.")
+            raise DatasetError(
+                f"image id {s.image_id!r} contains a comma or newline; the metadata format cannot hold it."
+            )
         if s.image_id in seen:
             raise DatasetError(f"image id {s.image_id!r} appears twice among the samples.")
         if len(s.boxes_xyxy) == 0:
-            raise DatasetError(f"image {s.image_id!r} has no box; localization.txt needs at least one per image.")
+            raise DatasetError(
+                f"image {s.image_id!r} has no box; localization.txt needs at least one per image."
+            )
         seen.add(s.image_id)
     atomic_write_text(out_dir / "image_ids.txt", "".join(f"{s.image_id}\n" for s in samples))
-    atomic_write_text(out_dir / "class_labels.txt", "".join(f"{s.image_id},{int(s.label)}\n" for s in samples))
-    atomic_write_text(out_dir / "image_sizes.txt",
-                      "".join(f"{s.image_id},{int(s.size_wh[0])},{int(s.size_wh[1])}\n" for s in samples))
-    atomic_write_text(out_dir / "localization.txt",
-                      "".join(f"{s.image_id},{','.join(_fmt(v) for v in box)}\n"
-                              for s in samples for box in np.asarray(s.boxes_xyxy).reshape(-1, 4)))
+    atomic_write_text(
+        out_dir / "class_labels.txt", "".join(f"{s.image_id},{int(s.label)}\n" for s in samples)
+    )
+    atomic_write_text(
+        out_dir / "image_sizes.txt",
+        "".join(f"{s.image_id},{int(s.size_wh[0])},{int(s.size_wh[1])}\n" for s in samples),
+    )
+    atomic_write_text(
+        out_dir / "localization.txt",
+        "".join(
+            f"{s.image_id},{','.join(_fmt(v) for v in box)}\n"
+            for s in samples
+            for box in np.asarray(s.boxes_xyxy).reshape(-1, 4)
+        ),
+    )
     logger.info("wrote wsolevaluation metadata for %d images to %s", len(samples), out_dir)
     return out_dir
