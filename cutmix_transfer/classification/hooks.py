@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import os.path as osp
+from collections import deque
 
 from mmengine.dist import is_main_process
 from mmengine.fileio.backends import LocalBackend
@@ -42,20 +43,33 @@ class AtomicCheckpointHook(CheckpointHook):
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         if not isinstance(self.file_backend, LocalBackend):  # remote storage: no rename, keep mmengine's behaviour
             return super()._save_checkpoint_with_step(runner, step, meta)
-        outdated = None
-        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
-            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
-                outdated = self.keep_ckpt_ids.popleft()
-            self.keep_ckpt_ids.append(step)
-            runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
+        kept, outdated = list(self.keep_ckpt_ids), None
+        if self.max_keep_ckpts > 0 and not (kept and kept[-1] == step):
+            if len(kept) == self.max_keep_ckpts:
+                outdated = kept.pop(0)
+            kept.append(step)
+        if self.max_keep_ckpts > 0:  # stored in the checkpoint's message hub, for resume
+            runner.message_hub.update_info("keep_ckpt_ids", kept)
 
         ckpt_filename = self.filename_tmpl.format(step)
-        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
-        runner.message_hub.update_info("last_ckpt", self.last_ckpt)
+        ckpt_path = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info("last_ckpt", ckpt_path)
         tmp_filename = f".{ckpt_filename}.tmp"
-        runner.save_checkpoint(self.out_dir, tmp_filename, self.file_client_args, save_optimizer=self.save_optimizer,
-                               save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
-                               backend_args=self.backend_args, **self.args)
+        try:
+            runner.save_checkpoint(self.out_dir, tmp_filename, self.file_client_args,
+                                   save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
+                                   meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        except BaseException:  # the complete files are untouched: drop the partial one, undo the bookkeeping
+            partial = osp.join(self.out_dir, tmp_filename)
+            if osp.isfile(partial):
+                os.remove(partial)
+            if self.max_keep_ckpts > 0:
+                runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
+            if self.last_ckpt is not None:
+                runner.message_hub.update_info("last_ckpt", self.last_ckpt)
+            raise
+        self.keep_ckpt_ids = deque(kept)
+        self.last_ckpt = ckpt_path
         if not is_main_process():
             return
         tmp_path = osp.join(self.out_dir, tmp_filename)
