@@ -391,17 +391,30 @@ def _tool(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
 
 
+def _tool_main():
+    """The tool's main() in this process (same code path as the command line, without a new interpreter)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("convert_checkpoint_tool", REPO / "tools" / "convert_checkpoint.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture()
+def cutmix_src(tmp_path, r18) -> Path:
+    return _save({"epoch": 1, "arch": "resnet", "state_dict": {"module." + k: v for k, v in r18.items()},
+                  "best_err1": 30.0, "best_err5": 10.0, "optimizer": {}}, tmp_path / "src.pth")
+
+
 @pytest.mark.slow
-def test_convert_tool_end_to_end(tmp_path, r18):
-    src = _save({"epoch": 1, "arch": "resnet", "state_dict": {"module." + k: v for k, v in r18.items()},
-                 "best_err1": 30.0, "best_err5": 10.0, "optimizer": {}}, tmp_path / "src.pth")
-    out = _tool(str(src), str(tmp_path / "det.pth"), "--to", "mmdet", "--seed", "0")
+def test_convert_tool_end_to_end(tmp_path, r18, cutmix_src):
+    """Two real command lines: a conversion, and a bad file -> one 'error:' line and exit code 2."""
+    out = _tool(str(cutmix_src), str(tmp_path / "det.pth"), "--to", "mmdet", "--seed", "0")
     assert out.returncode == 0, out.stderr
+    assert "cutmix-pytorch resnet18" in out.stdout
     det = C.safe_torch_load(tmp_path / "det.pth")
     assert_same_weights(det["state_dict"], {k: v for k, v in r18.items() if not k.startswith("fc.")})
-    out = _tool(str(src), str(tmp_path / "tv.pth"), "--to", "torchvision", "--arch", "resnet18")
-    assert out.returncode == 0, out.stderr
-    assert_same_weights(C.safe_torch_load(tmp_path / "tv.pth"), r18)
 
     bad = tmp_path / "bad.pth"
     bad.write_text("not a checkpoint")
@@ -411,13 +424,23 @@ def test_convert_tool_end_to_end(tmp_path, r18):
     assert len(err_lines) == 1 and str(bad) in err_lines[0] and "Traceback" not in out.stderr
     assert not (tmp_path / "o.pth").exists()
 
+
+def test_convert_tool_main(tmp_path, r18, cutmix_src, capsys):
+    main = _tool_main()
+    assert main([str(cutmix_src), str(tmp_path / "tv.pth"), "--to", "torchvision", "--arch", "resnet18"]) == 0
+    assert_same_weights(C.safe_torch_load(tmp_path / "tv.pth"), r18)
+
     evil = tmp_path / "evil.pth"
     torch.save({"x": _Evil(str(tmp_path / "PWNED"))}, evil)
-    out = _tool(str(evil), str(tmp_path / "o.pth"), "--to", "torchvision")
-    assert out.returncode == 2 and "--trust-checkpoint" in out.stderr and not (tmp_path / "PWNED").exists()
+    assert main([str(evil), str(tmp_path / "o.pth"), "--to", "torchvision"]) == 2
+    err = capsys.readouterr().err
+    assert "--trust-checkpoint" in err and "posix.system" in err and not (tmp_path / "PWNED").exists()
 
-    out = _tool(str(src), str(tmp_path / "o.pth"), "--to", "mmdet", "--arch", "resnet50")
-    assert out.returncode == 2 and "arch mismatch" in out.stderr
+    assert main([str(cutmix_src), str(tmp_path / "o.pth"), "--to", "mmdet", "--arch", "resnet50"]) == 2
+    assert "arch mismatch" in capsys.readouterr().err
+    assert main([str(cutmix_src), str(cutmix_src), "--to", "mmdet"]) == 2
+    assert "is the source file" in capsys.readouterr().err
+    assert not (tmp_path / "o.pth").exists()
 
 
 def test_vgg16_mmdet_export_fits_mmdet_ssdvgg(tmp_path):
