@@ -226,6 +226,15 @@ def _handmade_ilsvrc(root: Path) -> None:
     )
 
 
+def test_imagenet_kaggle_files_next_to_ilsvrc(ilsvrc: Path):
+    """Kaggle's archive puts LOC_synset_mapping.txt and LOC_val_solution.csv next to ILSVRC/, not inside."""
+    want = load_imagenet_val(ilsvrc, source="csv")
+    for name in ("LOC_synset_mapping.txt", "LOC_val_solution.csv"):
+        shutil.move(str(ilsvrc / name), str(ilsvrc.parent / name))
+    assert load_imagenet_val(ilsvrc, source="csv") == want
+    assert load_imagenet_val(ilsvrc.parent, source="csv") == want
+
+
 def test_imagenet_csv_handmade_multi_box(tmp_path: Path):
     _handmade_ilsvrc(tmp_path)
     s = load_imagenet_val(tmp_path)

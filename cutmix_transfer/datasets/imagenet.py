@@ -35,6 +35,13 @@ def resolve_imagenet_root(root: str | Path) -> Path:
     return require_dir(root, LAYOUT)
 
 
+def _top_file(root: Path, name: str) -> Path:
+    """`root/name`, or `root/../name`, where Kaggle's archive puts the LOC_* files (next to ILSVRC/)."""
+    if not (root / name).is_file() and (root.parent / name).is_file():
+        return root.parent / name
+    return root / name
+
+
 def load_synsets(path: str | Path) -> list[tuple[str, str]]:
     """(wnid, description) per line of LOC_synset_mapping.txt ('n01440764 tench, Tinca tinca').
 
@@ -195,11 +202,11 @@ def load_imagenet_val(
     if source not in ("auto", "xml", "csv"):
         raise ConfigError(f"source={source!r}: choose 'auto', 'xml' or 'csv'.")
     root = resolve_imagenet_root(root)
-    synsets = load_synsets(root / "LOC_synset_mapping.txt")
+    synsets = load_synsets(_top_file(root, "LOC_synset_mapping.txt"))
     wnid_index = {w: i for i, (w, _) in enumerate(synsets)}
     image_dir = require_dir(root / "Data" / "CLS-LOC" / "val", LAYOUT)
     ann_dir = root / "Annotations" / "CLS-LOC" / "val"
-    csv_path = root / "LOC_val_solution.csv"
+    csv_path = _top_file(root, "LOC_val_solution.csv")
     if source == "auto":
         source = "xml" if ann_dir.is_dir() else "csv"
     if source == "xml":
