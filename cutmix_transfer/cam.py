@@ -119,7 +119,8 @@ def grad_cams(model: nn.Module, images: torch.Tensor, classes: torch.Tensor | Se
 
     For heads that are not GAP+fc. The package applies ReLU, min-max normalises each map, then resizes it
     (bilinear) to the input size: normalise-then-resize, unlike normalize_cams. target_layer defaults to a
-    CAMNet's `cam_target_layer()`. classes None -> the top-1 class. Needs gradients: not under inference_mode.
+    CAMNet's `cam_target_layer()`. classes None -> the top-1 class. Needs gradients: not under inference_mode;
+    the package puts the model in eval mode.
     """
     cam_cls = _grad_cam_class(method)
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget

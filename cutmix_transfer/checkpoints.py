@@ -266,13 +266,10 @@ def _plain_meta(d: dict, keys: tuple[str, ...]) -> dict:
     out = {}
     for k in keys:
         v = d.get(k)
-        if isinstance(v, torch.Tensor) and v.numel() == 1:
+        if (isinstance(v, torch.Tensor) and v.numel() == 1) or isinstance(v, np.generic):
             v = v.item()
-        elif isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, (int, float, str, bool)) or v is None:
-            if v is not None:
-                out[k] = v
+        if isinstance(v, (int, float, str, bool)):
+            out[k] = v
     return out
 
 
