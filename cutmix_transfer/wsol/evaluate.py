@@ -156,12 +156,14 @@ def _metadata_image_root(root: Path, ids_file: Path) -> Path:
 
 
 def load_eval_data(dataset: str, data_root: str | os.PathLike | None, split: str | None,
-                   metadata: str | os.PathLike | None = None) -> EvalData:
+                   metadata: str | os.PathLike | None = None, skip_unreadable: bool = False) -> EvalData:
     """Samples of the split to score, from the raw layout or wsolevaluation metadata, with the declared class count.
 
     CUB raw: CUB_200_2011 (split 'test'; 'train' also allowed); ImageNet raw: the val set (split 'val') from XML
     boxes or LOC_val_solution.csv; metadata: ``<metadata>/<split>/`` or ``<metadata>/`` holding image_ids.txt,
     class_labels.txt, image_sizes.txt, localization.txt, image paths relative to ``data_root``.
+    Image files are opened only later, by the evaluation (so an unreadable one can be skipped): a sample whose
+    reader gave no size (0, 0) takes the decoded image's size.
     """
     if dataset not in DATASETS:
         raise ConfigError(f"--dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
@@ -182,7 +184,7 @@ def load_eval_data(dataset: str, data_root: str | os.PathLike | None, split: str
                                f"the image ids in {meta_dir / 'image_ids.txt'} are relative to (CUB: "
                                f"CUB_200_2011/images, ImageNet: ILSVRC/Data/CLS-LOC), or the dataset folder above it.")
         image_root = _metadata_image_root(root, meta_dir / "image_ids.txt")
-        samples = load_wsol_metadata(meta_dir, image_root)
+        samples = load_wsol_metadata(meta_dir, image_root, check_images=not skip_unreadable)
         names = None
         for base in (image_root, image_root.parent, image_root.parent.parent):
             for fname in ("classes.txt", "LOC_synset_mapping.txt"):
@@ -195,7 +197,7 @@ def load_eval_data(dataset: str, data_root: str | os.PathLike | None, split: str
             raise ConfigError(f"--split {split!r}: CUB in its raw layout has the 'test' (and 'train') split; "
                               f"wsolevaluation's CUB 'val' split (CUBV2) needs --metadata")
         cub_root = resolve_cub_root(root)
-        samples = load_cub(cub_root, split)
+        samples = load_cub(cub_root, split, check_images=False)
         names = load_cub_classes(cub_root)
         num_classes, source, root = len(names), "raw", cub_root
     else:
@@ -205,7 +207,7 @@ def load_eval_data(dataset: str, data_root: str | os.PathLike | None, split: str
             raise ConfigError(f"--split {split!r}: ImageNet in its raw layout has the 'val' split (the WSOL test "
                               f"set); wsolevaluation's 'val' (ImageNetV2) / 'test' splits need --metadata")
         root = resolve_imagenet_root(root)
-        samples = load_imagenet_val(root)
+        samples = load_imagenet_val(root, check_images=False)
         names = [desc.split(",")[0].strip() or wnid for wnid, desc in load_synsets(root / "LOC_synset_mapping.txt")]
         num_classes, source = len(names), "raw"
     if not samples:
@@ -517,7 +519,7 @@ def evaluate_wsol(cfg: WSOLEvalConfig) -> WSOLResult:
 
 
 def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, t_start: float) -> WSOLResult:
-    data = load_eval_data(cfg.dataset, cfg.data_root, cfg.split, cfg.metadata)
+    data = load_eval_data(cfg.dataset, cfg.data_root, cfg.split, cfg.metadata, cfg.skip_unreadable)
     model, loaded = load_model(cfg.backbone, cfg.dataset, data, arch=cfg.arch, trust=cfg.trust_checkpoint,
                                wsol_form=cfg.wsol_form, large_feature_map=cfg.large_feature_map)
     model = model.to(device)
@@ -599,7 +601,10 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
             gts = [resize_boxes(samples[i].boxes_xyxy, tuple(samples[i].size_wh)
                                 if all(samples[i].size_wh) else tuple(batch["size_wh"][j].tolist()))
                    for i, j in zip(idx_ok, np.flatnonzero(ok))]
-            consume(scorer.submit(scoremaps, gts, (positions, correct)))
+            t0 = time.perf_counter()
+            finished = scorer.submit(scoremaps, gts, (positions, correct))
+            timing["boxes_s"] += time.perf_counter() - t0
+            consume(finished)
             has_mask = batch["has_mask"].numpy()[ok]
             if has_mask.any():
                 t0 = time.perf_counter()

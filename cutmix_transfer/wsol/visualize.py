@@ -68,24 +68,27 @@ def draw_box(canvas: np.ndarray, box_xyxy: Sequence[float], color: tuple[int, in
     return canvas
 
 
-def compose_overlay(image_rgb: np.ndarray, scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray | None = None,
-                    pred_boxes_xyxy: np.ndarray | None = None, scale: int = 2, alpha: float = 0.5,
-                    cmap: str = CMAP) -> np.ndarray:
+def compose_overlay(image_rgb: np.ndarray, scoremap: np.ndarray | None, gt_boxes_xyxy: np.ndarray | None = None,
+                    pred_boxes_xyxy: np.ndarray | None = None, scale: int = 2, alpha: float = 0.6,
+                    cmap: str = CMAP, thickness: int | None = None) -> np.ndarray:
     """(H, W, 3) uint8 image + (H, W) [0, 1] CAM -> (H*scale, W*scale, 3) uint8: heatmap blended over the image
-    (weight `alpha`), GT boxes green, predicted boxes cyan (x0y0x1y1 inclusive, in the image's frame)."""
+    (weight `alpha`; scoremap None: the image alone), GT boxes green, predicted boxes cyan (x0y0x1y1 inclusive,
+    in the image's frame), bands `thickness` canvas pixels wide (default max(2, scale))."""
     img = np.asarray(image_rgb, dtype=np.uint8)
-    if img.ndim != 3 or img.shape[2] != 3 or img.shape[:2] != np.asarray(scoremap).shape:
+    if img.ndim != 3 or img.shape[2] != 3 or (scoremap is not None and img.shape[:2] != np.asarray(scoremap).shape):
         raise ValueError(f"image must be (H, W, 3) and match the (H, W) score map; got {img.shape} and "
-                         f"{np.asarray(scoremap).shape}")
-    heat = colorize(scoremap, cmap)
-    blend = (img.astype(np.float32) * (1.0 - alpha) + heat.astype(np.float32) * alpha + 0.5).astype(np.uint8)
+                         f"{None if scoremap is None else np.asarray(scoremap).shape}")
+    blend = img
+    if scoremap is not None:
+        heat = colorize(scoremap, cmap)
+        blend = (img.astype(np.float32) * (1.0 - alpha) + heat.astype(np.float32) * alpha + 0.5).astype(np.uint8)
     canvas = np.ascontiguousarray(np.repeat(np.repeat(blend, scale, axis=0), scale, axis=1))
-    thickness = max(1, scale)
+    thickness = max(2, scale) if thickness is None else int(thickness)
     for boxes, color in ((pred_boxes_xyxy, PRED_COLOR), (gt_boxes_xyxy, GT_COLOR)):
         if boxes is None:
             continue
         for box in np.asarray(boxes).reshape(-1, 4):
-            draw_box(canvas, box, color, scale=scale, thickness=thickness)
+            draw_box(canvas, box, color, scale=scale, thickness=thickness, outline=scale >= 2)
     return canvas
 
 
@@ -96,7 +99,7 @@ def _new_figure(width_in: float, height_in: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width_in, height_in), dpi=100)
+    fig = Figure(figsize=(width_in, height_in), dpi=110)
     FigureCanvasAgg(fig)
     return fig
 
@@ -140,25 +143,28 @@ class Case:
 
 
 def save_case(path: str | os.PathLike, case: Case, scale: int = 2) -> Path:
-    """One overlay (heatmap, GT and predicted boxes) with a colour bar and the case's title, as PNG."""
-    fig = _new_figure(4.2, 4.6)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.imshow(compose_overlay(case.image_rgb, case.scoremap, case.gt_boxes, case.pred_boxes, scale=scale),
-              interpolation="nearest")
-    ax.set_title(case.title, fontsize=7)
-    ax.axis("off")
-    _colorbar(fig, ax)
-    _legend(ax)
+    """The image with its boxes next to the CAM overlay (colour bar, legend), titled, as PNG."""
+    fig = _new_figure(8.4, 4.9)
+    ax0, ax1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    ax0.imshow(compose_overlay(case.image_rgb, None, case.gt_boxes, case.pred_boxes, scale=scale),
+               interpolation="nearest")
+    ax1.imshow(compose_overlay(case.image_rgb, case.scoremap, case.gt_boxes, case.pred_boxes, scale=scale),
+               interpolation="nearest")
+    for ax in (ax0, ax1):
+        ax.axis("off")
+    fig.suptitle(case.title, fontsize=8)
+    _colorbar(fig, ax1)
+    _legend(ax0)
     return _save_png(fig, Path(path))
 
 
-def save_grid(path: str | os.PathLike, rows: Sequence[tuple[str, Sequence[Case]]], scale: int = 1) -> Path:
+def save_grid(path: str | os.PathLike, rows: Sequence[tuple[str, Sequence[Case]]], scale: int = 2) -> Path:
     """A grid: one row per (label, cases), e.g. ('best', [...]) and ('worst', [...]), as PNG."""
     rows = [(label, list(cases)) for label, cases in rows if cases]
     if not rows:
         raise ValueError("save_grid needs at least one non-empty row of cases")
     ncol = max(len(c) for _, c in rows)
-    fig = _new_figure(2.1 * ncol + 0.4, 2.45 * len(rows))
+    fig = _new_figure(2.6 * ncol + 0.4, 3.1 * len(rows))
     for r, (label, cases) in enumerate(rows):
         for c in range(ncol):
             ax = fig.add_subplot(len(rows), ncol, r * ncol + c + 1)
@@ -168,7 +174,7 @@ def save_grid(path: str | os.PathLike, rows: Sequence[tuple[str, Sequence[Case]]
             case = cases[c]
             ax.imshow(compose_overlay(case.image_rgb, case.scoremap, case.gt_boxes, case.pred_boxes, scale=scale),
                       interpolation="nearest")
-            ax.set_title(case.title, fontsize=5.5)
+            ax.set_title(case.title, fontsize=6.5)
             if c == 0:
                 ax.text(-0.08, 0.5, label, transform=ax.transAxes, rotation=90, va="center", ha="right",
                         fontsize=9, fontweight="bold")
@@ -235,9 +241,17 @@ def _short(text: str, n: int = 22) -> str:
     return text if len(text) <= n else text[: n - 1] + "~"
 
 
+def _display_name(name: str, index: int) -> str:
+    """'001.Black_footed_Albatross' -> 'Black_footed_Albatross'; '' -> the index."""
+    if not name:
+        return str(index)
+    head, dot, rest = name.partition(".")
+    return rest if dot and head.isdigit() and rest else name
+
+
 def _case_title(row: dict[str, Any], threshold: float, compact: bool = False) -> str:
-    gt = row["class_name"] or str(row["label"])
-    pred = row["predicted_name"] or str(row["predicted"])
+    gt = _display_name(row["class_name"], row["label"])
+    pred = _display_name(row["predicted_name"], row["predicted"])
     verdict = "right" if row["correct"] else "wrong"
     if compact:
         return (f"{_short(Path(row['image_id']).name)}\nGT {_short(gt, 16)} ({row['label']})\n"
