@@ -1,0 +1,143 @@
+"""Fine-tune NIC on COCO captions on mmengine's Runner, with the encoder from any backbone checkpoint.
+
+Before the Runner starts, the vocabulary is built from the training split's captions (count threshold from the
+config's `vocab_min_count`) and written to `<work_dir>/vocab.json`; the model and the training dataset read it
+from there. The encoder's own learning rate is `optim_wrapper.paramwise_cfg.custom_keys['encoder'].lr_mult`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import os.path as osp
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .vocab import Vocabulary, build_vocab
+
+logger = logging.getLogger(__name__)
+VOCAB_FILE = "vocab.json"
+META_HOOK = "CheckpointMetaHook"
+
+
+def load_config(config: str | os.PathLike, cfg_options: dict | None = None) -> "Config":
+    """mmengine Config from `config` with `cfg_options` merged; ConfigError when it cannot be loaded."""
+    from mmengine.config import Config
+
+    path = Path(config)
+    if not path.is_file():
+        raise ConfigError(f"config {path} does not exist; the captioning configs live in configs/caption/")
+    try:
+        cfg = Config.fromfile(str(path))
+    except Exception as e:  # mmengine raises many types for a bad config file; all are the user's to fix
+        raise ConfigError(f"cannot load config {path}: {type(e).__name__}: {e}") from e
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    for key in ("model", "train_dataloader"):
+        if key not in cfg:
+            raise ConfigError(f"config {path} has no `{key}`: start from configs/caption/nic_demo.py")
+    return cfg
+
+
+def prepare_vocab(cfg: "Config", work_dir: str) -> tuple[Vocabulary, Path]:
+    """Build the vocabulary from the config's training split and write `<work_dir>/vocab.json`.
+
+    A vocab.json already in the work dir (a resumed run) must equal the rebuilt one: a changed vocabulary would
+    silently scramble the trained embeddings, so that is a ConfigError.
+    """
+    from ..datasets.coco_captions import load_coco_captions
+    from .data import training_tokens
+
+    ds = cfg.train_dataloader.dataset
+    items = load_coco_captions(ds.root, ds.split, source=ds.get("source", "auto"),
+                               karpathy_json=ds.get("karpathy_json"), check_files=False)
+    if ds.get("max_images") is not None:
+        items = items[: int(ds.max_images)]
+    vocab = build_vocab(training_tokens(items), min_count=int(cfg.get("vocab_min_count", 5)))
+    path = Path(work_dir) / VOCAB_FILE
+    if path.is_file():
+        old = Vocabulary.load(path)
+        if old != vocab:
+            raise ConfigError(f"{path} ({len(old)} words) differs from the vocabulary of {ds.root} split "
+                              f"{ds.split} ({len(vocab)} words): the data or vocab_min_count changed. Use a new "
+                              f"--work-dir, or delete {path} to start over.")
+    vocab.save(path)  # every rank writes the same bytes atomically: no rank reads a half-written file
+    logger.info("vocabulary: %d tokens (min count %s, from %d captions of %d images) -> %s", len(vocab),
+                cfg.get("vocab_min_count", 5), sum(len(it.tokens) for it in items), len(items), path)
+    return vocab, path
+
+
+def _ensure_hooks(cfg: "Config") -> None:
+    """Atomic checkpoints and the captioning meta (vocab, arch, encoder provenance) in every checkpoint."""
+    hooks = dict(cfg.get("default_hooks") or {})
+    ckpt = dict(hooks.get("checkpoint") or dict(interval=1))
+    if ckpt.get("type", "CheckpointHook") in ("CheckpointHook", "AtomicCheckpointHook"):
+        ckpt["type"] = "AtomicCheckpointHook"
+    hooks["checkpoint"] = ckpt
+    cfg.default_hooks = hooks
+    custom = list(cfg.get("custom_hooks") or [])
+    if not any(h.get("type") == META_HOOK for h in custom):
+        custom.append(dict(type=META_HOOK))
+    cfg.custom_hooks = custom
+
+
+def last_checkpoint(work_dir: str) -> str | None:
+    """The checkpoint named in `<work_dir>/last_checkpoint`, if it exists."""
+    marker = osp.join(work_dir, "last_checkpoint")
+    if not osp.isfile(marker):
+        return None
+    path = Path(marker).read_text().strip()
+    return path if path and osp.isfile(path) else None
+
+
+def train_captioner(config: str | os.PathLike, backbone: str | None = None, freeze_encoder: bool = False,
+                    work_dir: str | None = None, cfg_options: dict | None = None, resume: bool = False,
+                    seed: int | None = None, trust_checkpoint: bool = False, launcher: str = "none",
+                    data_root: str | None = None) -> dict[str, Any]:
+    """Train NIC as the config says; -> {'work_dir', 'checkpoint', 'vocab', 'vocab_size', 'metrics'}.
+
+    `backbone` (any checkpoint the core loader reads) overrides the config's `model.backbone_checkpoint`;
+    `freeze_encoder` trains the decoder only; `resume` continues from the work dir's last checkpoint;
+    `data_root` replaces the root of every caption dataset in the config.
+    """
+    import cutmix_transfer.captioning  # noqa: F401  (registers the dataset, model, metric and hooks)
+    from mmengine.runner import Runner
+
+    from ..distributed import prepare_launcher
+
+    cfg = load_config(config, cfg_options)
+    cfg.work_dir = work_dir or cfg.get("work_dir") or osp.join("work_dirs", Path(config).stem)
+    if data_root is not None:
+        for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+            if cfg.get(key) is not None:
+                cfg[key].dataset.root = str(data_root)
+    vocab, vocab_path = prepare_vocab(cfg, cfg.work_dir)
+    cfg.model.vocab = str(vocab_path)
+    cfg.train_dataloader.dataset.vocab = str(vocab_path)
+    if backbone is not None:  # the checkpoint's own arch wins over the config's default encoder
+        cfg.model.backbone_checkpoint = str(backbone)
+        cfg.model.arch = None
+    if cfg.model.get("backbone_checkpoint") and not Path(cfg.model.backbone_checkpoint).is_file():
+        raise ConfigError(f"backbone checkpoint {cfg.model.backbone_checkpoint} not found; pass --backbone CKPT "
+                          f"(a classification checkpoint: CutMix-PyTorch, torchvision, tools/train_cls.py, ...)")
+    if not cfg.model.get("backbone_checkpoint"):
+        logger.warning("no backbone checkpoint: the NIC encoder starts from random weights")
+    if trust_checkpoint:
+        cfg.model.trust_checkpoint = True
+    if freeze_encoder:
+        cfg.model.freeze_encoder = True
+    if resume:
+        cfg.resume = True
+        cfg.load_from = None
+    if seed is not None:
+        cfg.randomness = dict(cfg.get("randomness") or {}, seed=int(seed))
+    _ensure_hooks(cfg)
+    prepare_launcher(cfg, launcher)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = {k[len("val/"):]: float(v.current()) for k, v in runner.message_hub.log_scalars.items()
+               if k.startswith("val/") and k[len("val/"):] in ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")}
+    ckpt = last_checkpoint(cfg.work_dir)
+    logger.info("captioner trained: checkpoint %s; last validation %s", ckpt, metrics or "none")
+    return {"work_dir": cfg.work_dir, "checkpoint": ckpt, "vocab": str(vocab_path), "vocab_size": len(vocab),
+            "metrics": metrics}

@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Fine-tune NIC (Show and Tell) on COCO captions with any backbone checkpoint as the encoder, on mmengine's Runner.
+
+    python tools/train_caption.py configs/caption/nic_demo.py --backbone work_dirs/demo_cutmix/epoch_7.pth
+    python tools/train_caption.py configs/caption/nic_coco_karpathy.py --backbone resnet50_cutmix.pth.tar
+
+The vocabulary (<work_dir>/vocab.json) is built from the training captions; checkpoints land in the work dir
+(default work_dirs/<config name>) with the vocabulary and the backbone's sha256 in their meta, for
+tools/test_caption.py.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cutmix_transfer.cli import main_guard, setup_logging
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("config", help="captioning config, e.g. configs/caption/nic_demo.py")
+    p.add_argument("--backbone", help="encoder checkpoint (CutMix-PyTorch, torchvision, tools/train_cls.py, ...); "
+                                      "its arch replaces the config's")
+    p.add_argument("--freeze-encoder", action="store_true", help="train the decoder only (encoder weights fixed)")
+    p.add_argument("--work-dir", help="where logs, vocab.json and checkpoints go (default work_dirs/<config name>)")
+    p.add_argument("--data-root", help="the COCO folder (annotations/, train2014/, val2014/, dataset_coco.json); "
+                                       "default: the config's data_root")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
+                   help="override config keys, e.g. train_cfg.max_epochs=2 train_dataloader.batch_size=16")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the work dir's last checkpoint (starts fresh when there is none)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's randomness.seed)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="allow a backbone file that needs full unpickling (only for files you trust)")
+    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
+                   help="'pytorch' under torchrun; without a GPU it uses gloo")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    from cutmix_transfer.captioning import train_captioner
+
+    out = train_captioner(args.config, backbone=args.backbone, freeze_encoder=args.freeze_encoder,
+                          work_dir=args.work_dir, cfg_options=args.cfg_options, resume=args.resume, seed=args.seed,
+                          trust_checkpoint=args.trust_checkpoint, launcher=args.launcher, data_root=args.data_root)
+    scores = ", ".join(f"{k} {v:.1f}" for k, v in out["metrics"].items()) or "no validation"
+    print(f"trained: {scores}; vocabulary {out['vocab_size']} tokens; checkpoint {out['checkpoint']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
