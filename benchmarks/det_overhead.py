@@ -79,11 +79,7 @@ def run(iters: int, repeats: int, seed: int, data_root: Path | None) -> dict:
     import torchvision
 
     torch.save(torchvision.models.resnet18().state_dict(), ckpt)
-    root = str(data_root) + "/"
-    options = {"train_dataloader.dataset.dataset.datasets.0.data_root": root,
-               "train_dataloader.dataset.dataset.datasets.1.data_root": root,
-               "val_dataloader.dataset.data_root": root, "test_dataloader.dataset.data_root": root,
-               "train_dataloader.batch_size": 2}
+    options = {"train_dataloader.batch_size": 2}
 
     times: dict[str, list[float]] = {"train_det": [], "plain_runner": []}
     setup: dict[str, list[float]] = {"train_det": [], "plain_runner": []}
@@ -91,7 +87,7 @@ def run(iters: int, repeats: int, seed: int, data_root: Path | None) -> dict:
         for path in ("train_det", "plain_runner"):
             t0 = time.perf_counter()
             prepared = prepare_training(CONFIG, backbone=ckpt, work_dir=tmp / f"{path}{r}", cfg_options=options,
-                                        seed=seed)
+                                        seed=seed, data_root=data_root)
             if path == "train_det":
                 cfg = _bench_cfg(prepared.cfg, iters, tmp / f"{path}{r}")
                 runner = build_runner(cfg)

@@ -55,18 +55,13 @@ def r18_ckpt(tmp_path_factory) -> Path:
     return _write_cutmix_style_checkpoint("resnet18", tmp_path_factory.mktemp("ckpt18"))
 
 
-def _data_options(voc_root: Path) -> dict:
-    return {"train_dataloader.dataset.dataset.datasets.0.data_root": str(voc_root) + "/",
-            "train_dataloader.dataset.dataset.datasets.1.data_root": str(voc_root) + "/",
-            "val_dataloader.dataset.data_root": str(voc_root) + "/",
-            "test_dataloader.dataset.data_root": str(voc_root) + "/"}
 
 
 @pytest.mark.parametrize("config", [FRCNN, SSD, C4], ids=["faster_rcnn", "ssd300", "faster_rcnn_c4"])
 def test_detector_backbone_equals_checkpoint_after_init(config, backbone_ckpt, voc_root, tmp_path):
     from mmdet.registry import MODELS
 
-    prepared = prepare_training(config, backbone=backbone_ckpt, work_dir=tmp_path, cfg_options=_data_options(voc_root))
+    prepared = prepare_training(config, backbone=backbone_ckpt, work_dir=tmp_path, data_root=voc_root)
     model = MODELS.build(prepared.cfg.model)
     model.init_weights()
     raw = torch.load(backbone_ckpt, weights_only=True)["state_dict"]
@@ -92,7 +87,7 @@ def test_key_report_names_loaded_and_left_out(backbone_ckpt, voc_root, tmp_path)
     from cutmix_transfer.detection import build_runner
     from cutmix_transfer.detection.runner import report_backbone_keys
 
-    prepared = prepare_training(FRCNN, backbone=backbone_ckpt, work_dir=tmp_path, cfg_options=_data_options(voc_root))
+    prepared = prepare_training(FRCNN, backbone=backbone_ckpt, work_dir=tmp_path, data_root=voc_root)
     runner = build_runner(prepared.cfg)
     report = report_backbone_keys(runner, prepared)
     n = len(prepared.backbone_state)
@@ -146,42 +141,56 @@ def test_train_tool_reports_missing_data_in_one_line(tmp_path, r18_ckpt, capsys)
     import tools.train_det as train_det
 
     rc = train_det.main([str(FRCNN), "--backbone", str(r18_ckpt), "--work-dir", str(tmp_path / "w"),
-                         "--cfg-options", f"train_dataloader.dataset.dataset.datasets.0.data_root={tmp_path}/"])
+                         "--data-root", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
-    assert f"{tmp_path}/VOC2007/ImageSets/Main/trainval.txt" in err[0] and "VOCdevkit/VOC2012" in err[0]
+    assert f"{tmp_path}/VOC2007/ImageSets/Main/trainval.txt" in err[0] and f"{tmp_path}/VOC2012/JPEGImages" in err[0]
 
 
 def test_amp_without_gpu_is_a_config_error(tmp_path, r18_ckpt, voc_root):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible: --amp is valid here")
     with pytest.raises(ConfigError, match="--amp"):
-        prepare_training(FRCNN, backbone=r18_ckpt, work_dir=tmp_path, cfg_options=_data_options(voc_root),
+        prepare_training(FRCNN, backbone=r18_ckpt, work_dir=tmp_path, data_root=voc_root,
                          amp=True)
 
 
 def _cli_options(voc_root: Path, extra: list[str]) -> list[str]:
-    return ["--cfg-options", *[f"{k}={v}" for k, v in _data_options(voc_root).items()], *extra]
+    return ["--data-root", str(voc_root), "--cfg-options", *extra]
 
 
 # Faster R-CNN at 128 px, set through --cfg-options on the demo config's pipelines (train: Resize is step 2,
-# test: step 1); SSD stays at 300 px (its anchors need it). One epoch over the 16 demo trainval images.
+# test: step 1), with fewer proposals and sampled RoIs (its RoI head dominates CPU time); SSD stays at 300 px
+# (its anchors need it) with a shorter candidate list before NMS. 4 + 4 trainval images, batch 4: 2 iterations
+# per epoch; validation off (the test tool evaluates).
 SMALL_FRCNN = [f"train_dataloader.dataset.dataset.datasets.{i}.pipeline.2.scale=(128,128)" for i in (0, 1)] + [
-    f"{s}_dataloader.dataset.pipeline.1.scale=(128,128)" for s in ("val", "test")]
-RUNS = {"faster_rcnn": (FRCNN_DEMO, SMALL_FRCNN + ["train_dataloader.batch_size=4"]),
-        "ssd300": (SSD_DEMO, ["train_dataloader.batch_size=4"])}
+    f"{s}_dataloader.dataset.pipeline.1.scale=(128,128)" for s in ("val", "test")] + [
+    "model.train_cfg.rpn_proposal.max_per_img=100", "model.train_cfg.rcnn.sampler.num=64",
+    "model.test_cfg.rpn.nms_pre=200", "model.test_cfg.rpn.max_per_img=50"]
+SMALL_SSD = ["model.test_cfg.nms_pre=100", "model.test_cfg.max_per_img=50"]
+FEW = [f"train_dataloader.dataset.dataset.datasets.{i}.indices=4" for i in (0, 1)] + [
+    "train_dataloader.batch_size=4", "val_cfg=None", "val_dataloader=None", "val_evaluator=None"]
+RUNS = {"faster_rcnn": (FRCNN_DEMO, SMALL_FRCNN), "ssd300": (SSD_DEMO, SMALL_SSD)}
+
+
+@pytest.fixture()
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("detector", sorted(RUNS))
-def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path, capsys):
+def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path, capsys, one_thread):
     import tools.test_det as test_det
     import tools.train_det as train_det
     from cutmix_transfer.checkpoints import safe_torch_load
 
     config, extra = RUNS[detector]
     work = tmp_path / "work"
-    common = ["train_cfg.max_epochs=1", "train_cfg.val_interval=1", "default_hooks.checkpoint.interval=1"]
+    common = FEW + ["train_cfg.max_epochs=1", "default_hooks.checkpoint.interval=1"]
     assert train_det.main([str(config), "--backbone", str(r18_ckpt), "--work-dir", str(work), "--seed", "1",
                            *_cli_options(voc_root, extra + common)]) == 0
     ckpt = work / "epoch_1.pth"
@@ -204,7 +213,7 @@ def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path
 
     if detector == "faster_rcnn":  # resume from the work dir's last checkpoint (mmengine's own file, safe-loaded)
         assert train_det.main([str(config), "--backbone", str(r18_ckpt), "--work-dir", str(work), "--resume",
-                               *_cli_options(voc_root, extra + ["train_cfg.max_epochs=2", "train_cfg.val_interval=2",
-                                                                "default_hooks.checkpoint.interval=1"])]) == 0
+                               *_cli_options(voc_root, extra + FEW + ["train_cfg.max_epochs=2",
+                                                                      "default_hooks.checkpoint.interval=1"])]) == 0
         resumed = safe_torch_load(work / "epoch_2.pth")["meta"]
         assert resumed["epoch"] == 2 and resumed["iter"] == 2 * meta["iter"]

@@ -25,6 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="resume: alone, from the work dir's last checkpoint; with a path, from that file")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--data-root", help="VOCdevkit folder (replaces data_root of every VOC dataset in the config)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="allow arbitrary unpickling of the backbone checkpoint (only for files you trust)")
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work_dir = train_detector(args.config, backbone=args.backbone, work_dir=args.work_dir,
                               cfg_options=args.cfg_options, resume=args.resume, amp=args.amp, seed=args.seed,
-                              trust=args.trust_checkpoint, launcher=args.launcher)
+                              trust=args.trust_checkpoint, launcher=args.launcher, data_root=args.data_root)
     print(f"trained: checkpoints and logs in {work_dir}")
     return 0
 

@@ -3,9 +3,9 @@
 # batch 32, 50 epochs, SGD momentum 0.9, lr 1.7e-4 (x10 on the new fc head), x0.1 every 15 epochs, wd 1e-4,
 # Resize 256 + RandomCrop 224 + flip; test Resize 224x224.
 #   python tools/train_cls.py configs/cls/cub_resnet50_finetune.py --cfg-options model.pretrained=CKPT
-# CKPT: CutMix-PyTorch's release, torchvision weights, or a checkpoint of imagenet_resnet50_*.py. The method is
-# recorded from the pretraining checkpoint only in the log: set the augment here to match it if you want the
-# record to carry it (the fine-tuning itself uses no regional augment, as in the paper).
+# CKPT: CutMix-PyTorch's release, torchvision weights, or a checkpoint of imagenet_resnet50_*.py. The fine-tuned
+# checkpoints carry the pretraining method of CKPT (from its meta, else its file name, e.g. *cutmix*); the
+# fine-tuning itself uses no regional augment.
 custom_imports = dict(imports=['cutmix_transfer.classification'], allow_failed_imports=False)
 
 data_root = 'data/CUB_200_2011'

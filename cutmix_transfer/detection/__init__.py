@@ -10,13 +10,13 @@ register_mmdet_fixes()
 
 from .backbone import (KeyReport, adapt_config_to_arch, backbone_key_report, convert_backbone,  # noqa: E402
                        resnet_depth, set_backbone_init, stage_channels)
-from .data import check_voc_data  # noqa: E402
+from .data import check_voc_data, set_data_root  # noqa: E402
 from .hooks import BackboneProvenanceHook  # noqa: E402
 from .metric import VOCMetricPerClass  # noqa: E402
 from .runner import (EvalOutcome, build_runner, detector_name, evaluate_detector, load_config,  # noqa: E402
                      prepare_training, train_detector)
 
 __all__ = ["KeyReport", "adapt_config_to_arch", "backbone_key_report", "convert_backbone", "resnet_depth",
-           "set_backbone_init", "stage_channels", "check_voc_data", "BackboneProvenanceHook", "VOCMetricPerClass",
+           "set_backbone_init", "stage_channels", "check_voc_data", "set_data_root", "BackboneProvenanceHook", "VOCMetricPerClass",
            "EvalOutcome", "build_runner", "detector_name", "evaluate_detector", "load_config", "prepare_training",
            "train_detector"]

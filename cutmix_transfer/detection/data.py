@@ -1,6 +1,7 @@
 """Check that the VOC files a detection config reads exist, before mmengine starts building anything."""
 from __future__ import annotations
 
+import os
 import os.path as osp
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
@@ -17,14 +18,29 @@ XML_TYPES = ("VOCDataset", "XMLDataset")
 
 def iter_xml_datasets(dataset: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
     """Yield the VOC/XML dataset dicts inside a dataset config, through RepeatDataset / ConcatDataset wrappers."""
-    if not dataset:
+    if not isinstance(dataset, Mapping):
         return
     if dataset.get("type") in XML_TYPES:
         yield dataset
-    if dataset.get("dataset") is not None:
-        yield from iter_xml_datasets(dataset["dataset"])
-    for sub in dataset.get("datasets") or ():
+    yield from iter_xml_datasets(dataset.get("dataset"))
+    subs = dataset.get("datasets")
+    for sub in subs if isinstance(subs, (list, tuple)) else ():
         yield from iter_xml_datasets(sub)
+
+
+def set_data_root(cfg: "Config", data_root: str | os.PathLike) -> int:
+    """Point every VOC/XML dataset of the train/val/test dataloaders at `data_root` (a VOCdevkit folder).
+
+    Returns how many dataset configs were changed; saves spelling out each nested dataset in --cfg-options.
+    """
+    root = str(data_root).rstrip("/") + "/"
+    n = 0
+    for split in ("train", "val", "test"):
+        loader = cfg.get(f"{split}_dataloader")
+        for ds in iter_xml_datasets(loader.get("dataset") if loader else None):
+            ds["data_root"] = root
+            n += 1
+    return n
 
 
 def voc_paths(dataset: Mapping[str, Any]) -> list[str]:

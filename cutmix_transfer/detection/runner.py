@@ -19,7 +19,7 @@ from ..io import atomic_write_json, sha256_file
 from ..results import checkpoint_info, make_record, write_record
 from .backbone import (BACKBONE_FILE, KeyReport, adapt_config_to_arch, backbone_key_report, clear_backbone_init,
                        configured_backbone_path, convert_backbone, log_key_report, set_backbone_init)
-from .data import check_voc_data, iter_xml_datasets
+from .data import check_voc_data, iter_xml_datasets, set_data_root
 from .hooks import META_KEY
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class PreparedTraining:
 def prepare_training(config: str | os.PathLike | "Config", backbone: str | os.PathLike | None = None,
                      work_dir: str | os.PathLike | None = None, cfg_options: dict[str, Any] | None = None,
                      resume: str | bool | None = None, amp: bool = False, seed: int = 0, trust: bool = False,
-                     launcher: Launcher = "none") -> PreparedTraining:
+                     launcher: Launcher = "none", data_root: str | os.PathLike | None = None) -> PreparedTraining:
     """Everything train_det does before building the Runner; checks data and checkpoint first.
 
     `backbone` overrides the config's `backbone_checkpoint`; the config's depth and channels follow the
@@ -101,6 +101,8 @@ def prepare_training(config: str | os.PathLike | "Config", backbone: str | os.Pa
         cfg.work_dir = str(work_dir)
     elif not cfg.get("work_dir"):
         cfg.work_dir = str(Path("work_dirs") / Path(cfg.filename or "detector").stem)
+    if data_root is not None:
+        set_data_root(cfg, data_root)
     src = str(backbone) if backbone is not None else configured_backbone_path(cfg)
     if not src:
         raise ConfigError("no backbone checkpoint: the config sets no `backbone_checkpoint`; pass --backbone CKPT")
@@ -143,9 +145,10 @@ def report_backbone_keys(runner: "Runner", prepared: PreparedTraining) -> KeyRep
 def train_detector(config: str | os.PathLike, backbone: str | os.PathLike | None = None,
                    work_dir: str | os.PathLike | None = None, cfg_options: dict[str, Any] | None = None,
                    resume: str | bool | None = None, amp: bool = False, seed: int = 0, trust: bool = False,
-                   launcher: Launcher = "none") -> Path:
+                   launcher: Launcher = "none", data_root: str | os.PathLike | None = None) -> Path:
     """Fine-tune the config's detector from a backbone checkpoint (tools/train_det.py); returns the work dir."""
-    prepared = prepare_training(config, backbone, work_dir, cfg_options, resume, amp, seed, trust, launcher)
+    prepared = prepare_training(config, backbone, work_dir, cfg_options, resume, amp, seed, trust, launcher,
+                                data_root)
     runner = build_runner(prepared.cfg)
     report_backbone_keys(runner, prepared)
     runner.train()
@@ -224,7 +227,7 @@ class EvalOutcome:
 def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike | None = None,
                   cfg_options: dict[str, Any] | None = None, eval_mode: EvalMode | None = None, seed: int = 0,
                   backbone: str | os.PathLike | None = None, trust: bool = False,
-                  launcher: Launcher = "none") -> EvalOutcome:
+                  launcher: Launcher = "none", data_root: str | os.PathLike | None = None) -> EvalOutcome:
     """Evaluate a trained detector on the config's test set (VOC07 test) and write `<out>/results.json`.
 
     mAP and per-class AP are percentages (VOCMetric's fractions x 100); eval_mode None keeps the config's
@@ -234,6 +237,8 @@ def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike, 
     if not checkpoint.is_file():
         raise CheckpointError(f"detector checkpoint {checkpoint} not found: pass a .pth that train_det wrote")
     cfg = load_config(config, cfg_options)
+    if data_root is not None:
+        set_data_root(cfg, data_root)
     check_voc_data(cfg, splits=("test",))
     meta, state = read_detector_meta(checkpoint, trust=trust)
     provenance = _backbone_provenance(meta, cfg, backbone, checkpoint, trust)
