@@ -76,10 +76,15 @@ def corrected_lambda(box_xyxy: tuple[int, int, int, int], width: int, height: in
     return (width * height - pasted) / float(width * height)
 
 
-def paste_box(images: torch.Tensor, perm: torch.Tensor, box_xyxy: tuple[int, int, int, int]) -> torch.Tensor:
-    """CutMix images: image i gets image perm[i]'s pixels inside the box. (B, C, H, W) -> new tensor, same dtype."""
+def paste_box(images: torch.Tensor, perm: torch.Tensor, box_xyxy: tuple[int, int, int, int],
+              inplace: bool = False) -> torch.Tensor:
+    """CutMix images: image i gets image perm[i]'s pixels inside the box. (B, C, H, W) -> same shape and dtype.
+
+    The partners' box region is gathered into a new tensor before it is written, so `inplace=True` (no copy of
+    the whole batch) gives the same result; it overwrites `images`.
+    """
     x0, y0, x1, y1 = box_xyxy
-    out = images.clone()
+    out = images if inplace else images.clone()
     out[:, :, y0:y1, x0:x1] = images[perm, :, y0:y1, x0:x1]
     return out
 
@@ -105,9 +110,9 @@ def cutout_masks(centers_xy: torch.Tensor, size: int, height: int, width: int) -
     return (in_y[:, :, None] & in_x[:, None, :])[:, None]
 
 
-def apply_cutout(images: torch.Tensor, masks: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
-    """Set the masked pixels of every channel to `fill` (0 = the mean after normalisation). Returns a new tensor."""
-    return images.masked_fill(masks, fill)
+def apply_cutout(images: torch.Tensor, masks: torch.Tensor, fill: float = 0.0, inplace: bool = False) -> torch.Tensor:
+    """Set the masked pixels of every channel to `fill` (0 = the mean after normalisation)."""
+    return images.masked_fill_(masks, fill) if inplace else images.masked_fill(masks, fill)
 
 
 def mixed_cross_entropy(logits: torch.Tensor, target_a: torch.Tensor, target_b: torch.Tensor,
@@ -142,11 +147,12 @@ class BatchAugment:
     `cutout_size` square per image, zeroed (on normalised images: the mean); 'cutmix': one box per batch from a
     permuted batch with the area-corrected lambda. `beta` is the Beta parameter of both CutMix and Mixup.
     Random numbers come from one numpy Generator (seeded from `seed`, else from torch's initial seed), so a run
-    is reproducible and independent of the device.
+    is reproducible and independent of the device. `inplace=True` lets CutMix and Cutout overwrite the input
+    batch instead of copying it (the data preprocessor owns its batch; Mixup always makes a new tensor).
     """
 
     def __init__(self, mode: Mode = "none", beta: float = 1.0, prob: float = 1.0, cutout_size: int = 16,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, inplace: bool = False) -> None:
         if mode not in MODES:
             raise ConfigError(f"augment mode {mode!r} is unknown: choose one of {', '.join(MODES)}")
         if mode in ("mixup", "cutmix") and not beta > 0:
@@ -156,7 +162,7 @@ class BatchAugment:
         if mode == "cutout" and (not isinstance(cutout_size, int) or cutout_size < 1):
             raise ConfigError(f"cutout_size must be a positive integer (pixels), got {cutout_size!r}")
         self.mode, self.beta, self.prob, self.cutout_size = mode, float(beta), float(prob), cutout_size
-        self._seed = seed
+        self._seed, self.inplace = seed, bool(inplace)
         self._rng: np.random.Generator | None = None
 
     @property
@@ -188,10 +194,11 @@ class BatchAugment:
         if self.mode == "cutout":
             centers = np.stack([self.rng.integers(w, size=b), self.rng.integers(h, size=b)], axis=1)
             masks = cutout_masks(torch.from_numpy(centers).to(images.device), self.cutout_size, h, w)
-            return MixedBatch(apply_cutout(images, masks), labels, labels, 1.0)
+            return MixedBatch(apply_cutout(images, masks, inplace=self.inplace), labels, labels, 1.0)
         lam = float(self.rng.beta(self.beta, self.beta))
         perm = torch.from_numpy(self.rng.permutation(b)).to(images.device)
         if self.mode == "mixup":
             return MixedBatch(mix_images(images, perm, lam), labels, labels[perm], lam)
         box = rand_bbox(lam, w, h, self.rng)
-        return MixedBatch(paste_box(images, perm, box), labels, labels[perm], corrected_lambda(box, w, h), box)
+        mixed = paste_box(images, perm, box, inplace=self.inplace)
+        return MixedBatch(mixed, labels, labels[perm], corrected_lambda(box, w, h), box)

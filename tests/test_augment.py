@@ -111,6 +111,17 @@ def test_cutmix_lambda_is_the_true_pixel_fraction_and_labels_are_exact():
     assert torch.equal(images, _index_batch(8, 3, 20, 24)[0])  # the input is not modified
 
 
+@pytest.mark.parametrize("mode", ["cutmix", "cutout"])
+def test_inplace_equals_out_of_place(mode):
+    images = torch.randn(6, 3, 16, 16)
+    labels = torch.arange(6)
+    ref = BatchAugment(mode, seed=4, cutout_size=8)(images, labels)
+    work = images.clone()
+    got = BatchAugment(mode, seed=4, cutout_size=8, inplace=True)(work, labels)
+    assert got.images.data_ptr() == work.data_ptr()  # no copy of the batch
+    assert torch.equal(got.images, ref.images) and got.lam == ref.lam and torch.equal(got.target_b, ref.target_b)
+
+
 def test_cutmix_prob_applies_to_the_expected_share_of_batches():
     images, labels = _index_batch(4, 1, 8, 8)
     aug = BatchAugment("cutmix", beta=1.0, prob=0.5, seed=3)

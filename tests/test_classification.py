@@ -385,3 +385,33 @@ def test_ddp_two_cpu_processes_agree_on_weights(tmp_path, demo_root):
     start = torch.load(work / "params0_rank0.pt")
     assert sum(not torch.equal(p0[k], start[k]) for k in p0) > len(p0) // 2  # it trained
     assert "CPUDistributedDataParallel" in (work / "tiny_cutmix.py").read_text()
+
+
+def test_prepare_launcher_checks_the_environment(monkeypatch):
+    from mmengine.config import Config
+
+    from cutmix_transfer.distributed import prepare_launcher
+
+    cfg = Config(dict(model=dict(type="CAMClassifier")))
+    prepare_launcher(cfg, "none")
+    assert cfg.launcher == "none" and "model_wrapper_cfg" not in cfg
+    with pytest.raises(ConfigError, match="launcher"):
+        prepare_launcher(cfg, "torchrun")
+    if not torch.cuda.is_available():
+        for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+            monkeypatch.delenv(k, raising=False)
+        with pytest.raises(ConfigError, match="torchrun"):
+            prepare_launcher(cfg, "pytorch")
+
+
+def test_finetune_from_pretrained_keeps_backbone_and_inherits_method(tmp_path):
+    torch.manual_seed(0)
+    src = torchvision_resnet18 = __import__("torchvision").models.resnet18(num_classes=10)
+    path = tmp_path / "resnet18_cutmix_imagenet.pth"
+    torch.save(torchvision_resnet18.state_dict(), path)
+    model = CAMClassifier("resnet18", 4, wsol=True, pretrained=str(path), pretrained_head="drop")
+    assert torch.equal(model.backbone.layer3[1].conv2.weight, src.layer3[1].conv2.weight)
+    assert model.backbone.fc.weight.shape == (4, 512)
+    assert model.method == "cutmix" and model.checkpoint_meta()["pretrained_method"] == "cutmix"
+    with pytest.raises(Exception, match="class-count"):
+        CAMClassifier("resnet18", 4, pretrained=str(path), pretrained_head="require")

@@ -18,6 +18,7 @@ from ..augment import BatchAugment, MixedBatch
 from ..backbones import build_model, load_weights
 from ..checkpoints import load_backbone_state
 from ..errors import ConfigError
+from ..results import guess_method
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class MixAugmentPreprocessor(BaseDataPreprocessor):
 
     def __init__(self, augment: dict | None = None, non_blocking: bool = False) -> None:
         super().__init__(non_blocking=non_blocking)
-        self.augment = BatchAugment(**(augment or {}))
+        self.augment = BatchAugment(**{"inplace": True, **(augment or {})})  # the collated batch is ours
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
@@ -93,19 +94,27 @@ class CAMClassifier(BaseModel):
             self.backbone.conv1 = nn.Conv2d(3, self.backbone.conv1.out_channels, 3, stride=1, padding=1, bias=False)
             nn.init.kaiming_normal_(self.backbone.conv1.weight, mode="fan_out", nonlinearity="relu")
             self.backbone.maxpool = nn.Identity()
+        self.pretrained_method: str | None = None
         if pretrained is not None:
             if small_input_stem:
                 raise ConfigError("pretrained weights have the ImageNet stem; drop small_input_stem to load them")
             loaded = load_backbone_state(pretrained, arch=arch, trust=trust_pretrained)
             report = load_weights(self.backbone, loaded, head=pretrained_head)
+            self.pretrained_method = loaded.meta.get("method") or guess_method(str(pretrained))
             logger.info("loaded %d tensors from %s (%s, method %s); fresh: %s", len(report.loaded), pretrained,
-                        loaded.source_format, loaded.meta.get("method"), report.missing[:6])
+                        loaded.source_format, self.pretrained_method, report.missing[:6])
         self.arch, self.num_classes, self.wsol, self.large_feature_map = arch, num_classes, wsol, large_feature_map
         self.small_input_stem, self.pretrained = small_input_stem, pretrained
 
     @property
     def method(self) -> str:
-        """Pretraining method of the preprocessor's augment: 'baseline' | 'mixup' | 'cutout' | 'cutmix'."""
+        """The pretraining method behind these weights: 'baseline' | 'mixup' | 'cutout' | 'cutmix'.
+
+        Fine-tuning from a `pretrained` checkpoint inherits that checkpoint's method (as recorded in it, or named
+        in its file name); otherwise it is the method of this run's augment.
+        """
+        if self.pretrained_method is not None:
+            return self.pretrained_method
         augment = getattr(self.data_preprocessor, "augment", None)
         return augment.method if isinstance(augment, BatchAugment) else "baseline"
 
@@ -114,7 +123,7 @@ class CAMClassifier(BaseModel):
         augment = getattr(self.data_preprocessor, "augment", None)
         meta = {"arch": self.arch, "method": self.method, "num_classes": self.num_classes, "wsol": self.wsol,
                 "large_feature_map": self.large_feature_map, "small_input_stem": self.small_input_stem,
-                "pretrained": self.pretrained}
+                "pretrained": self.pretrained, "pretrained_method": self.pretrained_method}
         if isinstance(augment, BatchAugment):
             meta.update(augment_mode=augment.mode, beta=augment.beta, prob=augment.prob,
                         cutout_size=augment.cutout_size)
