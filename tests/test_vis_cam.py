@@ -1,0 +1,142 @@
+"""Figures: boxes land on the right pixels, the heatmap blend is what it says, and tools/vis_cam.py writes overlays
+(and fails in one line on bad input)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from cutmix_transfer.wsol.visualize import (GT_COLOR, PRED_COLOR, Case, colorize, compose_overlay, draw_box,
+                                            save_boxacc_curves, save_case, save_grid)
+
+REPO = Path(__file__).resolve().parents[1]
+TOOL = REPO / "tools" / "vis_cam.py"
+
+
+def _band(canvas: np.ndarray, color) -> np.ndarray:
+    return np.all(canvas == np.array(color, np.uint8), axis=-1)
+
+
+@pytest.mark.parametrize("scale", [1, 3])
+def test_draw_box_covers_exactly_the_border_pixels(scale):
+    canvas = np.zeros((12 * scale, 16 * scale, 3), np.uint8)
+    draw_box(canvas, (2, 3, 9, 7), (255, 0, 0), scale=scale, thickness=1, outline=False)
+    hit = _band(canvas, (255, 0, 0))
+    expect = np.zeros(hit.shape, bool)
+    x0, y0, x1, y1 = 2 * scale, 3 * scale, 10 * scale - 1, 8 * scale - 1  # pixels 2..9 x 3..7, upscaled
+    expect[y0, x0:x1 + 1] = expect[y1, x0:x1 + 1] = True
+    expect[y0:y1 + 1, x0] = expect[y0:y1 + 1, x1] = True
+    np.testing.assert_array_equal(hit, expect)
+
+
+def test_draw_box_thick_band_stays_inside_and_clips():
+    canvas = np.zeros((10, 10, 3), np.uint8)
+    draw_box(canvas, (0, 0, 20, 4), (0, 255, 0), thickness=2, outline=False)  # x1 beyond the image: clipped
+    hit = _band(canvas, (0, 255, 0))
+    assert hit[0, :].all() and hit[1, 1:].all() and hit[4, :].all() and hit[:5, 9].all() and hit[:5, 8].all()
+    assert not hit[5:].any() and not hit[2, 2:8].any()
+
+
+def test_compose_overlay_blend_and_boxes():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    smap = rng.random((20, 30)).astype(np.float32)
+    plain = compose_overlay(img, smap, None, None, scale=1, alpha=0.0)
+    np.testing.assert_array_equal(plain, img)
+    heat = compose_overlay(img, smap, None, None, scale=1, alpha=1.0)
+    np.testing.assert_array_equal(heat, colorize(smap))
+    out = compose_overlay(img, smap, np.array([[3, 4, 12, 15]]), np.array([[20, 2, 27, 9]]), scale=2)
+    assert out.shape == (40, 60, 3)
+    gt, pred = _band(out, GT_COLOR), _band(out, PRED_COLOR)
+    assert gt[8, 6:26].all() and gt[8:32, 6].all() and gt[31, 6:26].all()  # outer edge of GT box 3..12 x 4..15
+    assert pred[4, 40:56].all() and pred[4:20, 55].all()
+    assert not gt[:8].any() and not gt[:, :6].any() and not gt[32:].any()
+
+
+def test_colorize_range():
+    from matplotlib import colormaps
+
+    c = colorize(np.array([[0.0, 1.0, 2.0, -1.0]]))
+    lo = (np.array(colormaps["inferno"](0.0)[:3]) * 255 + 0.5).astype(np.uint8)
+    hi = (np.array(colormaps["inferno"](1.0)[:3]) * 255 + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(c[0], [lo, hi, hi, lo])
+
+
+def test_figures_write_pngs(tmp_path):
+    rng = np.random.default_rng(1)
+    cases = [Case(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), rng.random((224, 224)).astype(np.float32),
+                  np.array([[10, 20, 100, 150]]), np.array([[0, 0, 223, 223]]), f"case {i}") for i in range(3)]
+    save_case(tmp_path / "one.png", cases[0])
+    save_grid(tmp_path / "grid.png", [("best", cases[:2]), ("worst", cases[2:])])
+    thr = np.arange(0, 1, 0.01).tolist()
+    record = {"curves": {"thresholds": thr, **{f"boxacc_v{v}_iou{i}": list(np.linspace(0, 50, 100))
+                                                for v in (1, 2) for i in (30, 50, 70)}},
+              "protocol": {"iou_thresholds": [30, 50, 70], "fixed_threshold": 0.2},
+              "metrics": {"maxboxacc": 50.0, "maxboxacc_v2": 50.0}, "checkpoint": {"path": "x.pth"},
+              "dataset": "cub", "split": "test", "num_images": 3}
+    save_boxacc_curves(tmp_path / "curves.png", record)
+    for name in ("one.png", "grid.png", "curves.png"):
+        img = cv2.imread(str(tmp_path / name))
+        assert img is not None and img.shape[0] > 100 and img.shape[1] > 100
+
+
+# ------------------------------------------------------------------------------------------------ the tool
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    from cutmix_transfer.backbones import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("viscam") / "mixup_r18.pth"
+    torch.save(build_model("resnet18", 4).state_dict(), path)
+    return path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, str(TOOL), *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=240)
+
+
+def test_vis_cam_tool_writes_overlays(ckpt, demo_root, tmp_path):
+    images = sorted((demo_root / "ILSVRC" / "Data" / "CLS-LOC" / "val").glob("*.JPEG"))[:2]
+    proc = _run("--backbone", str(ckpt), *map(str, images), "--out", str(tmp_path / "vis"), "--class", "2",
+                "--class-names", str(demo_root / "CUB_200_2011" / "classes.txt"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    written = [Path(p) for p in proc.stdout.split()]
+    assert len(written) == 2 and all(p.parent == tmp_path / "vis" for p in written)
+    for p, img in zip(written, images):
+        assert img.stem in p.name
+        png = cv2.imread(str(p))
+        assert png is not None and png.shape[1] > png.shape[0]  # image and overlay side by side
+
+
+def test_vis_cam_library_top1_and_errors(ckpt, demo_root, tmp_path):
+    from cutmix_transfer.errors import ConfigError, DatasetError
+    from cutmix_transfer.wsol.visualize import VisCamConfig, vis_cam
+
+    img = next((demo_root / "CUB_200_2011" / "images").rglob("*.jpg"))
+    paths = vis_cam(VisCamConfig(backbone=ckpt, images=[img], out=tmp_path, device="cpu"))
+    assert len(paths) == 1 and paths[0].is_file()
+    with pytest.raises(ConfigError, match="--class 7.*0..3"):
+        vis_cam(VisCamConfig(backbone=ckpt, images=[img], class_index=7, out=tmp_path, device="cpu"))
+    with pytest.raises(DatasetError, match="missing.jpg"):
+        vis_cam(VisCamConfig(backbone=ckpt, images=[tmp_path / "missing.jpg"], out=tmp_path, device="cpu"))
+
+
+def test_vis_cam_tool_error_is_one_line(ckpt, tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vis_cam_tool", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    assert mod.main(["--backbone", str(ckpt), str(bad), "--out", str(tmp_path), "--device", "cpu"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(bad) in lines[0]
