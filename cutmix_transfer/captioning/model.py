@@ -18,6 +18,7 @@ from mmengine.registry import MODELS
 
 from ..backbones import CAMNet, build_from_checkpoint, build_model
 from ..errors import ConfigError
+from ..results import guess_method
 from .decode import BeamOutput, State, beam_search
 from .vocab import PAD_ID, Vocabulary
 
@@ -58,7 +59,8 @@ class NICCaptioner(BaseModel):
             encoder, loaded, report = build_from_checkpoint(backbone_checkpoint, arch=arch, num_classes=1, wsol=False,
                                                             trust=trust_checkpoint, head="drop")
             self.encoder_info = {"path": str(backbone_checkpoint), "sha256": loaded.sha256,
-                                 "source_format": loaded.source_format, "method": loaded.meta.get("method")}
+                                 "source_format": loaded.source_format,
+                                 "method": loaded.meta.get("method") or guess_method(str(backbone_checkpoint))}
             logger.info("NIC encoder %s from %s (%s): %s", loaded.arch, backbone_checkpoint, loaded.source_format,
                         report.summary())
         else:
