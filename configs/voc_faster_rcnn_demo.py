@@ -1,13 +1,12 @@
-# Faster R-CNN R-FPN on the demo VOC data (data/demo/VOCdevkit from tools/make_demo_data.py: 128-192 px scenes,
-# VOC07+12 trainval, VOC07 test, real VOC class names) so that the pipeline runs end to end on a CPU in minutes.
-# The backbone is the demo's own pretraining (a ResNet-18): pass it with --backbone; the tool sets depth 18 and
-# FPN in_channels [64, 128, 256, 512] from it. Only data, input size and schedule differ from
+# Faster R-CNN R-FPN on the demo VOC data (data/demo/VOCdevkit from tools/make_demo_data.py: 128-192 px
+# scenes, VOC07+12 trainval, VOC07 test, real VOC class names), so that the pipeline runs end to end on a CPU.
+# The backbone is the demo's own pretraining (a ResNet-18): pass it with --backbone; the tool sets depth 18
+# and FPN in_channels [64, 128, 256, 512] from it. Only data, input size and schedule differ from
 # voc_faster_rcnn_cutmix.py; the VOC07 11-point metric is the same.
 _base_ = './voc_faster_rcnn_cutmix.py'
 
 data_root = 'data/demo/VOCdevkit/'
 backbone_checkpoint = 'work_dirs/demo/cls/cutmix/backbone.pth'  # usually given with --backbone
-model = dict(backbone=dict(init_cfg=dict(checkpoint=backbone_checkpoint)))
 img_scale = (160, 160)  # images are about that size: no upscaling (mmdet's VOC recipe resizes to 1000x600)
 
 train_pipeline = [
@@ -33,8 +32,10 @@ train_dataloader = dict(
     dataset=dict(
         times=1,
         dataset=dict(datasets=[
-            dict(voc_train, ann_file='VOC2007/ImageSets/Main/trainval.txt', data_prefix=dict(sub_data_root='VOC2007/')),
-            dict(voc_train, ann_file='VOC2012/ImageSets/Main/trainval.txt', data_prefix=dict(sub_data_root='VOC2012/')),
+            dict(voc_train, ann_file='VOC2007/ImageSets/Main/trainval.txt',
+                 data_prefix=dict(sub_data_root='VOC2007/')),
+            dict(voc_train, ann_file='VOC2012/ImageSets/Main/trainval.txt',
+                 data_prefix=dict(sub_data_root='VOC2012/')),
         ])))
 val_dataloader = dict(
     num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline))
@@ -47,4 +48,10 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[5], gamma=0.1)
 ]
 optim_wrapper = dict(optimizer=dict(lr=0.01))
+# 1-3 objects per demo image: fewer proposals and sampled RoIs than VOC's 1000 / 512 (the RoI head dominates
+# the CPU time)
+model = dict(
+    backbone=dict(init_cfg=dict(checkpoint=backbone_checkpoint)),
+    train_cfg=dict(rpn_proposal=dict(max_per_img=300), rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(max_per_img=300)))
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

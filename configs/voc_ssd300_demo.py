@@ -1,6 +1,6 @@
 # SSD300 (ResNet taps layer2/3/4) on the demo VOC data (data/demo/VOCdevkit from tools/make_demo_data.py), to
-# run end to end on a CPU in minutes. The backbone is the demo's own pretraining (a ResNet-18, --backbone); the
-# tool sets the taps to (128, 256, 512). The input stays 300x300 (the anchors and the 38/19/10/5/3/1 maps of
+# run end to end on a CPU. The backbone is the demo's own pretraining (a ResNet-18, --backbone); the tool sets
+# the taps to (128, 256, 512). The input stays 300x300 (the anchors and the 38/19/10/5/3/1 maps of
 # configs/det/ssd300_r50_voc0712.py need it); only data and schedule differ from voc_ssd300_cutmix.py.
 _base_ = './voc_ssd300_cutmix.py'
 
@@ -19,8 +19,10 @@ train_dataloader = dict(
     dataset=dict(
         times=1,
         dataset=dict(datasets=[
-            dict(voc_train, ann_file='VOC2007/ImageSets/Main/trainval.txt', data_prefix=dict(sub_data_root='VOC2007/')),
-            dict(voc_train, ann_file='VOC2012/ImageSets/Main/trainval.txt', data_prefix=dict(sub_data_root='VOC2012/')),
+            dict(voc_train, ann_file='VOC2007/ImageSets/Main/trainval.txt',
+                 data_prefix=dict(sub_data_root='VOC2007/')),
+            dict(voc_train, ann_file='VOC2012/ImageSets/Main/trainval.txt',
+                 data_prefix=dict(sub_data_root='VOC2012/')),
         ])))
 val_dataloader = dict(
     num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline))

@@ -1,8 +1,9 @@
-"""Detection transfer on the generated VOC layout: backbone weights really transferred (FPN, SSD, C4; ResNet-18
-and -50), clear errors for missing data, and a few CPU iterations of train + test for Faster R-CNN and SSD300
-through the tools, with the result record checked against its inputs."""
+"""Detection transfer on the generated VOC layout: backbone weights really transferred (FPN, SSD, C4;
+ResNet-18 and -50), clear errors for missing data, and a few CPU iterations of train + test for Faster R-CNN
+and SSD300 through the tools, with the result record checked against its inputs."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -51,23 +52,30 @@ def backbone_ckpt(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def configs() -> dict:
+    """The three detection configs, parsed once (tests take deep copies)."""
+    return {"faster_rcnn": load_config(FRCNN), "ssd300": load_config(SSD), "faster_rcnn_c4": load_config(C4)}
+
+
+@pytest.fixture(scope="module")
 def r18_ckpt(tmp_path_factory) -> Path:
     return _write_cutmix_style_checkpoint("resnet18", tmp_path_factory.mktemp("ckpt18"))
 
 
 
 
-@pytest.mark.parametrize("config", [FRCNN, SSD, C4], ids=["faster_rcnn", "ssd300", "faster_rcnn_c4"])
-def test_detector_backbone_equals_checkpoint_after_init(config, backbone_ckpt, voc_root, tmp_path):
+@pytest.mark.parametrize("name", ["faster_rcnn", "ssd300", "faster_rcnn_c4"])
+def test_detector_backbone_equals_checkpoint_after_init(name, configs, backbone_ckpt, voc_root, tmp_path):
     from mmdet.registry import MODELS
 
-    prepared = prepare_training(config, backbone=backbone_ckpt, work_dir=tmp_path, data_root=voc_root)
+    prepared = prepare_training(copy.deepcopy(configs[name]), backbone=backbone_ckpt, work_dir=tmp_path,
+                                data_root=voc_root)
     model = MODELS.build(prepared.cfg.model)
     model.init_weights()
     raw = torch.load(backbone_ckpt, weights_only=True)["state_dict"]
     expected = {k[len("module."):]: v for k, v in raw.items()}
     targets = {"backbone": model.backbone.state_dict()}
-    if config == C4:
+    if name == "faster_rcnn_c4":
         targets["shared_head"] = model.roi_head.shared_head.state_dict()
     compared = 0
     for key, value in expected.items():
@@ -83,44 +91,47 @@ def test_detector_backbone_equals_checkpoint_after_init(config, backbone_ckpt, v
     assert sum(len(sd) for sd in targets.values()) == compared
 
 
-def test_key_report_names_loaded_and_left_out(backbone_ckpt, voc_root, tmp_path):
+def test_key_report_names_loaded_and_left_out(configs, backbone_ckpt, voc_root, tmp_path):
     from cutmix_transfer.detection import build_runner
     from cutmix_transfer.detection.runner import report_backbone_keys
 
-    prepared = prepare_training(FRCNN, backbone=backbone_ckpt, work_dir=tmp_path, data_root=voc_root)
+    prepared = prepare_training(copy.deepcopy(configs["faster_rcnn"]), backbone=backbone_ckpt,
+                                work_dir=tmp_path, data_root=voc_root)
     runner = build_runner(prepared.cfg)
     report = report_backbone_keys(runner, prepared)
     n = len(prepared.backbone_state)
     assert sorted(report.left_out) == ["fc.bias", "fc.weight"]
     assert len(report.loaded) == n - 2 and not report.missing and not report.shape_mismatch
     written = json.loads((tmp_path / "backbone_keys.json").read_text())
-    assert written["left_out"] == report.left_out and written["backbone"]["sha256"] == sha256_file(backbone_ckpt)
+    assert written["left_out"] == report.left_out
+    assert written["backbone"]["sha256"] == sha256_file(backbone_ckpt)
     converted = torch.load(tmp_path / "backbone_mmdet.pth", weights_only=True)
-    assert not any(k.startswith("fc.") for k in converted["state_dict"]) and len(converted["state_dict"]) == n - 2
+    assert not any(k.startswith("fc.") for k in converted["state_dict"])
+    assert len(converted["state_dict"]) == n - 2
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50", "resnet101"])
-def test_adapt_config_channels_follow_depth(arch):
-    cfg = load_config(FRCNN)
+def test_adapt_config_channels_follow_depth(arch, configs):
+    cfg = copy.deepcopy(configs["faster_rcnn"])
     adapt_config_to_arch(cfg, arch)
     ch = stage_channels(arch)
     assert cfg.model.neck.in_channels == list(ch)
-    cfg = load_config(SSD)
+    cfg = copy.deepcopy(configs["ssd300"])
     adapt_config_to_arch(cfg, arch)
     assert tuple(cfg.model.neck.in_channels) == ch[1:]
     assert tuple(cfg.model.bbox_head.in_channels) == ch[1:] + (512, 256, 256)
-    cfg = load_config(C4)
+    cfg = copy.deepcopy(configs["faster_rcnn_c4"])
     adapt_config_to_arch(cfg, arch)
     assert cfg.model.rpn_head.in_channels == ch[2] and cfg.model.roi_head.bbox_head.in_channels == ch[3]
     with pytest.raises(ConfigError, match="vgg16"):
         adapt_config_to_arch(cfg, "vgg16")
 
 
-def test_ssd300_resnet_feature_maps_match_vgg_ssd300_anchors():
-    """The derivation in configs/det/ssd300_r50_voc0712.py: 38/19/10/5/3/1 maps at 300 px, the VGG SSD300 grid."""
+def test_ssd300_resnet_feature_maps_match_vgg_ssd300_anchors(configs):
+    """configs/det/ssd300_r50_voc0712.py's derivation: 38/19/10/5/3/1 maps at 300 px, VGG SSD300's grid."""
     from mmdet.registry import MODELS
 
-    cfg = load_config(SSD)
+    cfg = copy.deepcopy(configs["ssd300"])
     adapt_config_to_arch(cfg, "resnet18")
     model = MODELS.build(cfg.model).eval()
     with torch.inference_mode():
@@ -144,14 +155,16 @@ def test_train_tool_reports_missing_data_in_one_line(tmp_path, r18_ckpt, capsys)
                          "--data-root", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
-    assert f"{tmp_path}/VOC2007/ImageSets/Main/trainval.txt" in err[0] and f"{tmp_path}/VOC2012/JPEGImages" in err[0]
+    assert f"{tmp_path}/VOC2007/ImageSets/Main/trainval.txt" in err[0]
+    assert f"{tmp_path}/VOC2012/JPEGImages" in err[0]
 
 
-def test_amp_without_gpu_is_a_config_error(tmp_path, r18_ckpt, voc_root):
+def test_amp_without_gpu_is_a_config_error(configs, tmp_path, r18_ckpt, voc_root):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible: --amp is valid here")
     with pytest.raises(ConfigError, match="--amp"):
-        prepare_training(FRCNN, backbone=r18_ckpt, work_dir=tmp_path, data_root=voc_root,
+        prepare_training(copy.deepcopy(configs["faster_rcnn"]), backbone=r18_ckpt, work_dir=tmp_path,
+                         data_root=voc_root,
                          amp=True)
 
 
@@ -163,7 +176,8 @@ def _cli_options(voc_root: Path, extra: list[str]) -> list[str]:
 # test: step 1), with fewer proposals and sampled RoIs (its RoI head dominates CPU time); SSD stays at 300 px
 # (its anchors need it) with a shorter candidate list before NMS. 4 + 4 trainval images, batch 4: 2 iterations
 # per epoch; validation off (the test tool evaluates).
-SMALL_FRCNN = [f"train_dataloader.dataset.dataset.datasets.{i}.pipeline.2.scale=(128,128)" for i in (0, 1)] + [
+SMALL_FRCNN = [f"train_dataloader.dataset.dataset.datasets.{i}.pipeline.2.scale=(128,128)"
+               for i in (0, 1)] + [
     f"{s}_dataloader.dataset.pipeline.1.scale=(128,128)" for s in ("val", "test")] + [
     "model.train_cfg.rpn_proposal.max_per_img=100", "model.train_cfg.rcnn.sampler.num=64",
     "model.test_cfg.rpn.nms_pre=200", "model.test_cfg.rpn.max_per_img=50"]
@@ -211,9 +225,59 @@ def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path
     assert rec["metrics"]["mAP"] == pytest.approx(sum(per_class.values()) / len(per_class), abs=1e-6)
     assert f"{rec['metrics']['mAP']:.2f}" in capsys.readouterr().out
 
-    if detector == "faster_rcnn":  # resume from the work dir's last checkpoint (mmengine's own file, safe-loaded)
+    if detector == "faster_rcnn":  # resume from the work dir's last checkpoint (mmengine's file, safe-loaded)
+        more = extra + FEW + ["train_cfg.max_epochs=2", "default_hooks.checkpoint.interval=1"]
         assert train_det.main([str(config), "--backbone", str(r18_ckpt), "--work-dir", str(work), "--resume",
-                               *_cli_options(voc_root, extra + FEW + ["train_cfg.max_epochs=2",
-                                                                      "default_hooks.checkpoint.interval=1"])]) == 0
+                               *_cli_options(voc_root, more)]) == 0
         resumed = safe_torch_load(work / "epoch_2.pth")["meta"]
         assert resumed["epoch"] == 2 and resumed["iter"] == 2 * meta["iter"]
+
+
+def test_demo_voc_ground_truth_fed_back_as_predictions_gives_100(voc_root):
+    """Through mmdet's reading of the VOC07 test XML (difficult -> ignored, 1-based boxes) and packing."""
+    from mmdet.datasets import VOCDataset
+    from mmengine.structures import InstanceData
+
+    from cutmix_transfer.detection import VOCMetricPerClass
+
+    pipeline = [dict(type="LoadImageFromFile", _scope_="mmdet"),
+                dict(type="LoadAnnotations", with_bbox=True, _scope_="mmdet"),
+                dict(type="PackDetInputs", _scope_="mmdet")]
+    ds = VOCDataset(data_root=str(voc_root), ann_file="VOC2007/ImageSets/Main/test.txt",
+                    data_prefix=dict(sub_data_root="VOC2007/"), test_mode=True, pipeline=pipeline)
+    metric = VOCMetricPerClass(metric="mAP", eval_mode="11points")
+    metric.dataset_meta = ds.metainfo
+    n_boxes = 0
+    for i in range(len(ds)):
+        sample = ds[i]["data_samples"]
+        gt = sample.gt_instances
+        sample.pred_instances = InstanceData(bboxes=gt.bboxes.clone(), labels=gt.labels.clone(),
+                                             scores=torch.ones(len(gt)))
+        n_boxes += len(gt)
+        metric.process({}, [sample.to_dict()])
+    res = metric.compute_metrics(metric.results)
+    assert n_boxes > 0 and res["mAP"] == pytest.approx(1.0)
+    # a prediction set missing one box per image scores lower: the metric is not constant
+    metric.results.clear()
+    for i in range(len(ds)):
+        sample = ds[i]["data_samples"]
+        gt = sample.gt_instances[1:]
+        sample.pred_instances = InstanceData(bboxes=gt.bboxes.clone(), labels=gt.labels.clone(),
+                                             scores=torch.ones(len(gt)))
+        metric.process({}, [sample.to_dict()])
+    assert metric.compute_metrics(metric.results)["mAP"] < 1.0
+
+
+def test_backbone_provenance_for_checkpoints_without_record(configs, r18_ckpt, tmp_path):
+    """test_det: a detector checkpoint with no backbone record needs --backbone, whose sha256 goes in the record."""
+    from cutmix_transfer.detection.runner import _recorded_backbone
+    from cutmix_transfer.errors import CheckpointError
+
+    cfg = copy.deepcopy(configs["faster_rcnn"])
+    recorded = {"backbone_checkpoint": {"path": "x.pth", "sha256": "ab" * 32, "arch": "resnet50", "method": None}}
+    assert _recorded_backbone(recorded, cfg, None, "det.pth", False)["sha256"] == "ab" * 32
+    info = _recorded_backbone({}, cfg, r18_ckpt, "det.pth", False)
+    assert info["sha256"] == sha256_file(r18_ckpt) and info["arch"] == "resnet18" and info["method"] == "cutmix"
+    cfg.backbone_checkpoint = str(tmp_path / "absent.pth")
+    with pytest.raises(CheckpointError, match="--backbone"):
+        _recorded_backbone({}, cfg, None, "det.pth", False)

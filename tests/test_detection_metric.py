@@ -11,8 +11,9 @@ pytest.importorskip("mmdet")
 
 from cutmix_transfer.detection import VOCMetricPerClass  # noqa: E402
 
-CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
-           "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+           "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+           "tvmonitor")
 
 
 def _metric(eval_mode: str = "11points") -> VOCMetricPerClass:
@@ -86,7 +87,8 @@ def _reference_ap(images: list[dict], cls: int, mode: str) -> float | None:
     rec = ctp / npos
     prec = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
     if mode == "11points":
-        return float(sum((prec[rec >= t].max() if (rec >= t).any() else 0.0) for t in np.arange(0, 1.1, 0.1)) / 11)
+        levels = np.arange(0, 1.1, 0.1)
+        return float(sum((prec[rec >= t].max() if (rec >= t).any() else 0.0) for t in levels) / 11)
     mrec = np.concatenate([[0.0], rec, [1.0]])
     mpre = np.concatenate([[0.0], prec, [0.0]])
     for i in range(len(mpre) - 2, -1, -1):
@@ -125,8 +127,9 @@ def _random_images(rng: np.random.Generator, n: int = 12) -> list[dict]:
 @pytest.mark.parametrize("mode", ["11points", "area"])
 def test_voc_metric_matches_independent_voc_devkit_ap(mode):
     images = _random_images(np.random.default_rng(3))
-    res = _run(_metric(mode), [_sample(im["gt_boxes"], im["gt_labels"], im["ign_boxes"], im["ign_labels"],
-                                       im["pred_boxes"], im["pred_scores"], im["pred_labels"]) for im in images])
+    samples = [_sample(im["gt_boxes"], im["gt_labels"], im["ign_boxes"], im["ign_labels"], im["pred_boxes"],
+                       im["pred_scores"], im["pred_labels"]) for im in images]
+    res = _run(_metric(mode), samples)
     ref = {CLASSES[c]: _reference_ap(images, c, mode) for c in range(len(CLASSES))}
     ref = {k: v for k, v in ref.items() if v is not None}
     assert 0.1 < np.mean(list(ref.values())) < 0.95  # a non-trivial case

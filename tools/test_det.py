@@ -23,9 +23,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-mode", choices=["11points", "area"], default=None,
                    help="AP: '11points' (VOC07, the paper's; the configs' default) or 'area' (VOC2012 style)")
     p.add_argument("--backbone", metavar="CKPT",
-                   help="the backbone the detector started from, for a checkpoint not trained by train_det.py")
+                   help="the backbone the detector started from (for a checkpoint not from train_det.py)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None, help="override config keys")
-    p.add_argument("--data-root", help="VOCdevkit folder (replaces data_root of every VOC dataset in the config)")
+    p.add_argument("--data-root", help="VOCdevkit folder (replaces the data_root of every VOC dataset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="allow arbitrary unpickling of the checkpoint files (only for files you trust)")
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                                 eval_mode=args.eval_mode, seed=args.seed, backbone=args.backbone,
                                 trust=args.trust_checkpoint, launcher=args.launcher, data_root=args.data_root)
     rec = outcome.record
-    print(f"{rec['detector']} VOC07 test mAP ({rec['eval_mode']}): {rec['metrics']['mAP']:.2f}  -> {outcome.path}")
+    print(f"{rec['detector']} VOC07 test mAP ({rec['eval_mode']}): {rec['metrics']['mAP']:.2f}"
+          f"  -> {outcome.path}")
     for name, ap in rec["per_class_ap"].items():
         print(f"  {name:<12s} {ap:6.2f}")
     return 0

@@ -14,7 +14,7 @@ custom_imports = dict(imports=['cutmix_transfer.detection'], allow_failed_import
 
 model = dict(
     # torchvision weights were trained on RGB in [0, 255] normalised with ImageNet mean/std (caffe-style
-    # weights would need BGR and std 1); mmdet's R50-FPN base already uses these values, repeated here on purpose.
+    # weights would need BGR and std 1); mmdet's R50-FPN base already has these values, repeated on purpose.
     data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
     # torchvision ResNets put the stride on the 3x3 conv ('pytorch' style); BN statistics frozen
     # (norm_eval) and stem + layer1 frozen, as mmdet's ImageNet-initialised detectors do. init_cfg stays

@@ -17,6 +17,6 @@ from .runner import (EvalOutcome, build_runner, detector_name, evaluate_detector
                      prepare_training, train_detector)
 
 __all__ = ["KeyReport", "adapt_config_to_arch", "backbone_key_report", "convert_backbone", "resnet_depth",
-           "set_backbone_init", "stage_channels", "check_voc_data", "set_data_root", "BackboneProvenanceHook", "VOCMetricPerClass",
-           "EvalOutcome", "build_runner", "detector_name", "evaluate_detector", "load_config", "prepare_training",
-           "train_detector"]
+           "set_backbone_init", "stage_channels", "check_voc_data", "set_data_root", "BackboneProvenanceHook",
+           "VOCMetricPerClass", "EvalOutcome", "build_runner", "detector_name", "evaluate_detector",
+           "load_config", "prepare_training", "train_detector"]

@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 # arch -> (mmdet ResNet depth, block expansion)
 RESNET_ARCHS: dict[str, tuple[int, int]] = {
-    "resnet18": (18, 1), "resnet34": (34, 1), "resnet50": (50, 4), "resnet101": (101, 4), "resnet152": (152, 4)}
+    "resnet18": (18, 1), "resnet34": (34, 1), "resnet50": (50, 4), "resnet101": (101, 4),
+    "resnet152": (152, 4)}
 STAGE_PLANES = (64, 128, 256, 512)
 BACKBONE_FILE = "backbone_mmdet.pth"
 
@@ -35,8 +36,8 @@ def resnet_depth(arch: str) -> int:
     """mmdet `ResNet.depth` for a torchvision arch name; ConfigError for anything that is not a ResNet."""
     if arch not in RESNET_ARCHS:
         raise ConfigError(
-            f"backbone arch {arch!r} cannot start an mmdet detector: the detection configs use mmdet's ResNet, "
-            f"which takes {sorted(RESNET_ARCHS)}. Pass a ResNet checkpoint with --backbone.")
+            f"backbone arch {arch!r} cannot start an mmdet detector: the detection configs use mmdet's "
+            f"ResNet, which takes {sorted(RESNET_ARCHS)}. Pass a ResNet checkpoint with --backbone.")
     return RESNET_ARCHS[arch][0]
 
 
@@ -94,7 +95,8 @@ def adapt_config_to_arch(cfg: "Config", arch: str) -> dict[str, Any]:
         model.roi_head.bbox_roi_extractor.out_channels = c4
         model.roi_head.bbox_head.in_channels = c5
         changed.update({"model.roi_head.shared_head.depth": depth, "model.rpn_head.in_channels": c4,
-                        "model.rpn_head.feat_channels": c4, "model.roi_head.bbox_roi_extractor.out_channels": c4,
+                        "model.rpn_head.feat_channels": c4,
+                        "model.roi_head.bbox_roi_extractor.out_channels": c4,
                         "model.roi_head.bbox_head.in_channels": c5})
     else:
         raise ConfigError(
@@ -121,14 +123,14 @@ def set_backbone_init(cfg: "Config", checkpoint: str | os.PathLike) -> list[str]
 
 
 def clear_backbone_init(cfg: "Config") -> None:
-    """Drop the Pretrained init of backbone / shared head (for testing, where the detector checkpoint has all)."""
+    """Drop the Pretrained init of backbone / shared head (testing: the detector checkpoint holds all)."""
     cfg.model.backbone.init_cfg = None
     if cfg.model.get("roi_head") and cfg.model.roi_head.get("shared_head") is not None:
         cfg.model.roi_head.shared_head.init_cfg = None
 
 
 def configured_backbone_path(cfg: "Config") -> str | None:
-    """The backbone checkpoint a config names: top-level `backbone_checkpoint`, else the backbone's init_cfg."""
+    """The backbone checkpoint a config names: top-level `backbone_checkpoint`, else backbone.init_cfg's."""
     path = cfg.get("backbone_checkpoint")
     if path:
         return str(path)
@@ -140,7 +142,7 @@ def configured_backbone_path(cfg: "Config") -> str | None:
 
 def convert_backbone(src: str | os.PathLike, dst: str | os.PathLike, arch: str | None = None,
                      trust: bool = False) -> "LoadedBackbone":
-    """Load `src` (any supported format, safely) and write it to `dst` in mmdet's form (fc dropped, atomic)."""
+    """Load `src` (any supported format, safely) and write it to `dst` in mmdet's form (no fc, atomic)."""
     from ..checkpoints import export_checkpoint, load_backbone_state
 
     src = Path(src)
@@ -171,7 +173,7 @@ class KeyReport:
 
 
 def pretrained_targets(model: "torch.nn.Module") -> dict[str, "torch.nn.Module"]:
-    """The detector submodules initialised from the backbone checkpoint: backbone and, in C4, the shared head."""
+    """The detector submodules that the backbone checkpoint initialises: backbone and, in C4, shared head."""
     from mmengine.model import is_model_wrapper
 
     if is_model_wrapper(model):
@@ -184,8 +186,9 @@ def pretrained_targets(model: "torch.nn.Module") -> dict[str, "torch.nn.Module"]
     return targets
 
 
-def backbone_key_report(model: "torch.nn.Module", checkpoint_state: Mapping[str, "torch.Tensor"]) -> KeyReport:
-    """Compare a checkpoint's keys and shapes with the detector modules it initialises (what strict=False loads)."""
+def backbone_key_report(model: "torch.nn.Module",
+                        checkpoint_state: Mapping[str, "torch.Tensor"]) -> KeyReport:
+    """Compare a checkpoint's keys and shapes with the modules it initialises (what strict=False loads)."""
     targets = {name: mod.state_dict() for name, mod in pretrained_targets(model).items()}
     report = KeyReport()
     used: set[str] = set()

@@ -17,7 +17,7 @@ XML_TYPES = ("VOCDataset", "XMLDataset")
 
 
 def iter_xml_datasets(dataset: Mapping[str, Any] | None) -> Iterator[Mapping[str, Any]]:
-    """Yield the VOC/XML dataset dicts inside a dataset config, through RepeatDataset / ConcatDataset wrappers."""
+    """Yield the VOC/XML dataset dicts in a dataset config, through RepeatDataset / ConcatDataset wrappers."""
     if not isinstance(dataset, Mapping):
         return
     if dataset.get("type") in XML_TYPES:

@@ -11,7 +11,7 @@ META_KEY = "backbone_checkpoint"
 
 @HOOKS.register_module()
 class BackboneProvenanceHook(Hook):
-    """Write `meta['backbone_checkpoint'] = {path, sha256, arch, method, source_format}` into saved checkpoints.
+    """Put `meta['backbone_checkpoint'] = {path, sha256, arch, method, source_format}` in saved checkpoints.
 
     `test_det` reads it back so that the detection record carries the BACKBONE's sha256, which the report
     uses to line detection up with the same checkpoint's classification, localization and captioning.
@@ -22,7 +22,8 @@ class BackboneProvenanceHook(Hook):
     def __init__(self, backbone: dict[str, Any]) -> None:
         missing = {"path", "sha256", "arch"} - set(backbone)
         if missing:
-            raise ValueError(f"BackboneProvenanceHook needs backbone keys {sorted(missing)}; got {sorted(backbone)}")
+            raise ValueError(f"BackboneProvenanceHook needs backbone keys {sorted(missing)}; "
+                             f"got {sorted(backbone)}")
         self.backbone = dict(backbone)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -2,7 +2,8 @@
 
 Train: config -> VOC files checked -> backbone checkpoint loaded (core loader, safe) -> config adapted to its
 depth -> `work_dir/backbone_mmdet.pth` (atomic) as the backbone's `Pretrained` init -> key report logged and
-written -> `Runner.train()`; every saved checkpoint carries the backbone's provenance (BackboneProvenanceHook).
+written -> `Runner.train()`; every saved checkpoint carries the backbone's provenance
+(BackboneProvenanceHook).
 Test: config + detector checkpoint -> `Runner.test()` with VOCMetric (VOC07 11-point) -> result record with
 mAP and per-class AP (percent) and the BACKBONE checkpoint's sha256.
 """
@@ -16,15 +17,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json, sha256_file
-from ..results import checkpoint_info, make_record, write_record
-from .backbone import (BACKBONE_FILE, KeyReport, adapt_config_to_arch, backbone_key_report, clear_backbone_init,
-                       configured_backbone_path, convert_backbone, log_key_report, set_backbone_init)
+from ..results import METHODS, checkpoint_info, make_record, write_record
+from .backbone import (BACKBONE_FILE, KeyReport, adapt_config_to_arch, backbone_key_report,
+                       clear_backbone_init, configured_backbone_path, convert_backbone, log_key_report,
+                       set_backbone_init)
 from .data import check_voc_data, iter_xml_datasets, set_data_root
 from .hooks import META_KEY
 
 if TYPE_CHECKING:
     from mmengine.config import Config
     from mmengine.runner import Runner
+
+    from ..checkpoints import LoadedBackbone
 
 logger = logging.getLogger(__name__)
 Launcher = Literal["none", "pytorch", "slurm", "mpi"]
@@ -52,7 +56,7 @@ def _set_launcher(cfg: "Config", launcher: str) -> None:
 
 
 def _enable_amp(cfg: "Config") -> None:
-    """Switch the optimizer wrapper to mmengine's AmpOptimWrapper (dynamic loss scale), as mmdet's train tool."""
+    """Switch the optimizer wrapper to AmpOptimWrapper (dynamic loss scale), as mmdet's train tool does."""
     import torch
 
     if not torch.cuda.is_available():
@@ -74,6 +78,14 @@ def build_runner(cfg: "Config") -> "Runner":
     return Runner.from_cfg(cfg)
 
 
+def backbone_provenance(loaded: "LoadedBackbone") -> dict[str, Any]:
+    """The record's checkpoint block for a LoadedBackbone: path, sha256, arch, method (+ source_format)."""
+    method = str(loaded.meta.get("method") or "").lower() or None
+    info = checkpoint_info(loaded.path, loaded.sha256, loaded.arch, method if method in METHODS else None)
+    info["source_format"] = loaded.source_format
+    return info
+
+
 @dataclass
 class PreparedTraining:
     """A training config ready for `build_runner`, and where its backbone came from."""
@@ -87,7 +99,8 @@ class PreparedTraining:
 def prepare_training(config: str | os.PathLike | "Config", backbone: str | os.PathLike | None = None,
                      work_dir: str | os.PathLike | None = None, cfg_options: dict[str, Any] | None = None,
                      resume: str | bool | None = None, amp: bool = False, seed: int = 0, trust: bool = False,
-                     launcher: Launcher = "none", data_root: str | os.PathLike | None = None) -> PreparedTraining:
+                     launcher: Launcher = "none",
+                     data_root: str | os.PathLike | None = None) -> PreparedTraining:
     """Everything train_det does before building the Runner; checks data and checkpoint first.
 
     `backbone` overrides the config's `backbone_checkpoint`; the config's depth and channels follow the
@@ -105,7 +118,8 @@ def prepare_training(config: str | os.PathLike | "Config", backbone: str | os.Pa
         set_data_root(cfg, data_root)
     src = str(backbone) if backbone is not None else configured_backbone_path(cfg)
     if not src:
-        raise ConfigError("no backbone checkpoint: the config sets no `backbone_checkpoint`; pass --backbone CKPT")
+        raise ConfigError("no backbone checkpoint: the config sets no `backbone_checkpoint`; "
+                          "pass --backbone CKPT")
     check_voc_data(cfg, splits=("train", "val"))
 
     converted = Path(cfg.work_dir) / BACKBONE_FILE
@@ -113,8 +127,7 @@ def prepare_training(config: str | os.PathLike | "Config", backbone: str | os.Pa
     adapt_config_to_arch(cfg, loaded.arch)
     set_backbone_init(cfg, converted)
     cfg.backbone_checkpoint = src
-    provenance = checkpoint_info(loaded.path, loaded.sha256, loaded.arch, loaded.meta.get("method"))
-    provenance["source_format"] = loaded.source_format
+    provenance = backbone_provenance(loaded)
     hooks = [h for h in (cfg.get("custom_hooks") or []) if h.get("type") != "BackboneProvenanceHook"]
     hooks.append(dict(type="BackboneProvenanceHook", backbone=provenance))
     cfg.custom_hooks = hooks
@@ -126,7 +139,8 @@ def prepare_training(config: str | os.PathLike | "Config", backbone: str | os.Pa
     if resume:
         cfg.resume = True
         cfg.load_from = None if resume in (True, "auto") else str(resume)
-    return PreparedTraining(cfg=cfg, backbone=provenance, backbone_state=loaded.state_dict, converted=converted)
+    return PreparedTraining(cfg=cfg, backbone=provenance, backbone_state=loaded.state_dict,
+                            converted=converted)
 
 
 def report_backbone_keys(runner: "Runner", prepared: PreparedTraining) -> KeyReport:
@@ -137,8 +151,9 @@ def report_backbone_keys(runner: "Runner", prepared: PreparedTraining) -> KeyRep
                       {"backbone": prepared.backbone, **report.as_dict()})
     if not report.loaded:
         raise CheckpointError(
-            f"backbone checkpoint {prepared.backbone['path']}: none of its tensors fit the detector's backbone "
-            f"({len(report.shape_mismatch)} shape mismatches); check that the config is a ResNet detector")
+            f"backbone checkpoint {prepared.backbone['path']}: none of its tensors fit the detector's "
+            f"backbone ({len(report.shape_mismatch)} shape mismatches); check that the config is a ResNet "
+            f"detector")
     return report
 
 
@@ -146,7 +161,7 @@ def train_detector(config: str | os.PathLike, backbone: str | os.PathLike | None
                    work_dir: str | os.PathLike | None = None, cfg_options: dict[str, Any] | None = None,
                    resume: str | bool | None = None, amp: bool = False, seed: int = 0, trust: bool = False,
                    launcher: Launcher = "none", data_root: str | os.PathLike | None = None) -> Path:
-    """Fine-tune the config's detector from a backbone checkpoint (tools/train_det.py); returns the work dir."""
+    """Fine-tune the config's detector from a backbone checkpoint (tools/train_det.py); returns work_dir."""
     prepared = prepare_training(config, backbone, work_dir, cfg_options, resume, amp, seed, trust, launcher,
                                 data_root)
     runner = build_runner(prepared.cfg)
@@ -172,12 +187,13 @@ def read_detector_meta(checkpoint: str | os.PathLike, trust: bool = False) -> tu
 
     obj = safe_torch_load(checkpoint, trust=trust)
     if not isinstance(obj, dict) or "state_dict" not in obj:
-        raise CheckpointError(f"{checkpoint} is not a detector checkpoint saved by mmengine (no 'state_dict'); "
-                              f"pass the epoch_N.pth / iter_N.pth that tools/train_det.py wrote")
+        raise CheckpointError(f"{checkpoint} is not a detector checkpoint saved by mmengine (no "
+                              f"'state_dict'); pass the epoch_N.pth / iter_N.pth that tools/train_det.py "
+                              f"wrote")
     return obj.get("meta") or {}, obj["state_dict"]
 
 
-def _backbone_provenance(meta: dict, cfg: "Config", backbone: str | os.PathLike | None,
+def _recorded_backbone(meta: dict, cfg: "Config", backbone: str | os.PathLike | None,
                          checkpoint: str | os.PathLike, trust: bool) -> dict[str, Any]:
     """The backbone a detector started from: its checkpoint meta, else --backbone, else the config's path."""
     if backbone is None and META_KEY in meta:
@@ -193,9 +209,7 @@ def _backbone_provenance(meta: dict, cfg: "Config", backbone: str | os.PathLike 
     loaded = load_backbone_state(src, trust=trust)
     logger.warning("%s has no backbone record; attributing it to %s (sha256 %s)", checkpoint, src,
                    loaded.sha256[:12])
-    info = checkpoint_info(loaded.path, loaded.sha256, loaded.arch, loaded.meta.get("method"))
-    info["source_format"] = loaded.source_format
-    return info
+    return backbone_provenance(loaded)
 
 
 def _check_state_fits(model, state: dict, checkpoint: str | os.PathLike) -> None:
@@ -211,8 +225,8 @@ def _check_state_fits(model, state: dict, checkpoint: str | os.PathLike) -> None
     if missing or wrong:
         raise CheckpointError(
             f"{checkpoint} does not fit the config's detector: {len(missing)} weights missing "
-            f"(e.g. {missing[:3]}), {len(wrong)} of another shape (e.g. {wrong[:3]}). Test with the config the "
-            f"detector was trained with (train_det dumps it into its work dir)")
+            f"(e.g. {missing[:3]}), {len(wrong)} of another shape (e.g. {wrong[:3]}). Test with the "
+            f"config the detector was trained with (train_det dumps it into its work dir)")
 
 
 @dataclass
@@ -224,10 +238,11 @@ class EvalOutcome:
     metrics: dict[str, float]
 
 
-def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike | None = None,
-                  cfg_options: dict[str, Any] | None = None, eval_mode: EvalMode | None = None, seed: int = 0,
-                  backbone: str | os.PathLike | None = None, trust: bool = False,
-                  launcher: Launcher = "none", data_root: str | os.PathLike | None = None) -> EvalOutcome:
+def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike,
+                      out: str | os.PathLike | None = None, cfg_options: dict[str, Any] | None = None,
+                      eval_mode: EvalMode | None = None, seed: int = 0,
+                      backbone: str | os.PathLike | None = None, trust: bool = False,
+                      launcher: Launcher = "none", data_root: str | os.PathLike | None = None) -> EvalOutcome:
     """Evaluate a trained detector on the config's test set (VOC07 test) and write `<out>/results.json`.
 
     mAP and per-class AP are percentages (VOCMetric's fractions x 100); eval_mode None keeps the config's
@@ -241,7 +256,7 @@ def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike, 
         set_data_root(cfg, data_root)
     check_voc_data(cfg, splits=("test",))
     meta, state = read_detector_meta(checkpoint, trust=trust)
-    provenance = _backbone_provenance(meta, cfg, backbone, checkpoint, trust)
+    provenance = _recorded_backbone(meta, cfg, backbone, checkpoint, trust)
     adapt_config_to_arch(cfg, provenance["arch"])
     clear_backbone_init(cfg)
 
@@ -250,7 +265,8 @@ def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike, 
         evaluator.type = "VOCMetricPerClass"
     if eval_mode is not None:
         if eval_mode not in ("11points", "area"):
-            raise ConfigError(f"--eval-mode {eval_mode!r}: choose '11points' (VOC07) or 'area' (VOC2012 style)")
+            raise ConfigError(f"--eval-mode {eval_mode!r}: choose '11points' (VOC07) or 'area' "
+                              f"(VOC2012 style)")
         evaluator.eval_mode = eval_mode
     out = Path(out) if out is not None else checkpoint.parent / f"test_{checkpoint.stem}"
     cfg.work_dir = str(out)
