@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Caption a COCO split with a trained NIC checkpoint and score it (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D).
 
-    python tools/test_caption.py configs/caption/nic_demo.py work_dirs/nic_demo/epoch_6.pth --out work_dirs/nic_demo/test
+    python tools/test_caption.py configs/caption/nic_demo.py work_dirs/nic_demo/epoch_3.pth --out work_dirs/nic_demo/test
 
 Writes <out>/results.json (a 'captioning' record in percent, linked to the backbone checkpoint's sha256),
 <out>/captions.json and <out>/samples.png. SPICE is reported as unavailable (it needs a download).

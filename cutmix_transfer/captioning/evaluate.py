@@ -59,6 +59,7 @@ def load_captioner(checkpoint: str | os.PathLike, cfg_model: dict | None = None,
     kw = {k: v for k, v in (cfg_model or {}).items() if k in ("beam_size", "length_norm", "norm_eval")}
     model = NICCaptioner(vocab=meta["vocab"], arch=meta["arch"], embed_dim=meta["embed_dim"],
                          hidden_dim=meta["hidden_dim"], dropout=meta.get("dropout", 0.5), max_len=meta["max_len"],
+                         image_norm=bool(meta.get("image_norm", False)),
                          **kw)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -108,7 +109,7 @@ def sample_figure(dataset: CocoCaptionDataset, captions: dict[int, str], path: s
         ax.axis("off")
     for ax, k in zip(axes.ravel(), pick):
         it = items[k]
-        ax.imshow(load_rgb(it.path))
+        ax.imshow(load_rgb(it.path).resize((224, 224)))  # one square size: the captions line up under every image
         gen = textwrap.fill("gen: " + (captions[it.image_id] or "(empty)"), 44)
         refs = "\n".join(textwrap.fill("ref: " + r, 44) for r in it.captions[:2])
         ax.set_title(f"id {it.image_id}", fontsize=8)

@@ -45,11 +45,13 @@ class NICCaptioner(BaseModel):
     def __init__(self, vocab: Vocabulary | Sequence[str] | str, arch: str | None = "resnet50",
                  backbone_checkpoint: str | None = None, trust_checkpoint: bool = False, embed_dim: int = 512,
                  hidden_dim: int = 512, dropout: float = 0.5, freeze_encoder: bool = False, norm_eval: bool = True,
-                 max_len: int = 16, beam_size: int = 3, length_norm: bool = False,
+                 max_len: int = 16, beam_size: int = 3, length_norm: bool = False, image_norm: bool = False,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
         """`backbone_checkpoint`: any checkpoint the core loader reads (its fc head is dropped); arch=None takes the
         checkpoint's. `freeze_encoder`: encoder weights fixed and in eval mode. `norm_eval`: the encoder's
-        BatchNorm layers keep their pretrained statistics while training (small caption batches)."""
+        BatchNorm layers keep their pretrained statistics while training (small caption batches). `image_norm`:
+        BatchNorm1d on the image embedding (not in Show and Tell; common in PyTorch NIC re-implementations, and on
+        the demo it makes the captions depend on the image sooner)."""
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.vocab = _as_vocab(vocab)
         if not 0.0 <= float(dropout) < 1.0:
@@ -74,6 +76,7 @@ class NICCaptioner(BaseModel):
         encoder.fc = nn.Identity()  # the classifier head is not part of the encoder
         self.encoder: CAMNet = encoder
         self.img_proj = nn.Linear(self.feat_dim, embed_dim)
+        self.img_norm = nn.BatchNorm1d(embed_dim) if image_norm else nn.Identity()
         self.embed = nn.Embedding(len(self.vocab), embed_dim, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(embed_dim, hidden_dim, num_layers=1, batch_first=True)
         self.drop = nn.Dropout(dropout)
@@ -81,7 +84,7 @@ class NICCaptioner(BaseModel):
         self._init_decoder()
         self.embed_dim, self.hidden_dim, self.dropout_p = embed_dim, hidden_dim, float(dropout)
         self.max_len, self.beam_size, self.length_norm = int(max_len), int(beam_size), bool(length_norm)
-        self.freeze_encoder, self.norm_eval = bool(freeze_encoder), bool(norm_eval)
+        self.freeze_encoder, self.norm_eval, self.image_norm = bool(freeze_encoder), bool(norm_eval), bool(image_norm)
         if self.freeze_encoder:
             for p in self.encoder.parameters():
                 p.requires_grad_(False)
@@ -109,13 +112,13 @@ class NICCaptioner(BaseModel):
 
     # ------------------------------------------------------------------ parts
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, E) image embeddings W_I GAP(features) (before dropout)."""
+        """(B, 3, H, W) -> (B, E) image embeddings W_I GAP(features) (BatchNorm1d'd with image_norm; before dropout)."""
         if self.freeze_encoder:
             with torch.no_grad():
                 feats = self.encoder.features(images)
         else:
             feats = self.encoder.features(images)
-        return self.img_proj(feats.mean(dim=(2, 3)))
+        return self.img_norm(self.img_proj(feats.mean(dim=(2, 3))))
 
     def init_state(self, img_emb: torch.Tensor) -> State:
         """LSTM state after reading the image embedding (B, E): ((1, B, H), (1, B, H))."""
@@ -177,5 +180,6 @@ class NICCaptioner(BaseModel):
         """What tools/test_caption.py needs to rebuild the model, and the encoder's provenance for the record."""
         return {"task": "captioning", "arch": self.arch, "vocab": list(self.vocab.words), "embed_dim": self.embed_dim,
                 "hidden_dim": self.hidden_dim, "dropout": self.dropout_p, "max_len": self.max_len,
+                "image_norm": self.image_norm,
                 "freeze_encoder": self.freeze_encoder, "encoder": dict(self.encoder_info),
                 "method": self.encoder_info.get("method")}

@@ -103,7 +103,8 @@ def load_karpathy(json_path: str | os.PathLike, image_root: str | os.PathLike, s
             image_id = int(im["cocoid"]) if "cocoid" in im else int(im.get("imgid", k))
         except (KeyError, TypeError, ValueError) as e:
             raise DatasetError(f"{json_path}: image entry {k} is malformed ({type(e).__name__}: {e}); expected "
-                               f"Karpathy's fields filepath, filename, split, cocoid, sentences[raw, tokens].") from None
+                               f"Karpathy's fields filepath, filename, split, cocoid, sentences[raw, tokens]."
+                               ) from None
         if not caps:
             raise DatasetError(f"{json_path}: image {path.name} (entry {k}) has no sentences.")
         out.append(CaptionImage(image_id, path, caps, toks, split=im["split"]))
