@@ -135,3 +135,18 @@ def test_tools_fail_with_one_line(tmp_path, backbone, capsys, demo_root):
     assert rc == 2 and "not a NIC captioner checkpoint" in err and err.count("\n") == 1
     assert train_tool.main([CONFIG, "--data-root", str(tmp_path / "missing"), "--work-dir", str(tmp_path / "w")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_configs_load_with_the_paper_setup():
+    from cutmix_transfer.captioning import load_config
+
+    cfg = load_config(ROOT / "configs" / "caption" / "nic_coco_karpathy.py")
+    m = cfg.model
+    assert (m.type, m.arch, m.embed_dim, m.hidden_dim, m.dropout, m.beam_size, m.max_len) == \
+        ("NICCaptioner", "resnet50", 512, 512, 0.5, 3, 16)
+    assert cfg.vocab_min_count == 5 and cfg.train_dataloader.dataset.source == "karpathy"
+    assert cfg.test_dataloader.dataset.split == "test"
+    enc_lr = cfg.optim_wrapper.optimizer.lr * cfg.optim_wrapper.paramwise_cfg.custom_keys["encoder"].lr_mult
+    assert enc_lr == pytest.approx(1e-5)
+    demo = load_config(ROOT / "configs" / "caption" / "nic_demo.py")
+    assert demo.train_dataloader.dataset.root == "data/demo/coco" and demo.model.arch == "resnet18"
