@@ -20,7 +20,7 @@ import test_caption as test_tool  # noqa: E402
 import train_caption as train_tool  # noqa: E402
 
 CONFIG = str(ROOT / "configs" / "caption" / "nic_demo.py")
-TINY = ["model.embed_dim=16", "model.hidden_dim=16", "model.max_len=8",
+TINY = ["model.embed_dim=16", "model.freeze_encoder=False", "model.hidden_dim=16", "model.max_len=8",
         "train_dataloader.batch_size=4", "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
         "train_dataloader.dataset.image_size=32", "train_dataloader.dataset.resize=36",
         "train_dataloader.dataset.max_images=8", "train_dataloader.dataset.max_len=8",
