@@ -80,8 +80,14 @@ if [ -z "$WHEEL" ]; then
     sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
     export MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
     if [ "$CUDA_TAG" != cpu ]; then export FORCE_CUDA=1; fi
-    (cd "$BUILD" && "${PIP[@]}" wheel -q --no-build-isolation --no-deps "$SRC" -w "$BUILD/dist") \
-        || fail "mmcv build failed (log above). Needs gcc with C++20 and the Python headers."
+    # the build prints hundreds of setuptools / compiler warnings: keep them in a log, show its tail on failure
+    mkdir -p "$CACHE"
+    BUILD_LOG="$CACHE/mmcv-build.log"
+    if ! (cd "$BUILD" && "${PIP[@]}" wheel -q --no-build-isolation --no-deps "$SRC" -w "$BUILD/dist") \
+            > "$BUILD_LOG" 2>&1; then
+        tail -n 40 "$BUILD_LOG" >&2
+        fail "mmcv build failed (last 40 lines above, full log $BUILD_LOG). Needs gcc with C++20 and the Python headers."
+    fi
     mkdir -p "$WHEEL_DIR"
     built=$(ls "$BUILD"/dist/mmcv-*.whl)
     cp "$built" "$WHEEL_DIR/.tmp.$(basename "$built")"

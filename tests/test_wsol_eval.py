@@ -140,6 +140,27 @@ def test_image_pipeline_matches_manual(demo_root):
     torch.testing.assert_close(tensor[None], _manual_input(path), atol=1e-6, rtol=0)
 
 
+def test_input_size_changes_the_network_input_only(demo_root, ckpts):
+    """--image-size 96 (a backbone trained at 96 px): the network sees a 96 px PIL-bilinear image, the CAM is
+    still scored in the 224 frame and equals the 96 px CAM resized by the same bicubic + min-max step."""
+    from cutmix_transfer.backbones import build_from_checkpoint
+    from cutmix_transfer.cam import class_activation_maps, normalize_cams
+
+    path = next((demo_root / "CUB_200_2011" / "images").rglob("*.jpg"))
+    tensor, rgb, _ = evaluate.load_image_224(path, input_size=96)
+    assert tensor.shape == (3, 96, 96) and rgb.shape == (224, 224, 3)
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB").resize((96, 96), Image.BILINEAR), dtype=np.float32) / 255.0
+    arr = (arr - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+    torch.testing.assert_close(tensor, torch.from_numpy(arr.transpose(2, 0, 1).copy()), atol=1e-6, rtol=0)
+    model, _, _ = build_from_checkpoint(ckpts["plain"], wsol=True, head="require")
+    maps, logits = evaluate.compute_scoremaps(model.eval(), tensor[None], torch.tensor([1]))
+    assert maps.shape == (1, 224, 224) and logits.shape == (1, NUM_CLASSES)
+    cams, _ = class_activation_maps(model, tensor[None], torch.tensor([1]))
+    np.testing.assert_allclose(maps, normalize_cams(cams, (224, 224)), atol=1e-6)
+    assert evaluate.WSOLEvalConfig(backbone="x").input_size == 224
+
+
 def test_known_cams_hand_computed_imagenet(demo_root, ckpts, tmp_path, monkeypatch):
     """Rectangles as CAMs (and one all-zero map) on ImageNet val with several boxes per image: every metric
     is computed by hand from the rectangle's box (x1 = last column + 1, clipped at 223) and the +1 IoU."""
@@ -421,7 +442,8 @@ def test_error_bad_options(ckpts, demo_root, capsys):
     main = _tool_main()
     base = ["--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(demo_root / "CUB_200_2011")]
     for extra, needle in ((["--iou", "30", "70"], "50"), (["--cam-curve-interval", "0"], "interval"),
-                          (["--split", "val"], "--metadata"), (["--device", "nonsense"], "--device")):
+                          (["--split", "val"], "--metadata"), (["--device", "nonsense"], "--device"),
+                          (["--image-size", "8"], "--image-size")):
         assert main(base + extra) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err

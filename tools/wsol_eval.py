@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="output folder (default work_dirs/wsol/<checkpoint>_<dataset>)")
     p.add_argument("--save-cams", action="store_true", help="write cams.npz with the scored maps")
     p.add_argument("--vis", type=int, default=0, metavar="N", help="write figures for N images and N best/worst")
+    p.add_argument("--image-size", type=int, default=224,
+                   help="network input side (default 224, the protocol); boxes, masks and CAMs stay at 224")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=4, help="data loader processes")
     p.add_argument("--box-workers", type=int, default=-1,
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         save_cams=args.save_cams, vis=args.vis, batch_size=args.batch_size, workers=args.workers,
         box_workers=args.box_workers, device=args.device, seed=args.seed, trust_checkpoint=args.trust_checkpoint,
         skip_unreadable=args.skip_unreadable, wsol_form=not args.standard_form,
-        large_feature_map=args.large_feature_map, progress=not args.no_progress)
+        large_feature_map=args.large_feature_map, progress=not args.no_progress,
+        input_size=args.image_size)
     result = evaluate_wsol(cfg)
     if result.record.get("world_size", 1) == 1 or result.files:
         m = result.metrics

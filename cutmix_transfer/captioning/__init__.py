@@ -2,11 +2,11 @@
 decoded with batched beam search and scored with the COCO caption metrics.
 
 Importing this package registers in mmengine's root registries: the dataset 'CocoCaptions', the model
-'NICCaptioner', the metric 'CaptionMetric', and (from the classification package) the hooks
+'NICCaptioner', the metric 'CaptionMetric', and (from cutmix_transfer.runner) the hooks
 'AtomicCheckpointHook' / 'CheckpointMetaHook' and the wrapper 'CPUDistributedDataParallel'.
 """
 from .. import distributed  # noqa: F401  (registers CPUDistributedDataParallel)
-from ..classification.hooks import AtomicCheckpointHook, CheckpointMetaHook
+from ..runner import AtomicCheckpointHook, CheckpointMetaHook
 from .data import CocoCaptionDataset, caption_transform, training_tokens
 from .decode import BeamOutput, beam_search
 from .evaluate import CaptionEval, caption_dataset, evaluate_captioner, load_captioner, sample_figure

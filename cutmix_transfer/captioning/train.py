@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import os.path as osp
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,14 @@ from .vocab import Vocabulary, build_vocab
 
 logger = logging.getLogger(__name__)
 VOCAB_FILE = "vocab.json"
-META_HOOK = "CheckpointMetaHook"
 
 
 def load_config(config: str | os.PathLike, cfg_options: dict | None = None) -> "Config":
     """mmengine Config from `config` with `cfg_options` merged; ConfigError when it cannot be loaded."""
-    from mmengine.config import Config
+    from ..runner import load_config as _load_config
 
     path = Path(config)
-    if not path.is_file():
-        raise ConfigError(f"config {path} does not exist; the captioning configs live in configs/caption/")
-    try:
-        cfg = Config.fromfile(str(path))
-    except Exception as e:  # mmengine raises many types for a bad config file; all are the user's to fix
-        raise ConfigError(f"cannot load config {path}: {type(e).__name__}: {e}") from e
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = _load_config(path, cfg_options, where="configs/caption/")
     for key in ("model", "train_dataloader"):
         if key not in cfg:
             raise ConfigError(f"config {path} has no `{key}`: start from configs/caption/nic_demo.py")
@@ -67,29 +58,6 @@ def prepare_vocab(cfg: "Config", work_dir: str) -> tuple[Vocabulary, Path]:
     return vocab, path
 
 
-def _ensure_hooks(cfg: "Config") -> None:
-    """Atomic checkpoints and the captioning meta (vocab, arch, encoder provenance) in every checkpoint."""
-    hooks = dict(cfg.get("default_hooks") or {})
-    ckpt = dict(hooks.get("checkpoint") or dict(interval=1))
-    if ckpt.get("type", "CheckpointHook") in ("CheckpointHook", "AtomicCheckpointHook"):
-        ckpt["type"] = "AtomicCheckpointHook"
-    hooks["checkpoint"] = ckpt
-    cfg.default_hooks = hooks
-    custom = list(cfg.get("custom_hooks") or [])
-    if not any(h.get("type") == META_HOOK for h in custom):
-        custom.append(dict(type=META_HOOK))
-    cfg.custom_hooks = custom
-
-
-def last_checkpoint(work_dir: str) -> str | None:
-    """The checkpoint named in `<work_dir>/last_checkpoint`, if it exists."""
-    marker = osp.join(work_dir, "last_checkpoint")
-    if not osp.isfile(marker):
-        return None
-    path = Path(marker).read_text().strip()
-    return path if path and osp.isfile(path) else None
-
-
 def train_captioner(config: str | os.PathLike, backbone: str | None = None, freeze_encoder: bool = False,
                     work_dir: str | None = None, cfg_options: dict | None = None, resume: bool = False,
                     seed: int | None = None, trust_checkpoint: bool = False, launcher: str = "none",
@@ -103,10 +71,10 @@ def train_captioner(config: str | os.PathLike, backbone: str | None = None, free
     import cutmix_transfer.captioning  # noqa: F401  (registers the dataset, model, metric and hooks)
     from mmengine.runner import Runner
 
-    from ..distributed import prepare_launcher
+    from ..runner import apply_run_options, ensure_checkpoint_hooks, last_checkpoint
 
     cfg = load_config(config, cfg_options)
-    cfg.work_dir = work_dir or cfg.get("work_dir") or osp.join("work_dirs", Path(config).stem)
+    apply_run_options(cfg, config, work_dir, resume=resume, seed=seed, launcher=launcher)
     if data_root is not None:
         for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
             if cfg.get(key) is not None:
@@ -126,13 +94,7 @@ def train_captioner(config: str | os.PathLike, backbone: str | None = None, free
         cfg.model.trust_checkpoint = True
     if freeze_encoder:
         cfg.model.freeze_encoder = True
-    if resume:
-        cfg.resume = True
-        cfg.load_from = None
-    if seed is not None:
-        cfg.randomness = dict(cfg.get("randomness") or {}, seed=int(seed))
-    _ensure_hooks(cfg)
-    prepare_launcher(cfg, launcher)
+    ensure_checkpoint_hooks(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     metrics = {k[len("val/"):]: float(v.current()) for k, v in runner.message_hub.log_scalars.items()

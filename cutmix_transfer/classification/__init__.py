@@ -6,7 +6,7 @@ Importing this package registers (in mmengine's root registries) the datasets 'I
 """
 from .. import distributed  # noqa: F401  (registers CPUDistributedDataParallel)
 from .datasets import CIFARDataset, CUBDataset, ImageFolderDataset
-from .hooks import AtomicCheckpointHook, CheckpointMetaHook
+from ..runner import AtomicCheckpointHook, CheckpointMetaHook
 from .metric import TopKError, topk_errors
 from .model import CAMClassifier, MixAugmentPreprocessor, zero_init_last_bn
 from .train import load_config, train_classifier

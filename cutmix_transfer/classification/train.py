@@ -3,55 +3,21 @@ from __future__ import annotations
 
 import logging
 import os
-import os.path as osp
-from pathlib import Path
 from typing import Any
 
-from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exported for tools/train_cls.py)
+from mmengine.config import DictAction  # noqa: F401  (re-exported for tools/train_cls.py)
 from mmengine.dist import is_main_process
 
-from ..errors import ConfigError
 from ..io import sha256_file
-from ..distributed import prepare_launcher
+from ..runner import apply_run_options, ensure_checkpoint_hooks, last_checkpoint
+from ..runner import load_config as _load_config
 
 logger = logging.getLogger(__name__)
-META_HOOK = "CheckpointMetaHook"
 
 
-def load_config(config: str | os.PathLike, cfg_options: dict | None = None) -> Config:
-    """mmengine Config from `config` with `cfg_options` (dotted keys) merged; ConfigError when it cannot load."""
-    path = Path(config)
-    if not path.is_file():
-        raise ConfigError(f"config {path} does not exist; the classification configs live in configs/cls/")
-    try:
-        cfg = Config.fromfile(str(path))
-    except Exception as e:  # mmengine raises many types for a bad config file; all are the user's to fix
-        raise ConfigError(f"cannot load config {path}: {type(e).__name__}: {e}") from e
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
-def _ensure_hooks(cfg: Config) -> None:
-    """Atomic checkpoints and the cutmix_transfer meta in every run, whatever the config says."""
-    hooks = cfg.get("default_hooks") or {}
-    ckpt = dict(hooks.get("checkpoint") or dict(interval=1))
-    if ckpt.get("type", "CheckpointHook") in ("CheckpointHook", "AtomicCheckpointHook"):
-        ckpt["type"] = "AtomicCheckpointHook"
-    hooks["checkpoint"] = ckpt
-    cfg.default_hooks = hooks
-    custom = list(cfg.get("custom_hooks") or [])
-    if not any(h.get("type") == META_HOOK for h in custom):
-        custom.append(dict(type=META_HOOK))
-    cfg.custom_hooks = custom
-
-
-def _last_checkpoint(work_dir: str) -> str | None:
-    marker = osp.join(work_dir, "last_checkpoint")
-    if not osp.isfile(marker):
-        return None
-    path = Path(marker).read_text().strip()
-    return path if path and osp.isfile(path) else None
+def load_config(config: str | os.PathLike, cfg_options: dict | None = None):
+    """mmengine Config of a classification config with `cfg_options` merged (ConfigError when it cannot load)."""
+    return _load_config(config, cfg_options, where="configs/cls/")
 
 
 def train_classifier(config: str | os.PathLike, work_dir: str | None = None, cfg_options: dict | None = None,
@@ -68,21 +34,15 @@ def train_classifier(config: str | os.PathLike, work_dir: str | None = None, cfg
     from ..results import checkpoint_info, make_record, write_record
 
     cfg = load_config(config, cfg_options)
-    cfg.work_dir = work_dir or cfg.get("work_dir") or osp.join("work_dirs", Path(config).stem)
-    if resume:
-        cfg.resume = True
-        cfg.load_from = None
-    if seed is not None:
-        cfg.randomness = dict(cfg.get("randomness") or {}, seed=int(seed))
-    _ensure_hooks(cfg)
-    prepare_launcher(cfg, launcher)
+    apply_run_options(cfg, config, work_dir, resume=resume, seed=seed, launcher=launcher)
+    ensure_checkpoint_hooks(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
 
     scalars = runner.message_hub.log_scalars
     metrics = {k[len("val/"):]: float(v.current()) for k, v in scalars.items()
                if k in ("val/top1_err", "val/top5_err")}
-    ckpt = _last_checkpoint(cfg.work_dir)
+    ckpt = last_checkpoint(cfg.work_dir)
     out: dict[str, Any] = {"work_dir": cfg.work_dir, "checkpoint": ckpt, "metrics": metrics, "record": None}
     if is_main_process() and ckpt is not None and metrics:
         model = runner.model.module if hasattr(runner.model, "module") else runner.model

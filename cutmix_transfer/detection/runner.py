@@ -38,21 +38,9 @@ KEY_REPORT_FILE = "backbone_keys.json"
 
 def load_config(config: str | os.PathLike, cfg_options: dict[str, Any] | None = None) -> "Config":
     """Read an mmengine config (its custom_imports register the project's modules) and merge `cfg_options`."""
-    from mmengine.config import Config
+    from ..runner import load_config as _load_config
 
-    path = Path(config)
-    if not path.is_file():
-        raise ConfigError(f"config {path} not found: pass a file such as configs/voc_faster_rcnn_cutmix.py")
-    cfg = Config.fromfile(str(path))
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
-def _set_launcher(cfg: "Config", launcher: str) -> None:
-    if launcher not in ("none", "pytorch", "slurm", "mpi"):
-        raise ConfigError(f"--launcher {launcher!r}: choose none, pytorch, slurm or mpi")
-    cfg.launcher = launcher
+    return _load_config(config, cfg_options, where="configs/ (voc_faster_rcnn_*.py, voc_ssd300_*.py)")
 
 
 def _enable_amp(cfg: "Config") -> None:
@@ -110,10 +98,14 @@ def prepare_training(config: str | os.PathLike | "Config", backbone: str | os.Pa
     cfg = config if not isinstance(config, (str, os.PathLike)) else load_config(config, cfg_options)
     if not isinstance(config, (str, os.PathLike)) and cfg_options:
         cfg.merge_from_dict(cfg_options)
-    if work_dir is not None:
-        cfg.work_dir = str(work_dir)
-    elif not cfg.get("work_dir"):
-        cfg.work_dir = str(Path("work_dirs") / Path(cfg.filename or "detector").stem)
+    from ..runner import apply_run_options, ensure_checkpoint_hooks
+
+    if work_dir is None and not cfg.get("work_dir") and not isinstance(config, (str, os.PathLike)):
+        work_dir = Path("work_dirs") / Path(cfg.filename or "detector").stem
+    apply_run_options(cfg, config if isinstance(config, (str, os.PathLike)) else cfg.filename, work_dir,
+                      resume=resume, seed=seed, launcher=launcher)
+    cfg.randomness = dict(seed=int(seed), deterministic=False)
+    ensure_checkpoint_hooks(cfg, meta_hook=None)  # BackboneProvenanceHook writes this project's meta
     if data_root is not None:
         set_data_root(cfg, data_root)
     src = str(backbone) if backbone is not None else configured_backbone_path(cfg)
@@ -132,13 +124,8 @@ def prepare_training(config: str | os.PathLike | "Config", backbone: str | os.Pa
     hooks.append(dict(type="BackboneProvenanceHook", backbone=provenance))
     cfg.custom_hooks = hooks
 
-    cfg.randomness = dict(seed=int(seed), deterministic=False)
-    _set_launcher(cfg, launcher)
     if amp:
         _enable_amp(cfg)
-    if resume:
-        cfg.resume = True
-        cfg.load_from = None if resume in (True, "auto") else str(resume)
     return PreparedTraining(cfg=cfg, backbone=provenance, backbone_state=loaded.state_dict,
                             converted=converted)
 
@@ -273,7 +260,9 @@ def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike,
     cfg.load_from = str(checkpoint)
     cfg.resume = False
     cfg.randomness = dict(seed=int(seed), deterministic=False)
-    _set_launcher(cfg, launcher)
+    from ..distributed import prepare_launcher
+
+    prepare_launcher(cfg, launcher)
 
     runner = build_runner(cfg)
     _check_state_fits(runner.model, state, checkpoint)

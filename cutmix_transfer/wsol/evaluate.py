@@ -2,7 +2,8 @@
 top-1 and GT-known localization, per-image rows, optional CAM dump and figures.
 
 Pipeline (clovaai/wsolevaluation's, docs/wsol_protocol.md lists every choice):
-- image: PIL, RGB, resized to 224x224 (bilinear, no crop), ImageNet mean/std;
+- image: PIL, RGB, resized to 224x224 (bilinear, no crop), ImageNet mean/std; ``input_size`` feeds the network
+  another size (a backbone pretrained at that resolution) while boxes, masks and CAMs stay in the 224 frame;
 - GT boxes (x0y0x1y1, original pixels) rescaled to the 224 frame with ``boxes.resize_boxes`` (x * 224 / W,
   truncated); masks read as grayscale, foreground > 127, resized to 224 with nearest neighbour;
 - CAM of the GT class (the backbone's fc weights on its last feature map, or a Grad-CAM-family method), resized
@@ -91,6 +92,7 @@ class WSOLEvalConfig:
     wsol_form: bool = True
     large_feature_map: bool = False
     progress: bool = True
+    input_size: int = RESIZE_LENGTH
 
 
 @dataclass
@@ -221,12 +223,13 @@ def load_eval_data(dataset: str, data_root: str | os.PathLike | None, split: str
                     source=source)
 
 
-def load_image_224(path: str | os.PathLike, size: int = RESIZE_LENGTH) -> tuple[torch.Tensor, np.ndarray,
-                                                                                  tuple[int, int]]:
+def load_image_224(path: str | os.PathLike, size: int = RESIZE_LENGTH, input_size: int | None = None
+                   ) -> tuple[torch.Tensor, np.ndarray, tuple[int, int]]:
     """Read an image as wsolevaluation's loader: PIL, RGB, Resize((size, size)) bilinear, ImageNet mean/std.
 
-    Returns (normalised (3, size, size) float32 tensor, the resized (size, size, 3) uint8 RGB image, original
-    (width, height)). Raises OSError / PIL's UnidentifiedImageError on unreadable files.
+    Returns (normalised (3, input_size, input_size) float32 tensor (input_size None: size), the resized
+    (size, size, 3) uint8 RGB image of the scoring frame, original (width, height)). Raises OSError / PIL's
+    UnidentifiedImageError on unreadable files.
     """
     from PIL import Image
     from torchvision.transforms import InterpolationMode
@@ -237,7 +240,10 @@ def load_image_224(path: str | os.PathLike, size: int = RESIZE_LENGTH) -> tuple[
         size_wh = im.size
         rgb = im.convert("RGB")
     resized = TF.resize(rgb, [size, size], interpolation=InterpolationMode.BILINEAR)
-    tensor = TF.normalize(TF.to_tensor(resized), IMAGE_MEAN, IMAGE_STD)
+    net_in = resized
+    if input_size is not None and input_size != size:
+        net_in = TF.resize(rgb, [input_size, input_size], interpolation=InterpolationMode.BILINEAR)
+    tensor = TF.normalize(TF.to_tensor(net_in), IMAGE_MEAN, IMAGE_STD)
     return tensor, np.asarray(resized, dtype=np.uint8), (int(size_wh[0]), int(size_wh[1]))
 
 
@@ -253,9 +259,10 @@ class _EvalImages(torch.utils.data.Dataset):
     """Images (and masks) of the samples at `indices`. Never raises: a read failure comes back as an error text,
     so the main process can name the file (DataLoader workers would wrap the exception in a traceback)."""
 
-    def __init__(self, samples: Sequence, indices: Sequence[int]) -> None:
+    def __init__(self, samples: Sequence, indices: Sequence[int], input_size: int = RESIZE_LENGTH) -> None:
         self.samples = samples
         self.indices = list(indices)
+        self.input_size = int(input_size)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -263,11 +270,11 @@ class _EvalImages(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         index = self.indices[i]
         s = self.samples[index]
-        item = {"index": index, "error": "", "image": torch.zeros(3, RESIZE_LENGTH, RESIZE_LENGTH),
+        item = {"index": index, "error": "", "image": torch.zeros(3, self.input_size, self.input_size),
                 "mask": torch.zeros(RESIZE_LENGTH, RESIZE_LENGTH, dtype=torch.bool), "has_mask": False,
                 "size_wh": torch.zeros(2, dtype=torch.int64)}
         try:
-            tensor, _, size_wh = load_image_224(s.path)
+            tensor, _, size_wh = load_image_224(s.path, input_size=self.input_size)
             item["image"], item["size_wh"] = tensor, torch.tensor(size_wh, dtype=torch.int64)
         except Exception as e:  # noqa: BLE001 -- any decoder failure means "unreadable"
             item["error"] = f"unreadable image: {s.path} ({type(e).__name__}: {e})"
@@ -331,13 +338,13 @@ def load_model(backbone: str | os.PathLike, dataset: str, data: EvalData, arch: 
 
 
 def compute_scoremaps(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                      method: str = "cam") -> tuple[np.ndarray, np.ndarray]:
-    """(B, 3, 224, 224) normalised images and (B,) GT labels -> (scoremaps (B, 224, 224) float32 in [0, 1],
+                      method: str = "cam", size: int = RESIZE_LENGTH) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 3, H, W) normalised images and (B,) GT labels -> (scoremaps (B, size, size) float32 in [0, 1],
     logits (B, K) float32 numpy). The scoremaps are the GT-class CAMs exactly as scored: bicubic resize to the
-    input size, then per-image min-max (``cam.normalize_cams``)."""
+    224 scoring frame, then per-image min-max (``cam.normalize_cams``)."""
     from ..cam import class_activation_maps, grad_cams, normalize_cams
 
-    size = (int(images.shape[2]), int(images.shape[3]))
+    size = (int(size), int(size))
     if method == "cam":
         cams, logits = class_activation_maps(model, images, labels)
         return normalize_cams(cams, size), logits.cpu().numpy()
@@ -473,6 +480,9 @@ def _validate_config(cfg: WSOLEvalConfig) -> None:
         raise ConfigError(f"--cam-curve-interval {cfg.cam_curve_interval}: use a value in (0, 1), e.g. 0.01 or 0.001")
     if not 0.0 <= float(cfg.fixed_threshold) <= 1.0:
         raise ConfigError(f"--fixed-threshold {cfg.fixed_threshold}: use a value in [0, 1] (the CAM paper uses 0.2)")
+    if not 32 <= int(cfg.input_size) <= 1024:
+        raise ConfigError(f"--image-size {cfg.input_size}: use the network input side in pixels, 32..1024 (224 is "
+                          f"the WSOL protocol; the size the backbone was trained at otherwise)")
     if cfg.batch_size < 1 or cfg.workers < 0 or cfg.vis < 0:
         raise ConfigError(f"--batch-size {cfg.batch_size} / --workers {cfg.workers} / --vis {cfg.vis}: need a "
                           f"batch size >= 1 and non-negative workers and vis count")
@@ -551,7 +561,7 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
         cam_shard = np.lib.format.open_memmap(cam_shard_path, mode="w+", dtype=np.float32,
                                               shape=(max(1, len(local)), RESIZE_LENGTH, RESIZE_LENGTH))
 
-    loader = torch.utils.data.DataLoader(_EvalImages(samples, local), batch_size=cfg.batch_size, shuffle=False,
+    loader = torch.utils.data.DataLoader(_EvalImages(samples, local, cfg.input_size), batch_size=cfg.batch_size, shuffle=False,
                                          num_workers=cfg.workers, pin_memory=device.type == "cuda",
                                          persistent_workers=False)
     scorer = _BoxScorer(box_eval.score_thresholds, _auto_box_workers(cfg.box_workers, device, world))
@@ -749,7 +759,8 @@ def _make_record(cfg: WSOLEvalConfig, data: EvalData, loaded, box: dict, mask: d
         num_images=box["num_images"], num_images_in_split=n_total, num_mask_images=mask["num_images"] if mask else 0,
         skipped_unreadable={"count": len(skipped), "images": skipped},
         best_thresholds=best, protocol={
-            "image_size": RESIZE_LENGTH, "resize": "bilinear (PIL) to 224x224, no crop",
+            "image_size": RESIZE_LENGTH, "input_size": cfg.input_size,
+            "resize": f"bilinear (PIL) to {cfg.input_size}x{cfg.input_size} for the network, no crop; scored at 224",
             "cam": "GT class; bicubic resize to 224, per-image min-max, 8-bit quantised for boxes",
             "cam_curve_interval": box["cam_curve_interval"], "iou_thresholds": list(ious),
             "fixed_threshold": box["fixed_threshold"], "fixed_iou": box["fixed_iou"],

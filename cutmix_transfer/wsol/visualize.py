@@ -286,7 +286,7 @@ def write_eval_figures(vis_dir: str | os.PathLike, cfg: Any, data: Any, model: t
     cases: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     for start in range(0, len(wanted), max(1, int(cfg.batch_size))):
         chunk = wanted[start:start + int(cfg.batch_size)]
-        loaded = [load_image_224(samples[i].path) for i in chunk]
+        loaded = [load_image_224(samples[i].path, input_size=getattr(cfg, "input_size", None)) for i in chunk]
         images = torch.stack([t for t, _, _ in loaded]).to(device)
         labels = torch.tensor([int(samples[i].label) for i in chunk], dtype=torch.int64)
         maps, _ = compute_scoremaps(model, images, labels, cfg.cam)
