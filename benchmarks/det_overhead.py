@@ -4,7 +4,8 @@ The tool's path: `prepare_training` (checkpoint conversion, depth adaptation, pr
 `Runner.train()`. The plain path: `Runner.from_cfg` on the same prepared config without the project's hook,
 the backbone initialised by mmengine directly from the raw checkpoint. Both train Faster R-CNN (ResNet-18 FPN,
 random weights) on generated VOC data for the same iterations; runs alternate A B B A A B ... so that load
-drifting on a shared machine hits both alike, and the overhead is the median of the per-pair ratios. Writes benchmarks/results/det_overhead.json and prints a table.
+drifting on a shared machine hits both alike, and the overhead is the median of the per-pair ratios.
+Writes benchmarks/results/det_overhead.json and prints a table.
 
     .venv/bin/python benchmarks/det_overhead.py [--iters 20] [--repeats 2] [--seed 0]
 """

@@ -5,7 +5,7 @@
 _base_ = './voc_ssd300_cutmix.py'
 
 data_root = 'data/demo/VOCdevkit/'
-backbone_checkpoint = 'work_dirs/demo/cls/cutmix/backbone.pth'  # usually given with --backbone
+backbone_checkpoint = 'work_dirs/demo/cls_cutmix/epoch_4.pth'  # make demo's CutMix run; --backbone overrides
 model = dict(backbone=dict(init_cfg=dict(checkpoint=backbone_checkpoint)))
 
 train_pipeline = {{_base_.train_pipeline}}

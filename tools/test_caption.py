@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Caption a COCO split with a trained NIC checkpoint and score it (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D).
 
-    python tools/test_caption.py configs/caption/nic_demo.py work_dirs/nic_demo/epoch_3.pth --out work_dirs/nic_demo/test
+    python tools/test_caption.py configs/caption/nic_demo.py work_dirs/nic_demo/epoch_8.pth --out DIR
 
 Writes <out>/results.json (a 'captioning' record in percent, linked to the backbone checkpoint's sha256),
 <out>/captions.json and <out>/samples.png. SPICE is reported as unavailable (it needs a download).
@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import main_guard, setup_logging
+from cutmix_transfer.cli import add_run_args, main_guard, setup_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", help="the captioning config the checkpoint was trained with")
     p.add_argument("checkpoint", help="a checkpoint written by tools/train_caption.py")
@@ -26,11 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", help="the COCO folder (default: the config's data_root)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java process needs about 1.5 GB)")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None, help="override config keys")
-    p.add_argument("--seed", type=int, default=0, help="seed (the figure's sample choice)")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow a checkpoint that needs full unpickling (only for files you trust)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_run_args(p, seed_help="seed (the figure's sample choice)", launcher=False)
     return p.parse_args(argv)
 
 

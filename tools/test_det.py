@@ -10,12 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import main_guard, setup_logging
+from cutmix_transfer.cli import add_run_args, main_guard, setup_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", help="the config the detector was trained with")
     p.add_argument("checkpoint", help="detector checkpoint written by tools/train_det.py")
@@ -24,14 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="AP: '11points' (VOC07, the paper's; the configs' default) or 'area' (VOC2012 style)")
     p.add_argument("--backbone", metavar="CKPT",
                    help="the backbone the detector started from (for a checkpoint not from train_det.py)")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None, help="override config keys")
     p.add_argument("--data-root", help="VOCdevkit folder (replaces the data_root of every VOC dataset)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow arbitrary unpickling of the checkpoint files (only for files you trust)")
-    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_run_args(p)
     return p.parse_args(argv)
 
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import main_guard, setup_logging
+from cutmix_transfer.cli import add_run_args, main_guard, setup_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", help="captioning config, e.g. configs/caption/nic_demo.py")
     p.add_argument("--backbone", help="encoder checkpoint (CutMix-PyTorch, torchvision, tools/train_cls.py, ...); "
@@ -27,17 +25,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work-dir", help="where logs, vocab.json and checkpoints go (default work_dirs/<config name>)")
     p.add_argument("--data-root", help="the COCO folder (annotations/, train2014/, val2014/, dataset_coco.json); "
                                        "default: the config's data_root")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
-                   help="override config keys, e.g. train_cfg.max_epochs=2 train_dataloader.batch_size=16")
     p.add_argument("--resume", action="store_true",
                    help="continue from the work dir's last checkpoint (starts fresh when there is none)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's randomness.seed)")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow a backbone file that needs full unpickling (only for files you trust)")
-    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
-                   help="'pytorch' under torchrun; without a GPU it uses gloo")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_run_args(p, seed_default=None, seed_help="random seed (default: the config's randomness.seed)",
+                 trust_help="the backbone checkpoint")
     return p.parse_args(argv)
 
 

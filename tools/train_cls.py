@@ -13,24 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import main_guard, setup_logging
+from cutmix_transfer.cli import add_run_args, main_guard, setup_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", help="classification config, e.g. configs/cls/demo_cutmix.py")
     p.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config name>)")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
-                   help="override config keys, e.g. train_cfg.max_epochs=1 train_dataloader.batch_size=32")
     p.add_argument("--resume", action="store_true",
                    help="continue from the work dir's last checkpoint (starts fresh when there is none)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's randomness.seed)")
-    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
-                   help="'pytorch' under torchrun (tools/dist_train.sh); without a GPU it uses gloo")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_run_args(p, seed_default=None, seed_help="random seed (default: the config's randomness.seed)",
+                 trust_help="the model.pretrained checkpoint")
     return p.parse_args(argv)
 
 
@@ -41,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from cutmix_transfer.classification import train_classifier
 
     out = train_classifier(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options, resume=args.resume,
-                           seed=args.seed, launcher=args.launcher)
+                           seed=args.seed, launcher=args.launcher, trust_checkpoint=args.trust_checkpoint)
     if out["record"]:
         errs = ", ".join(f"{k} {v:.2f}%" for k, v in out["metrics"].items())
         print(f"trained: {errs}; checkpoint {out['checkpoint']}; record {out['record']}")

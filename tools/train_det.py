@@ -10,29 +10,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import main_guard, setup_logging
+from cutmix_transfer.cli import add_run_args, main_guard, setup_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", help="detection config, e.g. configs/voc_faster_rcnn_cutmix.py")
     p.add_argument("--backbone", metavar="CKPT",
                    help="backbone checkpoint (overrides the config's backbone_checkpoint)")
     p.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config name>)")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None,
-                   help="override config keys, e.g. train_cfg.max_epochs=1 train_dataloader.batch_size=4")
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="resume: alone, from the work dir's last checkpoint; with a path, from that file")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--data-root", help="VOCdevkit folder (replaces the data_root of every VOC dataset)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow arbitrary unpickling of the backbone checkpoint (only for files you trust)")
-    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_run_args(p, trust_help="the backbone checkpoint")
     return p.parse_args(argv)
 
 

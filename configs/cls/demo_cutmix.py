@@ -9,8 +9,8 @@ data_root = 'data/demo/CUB_200_2011'
 image_size = 96
 num_classes = 10
 # DEMO_NOTES trained 7 epochs on 300 images per class (about 195 s per model there). On this project's 2-core
-# machines a step of batch 64 takes about 1.2 s (53 images/s), so `make demo` generates 200 per class and trains
-# 4 epochs (124 steps, about 2.5 minutes per model) to fit its 15-minute budget; use 7 epochs for the notes' setup.
+# machines a step of batch 64 takes 1.2-1.5 s (45-53 images/s), so `make demo` generates 160 per class and trains
+# 4 epochs (100 steps, 2.5-3 minutes per model) to fit its 15-minute budget; use 7 epochs for the notes' setup.
 max_epochs = 4
 warmup_epochs = 0.1 * max_epochs  # changing max_epochs on the command line keeps this value: override both
 

@@ -132,7 +132,8 @@ class CIFARDataset(_ClassificationDataset):
     Each batch file holds b'data' (N, 3072) uint8 in R-then-G-then-B planes of 32x32 and the labels.
     """
 
-    def __init__(self, root: str, split: Split, transform: dict, variant: Literal["cifar10", "cifar100"] | None = None) -> None:
+    def __init__(self, root: str, split: Split, transform: dict,
+                 variant: Literal["cifar10", "cifar100"] | None = None) -> None:
         if split not in ("train", "test"):
             raise ConfigError(f"CIFAR split must be 'train' or 'test', got {split!r}")
         folder, variant = self._resolve(Path(root), variant)
@@ -159,7 +160,8 @@ class CIFARDataset(_ClassificationDataset):
         self.data = np.ascontiguousarray(np.concatenate(data))  # (N, 32, 32, 3) uint8 RGB
         self._labels = labels
         if labels and not 0 <= min(labels) <= max(labels) < len(classes):
-            raise DatasetError(f"{folder}: labels span {min(labels)}..{max(labels)} but meta lists {len(classes)} classes")
+            raise DatasetError(f"{folder}: labels span {min(labels)}..{max(labels)} but meta lists "
+                               f"{len(classes)} classes")
         logger.info("%s %s: %d images, %d classes", variant, split, len(labels), len(classes))
 
     @staticmethod

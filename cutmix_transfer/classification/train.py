@@ -21,12 +21,14 @@ def load_config(config: str | os.PathLike, cfg_options: dict | None = None):
 
 
 def train_classifier(config: str | os.PathLike, work_dir: str | None = None, cfg_options: dict | None = None,
-                     resume: bool = False, seed: int | None = None, launcher: str = "none") -> dict[str, Any]:
+                     resume: bool = False, seed: int | None = None, launcher: str = "none",
+                     trust_checkpoint: bool = False) -> dict[str, Any]:
     """Train the config's CAMClassifier; -> {'work_dir', 'checkpoint', 'metrics', 'record'}.
 
     `resume=True` continues from `work_dir/last_checkpoint` (a fresh start when there is none). `seed` overrides
-    the config's randomness seed. After training the main process writes `work_dir/results.json`
-    (kind 'classification': top1_err / top5_err of the last validation, linked to the last checkpoint's sha256).
+    the config's randomness seed; `trust_checkpoint` lets `model.pretrained` need full unpickling. After
+    training the main process writes `work_dir/results.json` (kind 'classification': top1_err / top5_err of
+    the last validation, linked to the last checkpoint's sha256).
     """
     import cutmix_transfer.classification  # noqa: F401  (registers the datasets, model, metric, hooks)
     from mmengine.runner import Runner
@@ -35,6 +37,8 @@ def train_classifier(config: str | os.PathLike, work_dir: str | None = None, cfg
 
     cfg = load_config(config, cfg_options)
     apply_run_options(cfg, config, work_dir, resume=resume, seed=seed, launcher=launcher)
+    if trust_checkpoint:  # the config's model.pretrained file may need full unpickling
+        cfg.model.trust_pretrained = True
     ensure_checkpoint_hooks(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()

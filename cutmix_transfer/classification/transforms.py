@@ -33,7 +33,8 @@ _EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
 
 
 class Lighting:
-    """AlexNet PCA lighting noise on a (3, H, W) float image in [0, 1]: add eigvec @ (alpha * eigval), alpha ~ N(0, s)."""
+    """AlexNet PCA lighting noise on a (3, H, W) float image in [0, 1]: add eigvec @ (alpha * eigval),
+    alpha ~ N(0, s)."""
 
     def __init__(self, alphastd: float = 0.1) -> None:
         self.alphastd = alphastd

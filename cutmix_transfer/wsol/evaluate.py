@@ -561,8 +561,8 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
         cam_shard = np.lib.format.open_memmap(cam_shard_path, mode="w+", dtype=np.float32,
                                               shape=(max(1, len(local)), RESIZE_LENGTH, RESIZE_LENGTH))
 
-    loader = torch.utils.data.DataLoader(_EvalImages(samples, local, cfg.input_size), batch_size=cfg.batch_size, shuffle=False,
-                                         num_workers=cfg.workers, pin_memory=device.type == "cuda",
+    loader = torch.utils.data.DataLoader(_EvalImages(samples, local, cfg.input_size), batch_size=cfg.batch_size,
+                                         shuffle=False, num_workers=cfg.workers, pin_memory=device.type == "cuda",
                                          persistent_workers=False)
     scorer = _BoxScorer(box_eval.score_thresholds, _auto_box_workers(cfg.box_workers, device, world))
     timing = {"forward_s": 0.0, "boxes_s": 0.0, "masks_s": 0.0, "data_wait_s": 0.0}
