@@ -127,6 +127,10 @@ def test_vis_cam_library_top1_and_errors(ckpt, demo_root, tmp_path):
         vis_cam(VisCamConfig(backbone=ckpt, images=[img], class_index=7, out=tmp_path, device="cpu"))
     with pytest.raises(DatasetError, match="missing.jpg"):
         vis_cam(VisCamConfig(backbone=ckpt, images=[tmp_path / "missing.jpg"], out=tmp_path, device="cpu"))
+    small = vis_cam(VisCamConfig(backbone=ckpt, images=[img], out=tmp_path / "s96", device="cpu", input_size=96))
+    assert len(small) == 1 and small[0].is_file()
+    with pytest.raises(ConfigError, match="--image-size 8"):
+        vis_cam(VisCamConfig(backbone=ckpt, images=[img], out=tmp_path, device="cpu", input_size=8))
 
 
 def test_vis_cam_tool_error_is_one_line(ckpt, tmp_path, capsys):

@@ -4,8 +4,8 @@
     python tools/vis_cam.py --backbone work_dirs/cub_cutmix/epoch_30.pth bird1.jpg bird2.jpg --out vis/
     python tools/vis_cam.py --backbone ckpt.pth img.jpg --class 12 --class-names data/CUB_200_2011/classes.txt
 
-Each image is resized to 224x224 as in evaluation; the CAM of --class (default: the top-1 class) is drawn over
-the image at its own size, titled with the class, its probability and the top-5. Writes <out>/<n>_<name>_cam.png.
+Each image is resized to 224x224 as in evaluation (--image-size S: S x S for a backbone trained at S); the CAM of
+--class (default: the top-1 class) is drawn over the image at its own size, titled with the class, its probability and the top-5. Writes <out>/<n>_<name>_cam.png.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cam", default="cam", choices=CAM_CHOICES)
     p.add_argument("--out", default="work_dirs/vis_cam", help="output folder")
     p.add_argument("--alpha", type=float, default=0.5, help="heatmap weight in the overlay")
+    p.add_argument("--image-size", type=int, default=224, help="network input side (default 224, as in evaluation)")
     p.add_argument("--standard-form", action="store_true", help="keep the ResNet's stride-2 layer4")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -47,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     written = vis_cam(VisCamConfig(backbone=args.backbone, images=args.images, class_index=args.class_index,
                                    class_names=args.class_names, arch=args.arch, cam=args.cam, out=args.out,
                                    device=args.device, seed=args.seed, trust_checkpoint=args.trust_checkpoint,
-                                   wsol_form=not args.standard_form, alpha=args.alpha))
+                                   wsol_form=not args.standard_form, alpha=args.alpha,
+                                   input_size=args.image_size))
     for path in written:
         print(path)
     return 0

@@ -112,12 +112,14 @@ def _save_png(fig, path: Path) -> Path:
 
 
 def _colorbar(fig, ax, cmap: str = CMAP) -> None:
+    """A colour bar right of `ax` (an axes or a list of axes; a list shrinks them all alike, so that side-by-side
+    panels keep one size)."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
     sm = ScalarMappable(norm=Normalize(0, 1), cmap=colormaps[cmap])
-    cb = fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.02)
+    cb = fig.colorbar(sm, ax=ax, fraction=0.046 if not isinstance(ax, list) else 0.023, pad=0.02)
     cb.set_label("normalised CAM", fontsize=7)
     cb.ax.tick_params(labelsize=6)
 
@@ -153,7 +155,7 @@ def save_case(path: str | os.PathLike, case: Case, scale: int = 2) -> Path:
     for ax in (ax0, ax1):
         ax.axis("off")
     fig.suptitle(case.title, fontsize=8)
-    _colorbar(fig, ax1)
+    _colorbar(fig, [ax0, ax1])
     _legend(ax0)
     return _save_png(fig, Path(path))
 
@@ -331,6 +333,7 @@ class VisCamConfig:
     trust_checkpoint: bool = False
     wsol_form: bool = True
     alpha: float = 0.5
+    input_size: int = 224
 
 
 def _name(names: list[str] | None, k: int) -> str:
@@ -348,6 +351,9 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
         raise ConfigError(f"--cam {cfg.cam!r}: choose 'cam' or one of {', '.join(GRAD_CAM_METHODS)}")
     if not cfg.images:
         raise ConfigError("no images given: pass one or more image paths after the options")
+    if not 32 <= int(cfg.input_size) <= 1024:
+        raise ConfigError(f"--image-size {cfg.input_size}: use the network input side in pixels, 32..1024 (224 as "
+                          f"in evaluation; the size the backbone was trained at otherwise)")
     if not 0.0 <= cfg.alpha <= 1.0:
         raise ConfigError(f"--alpha {cfg.alpha}: use a value in [0, 1]")
     _seed_everything(cfg.seed)
@@ -375,7 +381,7 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
         if not image_path.is_file():
             raise DatasetError(f"image not found: {image_path}")
         try:
-            tensor, _, size_wh = load_image_224(image_path)
+            tensor, _, size_wh = load_image_224(image_path, input_size=cfg.input_size)
             from PIL import Image
 
             with Image.open(image_path) as im:
@@ -402,7 +408,7 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
         ax1.set_title(f"{cfg.cam.upper()} of class {_name(names, cls)} ({which}), p={probs[cls]:.3f}", fontsize=8)
         for ax in (ax0, ax1):
             ax.axis("off")
-        _colorbar(fig, ax1)
+        _colorbar(fig, [ax0, ax1])
         fig.suptitle(f"{Path(cfg.backbone).name} ({loaded.arch}); top-5: "
                      + ", ".join(f"{_name(names, int(c))} {probs[c]:.2f}" for c in top5), fontsize=7)
         written.append(_save_png(fig, out / f"{j:03d}_{image_path.stem}_cam.png"))
