@@ -68,7 +68,7 @@ PY
 WHEEL_DIR="$CACHE/wheels/torch$TORCH_VERSION-$CUDA_TAG"
 WHEEL=$(ls "$WHEEL_DIR"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n 1 || true)
 if [ -z "$WHEEL" ]; then
-    say "4/5 building mmcv $MMCV_VERSION with compiled ops ($CUDA_TAG) from source: this takes about 8-10 minutes on 2 cores, once;"
+    say "4/5 building mmcv $MMCV_VERSION with compiled ops ($CUDA_TAG) from source: this takes 10-15 minutes on 2 cores, once;"
     say "    the wheel is then cached in $WHEEL_DIR and later installs take seconds"
     BUILD=$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")
     "${PIP[@]}" download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$BUILD" \
