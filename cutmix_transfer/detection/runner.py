@@ -100,11 +100,9 @@ def prepare_training(config: str | os.PathLike | "Config", backbone: str | os.Pa
         cfg.merge_from_dict(cfg_options)
     from ..runner import apply_run_options, ensure_checkpoint_hooks
 
-    if work_dir is None and not cfg.get("work_dir") and not isinstance(config, (str, os.PathLike)):
-        work_dir = Path("work_dirs") / Path(cfg.filename or "detector").stem
-    apply_run_options(cfg, config if isinstance(config, (str, os.PathLike)) else cfg.filename, work_dir,
-                      resume=resume, seed=seed, launcher=launcher)
-    cfg.randomness = dict(seed=int(seed), deterministic=False)
+    name = config if isinstance(config, (str, os.PathLike)) else (cfg.filename or "detector")
+    apply_run_options(cfg, name, work_dir, resume=resume, launcher=launcher)
+    cfg.randomness = dict(seed=int(seed), deterministic=False)  # detection: always this seed, never deterministic
     ensure_checkpoint_hooks(cfg, meta_hook=None)  # BackboneProvenanceHook writes this project's meta
     if data_root is not None:
         set_data_root(cfg, data_root)

@@ -465,6 +465,13 @@ def write_cams_npz(path: str | os.PathLike, image_ids: Sequence[str], cam_chunks
 # ----------------------------------------------------------------------------------------------------------
 # The evaluation
 # ----------------------------------------------------------------------------------------------------------
+def check_input_size(size: int) -> None:
+    """--image-size of wsol_eval and vis_cam: the network input side, 32..1024 pixels."""
+    if not 32 <= int(size) <= 1024:
+        raise ConfigError(f"--image-size {size}: use the network input side in pixels, 32..1024 (224 is the WSOL "
+                          f"protocol; the size the backbone was trained at otherwise)")
+
+
 def _validate_config(cfg: WSOLEvalConfig) -> None:
     from ..cam import GRAD_CAM_METHODS
 
@@ -480,9 +487,7 @@ def _validate_config(cfg: WSOLEvalConfig) -> None:
         raise ConfigError(f"--cam-curve-interval {cfg.cam_curve_interval}: use a value in (0, 1), e.g. 0.01 or 0.001")
     if not 0.0 <= float(cfg.fixed_threshold) <= 1.0:
         raise ConfigError(f"--fixed-threshold {cfg.fixed_threshold}: use a value in [0, 1] (the CAM paper uses 0.2)")
-    if not 32 <= int(cfg.input_size) <= 1024:
-        raise ConfigError(f"--image-size {cfg.input_size}: use the network input side in pixels, 32..1024 (224 is "
-                          f"the WSOL protocol; the size the backbone was trained at otherwise)")
+    check_input_size(cfg.input_size)
     if cfg.batch_size < 1 or cfg.workers < 0 or cfg.vis < 0:
         raise ConfigError(f"--batch-size {cfg.batch_size} / --workers {cfg.workers} / --vis {cfg.vis}: need a "
                           f"batch size >= 1 and non-negative workers and vis count")

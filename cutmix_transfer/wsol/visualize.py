@@ -288,7 +288,7 @@ def write_eval_figures(vis_dir: str | os.PathLike, cfg: Any, data: Any, model: t
     cases: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     for start in range(0, len(wanted), max(1, int(cfg.batch_size))):
         chunk = wanted[start:start + int(cfg.batch_size)]
-        loaded = [load_image_224(samples[i].path, input_size=getattr(cfg, "input_size", None)) for i in chunk]
+        loaded = [load_image_224(samples[i].path, input_size=cfg.input_size) for i in chunk]
         images = torch.stack([t for t, _, _ in loaded]).to(device)
         labels = torch.tensor([int(samples[i].label) for i in chunk], dtype=torch.int64)
         maps, _ = compute_scoremaps(model, images, labels, cfg.cam)
@@ -345,15 +345,14 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
     plain image, titled with the class, its probability and the top-5; writes <out>/<n>_<stem>_cam.png."""
     from ..backbones import build_from_checkpoint
     from ..cam import GRAD_CAM_METHODS
-    from .evaluate import _resolve_device, _seed_everything, compute_scoremaps, load_image_224, read_class_names
+    from .evaluate import (_resolve_device, _seed_everything, check_input_size, compute_scoremaps, load_image_224,
+                           read_class_names)
 
     if cfg.cam != "cam" and cfg.cam not in GRAD_CAM_METHODS:
         raise ConfigError(f"--cam {cfg.cam!r}: choose 'cam' or one of {', '.join(GRAD_CAM_METHODS)}")
     if not cfg.images:
         raise ConfigError("no images given: pass one or more image paths after the options")
-    if not 32 <= int(cfg.input_size) <= 1024:
-        raise ConfigError(f"--image-size {cfg.input_size}: use the network input side in pixels, 32..1024 (224 as "
-                          f"in evaluation; the size the backbone was trained at otherwise)")
+    check_input_size(cfg.input_size)
     if not 0.0 <= cfg.alpha <= 1.0:
         raise ConfigError(f"--alpha {cfg.alpha}: use a value in [0, 1]")
     _seed_everything(cfg.seed)
