@@ -8,7 +8,7 @@
 #   4. mmcv 2.1.0 with compiled ops: built from the sdist with -std=c++20 and setuptools<81,
 #      cached as a wheel under $CUTMIX_CACHE/wheels/<torch>-<cpu|cuXY>/ (outside the clone)
 #   5. mmdet 3.3.0, pycocotools, opencv-python-headless, pycocoevalcap, grad-cam, tqdm, matplotlib, pytest
-#   6. this package, editable
+#   6. this package, editable (which compiles its one C module, cutmix_transfer/wsol/_contours.c, in place)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +26,21 @@ fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 BUILD=""
 trap 'status=$?; [ -n "$BUILD" ] && rm -rf "$BUILD"; [ $status -ne 0 ] && printf "[setup] FAILED (exit %s); .venv is NOT marked ready. Fix the error above and re-run: make setup\n" "$status" >&2' EXIT
 
+# The compiled module is rebuilt whenever its source changes, without redoing the rest.
+EXT_STAMP="$(cat "$ROOT/setup.py" "$ROOT/cutmix_transfer/wsol/_contours.c" | sha256sum | cut -c1-16)"
+EXT_READY="$VENV/.cutmix-ext"
+ext_built() { [ -f "$EXT_READY" ] && [ "$(cat "$EXT_READY")" = "$EXT_STAMP" ] && ls "$ROOT"/cutmix_transfer/wsol/_contours*.so >/dev/null 2>&1; }
+build_ext() {
+    "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps --no-build-isolation -e "$ROOT" \
+        2> >(grep -v "^WARNING: Location '.*' is ignored" >&2) \
+        || fail "building cutmix_transfer's C module failed (see above); it needs gcc and the Python headers"
+    printf '%s' "$EXT_STAMP" > "$EXT_READY"
+}
 if [ -f "$READY" ] && [ "$(cat "$READY")" = "$STAMP" ]; then
+    if ! ext_built; then
+        say "rebuilding cutmix_transfer's C module (its source changed)"
+        build_ext
+    fi
     say ".venv is ready ($STAMP)"
     exit 0
 fi
@@ -101,13 +115,14 @@ fi
 
 say "5/5 mmdet 3.3.0, pycocoevalcap, grad-cam and this package (editable)"
 "${PIP[@]}" install -q --no-deps mmdet==3.3.0 pycocoevalcap==1.2 grad-cam==1.5.7 ttach
-"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+build_ext
 
 say "checking the stack imports and mmcv's compiled ops load"
 "$PY" - <<'PY' || fail "the installed stack does not import (see above)"
 import torch, torchvision, mmengine, mmcv, mmdet, cv2, pycocotools, pycocoevalcap
 from mmcv.ops import nms, RoIAlign  # compiled ops
 import cutmix_transfer
+from cutmix_transfer.wsol import _contours  # the compiled border follower
 print(f"[setup] torch {torch.__version__}, torchvision {torchvision.__version__}, mmengine {mmengine.__version__}, "
       f"mmcv {mmcv.__version__}, mmdet {mmdet.__version__}, opencv {cv2.__version__}, cuda={torch.cuda.is_available()}")
 PY

@@ -255,3 +255,95 @@ def test_curves_for_batch_workers_match_serial():
     assert np.array_equal(s1, p1) and np.array_equal(s2, p2)
     for i in range(6):
         assert np.array_equal(s1[i], B.max_iou_curve_reference(maps[i], gts[i], thr, False))
+
+
+# ------------------------------------------------------------------------------- compiled border follower
+def _opencv_contours(binary: np.ndarray) -> list[tuple[int, ...]]:
+    """(x_min, y_min, x_max, y_max, doubled area) of every findContours(RETR_TREE) contour, sorted."""
+    out = []
+    for c in cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]:
+        x, y, w, h = cv2.boundingRect(c)
+        out.append((x, y, x + w - 1, y + h - 1, int(round(2 * cv2.contourArea(c)))))
+    return sorted(out)
+
+
+def _small_level_maps(rng, n):
+    """Small uint8 maps of every texture the follower must get right: salt-and-pepper, all 256 levels,
+    smooth upsampled, few levels (plateaus), one-pixel lines and checkerboards, odd shapes down to 1x1."""
+    for i in range(n):
+        h, w = (int(v) for v in rng.integers(1, 40, 2))
+        kind = i % 5
+        if kind == 0:
+            q = (rng.random((h, w)) < rng.uniform(0.2, 0.8)).astype(np.uint8) * 200 + 1
+        elif kind == 1:
+            q = rng.integers(0, 256, (h, w)).astype(np.uint8)
+        elif kind == 2:
+            small = rng.random((h // 4 + 1, w // 4 + 1)).astype(np.float32)
+            q = (cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1) * 255).astype(np.uint8)
+        elif kind == 3:
+            q = rng.integers(0, 4, (h, w)).astype(np.uint8) * 60
+        else:
+            q = ((np.indices((h, w)).sum(0) % 2) * 100 + rng.integers(0, 2, (h, w)) * 50).astype(np.uint8)
+        yield q
+
+
+def test_follower_matches_opencv_contour_for_contour():
+    # every contour of every level: same count, same boxes (boundingRect), same areas (2 * contourArea)
+    rng = np.random.default_rng(11)
+    checked = 0
+    for q in _small_level_maps(rng, 400):
+        levels = np.unique(q[q > 0]).astype(np.int64)
+        if levels.size == 0:
+            continue
+        raw = np.frombuffer(B._contours.trace_levels(q, q.shape[0], q.shape[1], levels), np.int64).reshape(-1, 6)
+        assert (np.diff(raw[:, 0]) >= 0).all()                     # grouped by level, in level order
+        for m, v in enumerate(levels):
+            ours = sorted(map(tuple, raw[raw[:, 0] == m, 1:].tolist()))
+            assert ours == _opencv_contours((q >= v).astype(np.uint8) * 255), f"level {v} of a {q.shape} map"
+            checked += 1
+    assert checked > 5000
+
+
+def test_follower_on_the_adversarial_maps():
+    for name, m in all_maps(0):
+        q = B.quantize_scoremap(m)
+        levels = np.ascontiguousarray(np.unique(q[q > 0]).astype(np.int64)[::3])
+        raw = np.frombuffer(B._contours.trace_levels(q, S, S, levels), np.int64).reshape(-1, 6)
+        for k, v in enumerate(levels):
+            ours = sorted(map(tuple, raw[raw[:, 0] == k, 1:].tolist()))
+            assert ours == _opencv_contours((q >= v).astype(np.uint8)), f"{name} level {v}"
+
+
+def test_follower_rejects_bad_arguments():
+    q = np.zeros((4, 5), np.uint8)
+    with pytest.raises(ValueError, match="height \\* width"):
+        B._contours.trace_levels(q, 5, 5, np.array([1], np.int64))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        B._contours.trace_levels(q, 4, 5, np.array([3, 2], np.int64))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        B._contours.trace_levels(q, 4, 5, np.array([0], np.int64))
+    assert B._contours.trace_levels(q, 4, 5, np.array([1, 7], np.int64)) == b""   # empty masks: no contour
+
+
+def test_tie_between_differently_scoring_boxes_is_settled_by_opencv(monkeypatch):
+    # two squares of equal area at one level: the reference keeps the first in OpenCV's order, so the fast
+    # path must ask OpenCV exactly there (and only there)
+    m = np.zeros((S, S), np.float32)
+    m[20:40, 20:40] = 0.8
+    m[150:170, 150:170] = 0.8
+    m[100:103, 10:13] = 1.0
+    thr = B.cam_thresholds(0.01)
+    calls = []
+    real = B._boxes_from_binary
+
+    def counted(binary, multi_contour):
+        calls.append(multi_contour)
+        return real(binary, multi_contour)
+
+    for gt in (np.array([[20, 20, 39, 39]]), np.array([[150, 150, 169, 169]])):
+        calls.clear()
+        monkeypatch.setattr(B, "_boxes_from_binary", counted)
+        v1, _ = B.iou_curves(m, gt, thr)
+        monkeypatch.setattr(B, "_boxes_from_binary", real)
+        assert calls == [False]                               # the one level where the squares tie
+        assert np.array_equal(v1, B.max_iou_curve_reference(m, gt, thr, False))

@@ -16,11 +16,16 @@ Conventions (the same as clovaai/wsolevaluation's evaluation.py; docs/wsol_proto
 serves as the test oracle. ``iou_curves`` / ``max_iou_curve`` give identical numbers faster, because
 1. many thresholds give the same mask: ``q > c`` only changes when a present 8-bit level lies between two
    cuts, so each distinct mask is traced once (at interval 0.001 about 4x fewer masks than thresholds);
-2. each distinct mask is traced on the crop to its bounding box: findContours pads its input with zeros,
-   and the raster order of the foreground pixels is the same in the crop, so the contours, their order and
-   their (exact, integer) polygon areas are those of the full mask shifted by the crop origin;
-3. areas and boxes of all contours of all masks are computed at once with numpy (shoelace sums, reduceat),
-   not per contour in Python, and V1 and V2 come from the same contours (one pass for both);
+2. all distinct masks of a map are traced in one call to a compiled border follower (``_contours.c``,
+   Suzuki & Abe's algorithm as in findContours(RETR_TREE)) that keeps only each contour's box and doubled
+   polygon area: the masks are nested, so its work image is updated from level to level rather than
+   rebuilt, its raster scan covers the mask's bounding box 16 pixels at a time, and no contour point is
+   stored or converted to a Python object. Its contours, boxes and areas are OpenCV's exactly (tested
+   against cv2.findContours + cv2.boundingRect + cv2.contourArea); only the order of contours within a mask
+   differs, so a tie for the largest area between boxes that score differently is settled by OpenCV itself;
+3. V1 and V2 come from the same contours (one pass for both), and the follower scores the boxes itself
+   (box_iou_plus1's float64 operations in the same order), so a map costs one call, with no per-contour
+   Python or numpy work;
 4. ``curves_for_batch`` spreads images over worker processes.
 """
 from __future__ import annotations
@@ -32,6 +37,13 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+
+try:
+    from . import _contours
+    _CONTOURS_ERROR = ""
+except ImportError as exc:  # reported with the fix when the fast path is first used
+    _contours = None
+    _CONTOURS_ERROR = str(exc)
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +196,7 @@ def max_iou_curve_reference(scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray,
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The fast path: distinct masks only, cropped and traced together in one findContours call
+# The fast path: distinct masks only, all traced in one call to the compiled border follower
 # ----------------------------------------------------------------------------------------------------------
 def _distinct_mask_levels(q: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Map each cut to the mask it produces. Mask(cut) = {q > cut} = {q >= v} with v the smallest level
@@ -204,51 +216,12 @@ def _distinct_mask_levels(q: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, 
     return levels.astype(np.int64), index
 
 
-def _first_last(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For a (M, L) bool array with a True in every row: first and last True column per row."""
-    first = flags.argmax(axis=1)
-    last = flags.shape[1] - 1 - flags[:, ::-1].argmax(axis=1)
-    return first, last
-
-
-def _level_boxes(q: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Trace the masks {q >= v} for all v in levels. Returns, over all contours of all masks,
-    (mask index (C,), box x0y0x1y1 in q's frame after reference clipping (C, 4) int64, doubled polygon
-    area (C,) int64), contours in OpenCV's order within each mask.
-
-    Each mask is traced on its bounding-box crop (findContours pads the image with zeros itself, so the crop
-    gives the same contours shifted by the crop origin); areas and boxes of all contours are then computed
-    at once with numpy.
-    """
-    height, width = q.shape
-    row_max = q.max(axis=1)
-    col_max = q.max(axis=0)
-    y0, y1 = _first_last(row_max[None, :] >= levels[:, None])
-    x0, x1 = _first_last(col_max[None, :] >= levels[:, None])
-    contours: list[np.ndarray] = []
-    counts = np.zeros(levels.size, dtype=np.int64)
-    for m in range(levels.size):
-        # q >= level  <=>  q > level - 1 (levels are >= 1): cv2.threshold is several times faster than numpy
-        region = q[y0[m]:y1[m] + 1, x0[m]:x1[m] + 1]
-        _, crop = cv2.threshold(region, int(levels[m]) - 1, 255, cv2.THRESH_BINARY)
-        found = cv2.findContours(crop, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
-        counts[m] = len(found)
-        contours.extend(found)
-    n = len(contours)
-    lengths = np.fromiter((len(c) for c in contours), dtype=np.int64, count=n)
-    pts = np.concatenate(contours).reshape(-1, 2).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    xs, ys = pts[:, 0], pts[:, 1]
-    # doubled signed shoelace area, cyclic within each contour (exact integers, as cv2.contourArea's sum)
-    nxt = np.arange(1, len(pts) + 1)
-    nxt[starts + lengths - 1] = starts
-    area2 = np.abs(np.add.reduceat(xs * ys[nxt] - xs[nxt] * ys, starts))
-    mask_idx = np.repeat(np.arange(levels.size), counts)
-    ox, oy = x0[mask_idx], y0[mask_idx]
-    boxes = np.stack([np.minimum.reduceat(xs, starts) + ox, np.minimum.reduceat(ys, starts) + oy,
-                      np.minimum(np.maximum.reduceat(xs, starts) + 1 + ox, width - 1),
-                      np.minimum(np.maximum.reduceat(ys, starts) + 1 + oy, height - 1)], axis=1)
-    return mask_idx, boxes, area2
+def _follower():
+    """The compiled border follower (``_contours.c``), or an ImportError that says how to build it."""
+    if _contours is None:
+        raise ImportError(f"the compiled border follower cutmix_transfer.wsol._contours is not built "
+                          f"({_CONTOURS_ERROR}); build it with `pip install -e .` (or `make setup`) in the repository")
+    return _contours
 
 
 def iou_curves(scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray,
@@ -272,19 +245,15 @@ def iou_curves(scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray,
     v2 = np.full(thr.shape, empty_iou)
     if levels.size == 0:
         return v1, v2
-    mask_idx, boxes, area2 = _level_boxes(q, levels)
-    ious = box_iou_plus1(boxes, gt).max(axis=1)
-    order = np.arange(mask_idx.size)
-    # V2: best IoU over all contours of each mask
-    v2_level = np.full(levels.size, -np.inf)
-    np.maximum.at(v2_level, mask_idx, ious)
-    # V1: per mask, the first contour (OpenCV order) of largest area
-    ranked = np.lexsort((order, -area2, mask_idx))
-    first_of_mask = np.ones(ranked.size, dtype=bool)
-    first_of_mask[1:] = mask_idx[ranked[1:]] != mask_idx[ranked[:-1]]
-    chosen = ranked[first_of_mask]
-    v1_level = np.empty(levels.size)
-    v1_level[mask_idx[chosen]] = ious[chosen]
+    height, width = q.shape
+    raw = _follower().level_ious(np.ascontiguousarray(q), height, width, levels, np.ascontiguousarray(gt))
+    per_level = np.frombuffer(raw, dtype=np.float64).reshape(-1, 3)
+    v1_level, v2_level = per_level[:, 0].copy(), per_level[:, 1]
+    # A tie for the largest area between boxes that score differently: the reference keeps the first in
+    # OpenCV's order, which the follower does not reproduce, so those (rare) masks are traced by OpenCV itself.
+    for m in np.flatnonzero(per_level[:, 2]):
+        _, binary = cv2.threshold(q, int(levels[m]) - 1, 255, cv2.THRESH_BINARY)
+        v1_level[m] = box_iou_plus1(_boxes_from_binary(binary, multi_contour=False), gt).max()
     hit = index >= 0
     v1[hit] = v1_level[index[hit]]
     v2[hit] = v2_level[index[hit]]
