@@ -30,10 +30,13 @@ trap 'status=$?; [ -n "$BUILD" ] && rm -rf "$BUILD"; [ $status -ne 0 ] && printf
 EXT_STAMP="$(cat "$ROOT/setup.py" "$ROOT/cutmix_transfer/wsol/_contours.c" | sha256sum | cut -c1-16)"
 EXT_READY="$VENV/.cutmix-ext"
 ext_built() { [ -f "$EXT_READY" ] && [ "$(cat "$EXT_READY")" = "$EXT_STAMP" ] && ls "$ROOT"/cutmix_transfer/wsol/_contours*.so >/dev/null 2>&1; }
-build_ext() {
-    "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps --no-build-isolation -e "$ROOT" \
-        2> >(grep -v "^WARNING: Location '.*' is ignored" >&2) \
-        || fail "building cutmix_transfer's C module failed (see above); it needs gcc and the Python headers"
+build_ext() {   # setuptools' editable-install notices go to a log, shown only on failure
+    local log="$VENV/cutmix-ext-build.log"
+    if ! "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps --no-build-isolation -e "$ROOT" \
+            > "$log" 2>&1; then
+        grep -v "^WARNING: Location '.*' is ignored" "$log" | tail -n 30 >&2
+        fail "building cutmix_transfer's C module failed (above; full log $log); it needs gcc and the Python headers"
+    fi
     printf '%s' "$EXT_STAMP" > "$EXT_READY"
 }
 if [ -f "$READY" ] && [ "$(cat "$READY")" = "$STAMP" ]; then

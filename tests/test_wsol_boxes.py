@@ -347,3 +347,13 @@ def test_tie_between_differently_scoring_boxes_is_settled_by_opencv(monkeypatch)
         monkeypatch.setattr(B, "_boxes_from_binary", real)
         assert calls == [False]                               # the one level where the squares tie
         assert np.array_equal(v1, B.max_iou_curve_reference(m, gt, thr, False))
+
+
+def test_follower_iou_is_numpys_for_fractional_gt_boxes():
+    # the compiled IoU must equal box_iou_plus1 bit for bit, also where the products are not integers
+    rng = np.random.default_rng(8)
+    thr = B.cam_thresholds(0.01)
+    for name, m in all_maps(0)[:8]:
+        gt = np.sort(rng.uniform(0, S - 1, (3, 2, 2)), axis=1).transpose(0, 2, 1).reshape(3, 4)[:, [0, 2, 1, 3]]
+        for mc in (False, True):
+            assert np.array_equal(B.max_iou_curve(m, gt, thr, mc), B.max_iou_curve_reference(m, gt, thr, mc)), name

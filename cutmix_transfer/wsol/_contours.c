@@ -5,8 +5,9 @@
  *
  * Why this exists: wsolevaluation calls cv2.findContours once per CAM threshold; most of that time is the
  * full-image raster scan, the storage of every contour point and the conversion of each contour into a
- * numpy array. Here each level is scanned on the crop of its bounding box only, contour points are folded
- * into (box, area) as they are traced, and the GIL is released so threads can trace images in parallel.
+ * numpy array. Here the work image is carried from one level to the next, each level is scanned on its
+ * bounding box only, contour points are folded into (box, area) as they are traced, and the GIL is released
+ * so that threads can trace images in parallel.
  *
  * Semantics (the same as OpenCV's, tested against cv2.findContours + cv2.contourArea + cv2.boundingRect):
  * - foreground pixels are 8-connected, background 4-connected; outside the image counts as background;
@@ -66,10 +67,11 @@ static int records_push(Records *r, int64_t m, int64_t x0, int64_t y0, int64_t x
 }
 
 /*
- * Follow one border of the work image w (int8, row stride `stride`, a zero ring around the crop) that starts
- * at flat index p0 = (row0, col0): an outer border (start neighbour W, a background pixel) or a hole border
- * (start neighbour E). Marks the border pixels as Suzuki & Abe do and returns its box (work coordinates) and
- * doubled absolute area.
+ * Follow one border of the work image w (int8, a background ring around the image; delta holds the flat
+ * offsets of the 8 directions, twice) that starts at flat index p0 = (row0, col0): an outer border (start
+ * neighbour W, a background pixel) or a hole border (start neighbour E). Marks the border pixels as Suzuki &
+ * Abe do, appends the pixels it marks first to `marked`, and returns the box (work coordinates) and the
+ * doubled absolute area of the traced path.
  */
 static void follow_border(int8_t *w, const ptrdiff_t delta[16], ptrdiff_t p0, int row0, int col0, int is_hole,
                           int box[4], int64_t *area2, ptrdiff_t *marked, size_t *n_marked)
@@ -191,7 +193,8 @@ static int trace_all(const uint8_t *q, int height, int width, const int64_t *lev
         size_t next[256];
         memcpy(next, first_of_value, sizeof(next));
         for (int i = 0; i < height; ++i)
-            for (int j = 0; j < width; ++j) by_value[next[q[(size_t)i * width + j]]++] = (ptrdiff_t)(i + 1) * stride + j + 1;
+            for (int j = 0; j < width; ++j)
+                by_value[next[q[(size_t)i * width + j]]++] = (ptrdiff_t)(i + 1) * stride + j + 1;
     }
     ptrdiff_t delta[16];
     for (int k = 0; k < 16; ++k) delta[k] = (ptrdiff_t)DROW[k & 7] * stride + DCOL[k & 7];
@@ -367,8 +370,9 @@ static PyObject *level_ious(PyObject *self, PyObject *args)
         for (size_t r = 0; r < rec.len; r += 6) {
             const int64_t *d = rec.data + r;
             const Py_ssize_t m = (Py_ssize_t)d[0];
-            const double iou = best_iou_plus1((double)d[1], (double)d[2], (double)(d[3] + 1 < width - 1 ? d[3] + 1 : width - 1),
-                                              (double)(d[4] + 1 < height - 1 ? d[4] + 1 : height - 1), gt, n_gt);
+            const int64_t x1 = d[3] + 1 < width - 1 ? d[3] + 1 : width - 1;
+            const int64_t y1 = d[4] + 1 < height - 1 ? d[4] + 1 : height - 1;
+            const double iou = best_iou_plus1((double)d[1], (double)d[2], (double)x1, (double)y1, gt, n_gt);
             double *o = out + 3 * m;
             if (m != current) { /* records come grouped by level */
                 current = m;
