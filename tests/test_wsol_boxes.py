@@ -267,6 +267,14 @@ def _opencv_contours(binary: np.ndarray) -> list[tuple[int, ...]]:
     return sorted(out)
 
 
+def _assert_follower_matches_opencv(q: np.ndarray, levels: np.ndarray, what: str) -> None:
+    raw = np.frombuffer(B._contours.trace_levels(q, q.shape[0], q.shape[1], levels), np.int64).reshape(-1, 6)
+    assert (np.diff(raw[:, 0]) >= 0).all()                         # grouped by level, in level order
+    for m, v in enumerate(levels):
+        ours = sorted(map(tuple, raw[raw[:, 0] == m, 1:].tolist()))
+        assert ours == _opencv_contours((q >= v).astype(np.uint8) * 255), f"{what}, level {v}"
+
+
 def _small_level_maps(rng, n):
     """Small uint8 maps of every texture the follower must get right: salt-and-pepper, all 256 levels,
     smooth upsampled, few levels (plateaus), one-pixel lines and checkerboards, odd shapes down to 1x1."""
@@ -293,14 +301,9 @@ def test_follower_matches_opencv_contour_for_contour():
     checked = 0
     for q in _small_level_maps(rng, 400):
         levels = np.unique(q[q > 0]).astype(np.int64)
-        if levels.size == 0:
-            continue
-        raw = np.frombuffer(B._contours.trace_levels(q, q.shape[0], q.shape[1], levels), np.int64).reshape(-1, 6)
-        assert (np.diff(raw[:, 0]) >= 0).all()                     # grouped by level, in level order
-        for m, v in enumerate(levels):
-            ours = sorted(map(tuple, raw[raw[:, 0] == m, 1:].tolist()))
-            assert ours == _opencv_contours((q >= v).astype(np.uint8) * 255), f"level {v} of a {q.shape} map"
-            checked += 1
+        if levels.size:
+            _assert_follower_matches_opencv(q, levels, f"a {q.shape} map")
+            checked += levels.size
     assert checked > 5000
 
 
@@ -308,10 +311,7 @@ def test_follower_on_the_adversarial_maps():
     for name, m in all_maps(0):
         q = B.quantize_scoremap(m)
         levels = np.ascontiguousarray(np.unique(q[q > 0]).astype(np.int64)[::3])
-        raw = np.frombuffer(B._contours.trace_levels(q, S, S, levels), np.int64).reshape(-1, 6)
-        for k, v in enumerate(levels):
-            ours = sorted(map(tuple, raw[raw[:, 0] == k, 1:].tolist()))
-            assert ours == _opencv_contours((q >= v).astype(np.uint8)), f"{name} level {v}"
+        _assert_follower_matches_opencv(q, levels, name)
 
 
 def test_follower_rejects_bad_arguments():
