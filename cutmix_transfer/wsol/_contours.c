@@ -73,9 +73,14 @@ static int records_push(Records *r, int64_t m, int64_t x0, int64_t y0, int64_t x
  * Abe do, appends the pixels it marks first to `marked`, and returns the box (work coordinates) and the
  * doubled absolute area of the traced path.
  */
-static void follow_border(int8_t *w, const ptrdiff_t delta[16], ptrdiff_t p0, int row0, int col0, int is_hole,
+static void follow_border(int8_t *w, const ptrdiff_t delta_in[16], ptrdiff_t p0, int row0, int col0, int is_hole,
                           int box[4], int64_t *area2, ptrdiff_t *marked, size_t *n_marked)
 {
+    /* Local copies: w is a char type, which may alias anything, so values behind pointers would be reloaded
+       after every mark written to w. */
+    ptrdiff_t delta[16];
+    memcpy(delta, delta_in, sizeof(delta));
+    size_t nm = *n_marked;
     int s = is_hole ? 0 : 4;
     int s_end = s;
     ptrdiff_t p1;
@@ -84,48 +89,52 @@ static void follow_border(int8_t *w, const ptrdiff_t delta[16], ptrdiff_t p0, in
         p1 = p0 + delta[s];
     } while (w[p1] == BACKGROUND && s != s_end);
 
-    box[0] = box[2] = col0;
-    box[1] = box[3] = row0;
-    *area2 = 0;
-    if (s == s_end) { /* a single pixel: its only neighbours are background */
-        if (w[p0] == UNSEEN) marked[(*n_marked)++] = p0;
-        w[p0] = SEEN_EAST_EXAMINED;
-        return;
-    }
-    const ptrdiff_t p_first = p1; /* the last pixel of the closed path, met first by the clockwise search */
-    ptrdiff_t p3 = p0;
-    int row = row0, col = col0;
+    int x_min = col0, x_max = col0, y_min = row0, y_max = row0;
     int64_t sum = 0;
-    for (;;) {
-        s_end = s; /* direction from p3 back to the previous pixel (foreground: the search ends by s_end + 8) */
-        ptrdiff_t p4;
-        do {
-            ++s;
-            p4 = p3 + delta[s];
-        } while (w[p4] == BACKGROUND);
-        s &= 7;
-        if (w[p3] == UNSEEN) marked[(*n_marked)++] = p3; /* to be reset before the next level */
-        if ((unsigned)(s - 1) < (unsigned)s_end)
-            w[p3] = SEEN_EAST_EXAMINED; /* the east neighbour was a background pixel examined in this search */
-        else if (w[p3] == UNSEEN)
-            w[p3] = SEEN;
-        if (p4 == p0 && p3 == p_first) {
-            /* close the polygon: the edge from the last pixel back to the start */
-            sum += (int64_t)col * row0 - (int64_t)col0 * row;
-            break;
+    if (s == s_end) { /* a single pixel: its only neighbours are background */
+        if (w[p0] == UNSEEN) marked[nm++] = p0;
+        w[p0] = SEEN_EAST_EXAMINED;
+    } else {
+        const ptrdiff_t p_first = p1; /* the last pixel of the closed path, met first by the clockwise search */
+        ptrdiff_t p3 = p0;
+        int row = row0, col = col0;
+        for (;;) {
+            s_end = s; /* direction from p3 back to the previous pixel (foreground: the search ends by s_end + 8) */
+            ptrdiff_t p4;
+            do {
+                ++s;
+                p4 = p3 + delta[s];
+            } while (w[p4] == BACKGROUND);
+            s &= 7;
+            const int8_t f = w[p3];
+            if (f == UNSEEN) marked[nm++] = p3; /* to be reset before the next level */
+            if ((unsigned)(s - 1) < (unsigned)s_end)
+                w[p3] = SEEN_EAST_EXAMINED; /* the east neighbour was a background pixel examined in this search */
+            else if (f == UNSEEN)
+                w[p3] = SEEN;
+            if (p4 == p0 && p3 == p_first) {
+                /* close the polygon: the edge from the last pixel back to the start */
+                sum += (int64_t)col * row0 - (int64_t)col0 * row;
+                break;
+            }
+            /* shoelace term col * (row + dr) - (col + dc) * row of the step (dr, dc) */
+            sum += (int64_t)col * DROW[s] - (int64_t)DCOL[s] * row;
+            row += DROW[s];
+            col += DCOL[s];
+            x_min = col < x_min ? col : x_min;
+            x_max = col > x_max ? col : x_max;
+            y_min = row < y_min ? row : y_min;
+            y_max = row > y_max ? row : y_max;
+            p3 = p4;
+            s = (s + 4) & 7;
         }
-        /* shoelace term col * (row + dr) - (col + dc) * row of the step (dr, dc) */
-        sum += (int64_t)col * DROW[s] - (int64_t)DCOL[s] * row;
-        row += DROW[s];
-        col += DCOL[s];
-        if (col < box[0]) box[0] = col;
-        if (col > box[2]) box[2] = col;
-        if (row < box[1]) box[1] = row;
-        if (row > box[3]) box[3] = row;
-        p3 = p4;
-        s = (s + 4) & 7;
     }
+    box[0] = x_min;
+    box[1] = y_min;
+    box[2] = x_max;
+    box[3] = y_max;
     *area2 = sum < 0 ? -sum : sum;
+    *n_marked = nm;
 }
 
 /* 16 work pixels as a vector (GCC/Clang vector extensions: SSE2 on x86-64, NEON on ARM, scalar elsewhere). */
