@@ -25,7 +25,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cutmix_transfer.datasets.demo import make_demo_data  # noqa: E402
+from cutmix_transfer.detection import prepare_training, report_backbone_keys  # noqa: E402
 from cutmix_transfer.io import atomic_write_json  # noqa: E402
+from cutmix_transfer.runner import build_runner  # noqa: E402
 
 CONFIG = REPO / "configs" / "voc_faster_rcnn_demo.py"
 OUT = REPO / "benchmarks" / "results" / "det_overhead.json"
@@ -67,10 +70,6 @@ def _bench_cfg(cfg, iters: int, work_dir: Path):
 
 def run(iters: int, repeats: int, seed: int, data_root: Path | None) -> dict:
     torch.set_num_threads(1)
-    from cutmix_transfer.datasets.synthetic import make_demo_data
-    from cutmix_transfer.detection import build_runner, prepare_training
-    from cutmix_transfer.detection.runner import report_backbone_keys
-
     tmp = Path(tempfile.mkdtemp(prefix="det_overhead_"))
     if data_root is None:
         make_demo_data(tmp / "demo", seed=seed, per_class=8, num_classes=4, layouts=("voc",), progress=False)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from cutmix_transfer.backbones import build_model
-from cutmix_transfer.datasets.synthetic import make_demo_data
+from cutmix_transfer.datasets.demo import make_demo_data
 from cutmix_transfer.io import atomic_write_json
 from cutmix_transfer.wsol.evaluate import WSOLEvalConfig, evaluate_wsol
 

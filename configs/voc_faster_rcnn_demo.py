@@ -3,9 +3,9 @@
 # The backbone is the demo's own pretraining (a ResNet-18): pass it with --backbone; the tool sets depth 18
 # and FPN in_channels [64, 128, 256, 512] from it. Only data, input size and schedule differ from
 # voc_faster_rcnn_cutmix.py; the VOC07 11-point metric is the same.
-_base_ = './voc_faster_rcnn_cutmix.py'
+_base_ = ['./voc_faster_rcnn_cutmix.py', './det/_base_/voc_demo_data.py']
 
-data_root = 'data/demo/VOCdevkit/'
+data_root = _base_.voc_train.data_root
 backbone_checkpoint = 'work_dirs/demo/cls_cutmix/epoch_4.pth'  # make demo's CutMix run; --backbone overrides
 img_scale = (160, 160)  # images are about that size: no upscaling (mmdet's VOC recipe resizes to 1000x600)
 
@@ -22,23 +22,15 @@ test_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]
-# the demo's objects are 26-67 px: mmdet's bbox_min_size=32 would mark many of them ignored
-voc_train = dict(type='VOCDataset', data_root=data_root, filter_cfg=dict(filter_empty_gt=True, min_size=16),
-                 pipeline=train_pipeline)
+# the demo VOC data (det/_base_/voc_demo_data.py) with this detector's pipelines on the
+# recipe's VOC2007 + VOC2012 trainval lists, without worker processes
+voc_train = dict(_base_.voc_train, pipeline=train_pipeline)
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        times=1,
-        dataset=dict(datasets=[
-            dict(voc_train, ann_file='VOC2007/ImageSets/Main/trainval.txt',
-                 data_prefix=dict(sub_data_root='VOC2007/')),
-            dict(voc_train, ann_file='VOC2012/ImageSets/Main/trainval.txt',
-                 data_prefix=dict(sub_data_root='VOC2012/')),
-        ])))
-val_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(times=1, dataset=dict(datasets=[dict(voc_train, ann_file=d.ann_file, data_prefix=d.data_prefix)
+                                                 for d in _base_.train_dataloader.dataset.dataset.datasets])))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 # One epoch: `make demo` fine-tunes for 50 iterations (200 trainval images, batch 4; 75 s on 2 cores).

@@ -2,30 +2,23 @@
 # run end to end on a CPU. The backbone is the demo's own pretraining (a ResNet-18, --backbone); the tool sets
 # the taps to (128, 256, 512). The input stays 300x300 (the anchors and the 38/19/10/5/3/1 maps of
 # configs/det/ssd300_r50_voc0712.py need it); only data and schedule differ from voc_ssd300_cutmix.py.
-_base_ = './voc_ssd300_cutmix.py'
+_base_ = ['./voc_ssd300_cutmix.py', './det/_base_/voc_demo_data.py']
 
-data_root = 'data/demo/VOCdevkit/'
+data_root = _base_.voc_train.data_root
 backbone_checkpoint = 'work_dirs/demo/cls_cutmix/epoch_4.pth'  # make demo's CutMix run; --backbone overrides
 model = dict(backbone=dict(init_cfg=dict(checkpoint=backbone_checkpoint)))
 
 train_pipeline = {{_base_.train_pipeline}}
 test_pipeline = {{_base_.test_pipeline}}
-voc_train = dict(type='VOCDataset', data_root=data_root, filter_cfg=dict(filter_empty_gt=True, min_size=16),
-                 pipeline=train_pipeline)
+# the demo VOC data (det/_base_/voc_demo_data.py) with SSD300's pipelines on the
+# recipe's VOC2007 + VOC2012 trainval lists, without worker processes
+voc_train = dict(_base_.voc_train, pipeline=train_pipeline)
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        times=1,
-        dataset=dict(datasets=[
-            dict(voc_train, ann_file='VOC2007/ImageSets/Main/trainval.txt',
-                 data_prefix=dict(sub_data_root='VOC2007/')),
-            dict(voc_train, ann_file='VOC2012/ImageSets/Main/trainval.txt',
-                 data_prefix=dict(sub_data_root='VOC2012/')),
-        ])))
-val_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    batch_size=8, num_workers=0, persistent_workers=False,
+    dataset=dict(times=1, dataset=dict(datasets=[dict(voc_train, ann_file=d.ann_file, data_prefix=d.data_prefix)
+                                                 for d in _base_.train_dataloader.dataset.dataset.datasets])))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 max_epochs = 8

@@ -60,12 +60,6 @@ def rand_bbox(lam: float, width: int, height: int, rng: np.random.Generator) -> 
     return box_from_center(cx, cy, cut_w, cut_h, width, height)
 
 
-def box_area_fraction(box_xyxy: tuple[int, int, int, int], width: int, height: int) -> float:
-    """Fraction of the W x H image covered by the (clipped, exclusive-end) box."""
-    x0, y0, x1, y1 = box_xyxy
-    return max(x1 - x0, 0) * max(y1 - y0, 0) / float(width * height)
-
-
 def corrected_lambda(box_xyxy: tuple[int, int, int, int], width: int, height: int) -> float:
     """The weight of the original image's label after pasting `box`: kept pixels / all pixels.
 

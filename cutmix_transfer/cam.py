@@ -19,8 +19,21 @@ from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-GRAD_CAM_METHODS = ("gradcam", "gradcam++", "xgradcam", "hirescam", "gradcamelementwise", "layercam",
-                    "eigencam", "eigengradcam", "scorecam", "ablationcam", "fullgrad")
+# Grad-CAM-family method name -> its class in the `grad-cam` package (pytorch_grad_cam)
+_GRAD_CAM_CLASSES = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM",
+                     "hirescam": "HiResCAM", "gradcamelementwise": "GradCAMElementWise", "layercam": "LayerCAM",
+                     "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM", "scorecam": "ScoreCAM",
+                     "ablationcam": "AblationCAM", "fullgrad": "FullGrad"}
+GRAD_CAM_METHODS = tuple(_GRAD_CAM_CLASSES)
+# every score-map method a tool accepts (--cam): plain CAM from the fc weights, then the Grad-CAM family
+CAM_METHODS = ("cam", *GRAD_CAM_METHODS)
+
+
+def check_method(method: str) -> str:
+    """Return `method` when it is one of CAM_METHODS; otherwise a ConfigError listing them (the --cam check)."""
+    if method not in CAM_METHODS:
+        raise ConfigError(f"--cam {method!r}: choose 'cam' or one of {', '.join(GRAD_CAM_METHODS)}")
+    return method
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -100,15 +113,12 @@ def _grad_cam_class(method: str):
     except ImportError as e:
         raise ConfigError("the Grad-CAM family needs the optional `grad-cam` package (import name pytorch_grad_cam): "
                           "pip install grad-cam; plain CAM (class_activation_maps) needs nothing extra") from e
-    table = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM", "hirescam": "HiResCAM",
-             "gradcamelementwise": "GradCAMElementWise", "layercam": "LayerCAM", "eigencam": "EigenCAM",
-             "eigengradcam": "EigenGradCAM", "scorecam": "ScoreCAM", "ablationcam": "AblationCAM",
-             "fullgrad": "FullGrad"}
-    if method not in table:
+    if method not in _GRAD_CAM_CLASSES:
         raise ConfigError(f"unknown Grad-CAM method {method!r}: choose one of {', '.join(GRAD_CAM_METHODS)}")
-    cls = getattr(pgc, table[method], None)
+    name = _GRAD_CAM_CLASSES[method]
+    cls = getattr(pgc, name, None)
     if cls is None:
-        raise ConfigError(f"the installed grad-cam package has no {table[method]} (method {method!r}); upgrade it")
+        raise ConfigError(f"the installed grad-cam package has no {name} (method {method!r}); upgrade it")
     return cls
 
 

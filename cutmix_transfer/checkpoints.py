@@ -1,7 +1,7 @@
 """One safe checkpoint loader: read any supported backbone checkpoint into torchvision names, and export it.
 
 `safe_torch_load` is the only place in the project that calls `torch.load`. It always uses
-`weights_only=True` with an explicit allow-list (`SAFE_GLOBALS`); a file that needs anything else is refused
+`weights_only=True` with an explicit allow-list (`allowed_globals()`); a file that needs anything else is refused
 with `UnsafeCheckpointError`, and no code in it runs unless the user passes `--trust-checkpoint`.
 
 `load_backbone_state` detects the file's layout (CutMix-PyTorch, torchvision, timm, mmengine / mmpretrain /
@@ -36,6 +36,12 @@ VGG_ARCHS = ("vgg16", "vgg16_bn")
 ARCHS = RESNET_ARCHS + VGG_ARCHS
 SOURCE_FORMATS = ("cutmix-pytorch", "torchvision", "timm", "mmengine", "wsolevaluation", "cutmix_transfer")
 TRUST_FLAG = "--trust-checkpoint"
+
+# The two records this project writes into a checkpoint's `meta` (different records, under different keys):
+# meta[PROJECT_META_KEY]: the project's own model meta (arch, method, num_classes, wsol; a captioner's vocab, ...)
+PROJECT_META_KEY = "cutmix_transfer"
+# meta[BACKBONE_META_KEY]: which backbone checkpoint a detector started from (path, sha256, arch, method, format)
+BACKBONE_META_KEY = "backbone_checkpoint"
 
 # (block type, blocks per stage) -> torchvision arch
 _RESNET_LAYOUTS = {
@@ -75,7 +81,7 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
         f"refused getattr({obj!r}, {name!r}): only HistoryBuffer.{sorted(allowed)} may be looked up")
 
 
-def SAFE_GLOBALS() -> list:
+def allowed_globals() -> list:
     """The explicit allow-list for `torch.load(weights_only=True)`: data containers only, nothing that runs code.
 
     - numpy arrays, dtypes and scalars (`_reconstruct`, `ndarray`, `dtype` and its per-type classes, `scalar`),
@@ -119,7 +125,7 @@ def SAFE_GLOBALS() -> list:
 
 def _safe_global_names() -> set[str]:
     names = set()
-    for g in SAFE_GLOBALS():
+    for g in allowed_globals():
         names.add(g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}")
     return names
 
@@ -191,7 +197,7 @@ def _unsafe_error(path: Path, err: Exception) -> UnsafeCheckpointError:
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", trust: bool = False) -> Any:
-    """`torch.load` with weights_only=True and the `SAFE_GLOBALS` allow-list; the project's only torch.load.
+    """`torch.load` with weights_only=True and the `allowed_globals()` allow-list; the project's only torch.load.
 
     trust=True (the user's --trust-checkpoint) loads with weights_only=False and logs a warning.
     Raises CheckpointError for a missing, empty, truncated or non-checkpoint file, and UnsafeCheckpointError
@@ -213,7 +219,7 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", trust: b
             raise CheckpointError(f"cannot read checkpoint {path}: found {_sniff(path)} "
                                   f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from e
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS()), warnings.catch_warnings():
+        with torch.serialization.safe_globals(allowed_globals()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Detected pickle protocol.*")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -299,7 +305,7 @@ def _unwrap(obj: Any, path: Path) -> tuple[str, dict, dict, str | None]:
     if isinstance(sd, dict) and isinstance(obj.get("meta"), dict | None) and ("meta" in keys or _is_tensor_dict(sd)):
         raw_meta = obj.get("meta") or {}
         meta = _plain_meta(raw_meta, ("epoch", "iter", "mmengine_version", "experiment_name", "seed"))
-        ours = raw_meta.get("cutmix_transfer")
+        ours = raw_meta.get(PROJECT_META_KEY)
         declared = None
         if isinstance(ours, dict):
             meta.update(_plain_meta(ours, tuple(k for k in ours if isinstance(k, str))))  # arch, method, ...
@@ -550,7 +556,7 @@ def export_checkpoint(loaded: LoadedBackbone, dst: str | os.PathLike, to: Litera
     else:
         backbone = collections.OrderedDict((k, v) for k, v in sd.items() if not k.startswith(_HEAD_PREFIXES))
         meta = {
-            "cutmix_transfer": {"arch": loaded.arch, "method": loaded.meta.get("method"), "num_classes": None},
+            PROJECT_META_KEY: {"arch": loaded.arch, "method": loaded.meta.get("method"), "num_classes": None},
             "source_format": loaded.source_format,
             "source_sha256": loaded.sha256,
             "source_path": loaded.path,
@@ -568,3 +574,22 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, to: Liter
     loaded = load_backbone_state(src, arch=arch, trust=trust)
     export_checkpoint(loaded, dst, to)
     return loaded
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Does a checkpoint fit a model
+# ----------------------------------------------------------------------------------------------------------
+def check_state_fits(model: torch.nn.Module, state: dict[str, Any], checkpoint: str | os.PathLike, what: str,
+                     hint: str = "") -> None:
+    """CheckpointError unless `state` has every weight of `model` with the same shape (extra keys are allowed).
+
+    The message names `checkpoint`, `what` it should fit ("the config's detector"), counts and examples of the
+    missing and mis-shaped weights, then `hint` (how to fix it).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or wrong:
+        raise CheckpointError(f"{checkpoint} does not fit {what}: {len(missing)} weights missing (e.g. {missing[:3]}), "
+                              f"{len(wrong)} of another shape (e.g. {wrong[:3]})" + (f". {hint}" if hint else ""))

@@ -19,14 +19,14 @@ from __future__ import annotations
 import logging
 import os.path as osp
 
+from .checkpoints import safe_torch_load
+
 logger = logging.getLogger(__name__)
 _state = {"mmengine": False, "mmdet": False}
 
 
 def _load_from_local_safe(filename: str, map_location=None):
     """mmengine's local checkpoint loader, through the project's safe loader (same signature as mmengine's)."""
-    from .checkpoints import safe_torch_load
-
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f"{filename} can not be found.")

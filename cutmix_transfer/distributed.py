@@ -1,17 +1,23 @@
-"""Distributed training set-up shared by the trainers (classification, detection, captioning).
+"""Distributed set-up: the trainers' launcher (classification, detection, captioning) and the torchrun helpers
+of the evaluation tools (one process per rank, gloo on CPU, nccl on GPU).
 
 On GPU machines mmengine's own launcher does everything. Without a visible GPU (CPU tests, CPU clusters)
 two things in mmengine 0.10.7 break: `init_dist('pytorch')` calls `torch.cuda.set_device` unconditionally,
 and the Runner wraps the model in MMDistributedDataParallel with device_ids=[LOCAL_RANK], which DDP rejects for
 CPU modules. `prepare_launcher` initialises a gloo process group first (the Runner then skips init_dist) and
 selects `CPUDistributedDataParallel`, which passes device_ids=None for a CPU module.
+
+The evaluation tools shard their images `rank::world` under torchrun without mmengine: `setup_torchrun` joins
+(or starts) the process group, `all_reduce_counts` sums integer counts exactly and `all_gather_objects`
+collects per-rank lists, so that the merged result equals the single-process run.
 """
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, get_args
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from mmengine.model import MMDistributedDataParallel
@@ -20,8 +26,8 @@ from mmengine.registry import MODEL_WRAPPERS
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
-Launcher = Literal["none", "pytorch", "slurm", "mpi"]
-LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
+Launcher = Literal["none", "pytorch", "slurm", "mpi"]  # mmengine's launchers (the trainers' --launcher)
+LAUNCHERS: tuple[str, ...] = get_args(Launcher)
 
 
 @MODEL_WRAPPERS.register_module(name="CPUDistributedDataParallel")
@@ -36,7 +42,7 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=module, detect_anomalous_params=detect_anomalous_params, **kwargs)
 
 
-def prepare_launcher(cfg: Any, launcher: str) -> None:
+def prepare_launcher(cfg: Any, launcher: Launcher) -> None:
     """Set cfg.launcher; for 'pytorch' without a GPU, start gloo from torchrun's env and use the CPU DDP wrapper.
 
     `cfg` is an mmengine Config (modified in place). No-op for launcher 'none' and on GPU machines.
@@ -64,3 +70,45 @@ def prepare_launcher(cfg: Any, launcher: str) -> None:
     env = dict(cfg.get("env_cfg") or {})
     env.setdefault("dist_cfg", {})["backend"] = "gloo"
     cfg.env_cfg = env
+
+
+class TorchrunRank(NamedTuple):
+    """Where this process stands under torchrun (rank 0 of 1 without it)."""
+
+    rank: int
+    world_size: int
+    created_group: bool  # this call started the process group: the caller destroys it when done
+    device: torch.device  # cuda:LOCAL_RANK on a GPU run, else the device passed in
+
+
+def setup_torchrun(device: torch.device) -> TorchrunRank:
+    """Join torchrun's process group when WORLD_SIZE > 1 (nccl on cuda, gloo on cpu); pin cuda ranks to LOCAL_RANK."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return TorchrunRank(0, 1, False, device)
+    created = False
+    if device.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        created = True
+    return TorchrunRank(dist.get_rank(), dist.get_world_size(), created, device)
+
+
+def all_reduce_counts(state: dict[str, np.ndarray], device: torch.device) -> dict[str, np.ndarray]:
+    """Sum each int64 count array of `state` over all ranks (exact; keys in sorted order on every rank)."""
+    out = {}
+    for k in sorted(state):
+        t = torch.from_numpy(np.ascontiguousarray(state[k], dtype=np.int64)).to(device)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        out[k] = t.cpu().numpy()
+    return out
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's `obj` (picklable), in rank order, on every rank."""
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, obj)
+    return parts

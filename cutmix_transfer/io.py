@@ -64,6 +64,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 
 
 def atomic_savez(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Write `arrays` as a compressed .npz (np.load reads it) atomically."""
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())

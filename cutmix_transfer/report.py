@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from .errors import ConfigError
 from .io import atomic_write_bytes, atomic_write_text
 from .results import KINDS, RECORD_NAME
+from .robustness.figures import plot_overlay
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("BLEU-4", "captioning", "BLEU-4"),
     Column("METEOR", "captioning", "METEOR"),
     Column("CIDEr", "captioning", "CIDEr"),
+    Column("ImageNet FGSM top-1", "robustness", "fgsm_top1_eps8", dataset="imagenet"),
 )
 
 # The CutMix paper (Yun et al., ICCV 2019), ResNet-50 pretrained on ImageNet: Tables 3 (ImageNet cls),
@@ -61,6 +63,12 @@ PAPER_ROWS: dict[str, dict[str, float]] = {
                "Faster R-CNN VOC07 mAP": 76.7, "BLEU-1": 64.2, "BLEU-4": 24.9, "METEOR": 23.1, "CIDEr": 77.6},
 }
 METHOD_ORDER = ("baseline", "mixup", "cutout", "cutmix")
+
+# Table 11: top-1 accuracy (%) of the ResNet-50s above on ImageNet val under FGSM, eps 8/255
+# (docs/robustness_protocol.md says where the eps comes from).
+PAPER_TABLE11_FGSM = {"baseline": 8.2, "mixup": 24.4, "cutout": 11.5, "cutmix": 31.0}
+for _method, _top1 in PAPER_TABLE11_FGSM.items():
+    PAPER_ROWS[_method]["ImageNet FGSM top-1"] = _top1
 
 
 @dataclass
@@ -216,6 +224,23 @@ def plot(rows: list[Row], path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def robustness_series(records: list[tuple[Path, dict[str, Any]]]) -> dict[str, list[tuple[str, str | None, dict]]]:
+    """Per dataset, one (label, method, curves) per checkpoint: its newest robustness record with curves."""
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for _, rec in sorted(records, key=lambda pr: pr[1].get("created", "")):
+        if rec.get("kind") == "robustness" and rec.get("curves"):
+            newest[(str(rec.get("dataset")), rec["checkpoint"]["sha256"])] = rec
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    series: dict[str, list[tuple[str, str | None, dict]]] = {}
+    for dataset in sorted({d for d, _ in newest}):
+        recs = [(sha, rec) for (d, sha), rec in newest.items() if d == dataset]
+        labels = [r["checkpoint"].get("method") or Path(str(r["checkpoint"].get("path"))).stem for _, r in recs]
+        items = [(f"{label} ({sha[:8]})" if labels.count(label) > 1 else label, r["checkpoint"].get("method"),
+                  r["curves"]) for label, (sha, r) in zip(labels, recs)]
+        series[dataset] = sorted(items, key=lambda it: (order.get(it[1] or "", len(order)), it[0]))
+    return series
+
+
 def write_report(result_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
                  paper: bool = False) -> dict[str, Path]:
     """Collect records, write report.md, report.csv and report.png in `out_dir`; return their paths."""
@@ -230,5 +255,8 @@ def write_report(result_dirs: Iterable[str | os.PathLike], out_dir: str | os.Pat
     atomic_write_text(paths["markdown"], to_markdown(all_rows))
     atomic_write_text(paths["csv"], to_csv(all_rows))
     plot(rows, paths["figure"])
+    for dataset, series in robustness_series(records).items():  # the paper's Figure 5 layout, checkpoints overlaid
+        paths[f"robustness_{dataset}"] = out / f"robustness_{dataset}.png"
+        plot_overlay(series, paths[f"robustness_{dataset}"])
     logger.info("report: %d records, %d checkpoints -> %s", len(records), len(rows), out)
     return paths

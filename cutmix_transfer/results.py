@@ -4,7 +4,7 @@ Every evaluating tool writes `<out>/results.json` through `write_record`. The re
 checkpoint's sha256: the report groups rows by it.
 
 Record schema (JSON object):
-    kind:        'classification' | 'wsol' | 'detection' | 'captioning'
+    kind:        'classification' | 'wsol' | 'detection' | 'captioning' | 'ood' | 'robustness'
     checkpoint:  {path, sha256, arch, method}   method: 'baseline'|'mixup'|'cutout'|'cutmix'|None
     dataset, split: str
     metrics:     {name: float}   the headline numbers (percentages where the paper uses percentages)
@@ -16,6 +16,8 @@ Headline metric names (percent), which the report reads:
     wsol:           top1_cls, top1_loc, gt_known_loc, maxboxacc, maxboxacc_v2, pxap
     detection:      mAP            (and a top-level field `detector`: 'faster_rcnn' | 'ssd300' | ...)
     captioning:     BLEU-1, BLEU-2, BLEU-3, BLEU-4, METEOR, ROUGE-L, CIDEr
+    ood:            tnr_at_tpr95, auroc, detection_acc, aupr_in, aupr_out (mean over the OOD sets), top1_err
+    robustness:     clean_top1, fgsm_top1_eps<e> (e in 1/255, e.g. fgsm_top1_eps8); curves under `curves`
 """
 from __future__ import annotations
 
@@ -28,12 +30,12 @@ from typing import Any, Iterable, Literal
 
 from .io import atomic_write_json
 
-Kind = Literal["classification", "wsol", "detection", "captioning"]
-KINDS = ("classification", "wsol", "detection", "captioning")
+Kind = Literal["classification", "wsol", "detection", "captioning", "ood", "robustness"]
+KINDS = ("classification", "wsol", "detection", "captioning", "ood", "robustness")
 METHODS = ("baseline", "mixup", "cutout", "cutmix")
 RECORD_NAME = "results.json"
 _VERSION_PACKAGES = ("torch", "torchvision", "numpy", "opencv-python-headless", "mmengine", "mmcv", "mmdet",
-                     "pycocotools", "pycocoevalcap", "cutmix_transfer")
+                     "pycocotools", "pycocoevalcap", "scikit-learn", "cutmix_transfer")
 
 
 def package_versions(names: Iterable[str] = _VERSION_PACKAGES) -> dict[str, str]:

@@ -16,31 +16,51 @@ import os
 import os.path as osp
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
+from mmengine.registry import HOOKS, RUNNERS
+from mmengine.runner import Runner
 
-from .distributed import prepare_launcher
+from .checkpoints import PROJECT_META_KEY
+from .distributed import Launcher, prepare_launcher
 from .errors import ConfigError
 from .io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
+# Known mmengine notes, matched by message (nothing else is hidden): mmengine's own hooks create a FileClient
+# ('disk': a HardDiskBackend) on every run and log both deprecation notes through its MMLogger, not `warnings`.
+MMENGINE_NOTES = ('"FileClient" will be deprecated in future', '"HardDiskBackend" is the alias of "LocalBackend"')
+
+
+class MMEngineNoteFilter(logging.Filter):
+    """Drops the records of an mmengine logger whose message starts with one of MMENGINE_NOTES."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(MMENGINE_NOTES)
+
+    @classmethod
+    def install(cls, mm_logger: logging.Logger) -> None:
+        """Add the filter to `mm_logger` (an MMLogger: each is its own logger, not a child of one) once."""
+        if not any(isinstance(f, cls) for f in mm_logger.filters):
+            mm_logger.addFilter(cls())
+
 
 @HOOKS.register_module(name="CheckpointMetaHook")
 class CheckpointMetaHook(Hook):
-    """Puts the model's `checkpoint_meta()` (arch, method, num_classes, wsol, ...) into meta['cutmix_transfer']."""
+    """Puts the model's `checkpoint_meta()` (arch, method, num_classes, wsol, ...) into meta[PROJECT_META_KEY]."""
 
     priority = "VERY_LOW"
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if hasattr(model, "checkpoint_meta"):
-            checkpoint.setdefault("meta", {})["cutmix_transfer"] = model.checkpoint_meta()
+            checkpoint.setdefault("meta", {})[PROJECT_META_KEY] = model.checkpoint_meta()
 
 
 @HOOKS.register_module(name="AtomicCheckpointHook")
@@ -90,11 +110,11 @@ class AtomicCheckpointHook(CheckpointHook):
                 os.remove(old)
 
 
-def load_config(config: str | os.PathLike, cfg_options: dict | None = None, where: str = "configs/") -> Any:
+def load_config(config: str | os.PathLike, cfg_options: dict | None = None, where: str = "configs/",
+                required: Sequence[str] = ()) -> Config:
     """mmengine Config from `config` with `cfg_options` (dotted keys) merged; a ConfigError naming the file (and
-    `where` the project's configs of that kind live) when it is missing or cannot be parsed."""
-    from mmengine.config import Config
-
+    `where` the project's configs of that kind live) when it is missing, cannot be parsed or lacks a `required`
+    top-level key. The config's custom_imports register the project's modules it names."""
     path = Path(config)
     if not path.is_file():
         raise ConfigError(f"config {path} does not exist; start from a config in {where}")
@@ -104,7 +124,17 @@ def load_config(config: str | os.PathLike, cfg_options: dict | None = None, wher
         raise ConfigError(f"cannot load config {path}: {type(e).__name__}: {e}") from e
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    for key in required:
+        if key not in cfg:
+            raise ConfigError(f"config {path} has no `{key}`: start from a config in {where}")
     return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """mmengine's Runner from `cfg` (or the registered runner named by `runner_type`), as mmdet's tools do."""
+    runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
+    MMEngineNoteFilter.install(runner.logger)
+    return runner
 
 
 def ensure_checkpoint_hooks(cfg: Any, meta_hook: str | None = "CheckpointMetaHook") -> None:
@@ -123,7 +153,7 @@ def ensure_checkpoint_hooks(cfg: Any, meta_hook: str | None = "CheckpointMetaHoo
 
 
 def apply_run_options(cfg: Any, config: str | os.PathLike | None, work_dir: str | os.PathLike | None = None,
-                      resume: bool | str | None = False, seed: int | None = None, launcher: str = "none") -> None:
+                      resume: bool | str | None = False, seed: int | None = None, launcher: Launcher = "none") -> None:
     """work_dir (default work_dirs/<config name>), resume (True/'auto': the work dir's last checkpoint, a path:
     that file), seed (overrides the config's randomness seed) and launcher (gloo DDP when there is no GPU)."""
     if work_dir is not None:

@@ -3,6 +3,7 @@
 #   1. generate the demo data (CUB/ILSVRC/VOC/COCO layouts)         -> data/demo
 #   2. pretrain a ResNet-18 (WSOL form) twice: baseline and CutMix   -> work_dirs/demo/cls_<method>
 #   3. WSOL evaluation with CAM figures, for both checkpoints         -> work_dirs/demo/wsol_<method>
+#  3b. robustness (FGSM, occlusion, in-between) on the ImageNet layout -> work_dirs/demo/rob_<method>
 #   4. a short VOC Faster R-CNN fine-tune and test, for both          -> work_dirs/demo/det_<method>
 #   5. a short NIC captioning fine-tune and test, for both            -> work_dirs/demo/cap_<method>
 #   6. the report linking them                                        -> work_dirs/demo/report
@@ -50,6 +51,19 @@ for m in $METHODS; do
             --out "$WORK/wsol_$m" --vis 8 --save-cams --seed "$SEED" --image-size 96
     fi
     done_stage "$WORK/wsol_$m"
+done
+
+# A small grid (128 images, 8 hole sizes, 64 pairs) sized for <= 60 s for both checkpoints on 2 cores; the tool's
+# defaults are the full grid (every image, 15 hole sizes, 11 Mixup ratios, 15 CutMix sides, 2000 pairs).
+for m in $METHODS; do
+    stage "3b/6 robustness of the '$m' checkpoint on $DATA/ILSVRC (FGSM 8/255, occlusion, in-between; demo grid)"
+    if ! have "$WORK/rob_$m/results.json"; then
+        $PY tools/robustness_eval.py --backbone "$(ckpt "$m")" --dataset imagenet --data-root "$DATA/ILSVRC" \
+            --image-size 96 --out "$WORK/rob_$m" --seed "$SEED" --workers 1 --eps 8 \
+            --max-images 128 --hole-sizes 0 32 64 96 128 160 192 224 --pairs 64 \
+            --mixup-ratios 0 0.25 0.5 0.75 1 --cutmix-sides 0 71 112 158 194 224
+    fi
+    done_stage "$WORK/rob_$m"
 done
 
 for m in $METHODS; do

@@ -7,7 +7,7 @@
 #   3. mmengine 0.10.7
 #   4. mmcv 2.1.0 with compiled ops: built from the sdist with -std=c++20 and setuptools<81,
 #      cached as a wheel under $CUTMIX_CACHE/wheels/<torch>-<cpu|cuXY>/ (outside the clone)
-#   5. mmdet 3.3.0, pycocotools, opencv-python-headless, pycocoevalcap, grad-cam, tqdm, matplotlib, pytest
+#   5. mmdet 3.3.0, pycocotools, opencv-python-headless, pycocoevalcap, grad-cam, tqdm, matplotlib, pytest, ruff
 #   6. this package, editable (which compiles its one C module, cutmix_transfer/wsol/_contours.c, in place)
 set -euo pipefail
 
@@ -19,7 +19,7 @@ PYTHON="${PYTHON:-python3.11}"
 TORCH_VERSION=2.14.1
 TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
-STAMP="torch=$TORCH_VERSION tv=$TORCHVISION_VERSION mmcv=$MMCV_VERSION rev=3 $(sha256sum "$ROOT/setup.cfg" | cut -c1-16)"
+STAMP="torch=$TORCH_VERSION tv=$TORCHVISION_VERSION mmcv=$MMCV_VERSION rev=4 $(sha256sum "$ROOT/setup.cfg" | cut -c1-16)"
 
 say()  { printf '[setup] %s\n' "$*"; }
 fail() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -70,7 +70,7 @@ say "2/5 torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION (about 1 minute
 
 say "3/5 mmengine 0.10.7 (+ its dependencies, with opencv-python-headless instead of opencv-python)"
 "${PIP[@]}" install -q 'numpy<3' 'opencv-python-headless>=4.8,<5' addict pyyaml yapf termcolor rich packaging pillow \
-    matplotlib scipy shapely terminaltables six tqdm pycocotools pytest scikit-learn
+    matplotlib scipy shapely terminaltables six tqdm pycocotools pytest scikit-learn ruff==0.17.6
 "${PIP[@]}" install -q --no-deps mmengine==0.10.7
 
 # ---- mmcv with compiled ops, from a cached wheel when there is one ----

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cutmix_transfer.datasets.demo import make_demo_data
+
 # Settings of the shared tiny demo (also importable by tests that need the numbers).
 DEMO_KWARGS = dict(
     seed=0,
@@ -27,8 +29,6 @@ DEMO_KWARGS = dict(
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Root Path holding CUB_200_2011/, ILSVRC/, VOCdevkit/{VOC2007,VOC2012}/ and coco/ (tiny: 64 px CUB
     images, 4 classes -> VOC names aeroplane/bicycle/bird/boat; about half a second to generate)."""
-    from cutmix_transfer.datasets.synthetic import make_demo_data
-
     root = tmp_path_factory.mktemp("demo")
     make_demo_data(root, **DEMO_KWARGS)
     return root

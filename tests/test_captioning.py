@@ -5,14 +5,13 @@ import json
 import math
 import shutil
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from cutmix_transfer.captioning import (END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, CocoCaptionDataset, NICCaptioner,
-                                        Vocabulary, beam_search, build_vocab, encode_batch, tokenize)
+                                        Vocabulary, beam_search, build_vocab, encode_batch, score_captions, tokenize)
 from cutmix_transfer.datasets.coco_captions import load_coco_captions, load_coco_json, load_karpathy
 from cutmix_transfer.errors import ConfigError, DatasetError
 
@@ -322,8 +321,6 @@ HYPS = {1: "a red square on a body", 2: "a blue square inside a large object", 3
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")
 def test_metrics_identical_captions_score_one():
-    from cutmix_transfer.captioning import score_captions
-
     refs = {i: [r[0]] for i, r in REFS.items()}
     hyps = {i: r[0] for i, r in REFS.items()}
     s = score_captions(refs, hyps, scorers=("bleu", "rouge", "cider"))
@@ -339,8 +336,6 @@ def test_metrics_identical_captions_score_one():
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")
 def test_metrics_match_independent_bleu_and_cider():
-    from cutmix_transfer.captioning import score_captions
-
     s = score_captions(REFS, HYPS, scorers=("bleu", "cider"))
     ref_bleu = independent_bleu(REFS, HYPS)
     for n in range(4):
@@ -357,8 +352,6 @@ def test_metrics_match_independent_bleu_and_cider():
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs Java")
 def test_meteor_runs_offline_and_orders_captions():
-    from cutmix_transfer.captioning import score_captions
-
     refs = {**REFS, **{i + 4: r for i, r in REFS.items()}}  # one JVM: images 1-4 exact, 5-8 nonsense
     hyps = {**{i: r[0] for i, r in REFS.items()}, **{i + 4: "zebra giraffe umbrella" for i in REFS}}
     s = score_captions(refs, hyps, scorers=("meteor",))

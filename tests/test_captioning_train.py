@@ -11,8 +11,10 @@ import pytest
 import torch
 import torchvision
 
-from cutmix_transfer.captioning import build_vocab, load_captioner, score_captions, to_percent
-from cutmix_transfer.checkpoints import safe_torch_load
+from cutmix_transfer.captioning import CocoCaptionDataset, build_vocab, load_captioner, score_captions, to_percent
+from cutmix_transfer.captioning.train import CONFIGS_HINT, REQUIRED_KEYS
+from cutmix_transfer.checkpoints import PROJECT_META_KEY, safe_torch_load
+from cutmix_transfer.runner import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -66,7 +68,7 @@ def test_train_writes_vocab_meta_and_encoder_lr(trained, backbone):
     vocab = json.loads((trained["work"] / "vocab.json").read_text())["words"]
     assert vocab == expected.words and len(vocab) > 8
     ck = safe_torch_load(trained["ckpt"])
-    meta = ck["meta"]["cutmix_transfer"]
+    meta = ck["meta"][PROJECT_META_KEY]
     assert meta["task"] == "captioning" and meta["vocab"] == vocab and meta["arch"] == "resnet18"
     assert meta["encoder"]["sha256"] == _sha256(backbone) and meta["method"] == "cutmix"
     # the encoder's learning rate is the decoder's x lr_mult (0.05 in nic_demo.py)
@@ -96,8 +98,6 @@ def test_test_caption_record_matches_independent_scoring(trained, backbone, tmp_
     assert sorted(r["image_id"] for r in rows) == sorted(refs)
     # the captions are what the checkpoint generates, and the record's numbers are their COCO scores
     model, _ = load_captioner(trained["ckpt"])
-    from cutmix_transfer.captioning import CocoCaptionDataset
-
     ds = CocoCaptionDataset(str(trained["root"]), "test", image_size=32)
     with torch.inference_mode():
         res = model.generate(torch.stack([ds[i]["inputs"] for i in range(len(ds))]), beam_size=2)
@@ -124,7 +124,7 @@ def test_freeze_encoder_and_resume(demo_root, backbone, tmp_path):
     assert train_tool.main(args[:-2] + ["train_cfg.max_epochs=2", "train_cfg.val_interval=5", "--resume"]) == 0
     ck2 = safe_torch_load(work / "epoch_2.pth")
     assert ck2["meta"]["epoch"] == 2
-    assert ck2["meta"]["cutmix_transfer"]["vocab"] == json.loads((work / "vocab.json").read_text())["words"]
+    assert ck2["meta"][PROJECT_META_KEY]["vocab"] == json.loads((work / "vocab.json").read_text())["words"]
 
 
 def test_tools_fail_with_one_line(tmp_path, backbone, capsys, demo_root):
@@ -138,9 +138,7 @@ def test_tools_fail_with_one_line(tmp_path, backbone, capsys, demo_root):
 
 
 def test_configs_load_with_the_paper_setup():
-    from cutmix_transfer.captioning import load_config
-
-    cfg = load_config(ROOT / "configs" / "caption" / "nic_coco_karpathy.py")
+    cfg = load_config(ROOT / "configs" / "caption" / "nic_coco_karpathy.py", where=CONFIGS_HINT, required=REQUIRED_KEYS)
     m = cfg.model
     assert (m.type, m.arch, m.embed_dim, m.hidden_dim, m.dropout, m.beam_size, m.max_len) == \
         ("NICCaptioner", "resnet50", 512, 512, 0.5, 3, 16)

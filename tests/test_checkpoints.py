@@ -16,6 +16,7 @@ import torch
 import torchvision
 
 from cutmix_transfer import checkpoints as C
+from cutmix_transfer.backbones import build_model
 from cutmix_transfer.errors import CheckpointError, ConfigError, UnsafeCheckpointError
 
 torch.set_num_threads(1)
@@ -112,8 +113,6 @@ def test_wsolevaluation_resnet50(tmp_path):
 
 
 def _vgg_gap_state(large: bool = False) -> dict:
-    from cutmix_transfer.backbones import build_model
-
     torch.manual_seed(2)
     return {k: v.clone() for k, v in build_model("vgg16", 200, wsol=True, large_feature_map=large).state_dict().items()}
 
@@ -155,12 +154,30 @@ def test_torchvision_vgg16_bn_classifier_is_not_a_gap_head(tmp_path):
 def test_cutmix_transfer_own_checkpoint(tmp_path, r18):
     sd = {"backbone." + k: v for k, v in r18.items()}
     sd["data_preprocessor.mean"] = torch.zeros(3)
-    meta = {"epoch": 7, "cutmix_transfer": {"arch": "resnet18", "method": "cutmix", "num_classes": 5}}
-    meta["cutmix_transfer"]["wsol"] = True
+    meta = {"epoch": 7, C.PROJECT_META_KEY: {"arch": "resnet18", "method": "cutmix", "num_classes": 5}}
+    meta[C.PROJECT_META_KEY]["wsol"] = True
     loaded = C.load_backbone_state(_save({"meta": meta, "state_dict": sd, "optimizer": {}}, tmp_path / "ours.pth"))
     assert_same_weights(loaded.state_dict, r18)
     assert loaded.source_format == "cutmix_transfer" and loaded.meta["method"] == "cutmix"
     assert loaded.meta["wsol"] is True and loaded.meta["epoch"] == 7
+
+
+def test_meta_keys_are_the_ones_written_on_disk():
+    """Checkpoints already written carry these keys: changing a constant would orphan them."""
+    assert C.PROJECT_META_KEY == "cutmix_transfer" and C.BACKBONE_META_KEY == "backbone_checkpoint"
+
+
+def test_check_state_fits_counts_missing_and_misshaped_weights():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 4))  # 0.weight (2, 3), ..., 1.bias (4,)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    C.check_state_fits(model, {**state, "extra": torch.zeros(1)}, "a.pth", "the model")  # extra keys are fine
+    del state["0.bias"]
+    state["1.weight"] = torch.zeros(5, 2)
+    with pytest.raises(CheckpointError) as err:
+        C.check_state_fits(model, state, "a.pth", "the model", hint="Use the right config")
+    msg = str(err.value)
+    assert msg.startswith("a.pth does not fit the model: 1 weights missing (e.g. ['0.bias']), 1 of another shape")
+    assert "1.weight (5, 2) vs (4, 2)" in msg and msg.endswith(". Use the right config")
 
 
 def test_real_mmengine_runner_checkpoint_loads_safely(tmp_path):
@@ -410,7 +427,7 @@ def cutmix_src(tmp_path, r18) -> Path:
 @pytest.mark.slow
 def test_convert_tool_end_to_end(tmp_path, r18, cutmix_src):
     """Two real command lines: a conversion, and a bad file -> one 'error:' line and exit code 2."""
-    out = _tool(str(cutmix_src), str(tmp_path / "det.pth"), "--to", "mmdet", "--seed", "0")
+    out = _tool(str(cutmix_src), str(tmp_path / "det.pth"), "--to", "mmdet")
     assert out.returncode == 0, out.stderr
     assert "cutmix-pytorch resnet18" in out.stdout
     det = C.safe_torch_load(tmp_path / "det.pth")
@@ -440,13 +457,13 @@ def test_convert_tool_main(tmp_path, r18, cutmix_src, capsys):
     assert "arch mismatch" in capsys.readouterr().err
     assert main([str(cutmix_src), str(cutmix_src), "--to", "mmdet"]) == 2
     assert "is the source file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a conversion draws no random numbers: no --seed
+        main([str(cutmix_src), str(tmp_path / "o.pth"), "--to", "mmdet", "--seed", "0"])
     assert not (tmp_path / "o.pth").exists()
 
 
 def test_vgg16_mmdet_export_fits_mmdet_ssdvgg(tmp_path):
     mmdet_backbones = pytest.importorskip("mmdet.models.backbones")
-    from cutmix_transfer.backbones import build_model
-
     torch.manual_seed(5)
     sd = build_model("vgg16", 3, wsol=True).state_dict()
     torch.save({"architecture": "vgg16", "epoch": 1, "state_dict": sd, "optimizer": {}}, tmp_path / "vgg.pth")

@@ -19,12 +19,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cutmix_transfer.augment import MixedBatch
+from cutmix_transfer.checkpoints import PROJECT_META_KEY, load_backbone_state, safe_torch_load
 from cutmix_transfer.classification import (AtomicCheckpointHook, CAMClassifier, CIFARDataset, CUBDataset,
-                                            ImageFolderDataset, TopKError, build_transform, load_config,
-                                            topk_errors, train_classifier)
-from cutmix_transfer.checkpoints import load_backbone_state, safe_torch_load
+                                            ImageFolderDataset, TopKError, build_transform, topk_errors,
+                                            train_classifier)
 from cutmix_transfer.datasets.cub import load_cub
+from cutmix_transfer.distributed import prepare_launcher
 from cutmix_transfer.errors import ConfigError, DatasetError
+from cutmix_transfer.runner import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "cls"
@@ -262,7 +264,7 @@ def test_demo_pretraining_writes_loadable_checkpoint(tmp_path, demo_root, mode):
     assert loaded.source_format == "cutmix_transfer" and loaded.arch == "resnet18" and loaded.num_classes == 4
     assert loaded.meta["method"] == method
     raw = safe_torch_load(ckpt)
-    assert raw["meta"]["cutmix_transfer"]["wsol"] is True
+    assert raw["meta"][PROJECT_META_KEY]["wsol"] is True
     assert torch.equal(loaded.state_dict["fc.weight"], raw["state_dict"]["backbone.fc.weight"])
     import json
     record = json.loads(Path(out["record"]).read_text())
@@ -363,7 +365,7 @@ def test_resume_after_kill_minus_9_loses_nothing(tmp_path, demo_root):
     assert second == list(range(saved_iter, 10))  # continues right after the checkpoint, ends after 10 iters
     final = safe_torch_load(work / "epoch_5.pth")
     assert final["meta"]["epoch"] == 5 and final["meta"]["iter"] == 10
-    assert final["meta"]["cutmix_transfer"]["method"] == "cutmix"
+    assert final["meta"][PROJECT_META_KEY]["method"] == "cutmix"
 
 
 @pytest.mark.slow
@@ -389,8 +391,6 @@ def test_ddp_two_cpu_processes_agree_on_weights(tmp_path, demo_root):
 
 def test_prepare_launcher_checks_the_environment(monkeypatch):
     from mmengine.config import Config
-
-    from cutmix_transfer.distributed import prepare_launcher
 
     cfg = Config(dict(model=dict(type="CAMClassifier")))
     prepare_launcher(cfg, "none")

@@ -1,8 +1,9 @@
 """Dataset readers on generated data: CUB raw layout, ImageNet val (XML and CSV), wsolevaluation metadata,
-with every error path (missing file/folder, malformed line with file:line)."""
+with every error path (missing file/folder, malformed line with file:line); the shared caption tokenizer."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -22,7 +23,9 @@ from cutmix_transfer.datasets import (
     load_wsol_metadata,
     write_wsol_metadata,
 )
-from cutmix_transfer.datasets.synthetic import demo_cub_class_dirs, demo_synsets
+from cutmix_transfer.datasets.coco_captions import load_coco_captions
+from cutmix_transfer.datasets.demo import demo_cub_class_dirs, demo_synsets
+from cutmix_transfer.datasets.text import tokenize
 from cutmix_transfer.errors import ConfigError, DatasetError
 
 N = DEMO_KWARGS["num_classes"]
@@ -476,3 +479,36 @@ def test_write_wsol_metadata_rejects_what_the_format_cannot_hold(tmp_path: Path)
     with pytest.raises(DatasetError, match="twice"):
         write_wsol_metadata([WSOLSample("a.jpg", tmp_path, 0, box, (2, 2))] * 2, tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+# ------------------------------------------------------------------------------------------ caption tokens
+
+
+@pytest.mark.parametrize(
+    "caption, tokens",
+    [
+        ("A man riding a wave on top of a surfboard.", "a man riding a wave on top of a surfboard".split()),
+        ("A woman's hand holding a cell-phone", ["a", "woman", "s", "hand", "holding", "a", "cell", "phone"]),
+        ("There are 3 giraffes\tnear a tree ", ["there", "are", "3", "giraffes", "near", "a", "tree"]),
+        ("a plate with a sandwich , chips and a pickle", "a plate with a sandwich chips and a pickle".split()),
+        ("A sign that says \u201cSTOP\u201d.", ["a", "sign", "that", "says", "stop"]),
+        # only [a-z0-9] make words: non-ASCII letters split them (the rule vocabularies were built with)
+        ("A caf\u00e9 au lait", ["a", "caf", "au", "lait"]),
+        ("", []),
+    ],
+)
+def test_tokenize_karpathy_style(caption: str, tokens: list[str]):
+    assert tokenize(caption) == tokens
+
+
+def test_coco_json_reader_tokens_equal_the_karpathy_file(demo_root: Path):
+    """The reader tokenizes the COCO json captions the way the generator wrote the Karpathy file's tokens."""
+    root = demo_root / "coco"
+    stored = {
+        im["cocoid"]: [s["tokens"] for s in im["sentences"]]
+        for im in json.loads((root / "dataset_coco.json").read_text())["images"]
+    }
+    items = load_coco_captions(root, "val", source="coco")
+    assert len(items) == DEMO_KWARGS["coco_val_images"]
+    for it in items:
+        assert it.tokens == stored[it.image_id] and len(it.tokens) == 5

@@ -13,10 +13,15 @@ import torch
 pytest.importorskip("mmdet")
 torchvision = pytest.importorskip("torchvision")
 
-from cutmix_transfer.detection import (adapt_config_to_arch, check_voc_data, load_config,  # noqa: E402
-                                       prepare_training, stage_channels)
-from cutmix_transfer.errors import ConfigError, DatasetError  # noqa: E402
+import tools.test_det as test_det  # noqa: E402
+import tools.train_det as train_det  # noqa: E402
+from cutmix_transfer.checkpoints import BACKBONE_META_KEY, safe_torch_load  # noqa: E402
+from cutmix_transfer.detection import (VOCMetricPerClass, adapt_config_to_arch, check_voc_data,  # noqa: E402
+                                       prepare_training, report_backbone_keys, stage_channels)
+from cutmix_transfer.detection.evaluate import _recorded_backbone  # noqa: E402
+from cutmix_transfer.errors import CheckpointError, ConfigError, DatasetError  # noqa: E402
 from cutmix_transfer.io import sha256_file  # noqa: E402
+from cutmix_transfer.runner import MMEngineNoteFilter, build_runner, load_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FRCNN = REPO / "configs" / "voc_faster_rcnn_cutmix.py"
@@ -92,12 +97,10 @@ def test_detector_backbone_equals_checkpoint_after_init(name, configs, backbone_
 
 
 def test_key_report_names_loaded_and_left_out(configs, backbone_ckpt, voc_root, tmp_path):
-    from cutmix_transfer.detection import build_runner
-    from cutmix_transfer.detection.runner import report_backbone_keys
-
     prepared = prepare_training(copy.deepcopy(configs["faster_rcnn"]), backbone=backbone_ckpt,
                                 work_dir=tmp_path, data_root=voc_root)
     runner = build_runner(prepared.cfg)
+    assert any(isinstance(f, MMEngineNoteFilter) for f in runner.logger.filters)  # quiet about mmengine's notes
     report = report_backbone_keys(runner, prepared)
     n = len(prepared.backbone_state)
     assert sorted(report.left_out) == ["fc.bias", "fc.weight"]
@@ -149,8 +152,6 @@ def test_missing_voc_data_names_the_path(tmp_path):
 
 
 def test_train_tool_reports_missing_data_in_one_line(tmp_path, r18_ckpt, capsys):
-    import tools.train_det as train_det
-
     rc = train_det.main([str(FRCNN), "--backbone", str(r18_ckpt), "--work-dir", str(tmp_path / "w"),
                          "--data-root", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
@@ -198,10 +199,6 @@ def one_thread():
 @pytest.mark.slow
 @pytest.mark.parametrize("detector", sorted(RUNS))
 def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path, capsys, one_thread):
-    import tools.test_det as test_det
-    import tools.train_det as train_det
-    from cutmix_transfer.checkpoints import safe_torch_load
-
     config, extra = RUNS[detector]
     work = tmp_path / "work"
     common = FEW + ["train_cfg.max_epochs=1", "default_hooks.checkpoint.interval=1"]
@@ -209,8 +206,8 @@ def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path
                            *_cli_options(voc_root, extra + common)]) == 0
     ckpt = work / "epoch_1.pth"
     meta = safe_torch_load(ckpt)["meta"]
-    assert meta["backbone_checkpoint"]["sha256"] == sha256_file(r18_ckpt)
-    assert meta["backbone_checkpoint"]["arch"] == "resnet18"
+    assert meta[BACKBONE_META_KEY]["sha256"] == sha256_file(r18_ckpt)
+    assert meta[BACKBONE_META_KEY]["arch"] == "resnet18"
 
     out = tmp_path / "test"
     assert test_det.main([str(config), str(ckpt), "--out", str(out), *_cli_options(voc_root, extra)]) == 0
@@ -237,8 +234,6 @@ def test_demo_voc_ground_truth_fed_back_as_predictions_gives_100(voc_root):
     """Through mmdet's reading of the VOC07 test XML (difficult -> ignored, 1-based boxes) and packing."""
     from mmdet.datasets import VOCDataset
     from mmengine.structures import InstanceData
-
-    from cutmix_transfer.detection import VOCMetricPerClass
 
     pipeline = [dict(type="LoadImageFromFile", _scope_="mmdet"),
                 dict(type="LoadAnnotations", with_bbox=True, _scope_="mmdet"),
@@ -270,11 +265,8 @@ def test_demo_voc_ground_truth_fed_back_as_predictions_gives_100(voc_root):
 
 def test_backbone_provenance_for_checkpoints_without_record(configs, r18_ckpt, tmp_path):
     """test_det: a detector checkpoint with no backbone record needs --backbone, whose sha256 goes in the record."""
-    from cutmix_transfer.detection.runner import _recorded_backbone
-    from cutmix_transfer.errors import CheckpointError
-
     cfg = copy.deepcopy(configs["faster_rcnn"])
-    recorded = {"backbone_checkpoint": {"path": "x.pth", "sha256": "ab" * 32, "arch": "resnet50", "method": None}}
+    recorded = {BACKBONE_META_KEY: {"path": "x.pth", "sha256": "ab" * 32, "arch": "resnet50", "method": None}}
     assert _recorded_backbone(recorded, cfg, None, "det.pth", False)["sha256"] == "ab" * 32
     info = _recorded_backbone({}, cfg, r18_ckpt, "det.pth", False)
     assert info["sha256"] == sha256_file(r18_ckpt) and info["arch"] == "resnet18" and info["method"] == "cutmix"

@@ -109,3 +109,57 @@ def test_tool_one_line_error_and_success(results: Path, tmp_path: Path):
 ])
 def test_guess_method(text, method):
     assert guess_method(text) == method
+
+
+def _robustness_curves(shift: float) -> dict:
+    sides = [0, 112, 224]
+    ratios = [0.0, 0.5, 1.0]
+    return {"fgsm": {"eps": [8.0], "top1": [20.0 + shift]},
+            "occlusion": {"hole_sizes": sides, "hole_sizes_px": sides, "center_top1_err": [10.0, 40.0 + shift, 100.0],
+                          "boundary_top1_err": [100.0, 60.0 - shift, 10.0]},
+            "inbetween": {"num_pairs": 5,
+                          "mixup": {"ratios": ratios, "either": [90.0, 50.0 + shift, 90.0],
+                                    "dominant": [90.0, 50.0, 90.0], "neither": [10.0, 50.0 - shift, 10.0]},
+                          "cutmix": {"sides": sides, "sides_px": sides, "ratios": [0.0, 0.25, 1.0],
+                                     "either": [90.0, 80.0, 90.0], "dominant": [90.0, 70.0, 90.0],
+                                     "neither": [10.0, 20.0, 10.0]}}}
+
+
+def test_robustness_column_paper_table11_and_overlaid_curves(results: Path, tmp_path: Path):
+    from cutmix_transfer.report import PAPER_TABLE11_FGSM, robustness_series
+
+    for name, sha, method, shift in (("rob_base", "a" * 64, "baseline", 0.0), ("rob_cm", "b" * 64, "cutmix", 5.0)):
+        _write(results / name, "robustness", sha, f"ckpt/demo_{method}.pth",
+               {"clean_top1": 90.0, "fgsm_top1_eps8": 20.0 + shift}, dataset="imagenet",
+               curves=_robustness_curves(shift))
+    # a CUB record: its own figure, and not the ImageNet column
+    _write(results / "rob_cub", "robustness", "a" * 64, "ckpt/demo_baseline.pth", {"fgsm_top1_eps8": 77.0},
+           dataset="cub", curves=_robustness_curves(1.0))
+    records = find_records([results])
+    rows = build_rows(records)
+    assert [r.values.get("ImageNet FGSM top-1") for r in rows] == [20.0, 25.0]
+    series = robustness_series(records)
+    assert sorted(series) == ["cub", "imagenet"]
+    assert [(label, method) for label, method, _ in series["imagenet"]] == [("baseline", "baseline"),
+                                                                            ("cutmix", "cutmix")]
+    assert series["imagenet"][1][2]["occlusion"]["center_top1_err"][1] == 45.0
+    paths = write_report([results], tmp_path / "report", paper=True)
+    table = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    paper = {t["label"]: float(t["ImageNet FGSM top-1"]) for t in table if t["reference"] == "1"}
+    assert paper == {f"paper: {m}": v for m, v in PAPER_TABLE11_FGSM.items()}
+    assert paper == {"paper: baseline": 8.2, "paper: mixup": 24.4, "paper: cutout": 11.5, "paper: cutmix": 31.0}
+    for key in ("robustness_imagenet", "robustness_cub"):
+        png = paths[key].read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_robustness_labels_of_two_checkpoints_of_one_method():
+    from cutmix_transfer.report import robustness_series
+
+    recs = []
+    for sha in ("c" * 64, "d" * 64):
+        rec = make_record("robustness", checkpoint_info(f"ckpt/{sha[:3]}_cutmix.pth", sha, "resnet18", "cutmix"),
+                          "imagenet", "val", {"fgsm_top1_eps8": 1.0}, curves=_robustness_curves(0.0))
+        recs.append((Path("x"), rec))
+    labels = [label for label, _, _ in robustness_series(recs)["imagenet"]]
+    assert labels == ["cutmix (cccccccc)", "cutmix (dddddddd)"]

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pickle
 
-import numpy as np
 import pytest
 import torch
 
-import cutmix_transfer  # noqa: F401  (applies compat)
+from cutmix_transfer.compat import register_mmdet_fixes  # importing the package applies the mmengine fix
+from cutmix_transfer.errors import UnsafeCheckpointError
 
 
 def test_stack_imports():
@@ -111,8 +111,6 @@ def test_faster_rcnn_train_step_and_predict():
 
 
 def test_ssd300_predict_needs_and_gets_the_fix():
-    from cutmix_transfer.compat import register_mmdet_fixes
-
     register_mmdet_fixes()
     torch.manual_seed(0)
     stock = _build_detector("mmdet::pascal_voc/ssd300_voc0712.py")
@@ -184,8 +182,6 @@ def test_runner_checkpoint_resumes_and_untrusted_pickle_is_refused(tmp_path):
 
     evil = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "x": _Evil()}, evil)
-    from cutmix_transfer.errors import UnsafeCheckpointError
-
     with pytest.raises(UnsafeCheckpointError, match="--trust-checkpoint"):
         CheckpointLoader.load_checkpoint(str(evil), map_location="cpu")
     assert not (tmp_path / "pwned").exists()

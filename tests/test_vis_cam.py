@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from cutmix_transfer.wsol.visualize import (GT_COLOR, PRED_COLOR, Case, colorize, compose_overlay, draw_box,
-                                            save_boxacc_curves, save_case, save_grid)
+from cutmix_transfer.backbones import build_model
+from cutmix_transfer.errors import ConfigError, DatasetError
+from cutmix_transfer.wsol.visualize import (GT_COLOR, PRED_COLOR, Case, VisCamConfig, colorize, compose_overlay,
+                                            draw_box, save_boxacc_curves, save_case, save_grid, vis_cam)
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "vis_cam.py"
@@ -89,8 +91,6 @@ def test_figures_write_pngs(tmp_path):
 # ------------------------------------------------------------------------------------------------ the tool
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
-    from cutmix_transfer.backbones import build_model
-
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("viscam") / "mixup_r18.pth"
     torch.save(build_model("resnet18", 4).state_dict(), path)
@@ -117,9 +117,6 @@ def test_vis_cam_tool_writes_overlays(ckpt, demo_root, tmp_path):
 
 
 def test_vis_cam_library_top1_and_errors(ckpt, demo_root, tmp_path):
-    from cutmix_transfer.errors import ConfigError, DatasetError
-    from cutmix_transfer.wsol.visualize import VisCamConfig, vis_cam
-
     img = next((demo_root / "CUB_200_2011" / "images").rglob("*.jpg"))
     paths = vis_cam(VisCamConfig(backbone=ckpt, images=[img], out=tmp_path, device="cpu"))
     assert len(paths) == 1 and paths[0].is_file()

@@ -19,6 +19,12 @@ import pytest
 import torch
 from PIL import Image
 
+from cutmix_transfer.backbones import build_from_checkpoint, build_model
+from cutmix_transfer.cam import class_activation_maps, normalize_cams
+from cutmix_transfer.datasets.cub import load_cub
+from cutmix_transfer.datasets.imagenet import load_imagenet_val
+from cutmix_transfer.datasets.wsol_metadata import write_wsol_metadata
+from cutmix_transfer.errors import DatasetError
 from cutmix_transfer.io import sha256_file
 from cutmix_transfer.wsol import evaluate
 from cutmix_transfer.wsol.boxes import cam_thresholds, max_iou_curve_reference
@@ -87,8 +93,6 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, Path]:
     """Two 4-class ResNet-18 checkpoints in real formats: a torchvision state dict and a CutMix-PyTorch file."""
-    from cutmix_transfer.backbones import build_model
-
     d = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(1)
     plain = build_model("resnet18", NUM_CLASSES)
@@ -143,9 +147,6 @@ def test_image_pipeline_matches_manual(demo_root):
 def test_input_size_changes_the_network_input_only(demo_root, ckpts):
     """--image-size 96 (a backbone trained at 96 px): the network sees a 96 px PIL-bilinear image, the CAM is
     still scored in the 224 frame and equals the 96 px CAM resized by the same bicubic + min-max step."""
-    from cutmix_transfer.backbones import build_from_checkpoint
-    from cutmix_transfer.cam import class_activation_maps, normalize_cams
-
     path = next((demo_root / "CUB_200_2011" / "images").rglob("*.jpg"))
     tensor, rgb, _ = evaluate.load_image_224(path, input_size=96)
     assert tensor.shape == (3, 96, 96) and rgb.shape == (224, 224, 3)
@@ -164,8 +165,6 @@ def test_input_size_changes_the_network_input_only(demo_root, ckpts):
 def test_known_cams_hand_computed_imagenet(demo_root, ckpts, tmp_path, monkeypatch):
     """Rectangles as CAMs (and one all-zero map) on ImageNet val with several boxes per image: every metric
     is computed by hand from the rectangle's box (x1 = last column + 1, clipped at 223) and the +1 IoU."""
-    from cutmix_transfer.datasets.imagenet import load_imagenet_val
-
     samples = load_imagenet_val(demo_root / "ILSVRC")
     n = len(samples)
     assert any(len(s.boxes_xyxy) > 1 for s in samples), "the demo should hold a multi-box image"
@@ -211,9 +210,6 @@ def test_known_cams_hand_computed_imagenet(demo_root, ckpts, tmp_path, monkeypat
 
 
 def test_metadata_layout_gives_the_raw_layout_result(demo_root, ckpts, tmp_path, monkeypatch):
-    from cutmix_transfer.datasets.cub import load_cub
-    from cutmix_transfer.datasets.wsol_metadata import write_wsol_metadata
-
     samples = load_cub(demo_root / "CUB_200_2011", "test")
     write_wsol_metadata(samples, tmp_path / "metadata" / "CUB" / "test")
     rng = np.random.default_rng(0)
@@ -240,9 +236,6 @@ def test_metadata_layout_gives_the_raw_layout_result(demo_root, ckpts, tmp_path,
 
 # ------------------------------------------------------------------------------------------------ end to end
 def test_end_to_end_cub_against_oracle(cub_run, demo_root, ckpts):
-    from cutmix_transfer.backbones import build_from_checkpoint
-    from cutmix_transfer.datasets.cub import load_cub
-
     out = cub_run
     for name in ("results.json", "per_image.csv", "cams.npz", "vis/curves.png", "vis/best_worst.png",
                  "vis/pxap_pr.png"):
@@ -400,8 +393,6 @@ def test_error_missing_dataset_folder(ckpts, tmp_path):
     line = _one_line_error(_run_tool("--backbone", str(ckpts["plain"]), "--dataset", "cub",
                                      "--data-root", str(tmp_path / "nowhere")))
     assert str(tmp_path / "nowhere") in line and "CUB_200_2011" in line and "--data-root" in line
-    from cutmix_transfer.errors import DatasetError
-
     with pytest.raises(DatasetError, match=r"(?s)nowhere.*ILSVRC.*--data-root"):
         evaluate.load_eval_data("imagenet", tmp_path / "nowhere", None)
 
@@ -421,8 +412,6 @@ def test_error_empty_split(ckpts, demo_root, tmp_path):
 
 def test_unreadable_image_fails_or_is_skipped(ckpts, demo_root, tmp_path):
     root = _tiny_cub(demo_root, tmp_path, test_ids=2)
-    from cutmix_transfer.datasets.cub import load_cub
-
     bad = load_cub(root, "test")[0]
     bad.path.write_bytes(b"this is not a jpeg")
     line = _one_line_error(_run_tool("--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(root),

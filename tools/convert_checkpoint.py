@@ -14,30 +14,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
-from cutmix_transfer.checkpoints import ARCHS, convert_checkpoint
-from cutmix_transfer.cli import main_guard, setup_logging
+from cutmix_transfer.checkpoints import convert_checkpoint
+from cutmix_transfer.cli import add_arch_arg, add_trust_arg, add_verbose_arg, main_guard, parse_tool_args
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="checkpoint to read")
     p.add_argument("dst", help="file to write (atomically)")
     p.add_argument("--to", required=True, choices=["mmdet", "torchvision"], help="output format")
-    p.add_argument("--arch", choices=ARCHS, default=None, help="expected arch (default: inferred from the weights)")
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow arbitrary unpickling of SRC (runs code from the file: only for files you trust)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (conversion itself is deterministic)")
-    p.add_argument("--verbose", action="store_true")
-    return p.parse_args(argv)
+    add_arch_arg(p)
+    add_trust_arg(p, "SRC")
+    add_verbose_arg(p)
+    return p
 
 
 @main_guard
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.verbose)
-    torch.manual_seed(args.seed)
+def main(argv: list[str] | None = None) -> int:
+    args = parse_tool_args(build_parser(), argv)
     loaded = convert_checkpoint(args.src, args.dst, to=args.to, arch=args.arch, trust=args.trust_checkpoint)
     head = f"fc with {loaded.num_classes} classes" if loaded.has_fc else "no fc head"
     print(f"{args.src}: {loaded.source_format} {loaded.arch} ({head}), sha256 {loaded.sha256[:12]} "

@@ -17,7 +17,10 @@ NGPUS=$2
 shift 2
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOL=${TOOL:-"$ROOT/tools/train_cls.py"}
-PYTHON=${PYTHON:-python}
+# the project's own environment (`make setup` installs into .venv) unless PYTHON names another interpreter
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}

@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""Generate the demo data (seeded scenes) in the real layouts: CUB_200_2011, ILSVRC, VOCdevkit, coco.
+"""Generate the demo data (seeded scenes) in the real layouts: CUB_200_2011, ILSVRC, VOCdevkit, coco (and, when
+asked for, cifar-100-python and ODIN-style OOD folders in ood/).
 
     python tools/make_demo_data.py --out data/demo [--seed 0] [--image-size 96] [--per-class 300]
                                    [--num-classes 10] [--layouts cub imagenet voc coco]
+    python tools/make_demo_data.py --out data/demo_ood --layouts cifar100 ood [--cifar-train-per-class 100]
 
 Same settings and seed give identical bytes; a rerun with the same settings reuses a complete folder.
 """
@@ -13,7 +15,7 @@ import argparse
 import sys
 
 from cutmix_transfer.cli import main_guard, setup_logging
-from cutmix_transfer.datasets.synthetic import LAYOUT_DIRS, LAYOUTS, make_demo_data
+from cutmix_transfer.datasets.demo import DEFAULT_LAYOUTS, LAYOUT_DIRS, LAYOUTS, make_demo_data
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,8 +43,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--voc-test", type=int, default=None, help="VOC2007 test images")
     p.add_argument("--coco-train", type=int, default=None, help="COCO train2014 images")
     p.add_argument("--coco-val", type=int, default=None, help="COCO val2014 images")
+    p.add_argument("--cifar-train-per-class", type=int, default=100, help="CIFAR-100 layout train images per class")
+    p.add_argument("--cifar-test-per-class", type=int, default=20, help="CIFAR-100 layout test images per class")
+    p.add_argument("--ood-per-set", type=int, default=200, help="images in each OOD folder of the 'ood' layout")
     p.add_argument(
-        "--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS), help="which layouts to write"
+        "--layouts", nargs="+", choices=LAYOUTS, default=list(DEFAULT_LAYOUTS),
+        help="which layouts to write (default: all but cifar100 and ood)"
     )
     p.add_argument("--force", action="store_true", help="regenerate even when a complete folder matches")
     p.add_argument("--verbose", action="store_true")
@@ -67,6 +73,9 @@ def main(argv=None) -> int:
         voc_test_images=args.voc_test,
         coco_train_images=args.coco_train,
         coco_val_images=args.coco_val,
+        cifar_train_per_class=args.cifar_train_per_class,
+        cifar_test_per_class=args.cifar_test_per_class,
+        ood_images_per_set=args.ood_per_set,
         layouts=args.layouts,
         force=args.force,
     )

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_run_args, main_guard, setup_logging
+from cutmix_transfer.captioning import evaluate_captioner
+from cutmix_transfer.cli import add_run_args, main_guard, parse_tool_args
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", help="the captioning config the checkpoint was trained with")
     p.add_argument("checkpoint", help="a checkpoint written by tools/train_caption.py")
@@ -25,15 +26,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--no-meteor", action="store_true", help="skip METEOR (its Java process needs about 1.5 GB)")
     add_run_args(p, seed_help="seed (the figure's sample choice)", launcher=False)
-    return p.parse_args(argv)
+    return p
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.verbose)
-    from cutmix_transfer.captioning import evaluate_captioner
-
+    args = parse_tool_args(build_parser(), argv)
     scorers = ("bleu", "rouge", "cider") if args.no_meteor else ("bleu", "meteor", "rouge", "cider")
     res = evaluate_captioner(args.config, args.checkpoint, out=args.out, split=args.split, beam_size=args.beam,
                              seed=args.seed, trust=args.trust_checkpoint, cfg_options=args.cfg_options,

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_run_args, main_guard, setup_logging
+from cutmix_transfer.cli import add_run_args, main_guard, parse_tool_args
+from cutmix_transfer.detection import evaluate_detector
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", help="the config the detector was trained with")
     p.add_argument("checkpoint", help="detector checkpoint written by tools/train_det.py")
@@ -24,15 +25,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the backbone the detector started from (for a checkpoint not from train_det.py)")
     p.add_argument("--data-root", help="VOCdevkit folder (replaces the data_root of every VOC dataset)")
     add_run_args(p)
-    return p.parse_args(argv)
+    return p
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.verbose)
-    from cutmix_transfer.detection import evaluate_detector
-
+    args = parse_tool_args(build_parser(), argv)
     outcome = evaluate_detector(args.config, args.checkpoint, out=args.out, cfg_options=args.cfg_options,
                                 eval_mode=args.eval_mode, seed=args.seed, backbone=args.backbone,
                                 trust=args.trust_checkpoint, launcher=args.launcher, data_root=args.data_root)

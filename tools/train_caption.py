@@ -13,34 +13,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_run_args, main_guard, setup_logging
+from cutmix_transfer.captioning import train_captioner
+from cutmix_transfer.cli import add_train_args, main_guard, parse_tool_args, train_options
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("config", help="captioning config, e.g. configs/caption/nic_demo.py")
+    add_train_args(p, "captioning config, e.g. configs/caption/nic_demo.py")
     p.add_argument("--backbone", help="encoder checkpoint (CutMix-PyTorch, torchvision, tools/train_cls.py, ...); "
                                       "its arch replaces the config's")
     p.add_argument("--freeze-encoder", action="store_true", help="train the decoder only (encoder weights fixed)")
-    p.add_argument("--work-dir", help="where logs, vocab.json and checkpoints go (default work_dirs/<config name>)")
     p.add_argument("--data-root", help="the COCO folder (annotations/, train2014/, val2014/, dataset_coco.json); "
                                        "default: the config's data_root")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the work dir's last checkpoint (starts fresh when there is none)")
-    add_run_args(p, seed_default=None, seed_help="random seed (default: the config's randomness.seed)",
-                 trust_help="the backbone checkpoint")
-    return p.parse_args(argv)
+    return p
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.verbose)
-    from cutmix_transfer.captioning import train_captioner
-
+    args = parse_tool_args(build_parser(), argv)
     out = train_captioner(args.config, backbone=args.backbone, freeze_encoder=args.freeze_encoder,
-                          work_dir=args.work_dir, cfg_options=args.cfg_options, resume=args.resume, seed=args.seed,
-                          trust_checkpoint=args.trust_checkpoint, launcher=args.launcher, data_root=args.data_root)
+                          trust_checkpoint=args.trust_checkpoint, data_root=args.data_root, **train_options(args))
     scores = ", ".join(f"{k} {v:.1f}" for k, v in out["metrics"].items()) or "no validation"
     print(f"trained: {scores}; vocabulary {out['vocab_size']} tokens; checkpoint {out['checkpoint']}")
     return 0

@@ -13,28 +13,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_run_args, main_guard, setup_logging
+from cutmix_transfer.classification import train_classifier
+from cutmix_transfer.cli import add_train_args, main_guard, parse_tool_args, train_options
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("config", help="classification config, e.g. configs/cls/demo_cutmix.py")
-    p.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config name>)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the work dir's last checkpoint (starts fresh when there is none)")
-    add_run_args(p, seed_default=None, seed_help="random seed (default: the config's randomness.seed)",
-                 trust_help="the model.pretrained checkpoint")
-    return p.parse_args(argv)
+    add_train_args(p, "classification config, e.g. configs/cls/demo_cutmix.py",
+                   trust_help="the model.pretrained checkpoint")
+    return p
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.verbose)
-    from cutmix_transfer.classification import train_classifier
-
-    out = train_classifier(args.config, work_dir=args.work_dir, cfg_options=args.cfg_options, resume=args.resume,
-                           seed=args.seed, launcher=args.launcher, trust_checkpoint=args.trust_checkpoint)
+    args = parse_tool_args(build_parser(), argv)
+    out = train_classifier(args.config, trust_checkpoint=args.trust_checkpoint, **train_options(args))
     if out["record"]:
         errs = ", ".join(f"{k} {v:.2f}%" for k, v in out["metrics"].items())
         print(f"trained: {errs}; checkpoint {out['checkpoint']}; record {out['record']}")

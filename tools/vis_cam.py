@@ -5,46 +5,35 @@
     python tools/vis_cam.py --backbone ckpt.pth img.jpg --class 12 --class-names data/CUB_200_2011/classes.txt
 
 Each image is resized to 224x224 as in evaluation (--image-size S: S x S for a backbone trained at S); the CAM of
---class (default: the top-1 class) is drawn over the image at its own size, titled with the class, its probability and the top-5. Writes <out>/<n>_<name>_cam.png.
+--class (default: the top-1 class) is drawn over the image at its own size, titled with the class, its probability
+and the top-5. Writes <out>/<n>_<name>_cam.png.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from cutmix_transfer.cli import main_guard, setup_logging
-
-CAM_CHOICES = ("cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "gradcamelementwise", "layercam",
-               "eigencam", "eigengradcam", "scorecam", "ablationcam", "fullgrad")
+from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, main_guard, parse_tool_args
+from cutmix_transfer.wsol.visualize import VisCamConfig, vis_cam
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--backbone", required=True, help="classifier checkpoint (any format checkpoints.py reads)")
+    add_classifier_eval_args(p, image_size_help="network input side (default 224, as in evaluation)")
+    add_cam_arg(p)
     p.add_argument("--class", dest="class_index", type=int, default=None, help="class index (default: top-1)")
     p.add_argument("--class-names", default=None,
                    help="classes.txt (CUB), LOC_synset_mapping.txt (ImageNet) or one name per line")
-    p.add_argument("--arch", default=None, help="expected arch (default: inferred from the weights)")
-    p.add_argument("--cam", default="cam", choices=CAM_CHOICES)
     p.add_argument("--out", default="work_dirs/vis_cam", help="output folder")
     p.add_argument("--alpha", type=float, default=0.5, help="heatmap weight in the overlay")
-    p.add_argument("--image-size", type=int, default=224, help="network input side (default 224, as in evaluation)")
     p.add_argument("--standard-form", action="store_true", help="keep the ResNet's stride-2 layer4")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow arbitrary unpickling of the checkpoint (trusted files only)")
-    p.add_argument("--verbose", action="store_true")
-    return p.parse_args(argv)
+    return p
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.verbose)
-    from cutmix_transfer.wsol.visualize import VisCamConfig, vis_cam
-
+    args = parse_tool_args(build_parser(), argv)
     written = vis_cam(VisCamConfig(backbone=args.backbone, images=args.images, class_index=args.class_index,
                                    class_names=args.class_names, arch=args.arch, cam=args.cam, out=args.out,
                                    device=args.device, seed=args.seed, trust_checkpoint=args.trust_checkpoint,

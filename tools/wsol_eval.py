@@ -17,24 +17,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import main_guard, setup_logging
-
-CAM_CHOICES = ("cam", "gradcam", "gradcam++", "xgradcam", "hirescam", "gradcamelementwise", "layercam",
-               "eigencam", "eigengradcam", "scorecam", "ablationcam", "fullgrad")
+from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, main_guard, parse_tool_args
+from cutmix_transfer.wsol.evaluate import WSOLEvalConfig, evaluate_wsol
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backbone", required=True, help="classifier checkpoint (any format checkpoints.py reads)")
+    add_classifier_eval_args(p, image_size_help="network input side (default 224, the protocol); boxes, masks and "
+                                                "CAMs stay at 224")
+    add_cam_arg(p)
     p.add_argument("--dataset", required=True, choices=["cub", "imagenet"])
     p.add_argument("--data-root", default=None,
                    help="dataset folder (default data/CUB_200_2011 or data/ILSVRC); with --metadata, the folder "
                         "the image ids are relative to (or the dataset folder above it)")
     p.add_argument("--metadata", default=None,
                    help="wsolevaluation metadata folder (metadata/CUB or metadata/CUB/test) instead of the raw layout")
-    p.add_argument("--arch", default=None, help="expected arch (default: inferred from the weights)")
-    p.add_argument("--cam", default="cam", choices=CAM_CHOICES,
-                   help="'cam' (fc weights on the last feature map) or a Grad-CAM method (needs grad-cam)")
     p.add_argument("--split", default=None, help="test|val|train (default: test for CUB, val for ImageNet)")
     p.add_argument("--iou", type=int, nargs="+", default=[30, 50, 70], help="IoU thresholds in percent (with 50)")
     p.add_argument("--cam-curve-interval", type=float, default=0.01, help="CAM threshold step (0.001: finer)")
@@ -43,32 +40,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="output folder (default work_dirs/wsol/<checkpoint>_<dataset>)")
     p.add_argument("--save-cams", action="store_true", help="write cams.npz with the scored maps")
     p.add_argument("--vis", type=int, default=0, metavar="N", help="write figures for N images and N best/worst")
-    p.add_argument("--image-size", type=int, default=224,
-                   help="network input side (default 224, the protocol); boxes, masks and CAMs stay at 224")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=4, help="data loader processes")
     p.add_argument("--box-workers", type=int, default=-1,
                    help="processes extracting boxes alongside the forward pass (-1: auto, 0: none)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help="allow arbitrary unpickling of the checkpoint (runs code from the file: trusted files only)")
     p.add_argument("--skip-unreadable", action="store_true",
                    help="count unreadable images as skipped (listed in results.json) instead of failing")
     p.add_argument("--standard-form", action="store_true",
                    help="keep the ResNet's stride-2 layer4 (default: wsolevaluation's stride-1 WSOL form)")
     p.add_argument("--large-feature-map", action="store_true", help="also layer3 stride 1 (wsolevaluation option)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", action="store_true")
-    return p.parse_args(argv)
+    return p
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    setup_logging(args.verbose)
-    from cutmix_transfer.wsol.evaluate import WSOLEvalConfig, evaluate_wsol
-
+    args = parse_tool_args(build_parser(), argv)
     cfg = WSOLEvalConfig(
         backbone=args.backbone, dataset=args.dataset, data_root=args.data_root, metadata=args.metadata,
         arch=args.arch, cam=args.cam, split=args.split, iou_thresholds=tuple(args.iou),

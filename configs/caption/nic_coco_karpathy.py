@@ -8,6 +8,8 @@
 #     cut to 16 words, 5 captions per image per batch (seq_per_img 5), Adam lr 5e-4, decay x0.8 every 3 epochs,
 #     encoder (CNN) fine-tuning lr 1e-5, 224 px crops, dropout 0.5, 30 epochs.
 # Encoder lr = 5e-4 * 0.02 = 1e-5 via paramwise_cfg.custom_keys['encoder']; --freeze-encoder trains the decoder only.
+_base_ = ['../cls/_base_/datasets/loaders.py', '../cls/_base_/default_runtime.py']
+
 custom_imports = dict(imports=['cutmix_transfer.captioning'], allow_failed_imports=False)
 
 data_root = 'data/coco'  # annotations/, train2014/, val2014/, dataset_coco.json (Karpathy's split)
@@ -23,23 +25,16 @@ model = dict(type='NICCaptioner', vocab=None,  # tools/train_caption.py fills vo
              max_len=max_len, beam_size=beam_size, length_norm=False)
 
 train_dataloader = dict(
-    batch_size=32, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
+    batch_size=32, num_workers=4,
     dataset=dict(type='CocoCaptions', root=data_root, split='train', source='karpathy', image_size=image_size,
                  resize=256, max_len=max_len, captions_per_image=5))
 val_dataloader = dict(
-    batch_size=64, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
+    batch_size=64, num_workers=4,
     dataset=dict(type='CocoCaptions', root=data_root, split='val', source='karpathy', image_size=image_size,
                  max_len=max_len))
-test_dataloader = dict(
-    batch_size=64, num_workers=4, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(type='CocoCaptions', root=data_root, split='test', source='karpathy', image_size=image_size,
-                 max_len=max_len))
+# the validation loader on the Karpathy test split, without persistent workers (one pass)
+test_dataloader = dict(_base_.val_dataloader, batch_size=64, num_workers=4, persistent_workers=False,
+                       dataset=dict(val_dataloader['dataset'], split='test'))
 # Validation during training: BLEU, ROUGE-L, CIDEr-D with the PTB tokenizer (tools/test_caption.py adds METEOR).
 val_evaluator = dict(type='CaptionMetric', scorers=['bleu', 'rouge', 'cider'])
 test_evaluator = val_evaluator
@@ -54,19 +49,5 @@ optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'encoder': dict(lr_mult=0.02)}))
 param_scheduler = [dict(type='StepLR', by_epoch=True, step_size=3, gamma=0.8)]
 
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_best='CIDEr', rule='greater'),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
-custom_hooks = [dict(type='CheckpointMetaHook')]
-
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
-log_processor = dict(by_epoch=True, window_size=50)
-visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0, deterministic=False)
+# runtime: configs/cls/_base_/default_runtime.py, keeping the 3 best checkpoints by CIDEr-D
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=3, save_best='CIDEr', rule='greater'))

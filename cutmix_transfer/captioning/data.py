@@ -15,17 +15,15 @@ from typing import Any, Sequence
 
 import torch
 from mmengine.registry import DATASETS
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
 from ..datasets.coco_captions import CaptionImage, Source, load_coco_captions
-from ..errors import ConfigError, DatasetError
+from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD, load_rgb
+from ..errors import ConfigError
 from .vocab import Vocabulary, encode_batch
 
 logger = logging.getLogger(__name__)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def caption_transform(size: int, train: bool, resize: int | None = None) -> T.Compose:
@@ -40,15 +38,6 @@ def caption_transform(size: int, train: bool, resize: int | None = None) -> T.Co
     if resize < size:
         raise ConfigError(f"caption resize {resize} must be at least image_size {size}")
     return T.Compose([T.Resize((resize, resize)), T.RandomCrop(size), *tail])
-
-
-def load_rgb(path: Path) -> Image.Image:
-    """The image at `path` as RGB; DatasetError naming the file when it cannot be read."""
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (OSError, ValueError) as e:
-        raise DatasetError(f"cannot read image {path}: {e}. Re-extract or delete the file.") from e
 
 
 @DATASETS.register_module(name="CocoCaptions")

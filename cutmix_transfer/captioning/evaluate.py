@@ -18,17 +18,18 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..checkpoints import safe_torch_load
+from ..checkpoints import PROJECT_META_KEY, check_state_fits, safe_torch_load
+from ..datasets.common import load_rgb
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_bytes, atomic_write_json, sha256_file
 from ..results import checkpoint_info, make_record, write_record
-from .data import CocoCaptionDataset, load_rgb
+from ..runner import load_config
+from .data import CocoCaptionDataset
 from .metrics import METRIC_NAMES, SPICE_NOTE, score_captions, to_percent
 from .model import NICCaptioner
-from .train import load_config
+from .train import CONFIGS_HINT, REQUIRED_KEYS
 
 logger = logging.getLogger(__name__)
-META_KEY = "cutmix_transfer"
 
 
 @dataclass
@@ -44,14 +45,14 @@ def load_captioner(checkpoint: str | os.PathLike, cfg_model: dict | None = None,
                    ) -> tuple[NICCaptioner, dict]:
     """Rebuild a NICCaptioner from a checkpoint written by tools/train_caption.py; -> (model in eval mode, meta).
 
-    The vocabulary, arch and sizes come from the checkpoint's meta['cutmix_transfer']; `cfg_model` may add
+    The vocabulary, arch and sizes come from the checkpoint's meta[PROJECT_META_KEY]; `cfg_model` may add
     decoding settings (beam_size, length_norm). Weights must fit exactly.
     """
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"captioner checkpoint {path} not found: pass a .pth that tools/train_caption.py wrote")
     obj = safe_torch_load(path, trust=trust)
-    meta = ((obj.get("meta") or {}).get(META_KEY) or {}) if isinstance(obj, dict) else {}
+    meta = ((obj.get("meta") or {}).get(PROJECT_META_KEY) or {}) if isinstance(obj, dict) else {}
     if meta.get("task") != "captioning" or "vocab" not in meta:
         raise CheckpointError(f"{path} is not a NIC captioner checkpoint (its meta has no captioning vocabulary); "
                               f"train one with tools/train_caption.py, or pass a backbone to it with --backbone")
@@ -61,14 +62,8 @@ def load_captioner(checkpoint: str | os.PathLike, cfg_model: dict | None = None,
                          hidden_dim=meta["hidden_dim"], dropout=meta.get("dropout", 0.5), max_len=meta["max_len"],
                          image_norm=bool(meta.get("image_norm", False)),
                          **kw)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-             if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or wrong:
-        raise CheckpointError(f"{path} does not fit the NIC model its meta describes: {len(missing)} weights "
-                              f"missing (e.g. {missing[:3]}), {len(wrong)} of another shape (e.g. {wrong[:3]})")
-    model.load_state_dict({k: state[k] for k in own})
+    check_state_fits(model, state, path, "the NIC model its meta describes")
+    model.load_state_dict({k: state[k] for k in model.state_dict()})
     model.encoder_info = dict(meta.get("encoder") or model.encoder_info)
     return model.eval(), meta
 
@@ -132,12 +127,10 @@ def evaluate_captioner(config: str | os.PathLike, checkpoint: str | os.PathLike,
                    scorers: Sequence[str] = ("bleu", "meteor", "rouge", "cider"), num_figure: int = 8,
                    progress: bool = True) -> CaptionEval:
     """Caption `split` of the config's test data with `checkpoint`, score it, write record + captions + figure."""
-    import cutmix_transfer.captioning  # noqa: F401
-
     if not isinstance(beam_size, int) or beam_size < 1:
         raise ConfigError(f"--beam must be a positive integer, got {beam_size!r}")
     torch.manual_seed(seed)
-    cfg = load_config(config, cfg_options)
+    cfg = load_config(config, cfg_options, where=CONFIGS_HINT, required=REQUIRED_KEYS)
     loader_cfg = cfg.get("test_dataloader") or cfg.get("val_dataloader")
     if loader_cfg is None:
         raise ConfigError(f"config {config} has no test_dataloader or val_dataloader to take the data from")

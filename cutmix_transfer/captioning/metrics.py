@@ -24,8 +24,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import METRICS
 
+from ..datasets.text import tokenize
 from ..errors import ConfigError
-from .vocab import tokenize
 
 logger = logging.getLogger(__name__)
 

@@ -11,34 +11,28 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mmengine.config import Config
+
+from ..datasets.coco_captions import load_coco_captions
+from ..distributed import Launcher
 from ..errors import ConfigError
+from ..runner import apply_run_options, build_runner, ensure_checkpoint_hooks, last_checkpoint, load_config
+from .data import training_tokens
 from .vocab import Vocabulary, build_vocab
 
 logger = logging.getLogger(__name__)
 VOCAB_FILE = "vocab.json"
+# runner.load_config's arguments for a captioning config: where they live, the keys every one must have
+CONFIGS_HINT = "configs/caption/ (nic_demo.py for the demo data)"
+REQUIRED_KEYS = ("model", "train_dataloader")
 
 
-def load_config(config: str | os.PathLike, cfg_options: dict | None = None) -> "Config":
-    """mmengine Config from `config` with `cfg_options` merged; ConfigError when it cannot be loaded."""
-    from ..runner import load_config as _load_config
-
-    path = Path(config)
-    cfg = _load_config(path, cfg_options, where="configs/caption/")
-    for key in ("model", "train_dataloader"):
-        if key not in cfg:
-            raise ConfigError(f"config {path} has no `{key}`: start from configs/caption/nic_demo.py")
-    return cfg
-
-
-def prepare_vocab(cfg: "Config", work_dir: str) -> tuple[Vocabulary, Path]:
+def prepare_vocab(cfg: Config, work_dir: str) -> tuple[Vocabulary, Path]:
     """Build the vocabulary from the config's training split and write `<work_dir>/vocab.json`.
 
     A vocab.json already in the work dir (a resumed run) must equal the rebuilt one: a changed vocabulary would
     silently scramble the trained embeddings, so that is a ConfigError.
     """
-    from ..datasets.coco_captions import load_coco_captions
-    from .data import training_tokens
-
     ds = cfg.train_dataloader.dataset
     items = load_coco_captions(ds.root, ds.split, source=ds.get("source", "auto"),
                                karpathy_json=ds.get("karpathy_json"), check_files=False)
@@ -60,7 +54,7 @@ def prepare_vocab(cfg: "Config", work_dir: str) -> tuple[Vocabulary, Path]:
 
 def train_captioner(config: str | os.PathLike, backbone: str | None = None, freeze_encoder: bool = False,
                     work_dir: str | None = None, cfg_options: dict | None = None, resume: bool = False,
-                    seed: int | None = None, trust_checkpoint: bool = False, launcher: str = "none",
+                    seed: int | None = None, trust_checkpoint: bool = False, launcher: Launcher = "none",
                     data_root: str | None = None) -> dict[str, Any]:
     """Train NIC as the config says; -> {'work_dir', 'checkpoint', 'vocab', 'vocab_size', 'metrics'}.
 
@@ -68,12 +62,7 @@ def train_captioner(config: str | os.PathLike, backbone: str | None = None, free
     `freeze_encoder` trains the decoder only; `resume` continues from the work dir's last checkpoint;
     `data_root` replaces the root of every caption dataset in the config.
     """
-    import cutmix_transfer.captioning  # noqa: F401  (registers the dataset, model, metric and hooks)
-    from mmengine.runner import Runner
-
-    from ..runner import apply_run_options, ensure_checkpoint_hooks, last_checkpoint
-
-    cfg = load_config(config, cfg_options)
+    cfg = load_config(config, cfg_options, where=CONFIGS_HINT, required=REQUIRED_KEYS)
     apply_run_options(cfg, config, work_dir, resume=resume, seed=seed, launcher=launcher)
     if data_root is not None:
         for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
@@ -95,7 +84,7 @@ def train_captioner(config: str | os.PathLike, backbone: str | None = None, free
     if freeze_encoder:
         cfg.model.freeze_encoder = True
     ensure_checkpoint_hooks(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)  # the package's import registered its dataset, model, metric and hooks
     runner.train()
     metrics = {k[len("val/"):]: float(v.current()) for k, v in runner.message_hub.log_scalars.items()
                if k.startswith("val/") and k[len("val/"):] in ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")}

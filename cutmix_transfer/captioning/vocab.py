@@ -1,15 +1,14 @@
 """Caption vocabulary: word <-> id, built from the training captions (count threshold, <unk>, maximum length).
 
 Conventions follow Show and Tell (Vinyals et al., TPAMI 2016: "words that occur at least 5 times in the training
-set") and Karpathy's preprocessing (lower-case tokens without punctuation, captions cut to 16 words). Ids 0-3 are
-reserved: <pad> 0 (ignored by the loss), <start> 1, <end> 2, <unk> 3; words follow by falling count, then
-alphabetically, so that a vocabulary is the same wherever it is built.
+set") and Karpathy's preprocessing (lower-case tokens without punctuation, from `datasets.text.tokenize`; captions
+cut to 16 words). Ids 0-3 are reserved: <pad> 0 (ignored by the loss), <start> 1, <end> 2, <unk> 3; words follow by
+falling count, then alphabetically, so that a vocabulary is the same wherever it is built.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -22,12 +21,6 @@ from ..io import atomic_write_json
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
 PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def tokenize(caption: str) -> list[str]:
-    """Karpathy-style tokens: lower case, runs of [a-z0-9] (punctuation and apostrophes split words)."""
-    return _WORD.findall(caption.lower())
 
 
 class Vocabulary:

@@ -9,9 +9,9 @@ from .datasets import CIFARDataset, CUBDataset, ImageFolderDataset
 from ..runner import AtomicCheckpointHook, CheckpointMetaHook
 from .metric import TopKError, topk_errors
 from .model import CAMClassifier, MixAugmentPreprocessor, zero_init_last_bn
-from .train import load_config, train_classifier
+from .train import train_classifier
 from .transforms import PRESETS, build_transform
 
 __all__ = ["AtomicCheckpointHook", "CAMClassifier", "CheckpointMetaHook", "CIFARDataset", "CUBDataset",
-           "ImageFolderDataset", "MixAugmentPreprocessor", "PRESETS", "TopKError", "build_transform", "load_config",
-           "topk_errors", "train_classifier", "zero_init_last_bn"]
+           "ImageFolderDataset", "MixAugmentPreprocessor", "PRESETS", "TopKError", "build_transform", "topk_errors",
+           "train_classifier", "zero_init_last_bn"]

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from mmengine.registry import DATASETS
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..datasets.common import load_rgb
 from ..datasets.cub import load_cub, load_cub_classes, resolve_cub_root
 from ..errors import ConfigError, DatasetError
 from .transforms import build_transform
@@ -26,22 +26,15 @@ Split = Literal["train", "test", "val"]
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".JPEG")
 
 
-def _load_rgb(path: Path) -> Image.Image:
-    """The image at `path` as an RGB PIL image; DatasetError naming the file when it cannot be read."""
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (OSError, ValueError) as e:
-        raise DatasetError(f"cannot read image {path}: {e}. Re-extract or delete the file.") from e
-
-
 class _ClassificationDataset(Dataset):
-    """Shared item logic: (image source, label) pairs plus one transform built from a spec dict."""
+    """Shared item logic: (image source, label) pairs plus one transform built from a spec dict; a subclass
+    passes its labels (one per item, in item order) and reads its images in `_image`."""
 
-    def __init__(self, transform: dict, classes: list[str]) -> None:
+    def __init__(self, transform: dict, classes: list[str], labels: list[int]) -> None:
         super().__init__()
         self.transform = build_transform(**transform)
         self.classes = classes
+        self._labels = labels
 
     @property
     def metainfo(self) -> dict[str, Any]:
@@ -49,7 +42,10 @@ class _ClassificationDataset(Dataset):
 
     @property
     def labels(self) -> list[int]:
-        raise NotImplementedError
+        return self._labels
+
+    def __len__(self) -> int:
+        return len(self._labels)
 
     def _image(self, index: int) -> Image.Image:
         raise NotImplementedError
@@ -77,19 +73,12 @@ class ImageFolderDataset(_ClassificationDataset):
             items = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
         except FileNotFoundError as e:
             raise DatasetError(f"{folder}: {e}") from e
-        super().__init__(transform, classes)
         self.items = [(Path(p), int(y)) for p, y in items]
+        super().__init__(transform, classes, [y for _, y in self.items])
         logger.info("ImageFolder %s: %d images, %d classes", folder, len(self.items), len(classes))
 
-    @property
-    def labels(self) -> list[int]:
-        return [y for _, y in self.items]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
     def _image(self, index: int) -> Image.Image:
-        return _load_rgb(self.items[index][0])
+        return load_rgb(self.items[index][0])
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -156,9 +145,8 @@ class CIFARDataset(_ClassificationDataset):
                                    f"expected (N, 3072) uint8 and N labels")
             data.append(arr.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             labels.extend(int(y) for y in batch[label_key])
-        super().__init__(transform, classes)
+        super().__init__(transform, classes, labels)
         self.data = np.ascontiguousarray(np.concatenate(data))  # (N, 32, 32, 3) uint8 RGB
-        self._labels = labels
         if labels and not 0 <= min(labels) <= max(labels) < len(classes):
             raise DatasetError(f"{folder}: labels span {min(labels)}..{max(labels)} but meta lists "
                                f"{len(classes)} classes")
@@ -177,13 +165,6 @@ class CIFARDataset(_ClassificationDataset):
         raise DatasetError(f"no CIFAR python layout under {root}: expected cifar-100-python/{{train,test,meta}} or "
                            f"cifar-10-batches-py/{{data_batch_1..5,test_batch,batches.meta}} there or in its parent.")
 
-    @property
-    def labels(self) -> list[int]:
-        return self._labels
-
-    def __len__(self) -> int:
-        return len(self._labels)
-
     def _image(self, index: int) -> Image.Image:
         return Image.fromarray(self.data[index])
 
@@ -194,17 +175,9 @@ class CUBDataset(_ClassificationDataset):
 
     def __init__(self, root: str, split: Literal["train", "test"], transform: dict) -> None:
         samples = load_cub(root, split, with_masks=False, check_images=False)
-        super().__init__(transform, load_cub_classes(resolve_cub_root(root)))
+        super().__init__(transform, load_cub_classes(resolve_cub_root(root)), [s.label for s in samples])
         self.paths = [s.path for s in samples]
-        self._labels = [s.label for s in samples]
         logger.info("CUB %s (%s): %d images, %d classes", split, root, len(self._labels), len(self.classes))
 
-    @property
-    def labels(self) -> list[int]:
-        return self._labels
-
-    def __len__(self) -> int:
-        return len(self._labels)
-
     def _image(self, index: int) -> Image.Image:
-        return _load_rgb(self.paths[index])
+        return load_rgb(self.paths[index])

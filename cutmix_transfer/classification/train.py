@@ -5,23 +5,19 @@ import logging
 import os
 from typing import Any
 
-from mmengine.config import DictAction  # noqa: F401  (re-exported for tools/train_cls.py)
 from mmengine.dist import is_main_process
 
+from ..distributed import Launcher
 from ..io import sha256_file
-from ..runner import apply_run_options, ensure_checkpoint_hooks, last_checkpoint
-from ..runner import load_config as _load_config
+from ..results import checkpoint_info, make_record, write_record
+from ..runner import apply_run_options, build_runner, ensure_checkpoint_hooks, last_checkpoint, load_config
 
 logger = logging.getLogger(__name__)
-
-
-def load_config(config: str | os.PathLike, cfg_options: dict | None = None):
-    """mmengine Config of a classification config with `cfg_options` merged (ConfigError when it cannot load)."""
-    return _load_config(config, cfg_options, where="configs/cls/")
+CONFIGS_HINT = "configs/cls/"  # where a missing or broken classification config sends the user
 
 
 def train_classifier(config: str | os.PathLike, work_dir: str | None = None, cfg_options: dict | None = None,
-                     resume: bool = False, seed: int | None = None, launcher: str = "none",
+                     resume: bool = False, seed: int | None = None, launcher: Launcher = "none",
                      trust_checkpoint: bool = False) -> dict[str, Any]:
     """Train the config's CAMClassifier; -> {'work_dir', 'checkpoint', 'metrics', 'record'}.
 
@@ -30,17 +26,12 @@ def train_classifier(config: str | os.PathLike, work_dir: str | None = None, cfg
     training the main process writes `work_dir/results.json` (kind 'classification': top1_err / top5_err of
     the last validation, linked to the last checkpoint's sha256).
     """
-    import cutmix_transfer.classification  # noqa: F401  (registers the datasets, model, metric, hooks)
-    from mmengine.runner import Runner
-
-    from ..results import checkpoint_info, make_record, write_record
-
-    cfg = load_config(config, cfg_options)
+    cfg = load_config(config, cfg_options, where=CONFIGS_HINT)
     apply_run_options(cfg, config, work_dir, resume=resume, seed=seed, launcher=launcher)
     if trust_checkpoint:  # the config's model.pretrained file may need full unpickling
         cfg.model.trust_pretrained = True
     ensure_checkpoint_hooks(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)  # the package's import registered its datasets, model, metric and hooks
     runner.train()
 
     scalars = runner.message_hub.log_scalars

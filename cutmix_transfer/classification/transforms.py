@@ -15,12 +15,11 @@ from typing import Literal, Sequence, get_args
 import torch
 from torchvision import transforms as T
 
+from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ConfigError
 
 Preset = Literal["imagenet_train", "imagenet_test", "pad_crop_train", "resize_crop_train", "resize_test"]
 PRESETS: tuple[str, ...] = get_args(Preset)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)

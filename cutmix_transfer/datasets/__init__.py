@@ -2,12 +2,13 @@
 
 One reader per layout: `load_cub` (raw CUB_200_2011), `load_imagenet_val` (Kaggle ILSVRC val, XML or CSV),
 `load_wsol_metadata` / `write_wsol_metadata` (clovaai/wsolevaluation's metadata). Each returns WSOLSamples.
+`coco_captions` reads COCO captions, `text.tokenize` is the one caption tokenizer, and the `demo` package writes
+the demo data in all these layouts.
 """
 
 from .common import WSOLSample, image_size_wh
 from .cub import load_cub, load_cub_classes
-from .imagenet import load_imagenet_val, load_synsets, parse_pascal_xml
-from .synthetic import (
+from .demo import (
     VOC_CLASSES,
     demo_class_mapping,
     demo_class_names,
@@ -15,6 +16,7 @@ from .synthetic import (
     demo_voc_class_names,
     make_demo_data,
 )
+from .imagenet import load_imagenet_val, load_synsets, parse_pascal_xml
 from .wsol_metadata import load_wsol_metadata, write_wsol_metadata
 
 __all__ = [

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError, DatasetError
+from .text import tokenize
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +75,6 @@ def _check_files(items: list[CaptionImage], origin: Path) -> None:
                            f"{missing[0]}; the image folders are incomplete (re-extract train2014/ and val2014/).")
 
 
-def _tokens(caption: str) -> list[str]:
-    from ..captioning.vocab import tokenize
-
-    return tokenize(caption)
-
-
 def load_karpathy(json_path: str | os.PathLike, image_root: str | os.PathLike, split: str,
                   check_files: bool = True) -> list[CaptionImage]:
     """Images of a Karpathy split from dataset_coco.json; paths are image_root/filepath/filename.
@@ -98,7 +93,7 @@ def load_karpathy(json_path: str | os.PathLike, image_root: str | os.PathLike, s
                 continue
             sents = im["sentences"]
             caps = [str(s["raw"]).strip() for s in sents]
-            toks = [[str(t).lower() for t in s["tokens"]] if "tokens" in s else _tokens(s["raw"]) for s in sents]
+            toks = [[str(t).lower() for t in s["tokens"]] if "tokens" in s else tokenize(s["raw"]) for s in sents]
             path = image_root / im.get("filepath", "") / im["filename"]
             image_id = int(im["cocoid"]) if "cocoid" in im else int(im.get("imgid", k))
         except (KeyError, TypeError, ValueError) as e:
@@ -137,7 +132,7 @@ def load_coco_json(annotation: str | os.PathLike, image_dir: str | os.PathLike, 
     except (KeyError, TypeError, ValueError) as e:
         raise DatasetError(f"{annotation} is malformed ({type(e).__name__}: {e}); expected COCO's images[id, "
                            f"file_name] and annotations[image_id, caption].") from None
-    out = [CaptionImage(i, image_dir / f, caps[i], [_tokens(c) for c in caps[i]], split=split)
+    out = [CaptionImage(i, image_dir / f, caps[i], [tokenize(c) for c in caps[i]], split=split)
            for i, f in images if i in caps]
     if len(out) < len(images):
         logger.info("%s: %d images without captions skipped", annotation, len(images) - len(out))

@@ -1,4 +1,5 @@
-"""What every dataset reader shares: WSOLSample, line-file parsing with file:line errors, image sizes.
+"""What every dataset reader shares: WSOLSample, line-file parsing with file:line errors, image sizes, the RGB
+image loader and the ImageNet normalisation every pipeline uses.
 
 Readers raise `DatasetError` for anything a user can get wrong on disk: the message names the path, what was
 found, and how to fix it (usually: point --data-root at the folder with the expected layout).
@@ -7,15 +8,25 @@ found, and how to fix it (usually: point --data-root at the folder with the expe
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import DatasetError
 
 logger = logging.getLogger(__name__)
+
+# ImageNet RGB mean / std of images scaled to [0, 1]: the normalisation of every torchvision-style backbone.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# CIFAR-100 RGB mean / std of images scaled to [0, 1] as CutMix-PyTorch's train.py normalises them (also ODIN's):
+# (125.3, 123.0, 113.9) / 255 and (63.0, 62.1, 66.7) / 255. Not the per-channel statistics of the CIFAR-100 train set.
+CIFAR100_CUTMIX_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
+CIFAR100_CUTMIX_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
 
 
 @dataclass
@@ -48,27 +59,32 @@ class WSOLSample:
         )
 
 
+# What a missing folder / file of a layout says (formatted with the path and the layout's name).
+_MISSING = {
+    "dir": "dataset folder not found: {path}. Expected the {layout} layout there; "
+    "pass the folder that holds it with --data-root (see data/README.md).",
+    "file": "missing file: {path}. The {layout} layout needs it; check that --data-root "
+    "points at the right folder and that the download was extracted completely "
+    "(see data/README.md).",
+}
+
+
+def _require(path: Path, layout: str, kind: str) -> Path:
+    """Return `path` if it is a folder (kind 'dir') or a file ('file'), else raise DatasetError naming it."""
+    path = Path(path)
+    if not (path.is_dir() if kind == "dir" else path.is_file()):
+        raise DatasetError(_MISSING[kind].format(path=path, layout=layout))
+    return path
+
+
 def require_dir(path: Path, layout: str) -> Path:
     """Return `path` if it is a folder, else raise DatasetError naming it and the expected layout."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DatasetError(
-            f"dataset folder not found: {path}. Expected the {layout} layout there; "
-            f"pass the folder that holds it with --data-root (see data/README.md)."
-        )
-    return path
+    return _require(path, layout, "dir")
 
 
 def require_file(path: Path, layout: str) -> Path:
     """Return `path` if it is a file, else raise DatasetError naming it and the expected layout."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(
-            f"missing file: {path}. The {layout} layout needs it; check that --data-root "
-            f"points at the right folder and that the download was extracted completely "
-            f"(see data/README.md)."
-        )
-    return path
+    return _require(path, layout, "file")
 
 
 def iter_lines(path: Path, layout: str) -> Iterator[tuple[int, str]]:
@@ -113,8 +129,6 @@ def parse_number(
 
 def image_size_wh(path: Path) -> tuple[int, int]:
     """(width, height) of an image from its header only (PIL opens lazily, no full decode)."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"image not found: {path}. Check --data-root and that the images were extracted.")
@@ -123,6 +137,15 @@ def image_size_wh(path: Path) -> tuple[int, int]:
             return int(im.size[0]), int(im.size[1])
     except (UnidentifiedImageError, OSError) as e:
         raise DatasetError(f"unreadable image: {path} ({e}). Replace it with the original file.") from None
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """The image at `path` decoded as RGB; DatasetError naming the file when it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"cannot read image {path}: {e}. Re-extract or delete the file.") from e
 
 
 def check_boxes(boxes: np.ndarray, where: str) -> np.ndarray:

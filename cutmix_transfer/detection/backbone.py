@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..checkpoints import LoadedBackbone, export_checkpoint, load_backbone_state
 from ..errors import CheckpointError, ConfigError
+from ..results import METHODS, checkpoint_info
 
 if TYPE_CHECKING:
     import torch
     from mmengine.config import Config
-
-    from ..checkpoints import LoadedBackbone
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +140,17 @@ def configured_backbone_path(cfg: "Config") -> str | None:
     return None
 
 
-def convert_backbone(src: str | os.PathLike, dst: str | os.PathLike, arch: str | None = None,
-                     trust: bool = False) -> "LoadedBackbone":
-    """Load `src` (any supported format, safely) and write it to `dst` in mmdet's form (no fc, atomic)."""
-    from ..checkpoints import export_checkpoint, load_backbone_state
+def backbone_provenance(loaded: LoadedBackbone) -> dict[str, Any]:
+    """The record's checkpoint block for a LoadedBackbone: path, sha256, arch, method (+ source_format)."""
+    method = str(loaded.meta.get("method") or "").lower() or None
+    info = checkpoint_info(loaded.path, loaded.sha256, loaded.arch, method if method in METHODS else None)
+    info["source_format"] = loaded.source_format
+    return info
 
+
+def convert_backbone(src: str | os.PathLike, dst: str | os.PathLike, arch: str | None = None,
+                     trust: bool = False) -> LoadedBackbone:
+    """Load `src` (any supported format, safely) and write it to `dst` in mmdet's form (no fc, atomic)."""
     src = Path(src)
     if not src.is_file():
         raise CheckpointError(

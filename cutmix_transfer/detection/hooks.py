@@ -6,12 +6,12 @@ from typing import Any
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
-META_KEY = "backbone_checkpoint"
+from ..checkpoints import BACKBONE_META_KEY
 
 
 @HOOKS.register_module()
 class BackboneProvenanceHook(Hook):
-    """Put `meta['backbone_checkpoint'] = {path, sha256, arch, method, source_format}` in saved checkpoints.
+    """Put `meta[BACKBONE_META_KEY] = {path, sha256, arch, method, source_format}` in saved checkpoints.
 
     `test_det` reads it back so that the detection record carries the BACKBONE's sha256, which the report
     uses to line detection up with the same checkpoint's classification, localization and captioning.
@@ -27,4 +27,4 @@ class BackboneProvenanceHook(Hook):
         self.backbone = dict(backbone)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint.setdefault("meta", {})[META_KEY] = dict(self.backbone)
+        checkpoint.setdefault("meta", {})[BACKBONE_META_KEY] = dict(self.backbone)

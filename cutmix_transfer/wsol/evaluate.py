@@ -24,7 +24,6 @@ import io
 import logging
 import math
 import os
-import random
 import time
 import zipfile
 from collections import deque
@@ -39,17 +38,19 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..cam import check_method
+from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD
+from ..distributed import all_gather_objects, all_reduce_counts, setup_torchrun
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_write_bytes, atomic_write_text
 from ..results import checkpoint_info, make_record, write_record
+from ..runtime import check_input_size, resolve_device, seed_everything
 from .boxes import RESIZE_LENGTH, curves_for_batch, resize_boxes
 from .metrics import DEFAULT_IOU_THRESHOLDS, PAPER_CAM_THRESHOLD, PAPER_IOU_THRESHOLD, BoxEvaluator, MaskEvaluator, \
     resize_mask
 
 logger = logging.getLogger(__name__)
 
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
 DATASETS = ("cub", "imagenet")
 DEFAULT_DATA_ROOTS = {"cub": Path("data/CUB_200_2011"), "imagenet": Path("data/ILSVRC")}
 NOMINAL_CLASSES = {"cub": 200, "imagenet": 1000}
@@ -243,7 +244,7 @@ def load_image_224(path: str | os.PathLike, size: int = RESIZE_LENGTH, input_siz
     net_in = resized
     if input_size is not None and input_size != size:
         net_in = TF.resize(rgb, [input_size, input_size], interpolation=InterpolationMode.BILINEAR)
-    tensor = TF.normalize(TF.to_tensor(net_in), IMAGE_MEAN, IMAGE_STD)
+    tensor = TF.normalize(TF.to_tensor(net_in), IMAGENET_MEAN, IMAGENET_STD)
     return tensor, np.asarray(resized, dtype=np.uint8), (int(size_wh[0]), int(size_wh[1]))
 
 
@@ -291,18 +292,6 @@ class _EvalImages(torch.utils.data.Dataset):
 # ----------------------------------------------------------------------------------------------------------
 # Model and CAMs
 # ----------------------------------------------------------------------------------------------------------
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ConfigError(f"--device {device!r} is not a device ({e}); use cpu, cuda, cuda:N or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device is visible here; use --device cpu")
-    return dev
-
-
 def load_model(backbone: str | os.PathLike, dataset: str, data: EvalData, arch: str | None = None,
                trust: bool = False, wsol_form: bool = True, large_feature_map: bool = False):
     """Load the checkpoint as a CAMNet with its own fc head, after checking its class count fits the dataset.
@@ -352,41 +341,6 @@ def compute_scoremaps(model: torch.nn.Module, images: torch.Tensor, labels: torc
         logits = model(images.to(next(model.parameters()).device)).float()
     maps = grad_cams(model, images, labels, method=method)
     return normalize_cams(maps, size), logits.cpu().numpy()
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Distributed helpers (torchrun: one process per rank; gloo on CPU, nccl on GPU)
-# ----------------------------------------------------------------------------------------------------------
-def _dist_setup(device: torch.device) -> tuple[int, int, bool, torch.device]:
-    """(rank, world, whether this call created the process group, device for this rank)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, False, device
-    created = False
-    if device.type == "cuda":
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device("cuda", local)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        created = True
-    return dist.get_rank(), dist.get_world_size(), created, device
-
-
-def _all_reduce_counts(state: dict[str, np.ndarray], device: torch.device) -> dict[str, np.ndarray]:
-    """Sum int64 count arrays over all ranks (exact)."""
-    out = {}
-    for k in sorted(state):
-        t = torch.from_numpy(np.ascontiguousarray(state[k], dtype=np.int64)).to(device)
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        out[k] = t.cpu().numpy()
-    return out
-
-
-def _all_gather(obj: Any) -> list[Any]:
-    parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, obj)
-    return parts
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -465,20 +419,10 @@ def write_cams_npz(path: str | os.PathLike, image_ids: Sequence[str], cam_chunks
 # ----------------------------------------------------------------------------------------------------------
 # The evaluation
 # ----------------------------------------------------------------------------------------------------------
-def check_input_size(size: int) -> None:
-    """--image-size of wsol_eval and vis_cam: the network input side, 32..1024 pixels."""
-    if not 32 <= int(size) <= 1024:
-        raise ConfigError(f"--image-size {size}: use the network input side in pixels, 32..1024 (224 is the WSOL "
-                          f"protocol; the size the backbone was trained at otherwise)")
-
-
 def _validate_config(cfg: WSOLEvalConfig) -> None:
-    from ..cam import GRAD_CAM_METHODS
-
     if cfg.dataset not in DATASETS:
         raise ConfigError(f"--dataset {cfg.dataset!r}: choose one of {', '.join(DATASETS)}")
-    if cfg.cam != "cam" and cfg.cam not in GRAD_CAM_METHODS:
-        raise ConfigError(f"--cam {cfg.cam!r}: choose 'cam' or one of {', '.join(GRAD_CAM_METHODS)}")
+    check_method(cfg.cam)
     ious = [int(i) for i in cfg.iou_thresholds]
     if not ious or any(not 0 < i <= 100 for i in ious) or len(set(ious)) != len(ious) or 50 not in ious:
         raise ConfigError(f"--iou {' '.join(map(str, cfg.iou_thresholds))}: give distinct percentages in (0, 100] "
@@ -498,15 +442,6 @@ def default_out_dir(backbone: str | os.PathLike, dataset: str) -> Path:
     return Path("work_dirs") / "wsol" / f"{Path(backbone).stem}_{dataset}"
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
-    torch.manual_seed(seed)
-    if torch.backends.cudnn.is_available():
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-
-
 def _auto_box_workers(requested: int, device: torch.device, world: int) -> int:
     if requested >= 0:
         return requested
@@ -523,9 +458,9 @@ def evaluate_wsol(cfg: WSOLEvalConfig) -> WSOLResult:
     """
     t_start = time.perf_counter()
     _validate_config(cfg)
-    _seed_everything(cfg.seed)
-    device = _resolve_device(cfg.device)
-    rank, world, created_group, device = _dist_setup(device)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    rank, world, created_group, device = setup_torchrun(device)
     try:
         return _evaluate(cfg, device, rank, world, t_start)
     finally:
@@ -637,9 +572,9 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
 
     # merge counts (exact integer sums) and the lists of skipped images across ranks
     if world > 1:
-        box_eval.load_state_dict(_all_reduce_counts(box_eval.state_dict(), device))
-        mask_eval.load_state_dict(_all_reduce_counts(mask_eval.state_dict(), device))
-        skipped = [s for part in _all_gather(skipped) for s in part]
+        box_eval.load_state_dict(all_reduce_counts(box_eval.state_dict(), device))
+        mask_eval.load_state_dict(all_reduce_counts(mask_eval.state_dict(), device))
+        skipped = [s for part in all_gather_objects(skipped) for s in part]
         skipped.sort(key=lambda s: s["index"])
     if box_eval.num_images == 0:
         raise DatasetError(f"no image of the {cfg.dataset} {data.split!r} split under {data.data_root} could be "
@@ -664,13 +599,13 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
                      "hit": int(iou >= 50 / 100), "iou_fixed": float(fixed_iou[p]),
                      "iou_v2": float(v2_curves[p, best_v2])})
     if world > 1:
-        rows = [r for part in _all_gather(rows) for r in part]
+        rows = [r for part in all_gather_objects(rows) for r in part]
         rows.sort(key=lambda r: r["index"])
 
     files: dict[str, Path] = {}
     if cam_shard is not None:
         cam_shard.flush()
-        order_parts = _all_gather(cam_order) if world > 1 else [cam_order]
+        order_parts = all_gather_objects(cam_order) if world > 1 else [cam_order]
         if rank == 0:
             files["cams"] = _assemble_cams(out_dir, order_parts, world, rows)
         if world > 1:

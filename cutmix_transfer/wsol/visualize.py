@@ -19,8 +19,10 @@ import cv2
 import numpy as np
 import torch
 
+from ..cam import check_method
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_write_bytes
+from ..runtime import check_input_size, resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -344,19 +346,16 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
     """For each image: CAM of the chosen class (or the top-1 class) over the image at its own size, next to the
     plain image, titled with the class, its probability and the top-5; writes <out>/<n>_<stem>_cam.png."""
     from ..backbones import build_from_checkpoint
-    from ..cam import GRAD_CAM_METHODS
-    from .evaluate import (_resolve_device, _seed_everything, check_input_size, compute_scoremaps, load_image_224,
-                           read_class_names)
+    from .evaluate import compute_scoremaps, load_image_224, read_class_names
 
-    if cfg.cam != "cam" and cfg.cam not in GRAD_CAM_METHODS:
-        raise ConfigError(f"--cam {cfg.cam!r}: choose 'cam' or one of {', '.join(GRAD_CAM_METHODS)}")
+    check_method(cfg.cam)
     if not cfg.images:
         raise ConfigError("no images given: pass one or more image paths after the options")
     check_input_size(cfg.input_size)
     if not 0.0 <= cfg.alpha <= 1.0:
         raise ConfigError(f"--alpha {cfg.alpha}: use a value in [0, 1]")
-    _seed_everything(cfg.seed)
-    device = _resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
     if not Path(cfg.backbone).is_file():
         raise CheckpointError(f"checkpoint not found: {cfg.backbone}; pass --backbone a classifier checkpoint")
     names = None

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 from conftest import DEMO_KWARGS
-from cutmix_transfer.datasets import synthetic as syn
+from cutmix_transfer.datasets import demo
+from cutmix_transfer.datasets.demo.scene import STREAMS
+from cutmix_transfer.datasets.text import tokenize
 from cutmix_transfer.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,20 +44,29 @@ def _lines(path: Path) -> list[list[str]]:
 
 def test_class_names_unique_and_voc_mapping():
     for n in (2, 3, 4, 10, 12, 13, 30):
-        names = syn.demo_class_names(n)
+        names = demo.demo_class_names(n)
         assert len(names) == n and len(set(names)) == n
-        syns = syn.demo_synsets(n)
+        syns = demo.demo_synsets(n)
         assert syns == sorted(syns) and all(len(s) == 9 and s[0] == "n" and s[1:].isdigit() for s in syns)
-    assert syn.demo_class_names(10)[:3] == ["red", "orange", "yellow"]
-    assert syn.demo_voc_class_names(4) == ["aeroplane", "bicycle", "bird", "boat"]
-    assert syn.demo_voc_class_names(20) == list(syn.VOC_CLASSES) and len(syn.VOC_CLASSES) == 20
+    assert demo.demo_class_names(10)[:3] == ["red", "orange", "yellow"]
+    assert demo.demo_voc_class_names(4) == ["aeroplane", "bicycle", "bird", "boat"]
+    assert demo.demo_voc_class_names(20) == list(demo.VOC_CLASSES) and len(demo.VOC_CLASSES) == 20
     with pytest.raises(ConfigError, match="20"):
-        syn.demo_voc_class_names(21)
+        demo.demo_voc_class_names(21)
     with pytest.raises(ConfigError):
-        syn.demo_class_names(1)
-    m = syn.demo_class_mapping(4)
+        demo.demo_class_names(1)
+    m = demo.demo_class_mapping(4)
     assert [c["voc_name"] for c in m] == ["aeroplane", "bicycle", "bird", "boat"]
     assert [c["cub_dir"][:4] for c in m] == ["001.", "002.", "003.", "004."]
+
+
+def test_layout_table_and_rng_streams():
+    """One writers table gives the layouts, their folders and their order; every RNG stream id is distinct."""
+    assert demo.LAYOUTS == ("cub", "imagenet", "voc", "coco", "cifar100", "ood")
+    assert demo.DEFAULT_LAYOUTS == ("cub", "imagenet", "voc", "coco")
+    assert demo.LAYOUT_DIRS == {"cub": "CUB_200_2011", "imagenet": "ILSVRC", "voc": "VOCdevkit", "coco": "coco",
+                                "cifar100": "cifar-100-python", "ood": "ood"}
+    assert len(set(STREAMS.values())) == len(STREAMS)
 
 
 # ------------------------------------------------------------------------------------------ scenes
@@ -69,12 +80,12 @@ def _hue_deg(rgb: np.ndarray) -> tuple[float, float]:
 def test_scene_design_a_statistics():
     """Body size range, box = mask bbox, head inside the body, saturated head of the class hue, ~80% tint."""
     size, n, count = 96, 10, 300
-    hues = syn.demo_class_hues(n)
+    hues = demo.demo_class_hues(n)
     ratios, tint_match = [], 0
     for i in range(count):
         rng = np.random.default_rng(i)
         label = i % n
-        sc = syn.render_scene(rng, size, size, [label], n, noise_std=0.0)
+        sc = demo.render_scene(rng, size, size, [label], n, noise_std=0.0)
         assert sc.image.shape == (size, size, 3) and sc.image.dtype == np.uint8
         (obj,) = sc.objects
         ys, xs = np.nonzero(obj.mask)
@@ -101,7 +112,7 @@ def test_scene_design_a_statistics():
 
 def test_scene_body_is_weakly_tinted_and_striped():
     rng = np.random.default_rng(7)
-    sc = syn.render_scene(rng, 96, 96, [3], 10, noise_std=0.0)
+    sc = demo.render_scene(rng, 96, 96, [3], 10, noise_std=0.0)
     obj = sc.objects[0]
     body = obj.mask.copy()
     hx0, hy0, hx1, hy1 = obj.head_box_xyxy.astype(int)
@@ -116,7 +127,7 @@ def test_scene_body_is_weakly_tinted_and_striped():
 def test_multi_object_scenes_do_not_overlap_and_tiny_are_difficult():
     diffs = 0
     for i in range(60):
-        sc = syn.render_scene(
+        sc = demo.render_scene(
             np.random.default_rng(i), 160, 160, [0, 1, 2], 4, size_range=(0.16, 0.42), tiny_prob=0.3
         )
         masks = [o.mask for o in sc.objects]
@@ -132,12 +143,23 @@ def test_multi_object_scenes_do_not_overlap_and_tiny_are_difficult():
 
 def test_captions_are_varied_and_grammatical():
     rng = np.random.default_rng(0)
-    sc = syn.render_scene(rng, 96, 96, [1], 10)
-    caps = syn.make_captions(rng, sc.objects[0], 96, 96, 10)
+    sc = demo.render_scene(rng, 96, 96, [1], 10)
+    caps = demo.make_captions(rng, sc.objects[0], 96, 96, 10)
     assert len(caps) == 5 and len(set(caps)) == 5
     assert all("orange" in c for c in caps)
     assert not any(" a orange" in c.lower() or c.lower().startswith("a orange") for c in caps)
-    assert syn.caption_tokens("A red, striped Blob.") == ["a", "red", "striped", "blob"]
+
+
+def test_generator_captions_tokenize_as_before():
+    """The generator's captions are ASCII, where the shared tokenizer equals the generator's former rule (runs of
+    str.isalnum characters, lower-cased): the demo's Karpathy tokens do not change."""
+    n = 12  # every hue name of the caption colour table
+    for i in range(300):
+        rng = np.random.default_rng(i)
+        sc = demo.render_scene(rng, 96, 96, [i % n], n)
+        for c in demo.make_captions(rng, sc.objects[0], 96, 96, n):
+            assert c.isascii()
+            assert tokenize(c) == "".join(ch if ch.isalnum() else " " for ch in c.lower()).split()
 
 
 # ------------------------------------------------------------------------------------------ layouts
@@ -166,7 +188,7 @@ def test_cub_layout_files_agree_with_masks_and_images(demo_root: Path):
 def test_imagenet_layout(demo_root: Path):
     il = demo_root / "ILSVRC"
     synsets = [ln.split()[0] for ln in (il / "LOC_synset_mapping.txt").read_text().splitlines()]
-    assert synsets == syn.demo_synsets(N)
+    assert synsets == demo.demo_synsets(N)
     rows = (il / "LOC_val_solution.csv").read_text().splitlines()
     assert rows[0] == "ImageId,PredictionString"
     n_val = N * DEMO_KWARGS["imagenet_val_per_class"]
@@ -191,7 +213,7 @@ def test_imagenet_layout(demo_root: Path):
 
 
 def test_voc_layout(demo_root: Path):
-    voc_names = syn.demo_voc_class_names(N)
+    voc_names = demo.demo_voc_class_names(N)
     for year, has_test in (("VOC2007", True), ("VOC2012", False)):
         d = demo_root / "VOCdevkit" / year
         main = d / "ImageSets" / "Main"
@@ -217,7 +239,7 @@ def test_voc_layout(demo_root: Path):
                 b = [int(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")]
                 assert 1 <= b[0] < b[2] <= w and 1 <= b[1] < b[3] <= h  # 1-based inclusive
         # per-class lists agree with the annotations (1 present, 0 only difficult, -1 absent)
-        for cname in syn.VOC_CLASSES:
+        for cname in demo.VOC_CLASSES:
             for img_id, flag in (
                 ln.split() for ln in (main / f"{cname}_trainval.txt").read_text().splitlines()
             ):
@@ -230,31 +252,18 @@ def test_voc_layout(demo_root: Path):
                 assert int(flag) == want
 
 
-def test_voc_layout_has_difficult_objects():
+def test_voc_layout_has_difficult_objects(tmp_path: Path):
     """Over a larger VOC set some tiny objects are marked difficult (and no large one is)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        syn.make_demo_data(
-            tmp,
-            seed=3,
-            image_size=64,
-            per_class=1,
-            num_classes=4,
-            det_image_size=96,
-            voc_trainval_images=40,
-            voc_test_images=0,
-            layouts=("voc",),
-            progress=False,
-        )
-        diff = big_diff = 0
-        for f in (Path(tmp) / "VOCdevkit" / "VOC2007" / "Annotations").glob("*.xml"):
-            for o in ET.parse(f).getroot().findall("object"):
-                b = [int(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")]
-                if o.findtext("difficult") == "1":
-                    diff += 1
-                    big_diff += max(b[2] - b[0], b[3] - b[1]) + 1 > 0.10 * 1.2 * 96 + 2
-        assert diff > 0 and big_diff == 0
+    kwargs = dict(DEMO_KWARGS, seed=3, voc_trainval_images=40, voc_test_images=0, layouts=("voc",))
+    demo.make_demo_data(tmp_path, **kwargs)
+    diff = big_diff = 0
+    for f in (tmp_path / "VOCdevkit" / "VOC2007" / "Annotations").glob("*.xml"):
+        for o in ET.parse(f).getroot().findall("object"):
+            b = [int(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")]
+            if o.findtext("difficult") == "1":
+                diff += 1
+                big_diff += max(b[2] - b[0], b[3] - b[1]) + 1 > 0.10 * 1.2 * kwargs["det_image_size"] + 2
+    assert diff > 0 and big_diff == 0
 
 
 def test_coco_layout_and_karpathy(demo_root: Path):
@@ -294,10 +303,9 @@ def test_coco_layout_and_karpathy(demo_root: Path):
         "test": 2,
         "restval": 4,
     }
-    for s in all_sent:  # tokens are the lower-cased words of raw
-        assert (
-            s["tokens"] == "".join(c if c.isalnum() or c.isspace() else " " for c in s["raw"].lower()).split()
-        )
+    for s in all_sent:  # tokens are the lower-cased words of raw, as the shared tokenizer gives them
+        assert s["tokens"] == "".join(c if c.isalnum() or c.isspace() else " " for c in s["raw"].lower()).split()
+        assert s["tokens"] == tokenize(s["raw"])
     # a count-threshold vocabulary keeps the template words
     counts = Counter(t for s in all_sent for t in s["tokens"])
     assert {"a", "with", "square", "striped", "object"} & {w for w, c in counts.items() if c >= 5}
@@ -308,11 +316,11 @@ def test_coco_layout_and_karpathy(demo_root: Path):
 
 def test_same_seed_identical_bytes_other_seed_differs(tmp_path: Path, demo_root: Path):
     kwargs = dict(DEMO_KWARGS)
-    syn.make_demo_data(tmp_path / "a", **kwargs)
+    demo.make_demo_data(tmp_path / "a", **kwargs)
     a, ref = _tree_digest(tmp_path / "a"), _tree_digest(demo_root)
     assert a == ref and len(a) > 100
     kwargs["seed"] = 1
-    syn.make_demo_data(tmp_path / "b", **kwargs)
+    demo.make_demo_data(tmp_path / "b", **kwargs)
     b = _tree_digest(tmp_path / "b")
     assert set(b) == set(a)
     jpgs = [k for k in a if k.endswith((".jpg", ".JPEG"))]
@@ -321,7 +329,7 @@ def test_same_seed_identical_bytes_other_seed_differs(tmp_path: Path, demo_root:
 
 def test_layout_subset_gives_same_images(tmp_path: Path, demo_root: Path):
     kwargs = dict(DEMO_KWARGS, layouts=("imagenet",))
-    syn.make_demo_data(tmp_path, **kwargs)
+    demo.make_demo_data(tmp_path, **kwargs)
     assert not (tmp_path / "CUB_200_2011").exists()
     sub = _tree_digest(tmp_path / "ILSVRC")
     assert sub == _tree_digest(demo_root / "ILSVRC")
@@ -329,23 +337,23 @@ def test_layout_subset_gives_same_images(tmp_path: Path, demo_root: Path):
 
 def test_rerun_reuses_and_interrupted_run_regenerates(tmp_path: Path):
     kwargs = dict(DEMO_KWARGS, layouts=("cub",))
-    first = syn.make_demo_data(tmp_path, **kwargs)
-    assert not first.reused and (tmp_path / syn.COMPLETE_MARKER).is_file()
+    first = demo.make_demo_data(tmp_path, **kwargs)
+    assert not first.reused and (tmp_path / demo.COMPLETE_MARKER).is_file()
     probe = tmp_path / "CUB_200_2011" / "images.txt"
     mtime = probe.stat().st_mtime_ns
-    again = syn.make_demo_data(tmp_path, **kwargs)
+    again = demo.make_demo_data(tmp_path, **kwargs)
     assert again.reused and probe.stat().st_mtime_ns == mtime
-    assert syn.read_demo_manifest(tmp_path)["counts"]["cub"] == {"train": 16, "test": 8}
+    assert demo.read_demo_manifest(tmp_path)["counts"]["cub"] == {"train": 16, "test": 8}
     # a killed run leaves no marker: the next call starts clean and rewrites everything
-    (tmp_path / syn.COMPLETE_MARKER).unlink()
+    (tmp_path / demo.COMPLETE_MARKER).unlink()
     stray = tmp_path / "CUB_200_2011" / "images" / "stray.jpg"
     stray.write_bytes(b"half-written")
     with pytest.raises(Exception, match="no complete demo data"):
-        syn.read_demo_manifest(tmp_path)
-    third = syn.make_demo_data(tmp_path, **kwargs)
+        demo.read_demo_manifest(tmp_path)
+    third = demo.make_demo_data(tmp_path, **kwargs)
     assert not third.reused and not stray.exists()
     # other settings regenerate; a layout no longer asked for is removed
-    syn.make_demo_data(tmp_path, **dict(kwargs, layouts=("imagenet",)))
+    demo.make_demo_data(tmp_path, **dict(kwargs, layouts=("imagenet",)))
     assert not (tmp_path / "CUB_200_2011").exists() and (tmp_path / "ILSVRC").is_dir()
 
 
@@ -353,7 +361,7 @@ def test_refuses_to_overwrite_a_real_dataset(tmp_path: Path):
     (tmp_path / "CUB_200_2011").mkdir()
     (tmp_path / "CUB_200_2011" / "images.txt").write_text("1 001.A/a.jpg\n")
     with pytest.raises(ConfigError, match="refusing to overwrite"):
-        syn.make_demo_data(tmp_path, **DEMO_KWARGS)
+        demo.make_demo_data(tmp_path, **DEMO_KWARGS)
     assert (tmp_path / "CUB_200_2011" / "images.txt").read_text() == "1 001.A/a.jpg\n"
 
 
@@ -371,7 +379,7 @@ def test_refuses_to_overwrite_a_real_dataset(tmp_path: Path):
 def test_bad_settings_raise_config_error(tmp_path: Path, bad, match):
     kwargs = dict(DEMO_KWARGS, **bad)
     with pytest.raises(ConfigError, match=match):
-        syn.make_demo_data(tmp_path, **kwargs)
+        demo.make_demo_data(tmp_path, **kwargs)
 
 
 def test_tool_writes_and_reports(tmp_path: Path, capsys):
@@ -419,7 +427,7 @@ def test_mmdet_voc_dataset_reads_the_demo_layout(demo_root: Path):
     pytest.importorskip("mmdet")
     from mmdet.datasets import VOCDataset
 
-    names = tuple(syn.demo_voc_class_names(N))
+    names = tuple(demo.demo_voc_class_names(N))
     for year, split in (("VOC2007", "trainval"), ("VOC2007", "test"), ("VOC2012", "trainval")):
         ds = VOCDataset(
             data_root=str(demo_root / "VOCdevkit"),

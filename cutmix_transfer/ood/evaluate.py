@@ -1,0 +1,289 @@
+"""The OOD evaluator: one classifier checkpoint, its in-distribution test set, several OOD sets, one detector ->
+TNR at 95% TPR, AUROC, detection accuracy, AUPR-in / -out per set and their mean (docs/ood_protocol.md).
+
+Writes ``<out>/results.json`` (kind 'ood', the checkpoint's sha256, every metric per set and the mean, the
+in-distribution top-1 error), ``scores.npz`` (key ``in_distribution`` in test-set order, then one key per OOD set
+named as in results.json, in the set's sorted file order; higher = more in-distribution), ``per_image/*.csv``
+(one file per set, same order as scores.npz) and ``ood.png`` (score histograms in vs out, ROC curves).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..backbones import build_model, load_weights
+from ..checkpoints import load_backbone_state
+from ..errors import CheckpointError, ConfigError, DatasetError
+from ..io import atomic_write_bytes, atomic_write_text
+from ..results import checkpoint_info, make_record, write_record
+from ..runtime import resolve_device, seed_everything
+from .data import (
+    DEFAULT_NOISE_COUNT,
+    IN_DATASETS,
+    IN_DISTRIBUTION_KEY,
+    InDistribution,
+    OODImages,
+    OODSet,
+    load_in_distribution,
+    resolve_ood_sets,
+)
+from .detectors import Detector, build_detector
+from .figure import write_ood_figure
+from .metrics import METRICS, mean_metrics, ood_metrics
+
+logger = logging.getLogger(__name__)
+
+IN_COLUMNS = ("index", "label", "class_name", "predicted", "predicted_name", "correct", "score")
+OOD_COLUMNS = ("index", "image_id", "predicted", "predicted_name", "score")
+FIGURE_NAME = "ood.png"
+
+
+@dataclass
+class OODEvalConfig:
+    """Everything one OOD evaluation depends on; the tool fills it from its arguments.
+
+    ood: folders of images and/or 'uniform' / 'gaussian'; data_root None -> data/cifar; out None ->
+    work_dirs/ood/<checkpoint stem>_<detector>; temperature / epsilon None -> the detector's defaults.
+    """
+
+    backbone: str | os.PathLike
+    ood: Sequence[str] = ()
+    in_dataset: str = "cifar100"
+    data_root: str | os.PathLike | None = None
+    detector: str = "msp"
+    temperature: float | None = None
+    epsilon: float | None = None
+    out: str | os.PathLike | None = None
+    batch_size: int = 128
+    workers: int = 0
+    device: str = "auto"
+    seed: int = 0
+    noise_count: int = DEFAULT_NOISE_COUNT
+    skip_unreadable: bool = False
+    arch: str | None = None
+    trust_checkpoint: bool = False
+    progress: bool = True
+
+
+@dataclass
+class OODResult:
+    """What an evaluation produced: the record, the scores (in_distribution first, then each set), file paths."""
+
+    record: dict[str, Any]
+    scores: dict[str, np.ndarray]
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.record["metrics"]
+
+
+def default_out_dir(backbone: str | os.PathLike, detector: str) -> Path:
+    """work_dirs/ood/<checkpoint file stem>_<detector>."""
+    return Path("work_dirs") / "ood" / f"{Path(backbone).stem}_{detector}"
+
+
+def load_classifier(backbone: str | os.PathLike, data: InDistribution, arch: str | None = None,
+                    trust: bool = False) -> tuple[torch.nn.Module, Any]:
+    """The checkpoint as a classifier of the in-distribution classes, in eval mode: (model, LoadedBackbone).
+
+    Any arch the checkpoint loader recognises, built in the form it was trained in (this project's checkpoints
+    record `wsol` / `large_feature_map` in their meta; others are standard classifiers). A checkpoint without an
+    fc head or with another class count than the dataset's meta lists raises CheckpointError.
+    """
+    path = Path(backbone)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}; pass --backbone the .pth file of a classifier "
+                              f"trained on {data.name}")
+    loaded = load_backbone_state(path, arch=arch, trust=trust)
+    k = len(data.classes)
+    if not loaded.has_fc or not loaded.num_classes:
+        raise CheckpointError(f"{path} has no classifier head (fc): OOD detection scores the {k}-class "
+                              f"{data.name} classifier's outputs; pass a checkpoint trained on {data.name}")
+    if int(loaded.num_classes) != k:
+        raise CheckpointError(f"class-count mismatch: {path} has a {loaded.num_classes}-class head but {data.name} "
+                              f"({data.folder}/meta) has {k} classes; pass a checkpoint trained on {data.name}")
+    wsol = bool(loaded.meta.get("wsol", False))
+    model = build_model(loaded.arch, k, wsol=wsol, large_feature_map=wsol and bool(loaded.meta.get(
+        "large_feature_map", False)))
+    load_weights(model, loaded, head="require")
+    return model.eval(), loaded
+
+
+def _validate(cfg: OODEvalConfig) -> None:
+    if cfg.in_dataset not in IN_DATASETS:
+        raise ConfigError(f"--in-dataset {cfg.in_dataset!r}: choose one of {', '.join(IN_DATASETS)}")
+    if int(cfg.batch_size) < 1 or int(cfg.workers) < 0:
+        raise ConfigError(f"--batch-size {cfg.batch_size} / --workers {cfg.workers}: need a batch size >= 1 and "
+                          f"workers >= 0")
+    if int(cfg.noise_count) < 1:
+        raise ConfigError(f"--noise-count {cfg.noise_count}: need at least one noise image per noise set")
+
+
+def _loader(dataset: torch.utils.data.Dataset, cfg: OODEvalConfig, device: torch.device):
+    return torch.utils.data.DataLoader(dataset, batch_size=int(cfg.batch_size), shuffle=False,
+                                       num_workers=int(cfg.workers), pin_memory=device.type == "cuda")
+
+
+def score_in_distribution(model: torch.nn.Module, detector: Detector, data: InDistribution, cfg: OODEvalConfig,
+                          device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (N,) float64, predicted classes (N,) int64) of the in-distribution test set, in its order."""
+    scores, preds = [], []
+    for batch in tqdm(_loader(data.dataset, cfg, device), desc=f"{data.name} test", unit="batch",
+                      disable=not cfg.progress):
+        s, logits = detector(model, batch["inputs"].to(device, non_blocking=True))
+        scores.append(s.numpy())
+        preds.append(logits.argmax(dim=1).numpy())
+    return np.concatenate(scores).astype(np.float64), np.concatenate(preds).astype(np.int64)
+
+
+def score_ood_set(model: torch.nn.Module, detector: Detector, ood: OODSet, cfg: OODEvalConfig,
+                  device: torch.device, mean: Sequence[float], std: Sequence[float]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """(scores, predicted classes, indices of the scored images, skipped images) of one OOD set, in file order.
+    An unreadable image raises DatasetError naming it, unless cfg.skip_unreadable."""
+    scores, preds, kept, skipped = [], [], [], []
+    for batch in tqdm(_loader(OODImages(ood, mean, std), cfg, device), desc=f"OOD {ood.name}", unit="batch",
+                      disable=not cfg.progress):
+        indices = [int(i) for i in batch["index"]]
+        ok = np.array([not e for e in batch["error"]], dtype=bool)
+        for i, err in zip(indices, batch["error"]):
+            if err:
+                if not cfg.skip_unreadable:
+                    raise DatasetError(f"{err}; replace or delete the file, or pass --skip-unreadable to leave it "
+                                       f"out (listed in results.json)")
+                logger.warning("skipping %s", err)
+                skipped.append({"set": ood.name, "index": i, "image_id": ood.image_ids[i], "error": err})
+        if not ok.any():
+            continue
+        sel = torch.from_numpy(np.flatnonzero(ok))
+        s, logits = detector(model, batch["image"][sel].to(device, non_blocking=True))
+        scores.append(s.numpy())
+        preds.append(logits.argmax(dim=1).numpy())
+        kept.extend(indices[j] for j in np.flatnonzero(ok))
+    if not kept:
+        raise DatasetError(f"no image of the OOD set {ood.name} ({ood.source}) could be read ({len(skipped)} "
+                           f"unreadable); nothing to score")
+    return (np.concatenate(scores).astype(np.float64), np.concatenate(preds).astype(np.int64),
+            np.asarray(kept, dtype=np.int64), skipped)
+
+
+def _check_finite(name: str, scores: np.ndarray, ids: Sequence[str], path: Path) -> None:
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if bad.size:
+        raise CheckpointError(f"{path}: the model gives non-finite scores on {bad.size} images of {name} (first: "
+                              f"{ids[int(bad[0])]}); the checkpoint's weights are broken (NaN or inf)")
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """A compressed .npz of `arrays` (in their order) as bytes, for an atomic write."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (repr(r[k]) if isinstance(r[k], float) else r[k]) for k in columns})
+    return buf.getvalue()
+
+
+def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
+    """Score the in-distribution test set and every OOD set with one detector; write results.json, scores.npz,
+    per_image/*.csv and the figure. See the module docstring."""
+    t_start = time.perf_counter()
+    _validate(cfg)
+    seed_everything(int(cfg.seed))
+    device = resolve_device(cfg.device)
+    data = load_in_distribution(cfg.in_dataset, cfg.data_root)
+    mean, std = data.mean, data.std
+    sets = resolve_ood_sets(cfg.ood, seed=int(cfg.seed), noise_count=int(cfg.noise_count))
+    detector = build_detector(cfg.detector, temperature=cfg.temperature, epsilon=cfg.epsilon, input_std=std)
+    model, loaded = load_classifier(cfg.backbone, data, arch=cfg.arch, trust=cfg.trust_checkpoint)
+    model = model.to(device)
+    out_dir = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg.backbone, cfg.detector)
+    logger.info("OOD %s: %s (%s) on %d %s test images and %d OOD sets (%s), device %s", cfg.detector,
+                loaded.path, loaded.arch, len(data.labels), data.name, len(sets),
+                ", ".join(f"{s.name}: {len(s)}" for s in sets), device)
+
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    in_scores, in_preds = score_in_distribution(model, detector, data, cfg, device)
+    timing["in_distribution_s"] = time.perf_counter() - t0
+    labels = np.asarray(data.labels, dtype=np.int64)
+    _check_finite(IN_DISTRIBUTION_KEY, in_scores, [str(i) for i in range(len(labels))], loaded.path)
+    scores = {IN_DISTRIBUTION_KEY: in_scores}
+    per_set: dict[str, dict[str, Any]] = {}
+    ood_rows: dict[str, list[dict[str, Any]]] = {}
+    skipped: list[dict[str, Any]] = []
+    names = data.classes
+    for ood in sets:
+        t0 = time.perf_counter()
+        s, preds, kept, skipped_here = score_ood_set(model, detector, ood, cfg, device, mean, std)
+        timing[f"{ood.name}_s"] = time.perf_counter() - t0
+        ids = [ood.image_ids[i] for i in kept]
+        _check_finite(ood.name, s, ids, loaded.path)
+        scores[ood.name] = s
+        skipped.extend(skipped_here)
+        per_set[ood.name] = {**ood_metrics(in_scores, s), "num_images": int(s.size),
+                             "num_skipped": len(skipped_here), "source": ood.source, "kind": ood.kind}
+        ood_rows[ood.name] = [{"index": int(i), "image_id": iid, "predicted": int(p), "predicted_name": names[p],
+                               "score": float(v)} for i, iid, p, v in zip(kept, ids, preds, s)]
+        logger.info("OOD %s vs %s: %s", data.name, ood.name,
+                    ", ".join(f"{k} {per_set[ood.name][k]:.2f}" for k in METRICS))
+
+    mean_m = mean_metrics(per_set)
+    top1_err = 100.0 * float(np.mean(in_preds != labels))
+    timing["total_s"] = time.perf_counter() - t_start
+    record = make_record(
+        "ood", checkpoint_info(loaded.path, loaded.sha256, loaded.arch, loaded.meta.get("method")),
+        data.name, "test", {**mean_m, "top1_err": top1_err},
+        detector=cfg.detector, detector_params=detector.all_params(), arch=loaded.arch,
+        model_form={"wsol": bool(getattr(model, "wsol", False)),
+                    "large_feature_map": bool(getattr(model, "large_feature_map", False))},
+        checkpoint_format=loaded.source_format, data_root=str(data.folder), num_in_images=int(in_scores.size),
+        ood_sets=[s.name for s in sets], per_set=per_set, mean=mean_m,
+        skipped_unreadable={"count": len(skipped), "images": skipped},
+        protocol={"positive": "in-distribution", "score": "higher = more in-distribution",
+                  "image_size": 32, "normalize_mean": list(mean), "normalize_std": list(std),
+                  "resize": "OOD images not 32x32: PIL bilinear to 32x32, no crop",
+                  "tnr_at_tpr95": "1 - FPR at the first roc_curve(drop_intermediate=False) point with TPR >= 0.95",
+                  "detection_acc": "max over roc_curve points of 0.5 * (TPR + 1 - FPR)",
+                  "aupr": "average_precision_score, in (score) / out (-score) as positives",
+                  "mean": "unweighted mean over the OOD sets"},
+        config={k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(cfg).items()},
+        timing=timing)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {"results": write_record(out_dir, record), "scores": out_dir / "scores.npz"}
+    atomic_write_bytes(files["scores"], _npz_bytes(scores))
+    in_rows = [{"index": i, "label": int(y), "class_name": names[y], "predicted": int(p), "predicted_name": names[p],
+                "correct": int(p == y), "score": float(v)}
+               for i, (y, p, v) in enumerate(zip(labels, in_preds, in_scores))]
+    files["per_image_in"] = out_dir / "per_image" / f"{IN_DISTRIBUTION_KEY}.csv"
+    atomic_write_text(files["per_image_in"], _csv(in_rows, IN_COLUMNS))
+    for name, rows in ood_rows.items():
+        files[f"per_image_{name}"] = out_dir / "per_image" / f"{name}.csv"
+        atomic_write_text(files[f"per_image_{name}"], _csv(rows, OOD_COLUMNS))
+    files["figure"] = write_ood_figure(out_dir / FIGURE_NAME, scores, per_set,
+                                       title=f"{Path(loaded.path).name} ({loaded.arch}), {cfg.detector} on "
+                                             f"{data.name}")
+    logger.info("OOD %s mean over %d sets: %s; %s top-1 err %.2f -> %s", cfg.detector, len(sets),
+                ", ".join(f"{k} {mean_m[k]:.2f}" for k in METRICS), data.name, top1_err, out_dir)
+    return OODResult(record=record, scores=scores, out_dir=out_dir, files=files)

@@ -1,0 +1,57 @@
+"""The curves of one decoded batch: predictions at every grid point, and the summaries the record holds.
+
+Every function takes the batch once, decoded, in [0, 1] pixels, and runs one forward per grid point on images
+built from it in memory (a clone and a slice write), so the data pipeline is paid once per batch whatever the
+grid. Predictions are (B, T) int64 class indices, T the grid's length; summaries are percentages.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .inbetween import cutmix_images, mixup_images
+from .occlusion import Mode, occlude
+
+
+def predict(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """(B,) top-1 classes of `model` (a PixelClassifier) on [0, 1] pixels, without autograd."""
+    with torch.inference_mode():
+        return model(pixels).argmax(dim=1)
+
+
+def occlusion_predictions(model: nn.Module, pixels: torch.Tensor, sides_px: Sequence[int], mode: Mode
+                          ) -> torch.Tensor:
+    """(B, T) predictions with the centred square of each side (pixels of the input) occluded by `mode`."""
+    cols = [predict(model, occlude(pixels, int(s), mode)) for s in sides_px]
+    return torch.stack(cols, dim=1) if cols else torch.zeros(len(pixels), 0, dtype=torch.int64)
+
+
+def mixup_predictions(model: nn.Module, a: torch.Tensor, b: torch.Tensor, ratios: Sequence[float]) -> torch.Tensor:
+    """(B, T) predictions on Mixup blends (1 - lam) a + lam b, one column per ratio."""
+    cols = [predict(model, mixup_images(a, b, float(r))) for r in ratios]
+    return torch.stack(cols, dim=1) if cols else torch.zeros(len(a), 0, dtype=torch.int64)
+
+
+def cutmix_predictions(model: nn.Module, a: torch.Tensor, b: torch.Tensor, sides_px: Sequence[int]
+                       ) -> torch.Tensor:
+    """(B, T) predictions on a with b's centred square of each side pasted in, one column per side."""
+    cols = [predict(model, cutmix_images(a, b, int(s))) for s in sides_px]
+    return torch.stack(cols, dim=1) if cols else torch.zeros(len(a), 0, dtype=torch.int64)
+
+
+def top1_accuracy(preds: np.ndarray, labels: np.ndarray) -> list[float]:
+    """Percent of rows whose prediction equals the label, per column of `preds` (N, T) (or (N,) -> one value)."""
+    preds = np.asarray(preds)
+    labels = np.asarray(labels)
+    if preds.ndim == 1:
+        preds = preds[:, None]
+    n = max(1, len(labels))
+    return (100.0 * (preds == labels[:, None]).sum(axis=0) / n).tolist()
+
+
+def top1_error(preds: np.ndarray, labels: np.ndarray) -> list[float]:
+    """100 - top1_accuracy, per column."""
+    return [100.0 - a for a in top1_accuracy(preds, labels)]

@@ -1,0 +1,74 @@
+"""Centre and boundary occlusion (CutMix paper, Figure 5a) on pixels in [0, 1].
+
+A square of side s is centred in the S x S image: rows and columns [start, start + s) with start = (S - s) // 2
+(when S - s is odd the extra pixel goes below / right of the square). 'center' zeroes the square (a hole),
+'boundary' zeroes everything outside it. Sides are given in the 224-pixel frame of the protocol and scaled to the
+network's input side (`scale_sides`), so a 96-pixel backbone is occluded at the same fractions of its input.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+
+from ..errors import ConfigError
+
+Mode = Literal["center", "boundary"]
+MODES: tuple[str, ...] = ("center", "boundary")
+REFERENCE_SIZE = 224  # the frame --hole-sizes / --cutmix-sides are given in
+DEFAULT_SIDES: tuple[int, ...] = tuple(range(0, REFERENCE_SIZE + 1, 16))  # 0, 16, ..., 224: 15 points
+
+
+def centered_span(size: int, side: int) -> tuple[int, int]:
+    """(start, stop) of a centred run of `side` pixels in `size`: start = (size - side) // 2."""
+    if not 0 <= side <= size:
+        raise ValueError(f"side {side} outside [0, {size}]")
+    start = (size - side) // 2
+    return start, start + side
+
+
+def check_sides(sides: Sequence[int], flag: str = "--hole-sizes") -> list[int]:
+    """Sides in the 224 frame as ints; ConfigError unless each is an integer in [0, 224] and none repeats."""
+    out = []
+    for s in sides:
+        if float(s) != int(s) or not 0 <= int(s) <= REFERENCE_SIZE:
+            raise ConfigError(f"{flag} {s}: give square sides in pixels of the 224 frame, integers in "
+                              f"[0, {REFERENCE_SIZE}] (they scale with --image-size), e.g. {flag} 0 32 64 112 224")
+        out.append(int(s))
+    if not out or len(set(out)) != len(out):
+        raise ConfigError(f"{flag} {' '.join(map(str, sides))}: give at least one side, each once")
+    return out
+
+
+def scale_sides(sides: Sequence[int], image_size: int, reference: int = REFERENCE_SIZE) -> list[int]:
+    """Sides of the 224 frame in pixels of an `image_size` input: round(s * image_size / 224), within [0, size]."""
+    return [min(image_size, max(0, int(round(s * image_size / reference)))) for s in sides]
+
+
+def occlusion_mask(size: int, side: int, mode: Mode) -> torch.Tensor:
+    """(size, size) float32 mask, 1 where pixels are kept: 'center' zeroes the centred square, 'boundary' the rest."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    a, b = centered_span(size, side)
+    inside = torch.zeros(size, size, dtype=torch.float32)
+    inside[a:b, a:b] = 1.0
+    return 1.0 - inside if mode == "center" else inside
+
+
+def occlude(pixels: torch.Tensor, side: int, mode: Mode) -> torch.Tensor:
+    """A copy of (B, C, S, S) `pixels` with the centred square of `side` (pixels of S) zeroed ('center') or
+    everything outside it zeroed ('boundary')."""
+    size = pixels.shape[-1]
+    if pixels.shape[-2] != size:
+        raise ValueError(f"square images expected, got {tuple(pixels.shape)}")
+    a, b = centered_span(size, side)
+    if mode == "center":
+        out = pixels.clone()
+        out[..., a:b, a:b] = 0
+        return out
+    if mode == "boundary":
+        out = torch.zeros_like(pixels)
+        out[..., a:b, a:b] = pixels[..., a:b, a:b]
+        return out
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

@@ -1,0 +1,48 @@
+"""What every evaluation tool sets up before it runs a model: the device, the seeds, the network input size.
+
+The WSOL evaluator, CAM figures, and the robustness / OOD tools share these, so that `--device`, `--seed` and
+`--image-size` mean the same thing (and fail with the same message) in every tool.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from .errors import ConfigError
+
+# the network input sides a tool accepts (--image-size): 224 is the usual protocol, the demo trains at 96
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 1024
+
+
+def resolve_device(device: str) -> torch.device:
+    """`--device` -> a torch.device: 'auto' is cuda when a GPU is visible, else cpu; ConfigError for a bad name
+    or for cuda on a machine without a visible GPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ConfigError(f"--device {device!r} is not a device ({e}); use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is visible here; use --device cpu")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's generators and make cuDNN deterministic: the same seed, the same numbers."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def check_input_size(size: int) -> None:
+    """`--image-size`: the network input side in pixels, MIN_INPUT_SIZE..MAX_INPUT_SIZE; ConfigError otherwise."""
+    if not MIN_INPUT_SIZE <= int(size) <= MAX_INPUT_SIZE:
+        raise ConfigError(f"--image-size {size}: use the network input side in pixels, {MIN_INPUT_SIZE}.."
+                          f"{MAX_INPUT_SIZE} (224 is the WSOL protocol; the size the backbone was trained at "
+                          f"otherwise)")

@@ -1,0 +1,525 @@
+"""OOD detection (cutmix_transfer.ood, tools/ood_eval.py) against independent computations: the metrics on
+hand-computed cases with ties and against a brute-force count, the detectors against per-image and analytic
+computations on tiny models, the noise sets' definition and determinism, the folder reader, the CIFAR layout
+checks, and the tool end to end on generated CIFAR-100 batches with a real-format checkpoint."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from cutmix_transfer.backbones import build_model
+from cutmix_transfer.datasets import demo
+from cutmix_transfer.datasets.demo import cifar as demo_cifar
+from cutmix_transfer.datasets.demo.scene import STREAMS, image_rng, render_scene
+from cutmix_transfer.errors import ConfigError, DatasetError
+from cutmix_transfer.io import sha256_file
+from cutmix_transfer.ood import data as ood_data
+from cutmix_transfer.ood import detectors, metrics
+from cutmix_transfer.ood.evaluate import load_classifier
+
+REPO = Path(__file__).resolve().parents[1]
+TOOL = REPO / "tools" / "ood_eval.py"
+MEAN = np.array([125.3, 123.0, 113.9], dtype=np.float32) / np.float32(255)
+STD = np.array([63.0, 62.1, 66.7], dtype=np.float32) / np.float32(255)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def brute_metrics(s_in, s_out) -> dict[str, float]:
+    """The five metrics by direct counting over every distinct threshold (no scikit-learn), in percent."""
+    s_in, s_out = np.asarray(s_in, float), np.asarray(s_out, float)
+    thresholds = [np.inf] + sorted(set(s_in) | set(s_out), reverse=True)
+    tpr = np.array([(s_in >= t).mean() for t in thresholds])
+    fpr = np.array([(s_out >= t).mean() for t in thresholds])
+    first = next(i for i in range(len(thresholds)) if tpr[i] >= 0.95)
+    auroc = np.mean([(a > b) + 0.5 * (a == b) for a in s_in for b in s_out])
+
+    def ap(pos, neg):
+        total, prev_r = 0.0, 0.0
+        for t in sorted(set(pos) | set(neg), reverse=True):
+            tp, fp = (pos >= t).sum(), (neg >= t).sum()
+            r = tp / len(pos)
+            total += (r - prev_r) * tp / (tp + fp)
+            prev_r = r
+        return total
+
+    return {"tnr_at_tpr95": 100 * (1 - fpr[first]), "auroc": 100 * auroc,
+            "detection_acc": 100 * np.max(0.5 * (tpr + 1 - fpr)),
+            "aupr_in": 100 * ap(s_in, s_out), "aupr_out": 100 * ap(-s_out, -s_in)}
+
+
+class TwoConv(nn.Module):
+    """A 2-layer conv net: conv 3->4, ReLU, conv 4->5, global average pool -> 5 logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 5, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c2(torch.relu(self.c1(x))).mean(dim=(2, 3))
+
+
+def write_cifar100(root: Path, train: np.ndarray, train_labels, test: np.ndarray, test_labels,
+                   num_classes: int = 100) -> Path:
+    """The python version of CIFAR-100 written by hand: root/cifar-100-python/{train,test,meta}, (N, 3072) uint8
+    rows of R, G, B planes, bytes keys as in the original pickles."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def batch(images, labels, name):
+        rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+        return {b"batch_label": name.encode(), b"data": np.ascontiguousarray(rows, dtype=np.uint8),
+                b"fine_labels": [int(y) for y in labels], b"coarse_labels": [int(y) // 5 for y in labels],
+                b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))]}
+
+    for name, imgs, labels in (("train", train, train_labels), ("test", test, test_labels)):
+        (folder / name).write_bytes(pickle.dumps(batch(imgs, labels, name), protocol=2))
+    meta = {b"fine_label_names": [f"class_{i:02d}".encode() for i in range(num_classes)],
+            b"coarse_label_names": [f"super_{i}".encode() for i in range(20)]}
+    (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
+
+
+def manual_normalise(images_hwc_uint8: np.ndarray) -> torch.Tensor:
+    """(N, 32, 32, 3) uint8 -> (N, 3, 32, 32) float32: / 255, minus CutMix-PyTorch's mean, over its std."""
+    x = images_hwc_uint8.astype(np.float32) / np.float32(255)
+    return torch.from_numpy(((x - MEAN) / STD).transpose(0, 3, 1, 2).copy())
+
+
+def msp_by_hand(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        z = model(x).double().numpy()
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).max(axis=1)
+
+
+def _tool_main():
+    spec = importlib.util.spec_from_file_location("ood_eval_tool", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+def _error_line(main, args: list[str], capsys) -> str:
+    assert main(args + ["--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def test_metrics_hand_computed_tie_between_in_and_out():
+    # thresholds 0.9, 0.8, 0.7, 0.5 (one in- and one out-score tied), 0.4, 0.1
+    m = metrics.ood_metrics([0.9, 0.8, 0.7, 0.5], [0.5, 0.4, 0.1])
+    assert m["tnr_at_tpr95"] == pytest.approx(100 * 2 / 3)  # TPR reaches 1 only at 0.5, where 1 of 3 OOD passes
+    assert m["auroc"] == pytest.approx(100 * 11.5 / 12)  # 11 pairs won, the tied pair counts one half
+    assert m["detection_acc"] == pytest.approx(100 * 0.5 * (0.75 + 1.0))  # at 0.7: TPR 3/4, TNR 1
+    assert m["aupr_in"] == pytest.approx(100 * (0.25 + 0.25 + 0.25 + 0.25 * 4 / 5))
+    assert m["aupr_out"] == pytest.approx(100 * (1 / 3 + 1 / 3 + 1 / 3 * 3 / 4))
+
+
+def test_metrics_all_tied_and_perfect():
+    m = metrics.ood_metrics([1.0, 1.0], [1.0, 1.0, 1.0])
+    assert m == pytest.approx({"tnr_at_tpr95": 0.0, "auroc": 50.0, "detection_acc": 50.0, "aupr_in": 40.0,
+                               "aupr_out": 60.0})
+    m = metrics.ood_metrics([3, 2, 2], [1, 0, 1])
+    assert m == pytest.approx({k: 100.0 for k in metrics.METRICS})
+
+
+def test_tnr_uses_the_first_point_reaching_exactly_95():
+    s_in = np.arange(2, 22, dtype=float)  # 20 scores: at threshold 3, TPR is 19/20 = 0.95 exactly
+    s_out = np.array([2.5, 1.5, 0.5, 0.2])
+    m = metrics.ood_metrics(s_in, s_out)
+    assert m["tnr_at_tpr95"] == 100.0  # a strict '>' would move to threshold 2 (TPR 1, TNR 3/4)
+    s_in_tied = np.concatenate([[3.0] * 2, np.arange(4, 22, dtype=float)])  # ties jump TPR from 18/20 to 20/20
+    m = metrics.ood_metrics(s_in_tied, np.array([3.0, 3.5, 1.0, 0.0]))
+    assert m["tnr_at_tpr95"] == pytest.approx(50.0)  # the tied threshold 3 passes 2 of 4 OOD scores
+
+
+def test_metrics_against_brute_force_on_tie_heavy_scores():
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        s_in = rng.integers(0, 8, size=int(rng.integers(5, 40))).astype(float) + 2
+        s_out = rng.integers(0, 8, size=int(rng.integers(5, 40))).astype(float)
+        got, want = metrics.ood_metrics(s_in, s_out), brute_metrics(s_in, s_out)
+        assert got == pytest.approx(want, abs=1e-9)
+
+
+def test_mean_metrics_and_bad_input():
+    per = {"a": {k: 10.0 for k in metrics.METRICS}, "b": {k: 30.0 for k in metrics.METRICS}}
+    assert metrics.mean_metrics(per) == {k: 20.0 for k in metrics.METRICS}
+    with pytest.raises(ValueError, match="both sides"):
+        metrics.ood_metrics([], [1.0])
+    with pytest.raises(ValueError, match="finite"):
+        metrics.ood_metrics([np.nan, 1.0], [1.0])
+
+
+# ------------------------------------------------------------------------------------------------ detectors
+def _images(n: int = 6, seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).normal(size=(n, 3, 32, 32)).astype(np.float32))
+
+
+def test_msp_and_energy_against_numpy():
+    torch.manual_seed(0)
+    model = TwoConv().eval()
+    x = _images()
+    with torch.no_grad():
+        z = model(x).double().numpy()
+    s, logits = detectors.build_detector("msp")(model, x)
+    assert np.allclose(s.numpy(), msp_by_hand(model, x), rtol=0, atol=1e-15)
+    assert np.array_equal(logits.numpy(), model(x).detach().numpy())
+    for t in (1.0, 2.5):
+        e, _ = detectors.build_detector("energy", temperature=t)(model, x)
+        zt = z / t
+        want = t * (zt.max(axis=1) + np.log(np.exp(zt - zt.max(axis=1, keepdims=True)).sum(axis=1)))
+        assert np.allclose(e.numpy(), want, rtol=1e-13)
+
+
+def _odin_one_image(model: nn.Module, x1: torch.Tensor, temperature: float, epsilon: float) -> float:
+    """ODIN on one image, step by step as its reference code: CE on logits / T, sign by torch.ge, / std."""
+    inputs = x1.clone().requires_grad_(True)
+    outputs = model(inputs)
+    label = outputs.detach().argmax(dim=1)
+    loss = nn.CrossEntropyLoss()(outputs / temperature, label)
+    loss.backward()
+    gradient = (torch.ge(inputs.grad, 0).float() - 0.5) * 2
+    for c in range(3):
+        gradient[0][c] = gradient[0][c] / float(STD[c])
+    temp = torch.add(inputs.detach(), gradient, alpha=-epsilon)
+    with torch.no_grad():
+        z = model(temp).double() / temperature  # the project scores in float64 (ODIN's code divides in float32)
+    return float(torch.softmax(z, dim=1).max())
+
+
+def test_odin_against_one_image_reference_on_a_conv_net():
+    torch.manual_seed(1)
+    model = TwoConv().eval()
+    x = _images(5, seed=1)
+    for t, eps in ((1000.0, 0.0014), (10.0, 0.01), (1.0, 0.03)):
+        odin = detectors.build_detector("odin", temperature=t, epsilon=eps)
+        want = np.array([_odin_one_image(model, x[i:i + 1], t, eps) for i in range(len(x))])
+        one = np.array([float(odin(model, x[i:i + 1])[0][0]) for i in range(len(x))])
+        assert np.allclose(one, want, rtol=0, atol=1e-8), (t, eps)  # float32 rounding: eps * sign / std order
+        # batched: each image's score is its own (eval mode); float32 convolutions differ only in the last bits
+        assert np.allclose(odin(model, x)[0].numpy(), want, rtol=0, atol=1e-8), (t, eps)
+        s0, _ = detectors.build_detector("odin", temperature=t, epsilon=0.0)(model, x)
+        assert np.abs(want - s0.numpy()).min() > 1e-8  # the perturbation did move every score (T = 1000: ~1e-7)
+    s_odin, _ = detectors.build_detector("odin", temperature=1.0, epsilon=0.0)(model, x)
+    s_msp, _ = detectors.build_detector("msp")(model, x)
+    assert np.allclose(s_odin.numpy(), s_msp.numpy(), atol=1e-15)  # T = 1, no perturbation: ODIN is MSP
+
+
+def test_odin_against_the_analytic_gradient_of_a_linear_model():
+    torch.manual_seed(2)
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 4)).eval()
+    x = _images(4, seed=2)
+    t, eps = 7.0, 0.05
+    w = lin[1].weight.detach().double().numpy()
+    b = lin[1].bias.detach().double().numpy()
+    xf = x.double().numpy().reshape(4, -1)
+    z = xf @ w.T + b
+    p = np.exp(z / t - (z / t).max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    onehot = np.eye(4)[z.argmax(axis=1)]
+    grad = (p - onehot) @ w / t  # d CE(z / T, yhat) / dx
+    std = np.repeat(STD.astype(np.float64), 32 * 32)
+    x2 = xf - eps * np.where(grad >= 0, 1.0, -1.0) / std
+    z2 = (x2 @ w.T + b) / t
+    want = np.exp(z2 - z2.max(axis=1, keepdims=True))
+    want = (want / want.sum(axis=1, keepdims=True)).max(axis=1)
+    s, _ = detectors.build_detector("odin", temperature=t, epsilon=eps)(lin, x)
+    assert np.allclose(s.numpy(), want, rtol=1e-5)
+
+
+def test_detector_options_are_checked_and_a_new_detector_is_a_function():
+    with pytest.raises(ConfigError, match="--epsilon"):
+        detectors.build_detector("msp", epsilon=0.1)
+    with pytest.raises(ConfigError, match="choose one of"):
+        detectors.build_detector("nope")
+    with pytest.raises(ConfigError, match="temperature"):
+        detectors.build_detector("odin", temperature=0.0)
+    assert detectors.build_detector("odin").all_params()["temperature"] == 1000.0
+
+    @detectors.register_detector("max_logit")
+    def max_logit(model, images):
+        with torch.no_grad():
+            logits = model(images).float().cpu()
+        return logits.double().max(dim=1).values, logits
+
+    try:
+        model = TwoConv().eval()
+        s, _ = detectors.build_detector("max_logit")(model, _images(3))
+        assert np.allclose(s.numpy(), model(_images(3)).detach().double().max(dim=1).values.numpy())
+    finally:
+        del detectors.DETECTORS["max_logit"]
+
+
+# ------------------------------------------------------------------------------------------------ data
+def test_noise_sets_follow_odin_and_are_deterministic():
+    u = np.stack([ood_data.noise_image("uniform", 0, i) for i in range(200)])
+    g = np.stack([ood_data.noise_image("gaussian", 0, i) for i in range(200)])
+    assert u.shape == (200, 3, 32, 32) and u.dtype == np.float32 and u.min() >= 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.std() - np.sqrt(1 / 12)) < 0.01
+    # N(0.5, 1) clipped to [0, 1]: P(x <= 0) = P(x >= 1) = Phi(-0.5) = 0.3085
+    assert g.min() == 0.0 and g.max() == 1.0
+    assert abs((g == 0).mean() - 0.3085) < 0.01 and abs((g == 1).mean() - 0.3085) < 0.01
+    assert np.array_equal(ood_data.noise_image("uniform", 0, 7), u[7])  # image i depends on (seed, set, i) only
+    assert not np.array_equal(ood_data.noise_image("uniform", 1, 7), u[7])
+    assert not np.allclose(ood_data.noise_image("gaussian", 0, 0), ood_data.noise_image("uniform", 0, 0))
+    s10, s3 = ood_data.noise_set("gaussian", 10, seed=4), ood_data.noise_set("gaussian", 3, seed=4)
+    a = ood_data.OODImages(s10)
+    b = ood_data.OODImages(s3)
+    assert all(torch.equal(a[i]["image"], b[i]["image"]) for i in range(3))
+    want = (ood_data.noise_image("gaussian", 4, 2) - MEAN[:, None, None]) / STD[:, None, None]
+    assert np.allclose(a[2]["image"].numpy(), want, atol=1e-6)
+    assert s10.image_ids[0] == "gaussian/0" and len(s10) == 10
+
+
+def test_folder_reader_recursive_sorted_resized(tmp_path):
+    root = tmp_path / "LSUN_resize"
+    (root / "test" / "b").mkdir(parents=True)
+    (root / "test" / "a").mkdir()
+    rng = np.random.default_rng(0)
+    img32 = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    big = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    Image.fromarray(img32).save(root / "test" / "b" / "2.png")
+    Image.fromarray(big).save(root / "test" / "a" / "9.png")
+    Image.fromarray(img32[:, :, 0]).save(root / "test" / "gray.png")  # one channel -> RGB
+    (root / "test" / "notes.txt").write_text("not an image")
+    Image.fromarray(img32).save(root / "test" / ".hidden.png")
+    s = ood_data.folder_set(root)
+    assert s.name == "LSUN_resize" and s.image_ids == ["test/a/9.png", "test/b/2.png", "test/gray.png"]
+    items = ood_data.OODImages(s)
+    x_big = np.asarray(Image.fromarray(big).resize((32, 32), Image.BILINEAR), np.float32) / np.float32(255)
+    for i, arr in enumerate((x_big, img32.astype(np.float32) / np.float32(255),
+                             np.repeat(img32[:, :, :1], 3, axis=2).astype(np.float32) / np.float32(255))):
+        want = ((arr - MEAN) / STD).transpose(2, 0, 1)
+        assert np.allclose(items[i]["image"].numpy(), want, atol=1e-6) and items[i]["error"] == ""
+
+
+def test_folder_and_set_errors(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"empty holds no images"):
+        ood_data.folder_set(tmp_path / "empty")
+    with pytest.raises(DatasetError, match="OOD folder not found"):
+        ood_data.resolve_ood_sets([str(tmp_path / "missing")])
+    for d in ("x/LSUN", "y/LSUN"):
+        (tmp_path / d).mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(tmp_path / d / "0.png")
+    with pytest.raises(ConfigError, match="two sets are named 'LSUN'"):
+        ood_data.resolve_ood_sets([str(tmp_path / "x/LSUN"), str(tmp_path / "y/LSUN")])
+    sets = ood_data.resolve_ood_sets([str(tmp_path / "x/LSUN"), "Uniform", "gaussian"], seed=3, noise_count=5)
+    assert [(s.name, s.kind, len(s)) for s in sets] == [("LSUN", "folder", 1), ("uniform", "uniform", 5),
+                                                         ("gaussian", "gaussian", 5)]
+    (tmp_path / "x/LSUN/1.jpg").write_bytes(b"not a jpeg")
+    item = ood_data.OODImages(ood_data.folder_set(tmp_path / "x/LSUN"))[1]
+    assert "unreadable image" in item["error"] and "1.jpg" in item["error"]
+
+
+def test_cifar_layout_errors_name_the_python_version(tmp_path):
+    with pytest.raises(DatasetError, match=r"(?s)not found.*python version of CIFAR-100.*cifar-100-python"):
+        ood_data.resolve_cifar_folder(tmp_path / "nowhere")
+    (tmp_path / "cifar-100-python").mkdir()
+    (tmp_path / "cifar-100-python" / "meta").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"(?s)missing test.*python version of CIFAR-100.*\{test,meta\}"):
+        ood_data.resolve_cifar_folder(tmp_path)
+    (tmp_path / "cifar-100-binary").mkdir()
+    with pytest.raises(DatasetError, match="cifar-100-binary: the binary version"):
+        ood_data.resolve_cifar_folder(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict:
+    """Generated CIFAR-100 batches (20 test images), two OOD folders, checkpoints in real formats."""
+    d = tmp_path_factory.mktemp("ood")
+    rng = np.random.default_rng(0)
+    test = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    test_labels = rng.integers(0, 100, 20)
+    write_cifar100(d / "cifar", rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), [0, 1, 2, 3], test,
+                   test_labels)
+    ood_images = {}
+    for name, size in (("LSUN", (32, 32)), ("Imagenet_resize", (48, 40))):
+        (d / "ood" / name / "test").mkdir(parents=True)
+        arrs = []
+        for i in range(7):
+            a = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            a[..., i % 3] //= 4  # some colour structure, so scores differ from the in-distribution ones
+            Image.fromarray(a).save(d / "ood" / name / "test" / f"{i:03d}.png")
+            arrs.append(a)
+        ood_images[name] = arrs
+    torch.manual_seed(0)
+    model = build_model("resnet18", 100)
+    ckpt = d / "cutmix_r18_cifar.pth.tar"  # CutMix-PyTorch's release format
+    torch.save({"epoch": 1, "arch": "resnet18", "best_err1": 99.0,
+                "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    torch.manual_seed(1)
+    torch.save(build_model("resnet18", 10).state_dict(), d / "ten_classes.pth")
+    return {"root": d, "cifar": d / "cifar", "test": test, "labels": test_labels, "ood": d / "ood",
+            "ood_images": ood_images, "model": model.eval(), "ckpt": ckpt, "ten": d / "ten_classes.pth"}
+
+
+def test_tool_end_to_end(tiny, tmp_path):
+    out = tmp_path / "run"
+    args = ["--backbone", str(tiny["ckpt"]), "--in-dataset", "cifar100", "--data-root", str(tiny["cifar"]),
+            "--ood", str(tiny["ood"] / "LSUN"), str(tiny["ood"] / "Imagenet_resize"), "uniform", "gaussian",
+            "--noise-count", "9", "--batch-size", "8", "--device", "cpu", "--seed", "5", "--out", str(out),
+            "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(TOOL), *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mean" in proc.stdout and "tnr_at_tpr95" in proc.stdout
+    rec = json.loads((out / "results.json").read_text())
+    assert rec["kind"] == "ood" and rec["checkpoint"]["sha256"] == sha256_file(tiny["ckpt"])
+    assert rec["checkpoint"]["method"] == "cutmix" and rec["arch"] == "resnet18" and rec["detector"] == "msp"
+    assert rec["ood_sets"] == ["LSUN", "Imagenet_resize", "uniform", "gaussian"]
+
+    scores = np.load(out / "scores.npz")
+    assert list(scores.keys()) == ["in_distribution", *rec["ood_sets"]]
+    model = tiny["model"]
+    # in-distribution: MSP of the model on the test batch normalised by hand, in the batch file's order
+    want = msp_by_hand(model, manual_normalise(tiny["test"]))
+    assert np.allclose(scores["in_distribution"], want, rtol=1e-6)  # float32 rounding across threads
+    for name in ("LSUN", "Imagenet_resize"):
+        arrs = [np.asarray(Image.fromarray(a).resize((32, 32), Image.BILINEAR)) if a.shape[:2] != (32, 32) else a
+                for a in tiny["ood_images"][name]]
+        assert np.allclose(scores[name], msp_by_hand(model, manual_normalise(np.stack(arrs))), rtol=1e-6)
+    for kind in ("uniform", "gaussian"):
+        noise = np.stack([ood_data.noise_image(kind, 5, i) for i in range(9)])
+        x = torch.from_numpy((noise - MEAN[:, None, None]) / STD[:, None, None])
+        assert np.allclose(scores[kind], msp_by_hand(model, x), rtol=1e-6)
+
+    # every metric recomputed from scores.npz without scikit-learn, and the mean of the sets
+    for name in rec["ood_sets"]:
+        want = brute_metrics(scores["in_distribution"], scores[name])
+        assert {k: rec["per_set"][name][k] for k in metrics.METRICS} == pytest.approx(want, abs=1e-9)
+        assert rec["per_set"][name]["num_images"] == scores[name].size
+    for k in metrics.METRICS:
+        assert rec["metrics"][k] == pytest.approx(np.mean([rec["per_set"][n][k] for n in rec["ood_sets"]]))
+        assert rec["mean"][k] == rec["metrics"][k]
+    preds = model(manual_normalise(tiny["test"])).argmax(dim=1).numpy()
+    assert rec["metrics"]["top1_err"] == pytest.approx(100 * np.mean(preds != tiny["labels"]))
+
+    with open(out / "per_image" / "in_distribution.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["label"]) for r in rows] == list(tiny["labels"])
+    assert np.array_equal([float(r["score"]) for r in rows], scores["in_distribution"])
+    assert [int(r["predicted"]) for r in rows] == list(preds)
+    with open(out / "per_image" / "Imagenet_resize.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["image_id"] for r in rows] == [f"test/{i:03d}.png" for i in range(7)]
+    assert np.array_equal([float(r["score"]) for r in rows], scores["Imagenet_resize"])
+    assert (out / "ood.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # same seed, same numbers: two in-process runs agree bit for bit (the subprocess ran on one thread, so it
+    # agrees to float32 rounding only)
+    main = _tool_main()
+    for run in ("again", "again2"):
+        assert main(args[:-3] + ["--out", str(tmp_path / run), "--no-progress"]) == 0
+    again, again2 = np.load(tmp_path / "again" / "scores.npz"), np.load(tmp_path / "again2" / "scores.npz")
+    assert all(np.array_equal(again[k], again2[k]) for k in scores.keys())
+    assert all(np.allclose(again[k], scores[k], rtol=1e-6) for k in scores.keys())
+    assert main(args[:-3] + ["--out", str(tmp_path / "energy"), "--detector", "energy", "--no-progress"]) == 0
+    energy = np.load(tmp_path / "energy" / "scores.npz")
+    with torch.no_grad():
+        z = model(manual_normalise(tiny["test"])).double()
+    assert np.allclose(energy["in_distribution"], torch.logsumexp(z, dim=1).numpy(), rtol=1e-6)
+
+
+def test_checkpoint_is_built_in_the_form_it_was_trained_in(tiny, tmp_path):
+    torch.manual_seed(3)
+    net = build_model("resnet18", 100, wsol=True).eval()  # stride-1 layer4: 2x2 maps at 32 px instead of 1x1
+    path = tmp_path / "wsol_r18.pth"
+    torch.save({"meta": {"cutmix_transfer": {"arch": "resnet18", "wsol": True, "num_classes": 100}},
+                "state_dict": net.state_dict()}, path)
+    model, loaded = load_classifier(path, ood_data.load_in_distribution("cifar100", tiny["cifar"]))
+    standard = build_model("resnet18", 100, wsol=False).eval()
+    standard.load_state_dict(net.state_dict())
+    x = manual_normalise(tiny["test"][:4])
+    with torch.no_grad():
+        assert model.wsol and loaded.source_format == "cutmix_transfer"
+        assert torch.allclose(model(x), net(x)) and not torch.allclose(model(x), standard(x), atol=1e-3)
+
+
+def test_tool_errors(tiny, tmp_path, capsys):
+    main = _tool_main()
+    base = ["--backbone", str(tiny["ckpt"]), "--data-root", str(tiny["cifar"]), "--out", str(tmp_path / "o"),
+            "--device", "cpu"]
+    lsun = str(tiny["ood"] / "LSUN")
+    line = _error_line(main, ["--backbone", str(tiny["ten"]), "--data-root", str(tiny["cifar"]), "--ood", lsun],
+                       capsys)
+    assert "class-count mismatch" in line and "10-class" in line and "100 classes" in line
+    line = _error_line(main, base[:2] + ["--data-root", str(tmp_path), "--ood", lsun], capsys)
+    assert "python version of CIFAR-100" in line and "cifar-100-python" in line and str(tmp_path) in line
+    (tmp_path / "empty_set").mkdir()
+    line = _error_line(main, base + ["--ood", str(tmp_path / "empty_set")], capsys)
+    assert "empty_set holds no images" in line
+    bad = tmp_path / "broken"
+    (bad / "test").mkdir(parents=True)
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(bad / "test" / "0.png")
+    (bad / "test" / "1.png").write_bytes(b"not a png")
+    line = _error_line(main, base + ["--ood", str(bad)], capsys)
+    assert str(bad / "test" / "1.png") in line and "--skip-unreadable" in line
+    assert not (tmp_path / "o" / "results.json").exists()
+    line = _error_line(main, base + ["--ood", lsun, "--detector", "msp", "--temperature", "2"], capsys)
+    assert "--temperature does not apply" in line
+    assert main(base + ["--ood", str(bad), "uniform", "--noise-count", "3", "--skip-unreadable",
+                        "--no-progress"]) == 0
+    rec = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert rec["skipped_unreadable"]["count"] == 1
+    assert rec["skipped_unreadable"]["images"][0]["image_id"] == "test/1.png"
+    assert rec["per_set"]["broken"]["num_images"] == 1 and rec["per_set"]["broken"]["num_skipped"] == 1
+    assert np.load(tmp_path / "o" / "scores.npz")["broken"].shape == (1,)
+
+
+# ------------------------------------------------------------------------------------------------ demo writers
+def test_demo_cifar100_and_ood_layouts(tmp_path):
+    kwargs = dict(seed=2, num_classes=4, cifar_train_per_class=3, cifar_test_per_class=2, ood_images_per_set=3,
+                  layouts=("cifar100", "ood"), progress=False)
+    d = demo.make_demo_data(tmp_path / "a", **kwargs)
+    assert d.counts == {"cifar100": {"train": 12, "test": 8},
+                        "ood": {"Backgrounds": 3, "Backgrounds_resize": 3, "Crops_48": 3}}
+    assert "cifar100" not in demo.DEFAULT_LAYOUTS and "ood" not in demo.DEFAULT_LAYOUTS
+    folder = tmp_path / "a" / "cifar-100-python"
+    assert sorted(p.name for p in folder.iterdir()) == ["meta", "test", "train"]
+    # the raw pickles: bytes keys, (N, 3072) uint8 rows of R, G, B planes, labels 0..num_classes-1
+    with open(folder / "test", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")
+    assert set(raw) == {b"batch_label", b"filenames", b"fine_labels", b"coarse_labels", b"data"}
+    assert raw[b"data"].dtype == np.uint8 and raw[b"data"].shape == (8, 3072)
+    assert sorted(raw[b"fine_labels"]) == [0, 0, 1, 1, 2, 2, 3, 3] and raw[b"coarse_labels"] == [0] * 8
+    spec = demo.DemoSpec(seed=2, num_classes=4, cifar_test_per_class=2)
+    data, labels, _ = demo_cifar.render_batch(spec, "test", 2)
+    assert np.array_equal(raw[b"data"], data) and raw[b"fine_labels"] == labels
+    first = render_scene(image_rng(2, STREAMS["cifar_test"], 1), 32, 32, [labels[0]], 4,
+                         size_range=demo_cifar.OBJECT_SIZE).image
+    assert np.array_equal(raw[b"data"][0].reshape(3, 32, 32).transpose(1, 2, 0), first)
+    # read by the project's CIFAR reader, through the OOD evaluation's in-distribution loader
+    ind = ood_data.load_in_distribution("cifar100", tmp_path / "a")
+    assert ind.classes == demo.demo_class_names(4) and ind.labels == labels and len(ind.dataset) == 8
+    x = ind.dataset[0]["inputs"].numpy()
+    assert np.allclose(x, ((first.astype(np.float32) / 255 - MEAN) / STD).transpose(2, 0, 1), atol=1e-6)
+    # OOD folders in ODIN's layout: 32x32 crops and resized sets, 48x48 crops (resized by the reader)
+    for name, size in (("Backgrounds", (32, 32)), ("Backgrounds_resize", (32, 32)), ("Crops_48", (48, 48))):
+        s = ood_data.folder_set(tmp_path / "a" / "ood" / name)
+        assert s.name == name and s.image_ids == [f"test/{i:05d}.jpg" for i in (1, 2, 3)]
+        with Image.open(s.root / s.image_ids[0]) as im:
+            assert im.size == size
+    # same settings, same bytes
+    demo.make_demo_data(tmp_path / "b", **kwargs)
+    for p in sorted((tmp_path / "a").rglob("*")):
+        if p.is_file() and p.name != "demo_manifest.json":
+            assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes(), p
