@@ -171,6 +171,10 @@ class BatchAugment:
             self._rng = np.random.default_rng(seed)
         return self._rng
 
+    def reseed(self, seed: int) -> None:
+        """Restart the random stream from `seed` (the trainers derive one per iteration: a resume replays it)."""
+        self._rng = np.random.default_rng(seed)
+
     def __repr__(self) -> str:
         return (f"BatchAugment(mode={self.mode!r}, beta={self.beta}, prob={self.prob}, "
                 f"cutout_size={self.cutout_size})")

@@ -1,4 +1,4 @@
-"""ResNet / VGG16 classifiers whose last block is GAP + fc (CAMNet), their WSOL forms, and weight loading.
+"""ResNet / VGG16 / CIFAR PyramidNet classifiers whose last block is GAP + fc (CAMNet), WSOL forms, weight loading.
 
 WSOL forms follow clovaai/wsolevaluation: ResNet with layer4 stride 1 (and layer3 stride 1 with
 large_feature_map); VGG16-GAP with pool5 removed (and pool4 with large_feature_map), conv6 3x3 512->1024 + ReLU,
@@ -14,9 +14,11 @@ from typing import Literal
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torchvision
 
-from .checkpoints import ARCHS, RESNET_ARCHS, VGG_ARCHS, LoadedBackbone, load_backbone_state
+from .archs import CIFAR_RESNET_ARCHS, PyramidSpec, check_arch, parse_pyramidnet, pyramidnet_plan
+from .checkpoints import RESNET_ARCHS, VGG_ARCHS, LoadedBackbone, load_backbone_state
 from .errors import CheckpointError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -65,10 +67,17 @@ class ResNetCAM(CAMNet):
     """torchvision ResNet with the same module names (so the same state-dict keys), optionally in WSOL form."""
 
     def __init__(self, arch: str, num_classes: int, wsol: bool = False, large_feature_map: bool = False) -> None:
+        """arch '<resnet>_cifar': the small-input stem (conv1 3x3 stride 1, no max-pool) for 32 px images."""
         super().__init__()
-        net = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
+        cifar = arch in CIFAR_RESNET_ARCHS
+        net = getattr(torchvision.models, arch[: -len("_cifar")] if cifar else arch)(weights=None,
+                                                                                    num_classes=num_classes)
         for name, child in net.named_children():  # conv1, bn1, relu, maxpool, layer1-4, avgpool, fc
             setattr(self, name, child)
+        if cifar:
+            self.conv1 = nn.Conv2d(3, self.conv1.out_channels, 3, stride=1, padding=1, bias=False)
+            nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+            self.maxpool = nn.Identity()
         self.arch, self.wsol, self.large_feature_map = arch, wsol, large_feature_map
         if wsol:
             _set_stage_stride1(self.layer4)
@@ -143,20 +152,118 @@ class VGG16GAP(CAMNet):
         return self.relu6
 
 
+class PyramidBasicBlock(nn.Module):
+    """PyramidNet basic block: BN, conv3x3, BN, ReLU, conv3x3, BN, plus the zero-padded (average-pooled) shortcut."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _pyramid_downsample(stride)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn3(self.conv2(self.relu(self.bn2(self.conv1(self.bn1(x))))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _add_padded_shortcut(self.residual(x), x if self.downsample is None else self.downsample(x))
+
+
+class PyramidBottleneck(nn.Module):
+    """PyramidNet bottleneck: BN, conv1x1, BN, ReLU, conv3x3, BN, ReLU, conv1x1 (x4), BN, zero-padded shortcut."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn4 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _pyramid_downsample(stride)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn2(self.conv1(self.bn1(x))))
+        out = self.relu(self.bn3(self.conv2(out)))
+        return self.bn4(self.conv3(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _add_padded_shortcut(self.residual(x), x if self.downsample is None else self.downsample(x))
+
+
+def _pyramid_downsample(stride: int) -> nn.Module | None:
+    """The shortcut of a strided block: 2x2 average pooling (ceil mode), no parameters; identity otherwise."""
+    return nn.AvgPool2d(2, stride=2, ceil_mode=True) if stride != 1 else None
+
+
+def _add_padded_shortcut(out: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    """out + shortcut, the shortcut zero-padded with the channels it lacks (PyramidNet's parameter-free shortcut)."""
+    extra = out.shape[1] - shortcut.shape[1]
+    return out + (F.pad(shortcut, (0, 0, 0, 0, 0, extra)) if extra else shortcut)
+
+
+class PyramidNetCAM(CAMNet):
+    """The CIFAR PyramidNet of clovaai/CutMix-PyTorch (`pyramidnet.py`) with its module names, as a CAMNet.
+
+    conv1 3x3 16 -> bn1 (no ReLU) -> layer1-3 (stride 1, 2, 2) -> bn_final -> relu_final = `features` (8x8 at
+    32 px) -> GAP -> fc. The reference pools with AvgPool2d(8), the same as GAP at 32 px; GAP also takes other sizes.
+    """
+
+    def __init__(self, spec: PyramidSpec, num_classes: int) -> None:
+        super().__init__()
+        block = PyramidBottleneck if spec.bottleneck else PyramidBasicBlock
+        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        plan = pyramidnet_plan(spec)
+        self.layer1, self.layer2, self.layer3 = (nn.Sequential(*(block(i, p, s) for i, p, s in stage))
+                                                 for stage in plan)
+        out_c = plan[-1][-1][1] * spec.expansion
+        self.bn_final = nn.BatchNorm2d(out_c)
+        self.relu_final = nn.ReLU(inplace=False)  # not in place: CAM / Grad-CAM hooks read its output
+        self.fc = nn.Linear(out_c, num_classes)
+        for m in self.modules():  # the reference's initialisation (fc keeps PyTorch's default)
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0, (2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)) ** 0.5)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        self.arch, self.wsol, self.large_feature_map = spec.name, False, False
+        self.spec = spec
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer3(self.layer2(self.layer1(self.bn1(self.conv1(x)))))
+        return self.relu_final(self.bn_final(x))
+
+    def cam_target_layer(self) -> nn.Module:
+        return self.relu_final
+
+
 def build_model(arch: str, num_classes: int, wsol: bool = False, large_feature_map: bool = False) -> CAMNet:
     """A freshly initialised CAMNet (weights=None: nothing is downloaded).
 
     ResNet: torchvision's net; wsol=True sets layer4 stride 1 (and layer3 with large_feature_map), giving 14x14
     (28x28) maps at 224 input instead of 7x7. VGG16(-BN) is always built in its GAP form (VGG16-GAP), the only
-    VGG with a CAM; `wsol` does not change it, large_feature_map also removes pool4.
+    VGG with a CAM; `wsol` does not change it, large_feature_map also removes pool4. A CIFAR PyramidNet
+    ('pyramidnet200_a240_bottleneck', ...) has no WSOL form: `wsol` does not change it (its CAM is 8x8 at 32 px).
     """
-    if arch not in ARCHS:
-        raise ConfigError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
+    check_arch(arch)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
-    if large_feature_map and not wsol and arch in RESNET_ARCHS:
+    if large_feature_map and not wsol and arch in RESNET_ARCHS + CIFAR_RESNET_ARCHS:
         raise ConfigError("large_feature_map=True needs wsol=True (it sets layer3 stride 1 on top of layer4)")
-    if arch in RESNET_ARCHS:
+    spec = parse_pyramidnet(arch)
+    if spec is not None:
+        if large_feature_map:
+            raise ConfigError(f"large_feature_map applies to ResNet / VGG16 WSOL forms, not to {arch}")
+        return PyramidNetCAM(spec, num_classes)
+    if arch in RESNET_ARCHS + CIFAR_RESNET_ARCHS:
         return ResNetCAM(arch, num_classes, wsol=wsol, large_feature_map=large_feature_map)
     return VGG16GAP(arch, num_classes, large_feature_map=large_feature_map)
 

@@ -26,14 +26,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+# arch names and detection live in archs.py; re-exported here, where the rest of the project imports them from
+from .archs import (ARCHS, CIFAR_RESNET_ARCHS, PYRAMIDNET_PRESETS, RESNET_ARCHS, VGG_ARCHS,  # noqa: F401
+                    check_arch, describe_arch, infer_arch, reference_shapes, vgg_indices)
 from .errors import CheckpointError, ConfigError, UnsafeCheckpointError
 from .io import atomic_torch_save, sha256_file
 
 logger = logging.getLogger(__name__)
 
-RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-VGG_ARCHS = ("vgg16", "vgg16_bn")
-ARCHS = RESNET_ARCHS + VGG_ARCHS
 SOURCE_FORMATS = ("cutmix-pytorch", "torchvision", "timm", "mmengine", "wsolevaluation", "cutmix_transfer")
 TRUST_FLAG = "--trust-checkpoint"
 
@@ -43,14 +43,6 @@ PROJECT_META_KEY = "cutmix_transfer"
 # meta[BACKBONE_META_KEY]: which backbone checkpoint a detector started from (path, sha256, arch, method, format)
 BACKBONE_META_KEY = "backbone_checkpoint"
 
-# (block type, blocks per stage) -> torchvision arch
-_RESNET_LAYOUTS = {
-    ("BasicBlock", (2, 2, 2, 2)): "resnet18",
-    ("BasicBlock", (3, 4, 6, 3)): "resnet34",
-    ("Bottleneck", (3, 4, 6, 3)): "resnet50",
-    ("Bottleneck", (3, 4, 23, 3)): "resnet101",
-    ("Bottleneck", (3, 8, 36, 3)): "resnet152",
-}
 _N_SHOW = 5  # how many key names an error message lists
 
 
@@ -359,73 +351,11 @@ def _normalize_keys(raw: dict, fmt: str, meta: dict) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _block_counts(sd: dict) -> tuple[int, ...]:
-    counts = []
-    for stage in range(1, 5):
-        idx = [int(m.group(1)) for k in sd if (m := re.match(rf"layer{stage}\.(\d+)\.", k))]
-        counts.append(max(idx) + 1 if idx else 0)
-    return tuple(counts)
-
-
-def _vgg_indices(sd: dict) -> tuple[list[int], list[int]]:
-    """Indices N of 'features.N' holding conv weights (4-D) and BatchNorm running means, sorted."""
-    convs, bns = set(), set()
-    for k, v in sd.items():
-        m = re.match(r"features\.(\d+)\.(weight|running_mean)$", k)
-        if m and m.group(2) == "weight" and v.dim() == 4:
-            convs.add(int(m.group(1)))
-        elif m and m.group(2) == "running_mean":
-            bns.add(int(m.group(1)))
-    return sorted(convs), sorted(bns)
-
-
-def infer_arch(sd: dict[str, torch.Tensor], path: str | os.PathLike = "<state dict>") -> str:
-    """Infer the torchvision arch of a torchvision-named state dict from its keys and shapes.
-
-    ResNet: BasicBlock vs Bottleneck and blocks per stage; VGG: 13 conv layers, with or without BatchNorm.
-    """
-    if "conv1.weight" in sd and "layer1.0.conv1.weight" in sd:
-        stem = tuple(sd["conv1.weight"].shape)
-        if stem[2:] != (7, 7):
-            raise CheckpointError(
-                f"{path}: a ResNet with a {stem[2]}x{stem[3]} stem conv (conv1.weight {stem}), e.g. a CIFAR-style "
-                "small-input stem; only the ImageNet stem (7x7, stride 2, max-pool) of torchvision ResNets is "
-                "supported here")
-        block = "Bottleneck" if "layer1.0.conv3.weight" in sd else "BasicBlock"
-        counts = _block_counts(sd)
-        arch = _RESNET_LAYOUTS.get((block, counts))
-        if arch is None:
-            hint = " (a CIFAR-style ResNet?)" if counts[3] == 0 else ""
-            raise CheckpointError(
-                f"{path}: unknown ResNet layout: {block} blocks per stage {list(counts)}{hint}; supported: "
-                + ", ".join(f"{a} = {b} {list(c)}" for (b, c), a in _RESNET_LAYOUTS.items()))
-        return arch
-    if "features.0.weight" in sd:
-        convs, bns = _vgg_indices(sd)
-        if len(convs) != 13:
-            raise CheckpointError(f"{path}: a VGG with {len(convs)} conv layers; only VGG16 (13 conv layers) is "
-                                  "supported")
-        return "vgg16_bn" if bns else "vgg16"
-    raise CheckpointError(
-        f"{path}: unknown layout: no ResNet ('conv1.weight', 'layer1.0.conv1.weight') or VGG ('features.0.weight') "
-        f"keys after prefix removal; first keys {list(sd)[:_N_SHOW]}")
-
-
-@functools.lru_cache(maxsize=None)
-def _reference_shapes(arch: str) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of torchvision's `arch` (built on the meta device: no memory, no init cost)."""
-    import torchvision
-
-    with torch.device("meta"):
-        model = getattr(torchvision.models, arch)(weights=None)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
 def _renumber_vgg(sd: dict, arch: str, path: Path) -> dict:
     """Put VGG 'features.N' keys at torchvision's indices (wsolevaluation's 28x28 VGG drops pool4: 24 -> 23 ...)."""
-    ref = _reference_shapes(arch)
-    ref_convs, ref_bns = _vgg_indices({k: torch.empty(s, device="meta") for k, s in ref.items()})
-    convs, bns = _vgg_indices(sd)
+    ref = reference_shapes(arch)
+    ref_convs, ref_bns = vgg_indices({k: torch.empty(s, device="meta") for k, s in ref.items()})
+    convs, bns = vgg_indices(sd)
     if bns and len(bns) != len(ref_bns):
         raise CheckpointError(f"{path}: VGG16-BN with {len(bns)} BatchNorm layers, expected {len(ref_bns)}")
     mapping = dict(zip(convs, ref_convs)) | dict(zip(bns, ref_bns))
@@ -456,7 +386,7 @@ def _head_info(sd: dict, arch: str) -> tuple[bool, int | None]:
 
 def _check_keys(sd: dict, arch: str, path: Path) -> None:
     """Every key must belong to `arch` with the right shape; every backbone key must be present."""
-    ref = _reference_shapes(arch)
+    ref = reference_shapes(arch)
     optional_prefixes = ("fc.",)
     extra_ref: dict[str, tuple[int, ...] | None] = {}
     if arch in VGG_ARCHS:  # torchvision classifier or the VGG16-GAP head (wsolevaluation)
@@ -491,8 +421,8 @@ def _check_keys(sd: dict, arch: str, path: Path) -> None:
             bad.append(f"{k} {tuple(v.shape)} (expected {tuple(want)})")
     if bad:
         raise CheckpointError(f"{path}: {len(bad)} weights have the wrong shape for {arch} (first: {bad[:3]}); "
-                              "a wide ResNet / ResNeXt or another variant? Only torchvision "
-                              f"{', '.join(ARCHS)} are supported")
+                              "a wide ResNet / ResNeXt or another variant? Supported: "
+                              f"{', '.join(ARCHS)} and any CIFAR PyramidNet")
 
 
 def load_backbone_state(path: str | os.PathLike, arch: str | None = None, trust: bool = False) -> LoadedBackbone:
@@ -501,8 +431,8 @@ def load_backbone_state(path: str | os.PathLike, arch: str | None = None, trust:
     arch=None infers the arch from key shapes; a given arch that differs from the file's raises CheckpointError.
     trust=True (--trust-checkpoint) allows arbitrary unpickling; without it no code in the file runs.
     """
-    if arch is not None and arch not in ARCHS:
-        raise ConfigError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
+    if arch is not None:
+        check_arch(arch)
     path = Path(path)
     obj = safe_torch_load(path, trust=trust)
     fmt, raw, meta, declared = _unwrap(obj, path)
@@ -512,8 +442,9 @@ def load_backbone_state(path: str | os.PathLike, arch: str | None = None, trust:
     found = infer_arch(sd, path)
     if arch is not None and arch != found:
         raise CheckpointError(f"arch mismatch: you asked for {arch} but {path} holds a {found} "
-                              f"({_describe_arch(sd, found)}); pass --arch {found} or use the right file")
-    if declared and declared in ARCHS and declared != found:
+                              f"({describe_arch(sd, found)}); pass --arch {found} or use the right file")
+    if declared and declared in ARCHS and declared != found and not (
+            found == f"{declared}_cifar" and meta.get("small_input_stem")):  # CAMClassifier(small_input_stem=True)
         logger.warning("%s declares arch %r but its weights are %s; using %s", path, declared, found, found)
     if found in VGG_ARCHS:
         sd = _renumber_vgg(sd, found, path)
@@ -526,14 +457,6 @@ def load_backbone_state(path: str | os.PathLike, arch: str | None = None, trust:
     logger.info("loaded %s: %s, %s, %d tensors, head: %s", path, fmt, found, len(sd),
                 f"fc with {num_classes} classes" if has_fc else "none")
     return loaded
-
-
-def _describe_arch(sd: dict, arch: str) -> str:
-    if arch in RESNET_ARCHS:
-        block = "Bottleneck" if "layer1.0.conv3.weight" in sd else "BasicBlock"
-        return f"{block} blocks per stage {list(_block_counts(sd))}"
-    convs, bns = _vgg_indices(sd)
-    return f"{len(convs)} conv layers, {'with' if bns else 'without'} BatchNorm"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -97,10 +97,11 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
             "launcher": args.launcher}
 
 
-def add_classifier_eval_args(p: argparse.ArgumentParser, image_size_help: str) -> None:
+def add_classifier_eval_args(p: argparse.ArgumentParser, image_size_help: str, backbone_required: bool = True) -> None:
     """What a tool that evaluates one classifier checkpoint takes: --backbone, --arch, --image-size, --device,
     --seed, --trust-checkpoint, --verbose (runtime.resolve_device / seed_everything / check_input_size read them)."""
-    p.add_argument("--backbone", required=True, help="classifier checkpoint (any format checkpoints.py reads)")
+    p.add_argument("--backbone", required=backbone_required,
+                   help="classifier checkpoint (any format checkpoints.py reads)")
     add_arch_arg(p)
     p.add_argument("--image-size", type=int, default=224, help=image_size_help)
     p.add_argument("--device", default="auto", help="auto (cuda when visible, else cpu) | cpu | cuda | cuda:N")

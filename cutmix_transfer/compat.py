@@ -9,6 +9,12 @@
 2. mmdet 3.3.0 `SSDHead` never builds `self.loss_cls` (it computes its loss inline), but
    `BaseDenseHead._predict_by_feat_single` reads `self.loss_cls`, so SSD predict raises AttributeError.
    `register_mmdet_fixes` registers `SSDHeadFixed` (use `type='SSDHeadFixed'` in a config's bbox_head).
+3. The library parsers a VOC dataset's files reach raise bare exceptions with a traceback: mmdet's XMLDataset
+   (`xml.etree.ElementTree.ParseError` for a file that is not valid XML, AttributeError / ValueError for a
+   missing or non-numeric <size>/<bndbox> field, FileNotFoundError for an annotation the image list names but
+   that does not exist) and mmcv's LoadImageFromFile (an AssertionError for an image cv2 cannot decode, OSError
+   for a missing one). `register_mmdet_fixes` wraps both so that they raise the project's one-line DatasetError
+   naming the file (and, for invalid XML, the line and column).
 
 Both are applied once and are idempotent. (1) runs on `import cutmix_transfer`; (2) runs when
 `cutmix_transfer.detection` is imported (configs list it in `custom_imports`), so that importing the package
@@ -16,10 +22,14 @@ does not pay for importing mmdet.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os.path as osp
+import xml.etree.ElementTree as ET
+from typing import Any, Callable
 
 from .checkpoints import safe_torch_load
+from .errors import DatasetError
 
 logger = logging.getLogger(__name__)
 _state = {"mmengine": False, "mmdet": False}
@@ -48,12 +58,55 @@ def patch_mmengine_checkpoint_loading() -> bool:
     return True
 
 
+def _voc_parse_errors(parse: Callable[[Any, dict], Any]) -> Callable[[Any, dict], Any]:
+    """XMLDataset.parse_data_info raising DatasetError (file, line for invalid XML) instead of a bare exception."""
+
+    @functools.wraps(parse)
+    def parse_data_info(self, img_info: dict) -> Any:
+        path = img_info.get("xml_path")
+        try:
+            return parse(self, img_info)
+        except ET.ParseError as e:
+            line, col = e.position
+            raise DatasetError(f"VOC annotation {path}, line {line}, column {col}: not valid XML ({e}); repair or "
+                               f"replace the file (or drop its id from the image list)") from e
+        except FileNotFoundError as e:
+            raise DatasetError(f"VOC annotation {path} not found, but its id is in the image list "
+                               f"{getattr(self, 'ann_file', '?')}; add the file or drop the id") from e
+        except (AttributeError, ValueError, TypeError) as e:  # find() gave None / int() of a non-number
+            raise DatasetError(f"VOC annotation {path}: a <size> or <object> field (name, bndbox xmin/ymin/xmax/"
+                               f"ymax, width/height) is missing or not a number ({type(e).__name__}: {e}); "
+                               f"repair the file") from e
+
+    return parse_data_info
+
+
+def _image_load_errors(transform: Callable[[Any, dict], Any]) -> Callable[[Any, dict], Any]:
+    """mmcv's LoadImageFromFile.transform raising DatasetError for an image it cannot read or decode."""
+
+    @functools.wraps(transform)
+    def load(self, results: dict) -> Any:
+        try:
+            return transform(self, results)
+        except (OSError, AssertionError) as e:
+            raise DatasetError(f"image {results.get('img_path')} cannot be read ({type(e).__name__}: {e}); "
+                               f"replace the file or drop its id from the image list") from e
+
+    return load
+
+
 def register_mmdet_fixes() -> None:
-    """Register SSDHeadFixed in mmdet's MODELS registry (idempotent)."""
+    """Register SSDHeadFixed in mmdet's MODELS registry; make VOC and image reading errors one-line DatasetErrors
+    (idempotent)."""
     if _state["mmdet"]:
         return
+    from mmcv.transforms import LoadImageFromFile
+    from mmdet.datasets.xml_style import XMLDataset
     from mmdet.models.dense_heads import SSDHead
     from mmdet.registry import MODELS
+
+    XMLDataset.parse_data_info = _voc_parse_errors(XMLDataset.parse_data_info)
+    LoadImageFromFile.transform = _image_load_errors(LoadImageFromFile.transform)
 
     class SSDHeadFixed(SSDHead):
         """mmdet's SSDHead with the `loss_cls` attribute that BaseDenseHead's predict path reads.

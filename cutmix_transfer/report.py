@@ -11,13 +11,18 @@ import io
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+
+from .bootstrap import (DEFAULT_RESAMPLES, Interval, Statistic, VOCMapStatistic, bootstrap_values,
+                        difference_from_values, max_over_thresholds_statistic, mean_statistic, percentile_interval)
 from .errors import ConfigError
 from .io import atomic_write_bytes, atomic_write_text
-from .results import KINDS, RECORD_NAME
+from .results import KINDS, PER_IMAGE_DETECTIONS, PER_IMAGE_IOUS, RECORD_NAME
 from .robustness.figures import plot_overlay
 
 logger = logging.getLogger(__name__)
@@ -64,6 +69,23 @@ PAPER_ROWS: dict[str, dict[str, float]] = {
 }
 METHOD_ORDER = ("baseline", "mixup", "cutout", "cutmix")
 
+# OOD detection (tools/ood_eval.py records, kind "ood"): the mean over the evaluated OOD sets of the max-softmax
+# (or the record's) detector, in-distribution as positives (docs/ood_protocol.md).
+COLUMNS += (
+    Column("OOD TNR@TPR95 (mean)", "ood", "tnr_at_tpr95"),
+    Column("OOD AUROC (mean)", "ood", "auroc"),
+)
+# Table 12 (and Table 3's top-1 error): PyramidNet-200 (alpha 240) trained on CIFAR-100, the max-softmax detector,
+# mean over seven OOD sets (TinyImageNet crop / resize, LSUN crop / resize, iSUN, uniform, Gaussian noise); their
+# own rows with --paper, apart from the ResNet-50 / ImageNet rows above.
+PAPER_PYRAMIDNET_ARCH = "pyramidnet200_a240_bottleneck"
+PAPER_TABLE12_OOD: dict[str, dict[str, float]] = {
+    "baseline": {"top-1 err": 16.45, "OOD TNR@TPR95 (mean)": 26.3, "OOD AUROC (mean)": 87.3},
+    "mixup": {"OOD TNR@TPR95 (mean)": 11.8, "OOD AUROC (mean)": 49.3},
+    "cutout": {"OOD TNR@TPR95 (mean)": 18.8, "OOD AUROC (mean)": 68.7},
+    "cutmix": {"top-1 err": 14.47, "OOD TNR@TPR95 (mean)": 69.0, "OOD AUROC (mean)": 94.4},
+}
+
 # Table 11: top-1 accuracy (%) of the ResNet-50s above on ImageNet val under FGSM, eps 8/255
 # (docs/robustness_protocol.md says where the eps comes from).
 PAPER_TABLE11_FGSM = {"baseline": 8.2, "mixup": 24.4, "cutout": 11.5, "cutmix": 31.0}
@@ -83,6 +105,7 @@ class Row:
     values: dict[str, float] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # column title -> results.json path
     reference: bool = False
+    intervals: dict[str, Interval] = field(default_factory=dict)  # column title -> 95% bootstrap interval
 
 
 def find_records(dirs: Iterable[str | os.PathLike]) -> list[tuple[Path, dict[str, Any]]]:
@@ -119,69 +142,181 @@ def _matches(col: Column, rec: dict[str, Any]) -> bool:
     return True
 
 
-def build_rows(records: list[tuple[Path, dict[str, Any]]]) -> list[Row]:
-    """One row per checkpoint sha256; for each column the newest matching record wins."""
+UNRECORDED = "unrecorded"
+
+
+def data_key(rec: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(dataset, split, root, image-list digest): which data a record measured. Records written before the
+    `data` block existed get an 'unrecorded' digest (their own value, never equal to a recorded one) and the root
+    their tool wrote as `data_root`, if any."""
+    d = rec.get("data")
+    if not isinstance(d, dict):
+        return (str(rec.get("dataset")), str(rec.get("split")), str(rec.get("data_root") or UNRECORDED), UNRECORDED)
+    return (str(d.get("dataset", rec.get("dataset"))), str(d.get("split", rec.get("split"))), str(d.get("root")),
+            str(d.get("images_sha256")))
+
+
+def _data_label(key: tuple[str, str, str, str], num_images: Any) -> str:
+    dataset, split, root, digest = key
+    if digest == UNRECORDED:
+        where = "" if root == UNRECORDED else f", {root}"
+        return f"{dataset} {split}{where}, which images not recorded (the record predates the data identity)"
+    return f"{dataset} {split}, {root}, {num_images} images (list sha256 {digest[:12]})"
+
+
+def _created(pr: tuple[Path, dict[str, Any]]) -> str:
+    return str(pr[1].get("created", ""))
+
+
+def build_rows(records: list[tuple[Path, dict[str, Any]]], notes: list[str] | None = None,
+               strict: bool = False) -> list[Row]:
+    """One row per checkpoint sha256; a cell is (checkpoint, column, data identity), so one checkpoint evaluated
+    on different data gives different columns ('<title> [data k]', legend in `notes`), never one overwriting
+    the other. Several records of one cell (a rerun): the newest is shown and `notes` names every file;
+    `strict` makes that a ConfigError."""
+    notes = notes if notes is not None else []
+    ordered = sorted(records, key=_created)
+    data_ids: dict[tuple[str, str, str, str], int] = {}
+    sizes: dict[tuple[str, str, str, str], Any] = {}
+    for _, rec in ordered:
+        key = data_key(rec)
+        data_ids.setdefault(key, len(data_ids) + 1)
+        sizes[key] = (rec.get("data") or {}).get("num_images", rec.get("num_images", "?"))
+    col_keys = {col.title: sorted({data_key(rec) for _, rec in records if _matches(col, rec)}, key=data_ids.get)
+                for col in COLUMNS}
+
+    def title(col: Column, key: tuple[str, str, str, str]) -> str:
+        return col.title if len(col_keys[col.title]) <= 1 else f"{col.title} [data {data_ids[key]}]"
+
     groups: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
-    for p, rec in records:
+    for p, rec in ordered:
         groups.setdefault(rec["checkpoint"]["sha256"], []).append((p, rec))
     rows = []
+    reruns: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for sha, recs in groups.items():
-        recs = sorted(recs, key=lambda pr: pr[1].get("created", ""))
         ck = [r["checkpoint"] for _, r in recs]
         method = next((c.get("method") for c in reversed(ck) if c.get("method")), None)
         arch = next((c.get("arch") for c in reversed(ck) if c.get("arch")), None)
         path = ck[-1].get("path")
         row = Row(label=method or Path(str(path)).stem, method=method, arch=arch, sha256=sha, checkpoint=path)
         for col in COLUMNS:
-            for p, rec in reversed(recs):
-                if _matches(col, rec):
-                    row.values[col.title] = float(rec["metrics"][col.metric])
-                    row.sources[col.title] = str(p)
-                    break
+            for key in col_keys[col.title]:
+                cands = [(p, rec) for p, rec in reversed(recs) if _matches(col, rec) and data_key(rec) == key]
+                if not cands:
+                    continue
+                t = title(col, key)
+                row.values[t] = float(cands[0][1]["metrics"][col.metric])
+                row.sources[t] = str(cands[0][0])
+                if len(cands) > 1:
+                    reruns.setdefault((f"{row.label} (sha256 {sha[:12]})", tuple(f"{p} ({r.get('created', '?')})"
+                                                                               for p, r in cands)), []).append(t)
         rows.append(row)
+    for (who, files), titles in reruns.items():
+        notes.append(f"Rerun: {len(files)} records of the same cell, {who}, {', '.join(titles)}: the newest is "
+                     f"shown, {files[0]}; not shown: {'; '.join(files[1:])}.")
+    if strict and reruns:
+        raise ConfigError(f"--strict: {notes[-len(reruns)]} Delete or move the older record(s), or drop --strict")
+    split = [t for t, keys in col_keys.items() if len(keys) > 1]
+    if split:
+        used = sorted({k for t in split for k in col_keys[t]}, key=data_ids.get)
+        notes.append(f"One checkpoint measured on different data is shown in separate columns ({', '.join(split)}): "
+                     + "; ".join(f"data {data_ids[k]} = {_data_label(k, sizes[k])}" for k in used) + ".")
+    legacy = [str(p) for p, rec in records if not isinstance(rec.get("data"), dict)]
+    if legacy:
+        notes.append(f"{len(legacy)} record(s) predate the data identity (no `data` block, e.g. {legacy[0]}): each is "
+                     "treated as its own data ('unrecorded', told apart only by dataset, split and the `data_root` "
+                     "its tool wrote), never merged with a record that names its data.")
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     rows.sort(key=lambda r: (order.get(r.method or "", len(order)), r.checkpoint or ""))
     return rows
 
 
 def paper_rows() -> list[Row]:
-    return [Row(label=f"paper: {m}", method=m, arch="resnet50", sha256=None, checkpoint=None,
-                values=dict(v), reference=True) for m, v in PAPER_ROWS.items()]
+    """The paper's ResNet-50 / ImageNet rows, then its PyramidNet-200 / CIFAR-100 rows (Table 12) as their own."""
+    resnet = [Row(label=f"paper: {m}", method=m, arch="resnet50", sha256=None, checkpoint=None,
+                  values=dict(v), reference=True) for m, v in PAPER_ROWS.items()]
+    pyramid = [Row(label=f"paper (PyramidNet-200, CIFAR-100): {m}", method=m, arch=PAPER_PYRAMIDNET_ARCH,
+                   sha256=None, checkpoint=None, values=dict(v), reference=True) for m, v in PAPER_TABLE12_OOD.items()]
+    return resnet + pyramid
+
+
+_VARIANT = re.compile(r"^(?P<base>.*) \[data (?P<k>\d+)\]$")
 
 
 def _columns_in_use(rows: list[Row]) -> list[Column]:
+    """The columns some measured row has, each split into its '[data k]' variants where build_rows split it."""
     measured = [r for r in rows if not r.reference]
-    return [c for c in COLUMNS if any(c.title in r.values for r in measured)]
+    titles = {t for r in measured for t in r.values}
+    variants: dict[str, list[tuple[int, str]]] = {}
+    for t in titles:
+        m = _VARIANT.match(t)
+        if m:
+            variants.setdefault(m["base"], []).append((int(m["k"]), t))
+    out: list[Column] = []
+    for c in COLUMNS:
+        if c.title in titles:
+            out.append(c)
+        out += [replace(c, title=t) for _, t in sorted(variants.get(c.title, []))]
+    return out
 
 
-def to_markdown(rows: list[Row]) -> str:
+def _cell(r: Row, c: Column) -> float | None:
+    """A row's value in a column; a paper row shows its number in every data variant of the column."""
+    if c.title in r.values:
+        return r.values[c.title]
+    m = _VARIANT.match(c.title)
+    return r.values.get(m["base"]) if (r.reference and m) else None
+
+
+def _fmt_cell(r: Row, c: Column) -> str:
+    v = _cell(r, c)
+    if v is None:
+        return "–"
+    ci = r.intervals.get(c.title)
+    return f"{v:.2f} [{ci.low:.2f}, {ci.high:.2f}]" if ci is not None else f"{v:.2f}"
+
+
+def to_markdown(rows: list[Row], notes: Iterable[str] = ()) -> str:
     cols = _columns_in_use(rows)
     head = ["pretraining", "arch", "checkpoint (sha256)"] + [c.title for c in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         ck = "paper" if r.reference else f"{Path(str(r.checkpoint)).name} ({(r.sha256 or '')[:12]})"
-        vals = [f"{r.values[c.title]:.2f}" if c.title in r.values else "–" for c in cols]
+        vals = [_fmt_cell(r, c) for c in cols]
         lines.append("| " + " | ".join([r.label, r.arch or "?", ck] + vals) + " |")
     lower = [c.title for c in cols if c.lower_is_better]
     note = (f"\nAll numbers in percent; lower is better for {', '.join(lower)}, higher for the rest. "
             if lower else "\nAll numbers in percent, higher is better. ")
     note += "'–': no result record for that column. Paper rows: ResNet-50 on ImageNet (Yun et al., 2019).\n"
-    return "\n".join(lines) + "\n" + note
+    if any(r.intervals for r in rows):
+        ci = next(iter(next(r for r in rows if r.intervals).intervals.values()))
+        note += (f"[low, high]: 95% bootstrap interval over the evaluated images ({ci.resamples} resamples, the "
+                 "metric recomputed on each; docs/report_statistics.md); a number without one has no per-image "
+                 "results to resample.\n")
+    note += "".join(f"\n- {n}" for n in notes)
+    return "\n".join(lines) + "\n" + note + ("\n" if notes else "")
 
 
 def to_csv(rows: list[Row]) -> str:
     cols = _columns_in_use(rows)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["label", "method", "arch", "checkpoint", "sha256", "reference"] + [c.title for c in cols])
+    with_ci = [c for c in cols if any(c.title in r.intervals for r in rows)]
+    w.writerow(["label", "method", "arch", "checkpoint", "sha256", "reference"] + [c.title for c in cols]
+               + [f"{c.title} {end}" for c in with_ci for end in ("ci95_low", "ci95_high")])
     for r in rows:
+        vals = [_cell(r, c) for c in cols]
+        cis = [r.intervals.get(c.title) for c in with_ci]
         w.writerow([r.label, r.method or "", r.arch or "", r.checkpoint or "", r.sha256 or "", int(r.reference)]
-                   + [f"{r.values[c.title]:.4f}" if c.title in r.values else "" for c in cols])
+                   + [f"{v:.4f}" if v is not None else "" for v in vals]
+                   + [f"{x:.4f}" if ci is not None else "" for ci in cis
+                      for x in ((ci.low, ci.high) if ci is not None else (0.0, 0.0))])
     return buf.getvalue()
 
 
 def plot(rows: list[Row], path: str | os.PathLike) -> None:
-    """Bars per downstream metric, one colour per pretraining method (mean over checkpoints, with min-max)."""
+    """Bars per downstream metric, one colour per pretraining method: one checkpoint with its 95% bootstrap
+    interval as the error bar, several checkpoints as their mean with the min-max spread."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,6 +341,10 @@ def plot(rows: list[Row], path: str | os.PathLike) -> None:
                 continue
             mean = float(np.mean(vals))
             err = [[mean - min(vals)], [max(vals) - mean]] if len(vals) > 1 else None
+            cis = [r.intervals[col.title] for r in measured if col.title in r.intervals
+                   and (r.method == m or (r.method not in METHOD_ORDER and r.label == m))]
+            if len(vals) == 1 and cis:  # one checkpoint: its 95% bootstrap interval as the error bar
+                err = [[max(0.0, mean - cis[0].low)], [max(0.0, cis[0].high - mean)]]
             ax.bar(i, mean, color=colours.get(m, f"C{i + 4}"), yerr=err, capsize=3, label=m)
             ax.text(i, mean, f"{mean:.1f}" + (f"\n(n={len(vals)})" if len(vals) > 1 else ""),
                     ha="center", va="bottom", fontsize=7)
@@ -222,6 +361,144 @@ def plot(rows: list[Row], path: str | os.PathLike) -> None:
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+PerImage = tuple[list[str], Statistic]  # image ids (sorted) and the metric as a statistic over them
+
+
+def _read_csv(path: Path) -> list[dict[str, str]] | None:
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _by_id(ids: list[str], values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    order = sorted(range(len(ids)), key=lambda i: ids[i])
+    return [ids[i] for i in order], values[order]
+
+
+def _wsol_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
+    if metric in ("top1_cls", "top1_loc", "gt_known_loc"):
+        rows = _read_csv(folder / "per_image.csv")
+        if not rows:
+            return None
+        try:  # empty cells: no boxes (mask-only data) or no classification (saved maps)
+            correct = np.array([float(r["correct"]) for r in rows])
+            fixed_hit = np.array([float(r["iou_fixed"]) >= 0.5 for r in rows], dtype=np.float64)
+        except (KeyError, ValueError):
+            return None
+        x = {"top1_cls": correct, "gt_known_loc": fixed_hit, "top1_loc": correct * fixed_hit}[metric]
+        ids, x = _by_id([r["image_id"] for r in rows], 100.0 * x)
+        return ids, mean_statistic(x)
+    if metric in ("maxboxacc", "maxboxacc_v2") and (folder / PER_IMAGE_IOUS).is_file():
+        with np.load(folder / PER_IMAGE_IOUS, allow_pickle=False) as z:
+            ids, v1, v2 = [str(i) for i in z["image_ids"]], z["iou_v1"], z["iou_v2"]
+        if metric == "maxboxacc":
+            hits = v1 >= 0.5
+        else:
+            ious = np.asarray((rec.get("protocol") or {}).get("iou_thresholds", [30, 50, 70]), dtype=np.float64)
+            hits = v2[:, None, :] >= ious[None, :, None] / 100.0
+        order = sorted(range(len(ids)), key=lambda i: ids[i])
+        return [ids[i] for i in order], max_over_thresholds_statistic(hits[order])
+    return None
+
+
+def _detection_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
+    path = folder / PER_IMAGE_DETECTIONS
+    if metric != "mAP" or not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        ids = [str(i) for i in z["image_ids"]]
+        k = int(z["num_classes"])
+        n = len(ids)
+        dets = [[np.zeros((0, 5), np.float32) for _ in range(k)] for _ in range(n)]
+        for i, c, box in zip(z["det_image"], z["det_label"], z["det_boxes"]):
+            dets[int(i)][int(c)] = np.vstack([dets[int(i)][int(c)], box[None].astype(np.float32)])
+        gts = []
+        for i in range(n):
+            sel, ign = z["gt_image"] == i, z["gt_ignore"].astype(bool)
+            gts.append({"bboxes": z["gt_boxes"][sel & ~ign], "labels": z["gt_label"][sel & ~ign],
+                        "bboxes_ignore": z["gt_boxes"][sel & ign], "labels_ignore": z["gt_label"][sel & ign]})
+        mode, iou = str(z["eval_mode"]), float(z["iou_thr"])
+    order = sorted(range(n), key=lambda i: ids[i])
+    stat = VOCMapStatistic([dets[i] for i in order], [gts[i] for i in order], iou_thr=iou, eval_mode=mode)
+    return [ids[i] for i in order], stat
+
+
+# captioning metrics whose corpus value is the mean of the per-image scores (pycocoevalcap): CIDEr-D (idf of the
+# full test set), ROUGE-L. BLEU (corpus n-gram counts) and METEOR (corpus alignment statistics) are not.
+CAPTION_MEAN_METRICS = ("CIDEr", "ROUGE-L")
+
+
+def _captioning_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
+    path = Path(rec.get("captions") or folder / "captions.json")
+    path = path if path.is_file() else folder / "captions.json"
+    if metric not in CAPTION_MEAN_METRICS or not path.is_file():
+        return None
+    rows = json.loads(path.read_text())
+    if not rows or metric not in rows[0]:
+        return None
+    ids, x = _by_id([str(r["image_id"]) for r in rows], 100.0 * np.array([float(r[metric]) for r in rows]))
+    return ids, mean_statistic(x)
+
+
+def _robustness_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
+    rows = _read_csv(folder / "per_image.csv")
+    col = {"clean_top1": "clean_correct"}.get(metric) or (metric.replace("fgsm_top1_", "fgsm_correct_")
+                                                            if metric.startswith("fgsm_top1_") else None)
+    if not rows or col is None or col not in rows[0]:
+        return None
+    ids, x = _by_id([r["image_id"] for r in rows], 100.0 * np.array([float(r[col]) for r in rows]))
+    return ids, mean_statistic(x)
+
+
+PER_IMAGE_READERS = {"wsol": _wsol_per_image, "detection": _detection_per_image,
+                     "captioning": _captioning_per_image, "robustness": _robustness_per_image}
+
+
+def per_image_statistic(record_path: str | os.PathLike, rec: dict[str, Any], metric: str) -> PerImage | None:
+    """The record's metric as a statistic over its per-image results (files beside results.json), or None."""
+    reader = PER_IMAGE_READERS.get(str(rec.get("kind")))
+    return reader(Path(record_path).parent, rec, metric) if reader else None
+
+
+def add_intervals(rows: list[Row], records: list[tuple[Path, dict[str, Any]]], resamples: int = DEFAULT_RESAMPLES,
+                  seed: int = 0, notes: list[str] | None = None) -> list[str]:
+    """Fill each row's 95% bootstrap intervals; return the paired-difference lines (same images, same draws)."""
+    notes = notes if notes is not None else []
+    by_path = {str(p): rec for p, rec in records}
+    cols = _columns_in_use(rows)
+    measured = [r for r in rows if not r.reference]
+    samples: dict[tuple[int, str], tuple[list[str], float, np.ndarray]] = {}  # ids, value, resampled values
+    for ri, r in enumerate(measured):
+        for c in cols:
+            src = r.sources.get(c.title)
+            if src is None:
+                continue
+            got = per_image_statistic(src, by_path[src], c.metric)
+            if got is None:
+                continue
+            ids, stat = got
+            value, values = bootstrap_values(stat, len(ids), resamples, seed)  # one seed: same draws for all n
+            if abs(value - r.values[c.title]) > 0.01:  # the per-image files must reproduce the record's number
+                notes.append(f"No interval for {r.label} {c.title}: its per-image results give {value:.2f}, the "
+                             f"record {r.values[c.title]:.2f} ({src}); re-run the evaluation.")
+                continue
+            r.intervals[c.title] = Interval(value, *percentile_interval(values), len(ids), resamples)
+            samples[(ri, c.title)] = (ids, value, values)
+    lines = []
+    for c in cols:
+        for i in range(len(measured)):
+            for j in range(i + 1, len(measured)):
+                a, b = samples.get((j, c.title)), samples.get((i, c.title))
+                if a is None or b is None or a[0] != b[0]:
+                    continue
+                d = difference_from_values(a[1], a[2], b[1], b[2], len(a[0]))
+                p = f"p = {d.p_value:.3f}" if d.p_value > 0 else f"p < {1 / resamples:.3g}"
+                lines.append(f"{c.title}, {measured[j].label} − {measured[i].label}: {d.value:+.2f} "
+                             f"[{d.low:+.2f}, {d.high:+.2f}], {p} ({d.n} images)")
+    return lines
 
 
 def robustness_series(records: list[tuple[Path, dict[str, Any]]]) -> dict[str, list[tuple[str, str | None, dict]]]:
@@ -242,17 +519,28 @@ def robustness_series(records: list[tuple[Path, dict[str, Any]]]) -> dict[str, l
 
 
 def write_report(result_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
-                 paper: bool = False) -> dict[str, Path]:
-    """Collect records, write report.md, report.csv and report.png in `out_dir`; return their paths."""
+                 paper: bool = False, strict: bool = False, bootstrap: int = DEFAULT_RESAMPLES,
+                 seed: int = 0) -> dict[str, Path]:
+    """Collect records, write report.md, report.csv and report.png in `out_dir`; return their paths.
+
+    strict: two records of one cell (a rerun) is an error instead of a note; bootstrap: resamples per 95%
+    interval and paired difference (0 = none), drawn from `seed`."""
+    if bootstrap < 0:
+        raise ConfigError(f"--bootstrap {bootstrap}: pass the number of resamples (1000 is usual) or 0 for none")
     records = find_records(result_dirs)
     if not records:
         raise ConfigError(f"no result records (results.json) found below {', '.join(map(str, result_dirs))}: "
                           "run an evaluation tool first (tools/wsol_eval.py, tools/test_det.py, ...)")
-    rows = build_rows(records)
+    notes: list[str] = []
+    rows = build_rows(records, notes, strict=strict)
+    differences = add_intervals(rows, records, bootstrap, seed, notes) if bootstrap else []
+    if differences:
+        notes.append(f"Paired differences on the same images (95% bootstrap interval, two-sided p; {bootstrap} "
+                     "resamples):\n" + "\n".join(f"  - {d}" for d in differences))
     all_rows = rows + (paper_rows() if paper else [])
     out = Path(out_dir)
     paths = {"markdown": out / "report.md", "csv": out / "report.csv", "figure": out / "report.png"}
-    atomic_write_text(paths["markdown"], to_markdown(all_rows))
+    atomic_write_text(paths["markdown"], to_markdown(all_rows, notes))
     atomic_write_text(paths["csv"], to_csv(all_rows))
     plot(rows, paths["figure"])
     for dataset, series in robustness_series(records).items():  # the paper's Figure 5 layout, checkpoints overlaid

@@ -8,6 +8,8 @@ Record schema (JSON object):
     checkpoint:  {path, sha256, arch, method}   method: 'baseline'|'mixup'|'cutout'|'cutmix'|None
     dataset, split: str
     metrics:     {name: float}   the headline numbers (percentages where the paper uses percentages)
+    data:        {dataset, split, root, num_images, images_sha256}  which data exactly (`data_identity`); the
+                 report's cell identity. Records written before this field existed lack it (the report says so).
     created:     ISO time (UTC);  versions: {package: version}
     ...          any tool-specific extra fields (curves, per-class AP, ...)
 
@@ -22,6 +24,7 @@ Headline metric names (percent), which the report reads:
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import importlib.metadata
 import os
 import re
@@ -34,6 +37,8 @@ Kind = Literal["classification", "wsol", "detection", "captioning", "ood", "robu
 KINDS = ("classification", "wsol", "detection", "captioning", "ood", "robustness")
 METHODS = ("baseline", "mixup", "cutout", "cutmix")
 RECORD_NAME = "results.json"
+PER_IMAGE_DETECTIONS = "per_image_detections.npz"  # detection: per-image ground truth + detections (bootstrap mAP)
+PER_IMAGE_IOUS = "per_image_ious.npz"  # wsol: per-image IoU at every CAM threshold (bootstrap MaxBoxAcc)
 _VERSION_PACKAGES = ("torch", "torchvision", "numpy", "opencv-python-headless", "mmengine", "mmcv", "mmdet",
                      "pycocotools", "pycocoevalcap", "scikit-learn", "cutmix_transfer")
 
@@ -85,6 +90,22 @@ def make_record(kind: Kind, checkpoint: dict[str, Any], dataset: str, split: str
         "versions": package_versions(),
         **extra,
     }
+
+
+def images_digest(image_ids: Iterable[Any]) -> str:
+    """sha256 of the sorted, newline-joined image ids: the same image set gives the same digest in any order."""
+    ids = sorted(str(i) for i in image_ids)
+    return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
+
+
+def data_identity(dataset: str, split: str, root: str | os.PathLike | None,
+                  image_ids: Iterable[Any]) -> dict[str, Any]:
+    """The record's `data` block: which dataset, split, folder and image set; two records of one checkpoint are
+    the same report cell only when these agree."""
+    ids = [str(i) for i in image_ids]
+    return {"dataset": str(dataset), "split": str(split),
+            "root": str(Path(root).resolve()) if root not in (None, "") else None,
+            "num_images": len(ids), "images_sha256": images_digest(ids)}
 
 
 def write_record(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:

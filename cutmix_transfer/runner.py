@@ -8,24 +8,39 @@ the checkpoint with open('wb') in place and (c) rewrites `last_checkpoint` with 
 with max_keep_ckpts=1 leaves no complete checkpoint; during (c) an empty `last_checkpoint`, so `--resume`
 silently starts from scratch. `AtomicCheckpointHook` writes to a temporary file, renames it into place, updates
 `last_checkpoint` atomically, and only then deletes outdated checkpoints.
+
+Exact resume (docs/reproducibility.md): mmengine saves no random state, so a resumed run would replay the lost
+iterations with other random numbers. Instead of saving states, every stream is derived from (seed, ...):
+`ReproducibleRandomnessHook` reseeds the global python/numpy/torch generators and each `BatchAugment` before every
+training iteration from (seed, iteration, rank), and the training dataset is wrapped (`SeededDataset` +
+`SeededSampler`) so that each sample's transforms run on generators seeded from (seed, epoch, position in the
+epoch), whichever worker process loads it. A run resumed from any checkpoint then draws the same numbers as one
+that was never interrupted.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import os.path as osp
+import random
 from collections import deque
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
+import numpy as np
+import torch
 from mmengine.config import Config
-from mmengine.dist import is_main_process
+from mmengine.dataset import DefaultSampler
+from mmengine.dist import get_rank, is_main_process
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS, RUNNERS
+from mmengine.registry import DATA_SAMPLERS, DATASETS, HOOKS, RUNNERS
 from mmengine.runner import Runner
+from torch.utils.data import Dataset, get_worker_info
 
+from .augment import BatchAugment
 from .checkpoints import PROJECT_META_KEY
 from .distributed import Launcher, prepare_launcher
 from .errors import ConfigError
@@ -66,6 +81,42 @@ class CheckpointMetaHook(Hook):
 @HOOKS.register_module(name="AtomicCheckpointHook")
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine's CheckpointHook, but a kill at any moment leaves `last_checkpoint` naming a complete file."""
+
+    def before_train(self, runner) -> None:
+        """mmengine's set-up, then drop the partial `.<name>.tmp` a run killed during a checkpoint write left."""
+        super().before_train(runner)
+        if is_main_process() and isinstance(self.file_backend, LocalBackend) and osp.isdir(self.out_dir):
+            for name in os.listdir(self.out_dir):
+                if name.startswith(".") and name.endswith(".tmp"):
+                    os.remove(osp.join(self.out_dir, name))
+                    logger.info("removed %s, left by a run killed while writing it", osp.join(self.out_dir, name))
+        self._pending: tuple[int, dict] | None = None
+
+    # An epoch's checkpoint is written after the validation that follows the epoch (mmengine writes it before):
+    # a run killed during that validation then resumes from the previous checkpoint and redoes the epoch and its
+    # validation, so the resumed run logs every validation an uninterrupted one logs, and the checkpoint's
+    # message hub holds the same history. An epoch that no validation follows is saved before the next starts.
+    def _save_checkpoint(self, runner) -> None:
+        if not self.by_epoch or runner.val_loop is None:
+            return super()._save_checkpoint(runner)
+        self._flush_pending(runner)
+        self._pending = (runner.epoch + 1, dict(epoch=runner.epoch + 1, iter=runner.iter))
+
+    def _flush_pending(self, runner) -> None:
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is not None:  # mmengine's after_train_epoch logged "Saving checkpoint at N epochs" already
+            self._save_checkpoint_with_step(runner, pending[0], meta=pending[1])
+
+    def after_val_epoch(self, runner, metrics) -> None:
+        self._flush_pending(runner)
+        super().after_val_epoch(runner, metrics)
+
+    def before_train_epoch(self, runner) -> None:
+        self._flush_pending(runner)
+
+    def after_train(self, runner) -> None:
+        self._flush_pending(runner)
+        super().after_train(runner)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         if not isinstance(self.file_backend, LocalBackend):  # remote storage: no rename, keep mmengine's behaviour
@@ -110,6 +161,159 @@ class AtomicCheckpointHook(CheckpointHook):
                 os.remove(old)
 
 
+# ------------------------------------------------------------------------------------ exact resume: seed streams
+# Stream tags keep the seeds of the different uses apart (any fixed distinct integers).
+GLOBAL_STREAM, AUGMENT_STREAM, SAMPLE_STREAM = 1, 2, 3
+
+
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed from integer keys (seed, stream, epoch or iteration, rank, ...), through numpy's SeedSequence."""
+    state = np.random.SeedSequence([int(k) % 2**63 for k in keys]).generate_state(2, np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def seed_global_rngs(seed: int, cuda: bool = True) -> None:
+    """Seed python's `random`, numpy's global generator and torch's CPU (and with `cuda`, CUDA) generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if cuda:
+        torch.manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def preserved_global_rngs() -> Iterator[None]:
+    """Restore the python, numpy and torch CPU generators on exit (CUDA is not touched by data transforms)."""
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+class SeededIndex(int):
+    """A dataset index that carries the seed its sample's random transforms draw from."""
+
+    seed: int
+
+    def __new__(cls, index: int, seed: int) -> "SeededIndex":
+        obj = super().__new__(cls, index)
+        obj.seed = seed
+        return obj
+
+    def __reduce__(self) -> tuple:
+        return SeededIndex, (int(self), self.seed)
+
+
+@DATA_SAMPLERS.register_module(name="SeededSampler")
+class SeededSampler(DefaultSampler):
+    """mmengine's DefaultSampler (same order) whose indices carry a seed from (seed, epoch, position in the epoch).
+
+    The position counts over all ranks, so the seed does not depend on which rank or worker loads the sample.
+    """
+
+    def __iter__(self) -> Iterator[int]:
+        for k, index in enumerate(super().__iter__()):
+            yield SeededIndex(index, derive_seed(self.seed, SAMPLE_STREAM, self.epoch, self.rank + k * self.world_size))
+
+
+@DATASETS.register_module(name="SeededDataset")
+class SeededDataset(Dataset):
+    """Wraps a dataset: an index from `SeededSampler` seeds the global generators before its sample is loaded.
+
+    Inside a worker process the generators are left seeded (the worker's own state does not matter); in the main
+    process (num_workers=0) they are restored afterwards. Every other attribute is the wrapped dataset's.
+    """
+
+    def __init__(self, dataset: dict | Dataset) -> None:
+        self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "dataset":  # unpickling / copying: no wrapped dataset yet
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def __getitem__(self, index: int) -> Any:
+        seed = getattr(index, "seed", None)
+        if seed is None:
+            return self.dataset[index]
+        if get_worker_info() is not None:
+            seed_global_rngs(seed, cuda=False)
+            return self.dataset[int(index)]
+        with preserved_global_rngs():
+            seed_global_rngs(seed, cuda=False)
+            return self.dataset[int(index)]
+
+
+def batch_augments(model: Any) -> list[BatchAugment]:
+    """The BatchAugment of the model's data preprocessor (the classifier's), as a list (empty when none)."""
+    model = model.module if is_model_wrapper(model) else model
+    augment = getattr(getattr(model, "data_preprocessor", None), "augment", None)
+    return [augment] if isinstance(augment, BatchAugment) else []
+
+
+@HOOKS.register_module(name="ReproducibleRandomnessHook")
+class ReproducibleRandomnessHook(Hook):
+    """Before every training iteration, reseed the global generators and the batch augment from (seed, iter, rank).
+
+    Also records the iteration of the last validation, so that `train_and_validate` can tell whether a resumed
+    run still owes the final validation.
+    """
+
+    priority = "VERY_HIGH"
+
+    def __init__(self) -> None:
+        self.validated_at_iter: int | None = None
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
+        rank = get_rank()
+        seed_global_rngs(derive_seed(runner.seed, GLOBAL_STREAM, runner.iter, rank))
+        for augment in batch_augments(runner.model):
+            augment.reseed(derive_seed(runner.seed, AUGMENT_STREAM, runner.iter, rank))
+
+    def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
+        self.validated_at_iter = runner.iter
+
+
+def make_training_reproducible(cfg: Any) -> None:
+    """Add ReproducibleRandomnessHook and wrap the training dataset/sampler in SeededDataset/SeededSampler."""
+    custom = list(cfg.get("custom_hooks") or [])
+    if not any(h.get("type") == "ReproducibleRandomnessHook" for h in custom):
+        custom.append(dict(type="ReproducibleRandomnessHook"))
+    cfg.custom_hooks = custom
+    loader = cfg.get("train_dataloader")
+    if not isinstance(loader, dict) or not isinstance(loader.get("dataset"), dict):
+        return
+    if loader["dataset"].get("type") != "SeededDataset":
+        loader["dataset"] = dict(type="SeededDataset", dataset=loader["dataset"])
+    sampler = dict(loader.get("sampler") or dict(type="DefaultSampler"))
+    if sampler.get("type") in ("DefaultSampler", DefaultSampler):
+        sampler["type"] = "SeededSampler"
+    elif sampler.get("type") not in ("SeededSampler", SeededSampler):
+        logger.warning("train sampler %s is not mmengine's DefaultSampler: its samples are loaded without a "
+                       "per-sample seed, so a resumed run may transform them differently", sampler.get("type"))
+    loader["sampler"] = sampler
+
+
+def train_and_validate(runner: Runner) -> None:
+    """`runner.train()`, then the final validation when this process did not run it (a run resumed from its last
+    checkpoint, killed during that validation, trains no further but still owes it)."""
+    runner.train()
+    loop = runner.train_loop
+    hook = next((h for h in runner.hooks if isinstance(h, ReproducibleRandomnessHook)), None)
+    if hook is None or runner.val_loop is None or hook.validated_at_iter == runner.iter:
+        return
+    if runner.epoch >= loop.max_epochs and runner.epoch >= getattr(loop, "val_begin", 1):
+        logger.info("running the final validation of epoch %d (not run before this resume)", runner.epoch)
+        runner.val_loop.run()
+
+
 def load_config(config: str | os.PathLike, cfg_options: dict | None = None, where: str = "configs/",
                 required: Sequence[str] = ()) -> Config:
     """mmengine Config from `config` with `cfg_options` (dotted keys) merged; a ConfigError naming the file (and
@@ -131,7 +335,9 @@ def load_config(config: str | os.PathLike, cfg_options: dict | None = None, wher
 
 
 def build_runner(cfg: Config) -> Runner:
-    """mmengine's Runner from `cfg` (or the registered runner named by `runner_type`), as mmdet's tools do."""
+    """mmengine's Runner from `cfg` (or the registered runner named by `runner_type`), as mmdet's tools do; the
+    training randomness derived from the seed (`make_training_reproducible`) so that --resume replays exactly."""
+    make_training_reproducible(cfg)
     runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
     MMEngineNoteFilter.install(runner.logger)
     return runner

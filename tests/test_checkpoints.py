@@ -223,7 +223,10 @@ def test_real_mmengine_runner_checkpoint_loads_safely(tmp_path):
 @pytest.mark.parametrize("arch", C.ARCHS)
 def test_infer_arch_from_shapes(arch):
     with torch.device("meta"):
-        sd = getattr(torchvision.models, arch)(num_classes=7).state_dict()
+        if arch in C.RESNET_ARCHS + C.VGG_ARCHS:
+            sd = getattr(torchvision.models, arch)(num_classes=7).state_dict()
+        else:  # CIFAR ResNets and PyramidNets: the project's own builders
+            sd = build_model(arch, 7).state_dict()
     assert C.infer_arch(sd) == arch
 
 
@@ -239,10 +242,12 @@ def test_unknown_arch_name_is_config_error(tmp_path, r18):
         C.load_backbone_state(_save(r18, tmp_path / "r18.pth"), arch="resnet42")
 
 
-def test_small_input_stem_refused(tmp_path, r18):
+def test_small_input_stem_is_cifar_resnet(tmp_path, r18):
     sd = dict(r18, **{"conv1.weight": torch.zeros(64, 3, 3, 3)})
-    with pytest.raises(CheckpointError, match="3x3 stem conv"):
-        C.load_backbone_state(_save(sd, tmp_path / "stem.pth"))
+    assert C.load_backbone_state(_save(sd, tmp_path / "stem.pth")).arch == "resnet18_cifar"
+    sd = dict(r18, **{"conv1.weight": torch.zeros(64, 3, 5, 5)})
+    with pytest.raises(CheckpointError, match="5x5 stem conv"):
+        C.load_backbone_state(_save(sd, tmp_path / "stem5.pth"))
 
 
 def test_cifar_resnet_is_unknown_layout(tmp_path):

@@ -62,10 +62,10 @@ def test_class_names_unique_and_voc_mapping():
 
 def test_layout_table_and_rng_streams():
     """One writers table gives the layouts, their folders and their order; every RNG stream id is distinct."""
-    assert demo.LAYOUTS == ("cub", "imagenet", "voc", "coco", "cifar100", "ood")
+    assert demo.LAYOUTS == ("cub", "imagenet", "voc", "coco", "cifar100", "ood", "openimages")
     assert demo.DEFAULT_LAYOUTS == ("cub", "imagenet", "voc", "coco")
     assert demo.LAYOUT_DIRS == {"cub": "CUB_200_2011", "imagenet": "ILSVRC", "voc": "VOCdevkit", "coco": "coco",
-                                "cifar100": "cifar-100-python", "ood": "ood"}
+                                "cifar100": "cifar-100-python", "ood": "ood", "openimages": "OpenImages"}
     assert len(set(STREAMS.values())) == len(STREAMS)
 
 

@@ -273,3 +273,77 @@ def test_backbone_provenance_for_checkpoints_without_record(configs, r18_ckpt, t
     cfg.backbone_checkpoint = str(tmp_path / "absent.pth")
     with pytest.raises(CheckpointError, match="--backbone"):
         _recorded_backbone({}, cfg, None, "det.pth", False)
+
+
+# ----------------------------------------------------------------------------------------------- bad VOC files
+def _voc_copy(voc_root: Path, tmp_path: Path) -> Path:
+    import shutil
+    return Path(shutil.copytree(voc_root, tmp_path / "VOCdevkit"))
+
+
+def _first_id(voc: Path, year: str, split: str) -> str:
+    return (voc / year / "ImageSets" / "Main" / f"{split}.txt").read_text().split()[0]
+
+
+def _break(voc: Path, how: str) -> Path:
+    """Damage the first VOC2007 trainval image's annotation or image in one of the ways a real set breaks."""
+    img_id = _first_id(voc, "VOC2007", "trainval")
+    xml = voc / "VOC2007" / "Annotations" / f"{img_id}.xml"
+    text = xml.read_text()
+    if how == "truncated_xml":
+        xml.write_text(text[: len(text) // 2])
+    elif how == "non_numeric_box":
+        xml.write_text(text.replace("<xmin>", "<xmin>x", 1))
+    elif how == "missing_xml":
+        xml.unlink()
+    elif how == "corrupt_image":
+        path = voc / "VOC2007" / "JPEGImages" / f"{img_id}.jpg"
+        path.write_bytes(path.read_bytes()[:20])
+        return path
+    return xml
+
+
+def _truncated_line(xml: Path) -> int:
+    """The line where Python's own parser stops on the damaged file (independent of the tool)."""
+    import xml.etree.ElementTree as ET
+    try:
+        ET.parse(xml)
+    except ET.ParseError as e:
+        return e.position[0]
+    raise AssertionError(f"{xml} parses")
+
+
+@pytest.mark.parametrize("how", ["truncated_xml", "non_numeric_box", "missing_xml", "corrupt_image"])
+def test_train_tool_reports_a_bad_voc_file_in_one_line(how, r18_ckpt, voc_root, tmp_path, capsys, one_thread):
+    voc = _voc_copy(voc_root, tmp_path)
+    bad = _break(voc, how)
+    opts = SMALL_FRCNN + FEW + ["train_cfg.max_epochs=1"]
+    rc = train_det.main([str(FRCNN_DEMO), "--backbone", str(r18_ckpt), "--work-dir", str(tmp_path / "w"),
+                         *_cli_options(voc, opts)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), err[-5:]
+    assert str(bad) in err[0]
+    if how == "truncated_xml":
+        assert f"line {_truncated_line(bad)}," in err[0] and "not valid XML" in err[0]
+
+
+def test_test_tool_reports_invalid_voc_xml_in_one_line(r18_ckpt, voc_root, tmp_path, capsys):
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    from cutmix_transfer.detection.backbone import clear_backbone_init
+
+    voc = _voc_copy(voc_root, tmp_path)
+    xml = voc / "VOC2007" / "Annotations" / f"{_first_id(voc, 'VOC2007', 'test')}.xml"
+    xml.write_text(xml.read_text()[:40])
+    cfg = load_config(FRCNN_DEMO)
+    adapt_config_to_arch(cfg, "resnet18")
+    clear_backbone_init(cfg)
+    init_default_scope("mmdet")
+    ckpt = tmp_path / "detector.pth"  # an untrained detector: the dataset fails before any inference
+    torch.save({"state_dict": MODELS.build(cfg.model).state_dict(), "meta": {}}, ckpt)
+    rc = test_det.main([str(FRCNN_DEMO), str(ckpt), "--backbone", str(r18_ckpt), "--out", str(tmp_path / "t"),
+                        "--data-root", str(voc)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err[-5:]
+    assert str(xml) in err[0] and f"line {_truncated_line(xml)}," in err[0] and "not valid XML" in err[0]

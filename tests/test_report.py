@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cutmix_transfer.errors import ConfigError
-from cutmix_transfer.report import PAPER_ROWS, build_rows, find_records, to_csv, write_report
+from cutmix_transfer.report import PAPER_ROWS, PAPER_TABLE12_OOD, build_rows, find_records, to_csv, write_report
 from cutmix_transfer.results import checkpoint_info, guess_method, make_record, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def test_report_files_and_paper_rows(results: Path, tmp_path: Path):
     assert "| cutmix | resnet18 | demo_cutmix.pth (bbbbbbbbbbbb) |" in md
     assert "paper: cutmix" in md and "54.81" in md
     table = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
-    assert len(table) == 2 + len(PAPER_ROWS)
+    assert len(table) == 2 + len(PAPER_ROWS) + len(PAPER_TABLE12_OOD)
     assert float(table[1]["Faster R-CNN VOC07 mAP"]) == pytest.approx(33.3)
     assert table[0]["Faster R-CNN VOC07 mAP"] == ""
     # the paper's CutMix row as DESIGN.md lists it
@@ -145,7 +146,8 @@ def test_robustness_column_paper_table11_and_overlaid_curves(results: Path, tmp_
     assert series["imagenet"][1][2]["occlusion"]["center_top1_err"][1] == 45.0
     paths = write_report([results], tmp_path / "report", paper=True)
     table = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
-    paper = {t["label"]: float(t["ImageNet FGSM top-1"]) for t in table if t["reference"] == "1"}
+    paper = {t["label"]: float(t["ImageNet FGSM top-1"]) for t in table
+             if t["reference"] == "1" and t["arch"] == "resnet50"}  # not the PyramidNet / CIFAR-100 rows
     assert paper == {f"paper: {m}": v for m, v in PAPER_TABLE11_FGSM.items()}
     assert paper == {"paper: baseline": 8.2, "paper: mixup": 24.4, "paper: cutout": 11.5, "paper: cutmix": 31.0}
     for key in ("robustness_imagenet", "robustness_cub"):
@@ -163,3 +165,234 @@ def test_robustness_labels_of_two_checkpoints_of_one_method():
         recs.append((Path("x"), rec))
     labels = [label for label, _, _ in robustness_series(recs)["imagenet"]]
     assert labels == ["cutmix (cccccccc)", "cutmix (dddddddd)"]
+
+
+# ---- cell identity (issue 18): same checkpoint on other data is another cell; a rerun is one cell and a note ----
+def _rec(kind, sha, method, metrics, data=None, created=None, dataset="voc2007", **extra):
+    rec = make_record(kind, checkpoint_info(f"ckpt/demo_{method}.pth", sha, "resnet18", method), dataset, "test",
+                      metrics, **({"data": data} if data else {}), **extra)
+    if created:
+        rec["created"] = created
+    return rec
+
+
+def test_same_checkpoint_on_two_datasets_gives_two_cells(tmp_path: Path):
+    from cutmix_transfer.results import data_identity
+
+    demo = data_identity("voc2007", "test", tmp_path / "demo/VOCdevkit", ["000001", "000002"])
+    other = data_identity("voc2007", "test", tmp_path / "small/VOCdevkit", ["009001", "009002", "009003"])
+    _write_rec = lambda d, rec: write_record(tmp_path / d, rec)  # noqa: E731
+    _write_rec("demo/det", _rec("detection", "a" * 64, "baseline", {"mAP": 34.24}, demo, "2026-01-01T00:00:00",
+                                detector="faster_rcnn"))
+    _write_rec("other/det", _rec("detection", "a" * 64, "baseline", {"mAP": 0.0}, other, "2026-02-01T00:00:00",
+                                 detector="faster_rcnn"))
+    _write_rec("demo/det_cm", _rec("detection", "b" * 64, "cutmix", {"mAP": 13.66}, demo, "2026-01-01T00:00:01",
+                                   detector="faster_rcnn"))
+    notes: list[str] = []
+    rows = build_rows(find_records([tmp_path]), notes, strict=True)  # different data is not a rerun
+    base, cm = rows
+    assert base.values == {"Faster R-CNN VOC07 mAP [data 1]": 34.24, "Faster R-CNN VOC07 mAP [data 2]": 0.0}
+    assert cm.values == {"Faster R-CNN VOC07 mAP [data 1]": 13.66}
+    assert len(notes) == 1 and "data 1 = voc2007 test" in notes[0] and "2 images" in notes[0]
+    assert "data 2 = voc2007 test" in notes[0] and str(tmp_path / "small/VOCdevkit") in notes[0]
+    md = write_report([tmp_path], tmp_path / "rep", paper=True, bootstrap=0)["markdown"].read_text()
+    assert "| baseline | resnet18 | demo_baseline.pth (aaaaaaaaaaaa) | 34.24 | 0.00 |" in md
+    assert "| paper: cutmix | resnet50 | paper | 76.70 | 76.70 |" in md  # the paper's number under each variant
+
+
+def test_rerun_is_one_cell_with_a_note_and_strict_refuses(tmp_path: Path):
+    from cutmix_transfer.results import data_identity
+
+    cub = data_identity("cub", "test", tmp_path / "CUB", ["1", "2", "3"])
+    write_record(tmp_path / "old", _rec("wsol", "a" * 64, "baseline", {"top1_loc": 1.0, "maxboxacc_v2": 2.0}, cub,
+                                        "2026-01-01T00:00:00", dataset="cub"))
+    write_record(tmp_path / "new", _rec("wsol", "a" * 64, "baseline", {"top1_loc": 40.0, "maxboxacc_v2": 50.0}, cub,
+                                        "2026-03-01T00:00:00", dataset="cub"))
+    notes: list[str] = []
+    (row,) = build_rows(find_records([tmp_path]), notes)
+    assert row.values == {"CUB loc acc": 40.0, "CUB MaxBoxAccV2": 50.0}
+    assert len(notes) == 1  # one note for the pair of files, not one per column
+    assert str(tmp_path / "new/results.json") in notes[0] and str(tmp_path / "old/results.json") in notes[0]
+    assert notes[0].index("new/results.json") < notes[0].index("old/results.json")  # the shown one first
+    md = write_report([tmp_path], tmp_path / "rep", bootstrap=0)["markdown"].read_text()
+    assert "Rerun: 2 records of the same cell" in md
+    with pytest.raises(ConfigError, match="--strict: Rerun"):
+        write_report([tmp_path], tmp_path / "rep2", strict=True, bootstrap=0)
+    tool = [sys.executable, str(ROOT / "tools" / "report.py"), str(tmp_path / "old"), str(tmp_path / "new")]
+    bad = subprocess.run(tool + ["--strict", "--out", str(tmp_path / "rep3")], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --strict") and bad.stderr.count("\n") == 1
+
+
+def test_record_without_data_identity_is_its_own_value(tmp_path: Path):
+    from cutmix_transfer.results import data_identity
+
+    write_record(tmp_path / "legacy", _rec("classification", "a" * 64, "baseline", {"top1_err": 9.0}, None,
+                                           "2026-01-01T00:00:00", dataset="imagenet"))
+    write_record(tmp_path / "new", _rec("classification", "a" * 64, "baseline", {"top1_err": 8.0},
+                                        data_identity("imagenet", "test", tmp_path, ["x"]), "2026-02-01T00:00:00",
+                                        dataset="imagenet"))
+    notes: list[str] = []
+    (row,) = build_rows(find_records([tmp_path]), notes)
+    assert row.values == {"top-1 err [data 1]": 9.0, "top-1 err [data 2]": 8.0}
+    assert any("predate the data identity" in n and "legacy/results.json" in n for n in notes)
+    assert any("data 1 = imagenet test, which images not recorded" in n for n in notes)
+
+
+def test_records_without_data_identity_on_two_roots_stay_apart(tmp_path: Path):
+    """The issue's case with records written before the data block: the tools' `data_root` tells them apart."""
+    for d, root, value, created in (("demo", "data/demo/VOCdevkit", 34.24, "2026-01-01T00:00:00"),
+                                    ("other", "data/small/VOCdevkit", 0.0, "2026-02-01T00:00:00")):
+        write_record(tmp_path / d, _rec("detection", "a" * 64, "baseline", {"mAP": value}, None, created,
+                                        detector="faster_rcnn", data_root=root))
+    notes: list[str] = []
+    (row,) = build_rows(find_records([tmp_path]), notes, strict=True)
+    assert row.values == {"Faster R-CNN VOC07 mAP [data 1]": 34.24, "Faster R-CNN VOC07 mAP [data 2]": 0.0}
+    assert any("data 1 = voc2007 test, data/demo/VOCdevkit, which images not recorded" in n for n in notes)
+
+
+def test_data_identity_digest_ignores_order_and_resolves_root(tmp_path: Path):
+    from cutmix_transfer.results import data_identity, images_digest
+
+    a = data_identity("cub", "test", tmp_path / "x" / "..", ["b", "a"])
+    assert a == data_identity("cub", "test", tmp_path, ["a", "b"])
+    assert a["num_images"] == 2 and a["root"] == str(tmp_path.resolve())
+    import hashlib
+
+    assert a["images_sha256"] == images_digest(["a", "b"]) == hashlib.sha256(b"a\nb").hexdigest()
+
+
+# ---- intervals and paired differences ----
+def _robustness_pair(tmp_path: Path, n: int = 40):
+    from cutmix_transfer.results import data_identity
+
+    rng = np.random.default_rng(0)
+    ids = [f"img{i:03d}" for i in range(n)]
+    out = {}
+    for sha, method, p in (("a" * 64, "baseline", 0.4), ("b" * 64, "cutmix", 0.6)):
+        correct = (rng.random(n) < p).astype(int)
+        folder = tmp_path / f"rob_{method}"
+        write_record(folder, _rec("robustness", sha, method, {"fgsm_top1_eps8": 100 * correct.mean()},
+                                  data_identity("imagenet", "val", tmp_path, ids), dataset="imagenet"))
+        lines = ["index,image_id,fgsm_correct_eps8"] + [f"{i},{ids[i]},{c}" for i, c in enumerate(correct)]
+        # rows in another order than sorted ids: the report aligns images by id
+        (folder / "per_image.csv").write_text("\n".join([lines[0]] + lines[1:][::-1]) + "\n")
+        out[method] = correct
+    return out
+
+
+def test_intervals_and_paired_difference_equal_direct_bootstrap(tmp_path: Path):
+    from cutmix_transfer.bootstrap import bootstrap_interval, mean_statistic, paired_difference
+
+    correct = _robustness_pair(tmp_path)
+    paths = write_report([tmp_path], tmp_path / "rep", bootstrap=300, seed=7)
+    md = paths["markdown"].read_text()
+    for method in ("baseline", "cutmix"):
+        ci = bootstrap_interval(mean_statistic(100.0 * correct[method]), 40, 300, seed=7)
+        assert f"{ci.value:.2f} [{ci.low:.2f}, {ci.high:.2f}]" in md
+    d = paired_difference(mean_statistic(100.0 * correct["cutmix"]), mean_statistic(100.0 * correct["baseline"]),
+                          40, 300, seed=7)
+    p = f"p = {d.p_value:.3f}" if d.p_value > 0 else "p < 0.00333"  # never 0: at most 1 in 300 resamples
+    assert (f"ImageNet FGSM top-1, cutmix − baseline: {d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}], "
+            f"{p} (40 images)") in md
+    table = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    assert float(table[1]["ImageNet FGSM top-1 ci95_low"]) == pytest.approx(
+        bootstrap_interval(mean_statistic(100.0 * correct["cutmix"]), 40, 300, seed=7).low, abs=1e-4)
+    # 0 turns the bootstrap off; the same seed gives the same report
+    assert "[" not in write_report([tmp_path], tmp_path / "rep0", bootstrap=0)["markdown"].read_text().split(
+        "\n")[2]
+    assert write_report([tmp_path], tmp_path / "rep1", bootstrap=300, seed=7)["markdown"].read_text() == md
+
+
+def test_per_image_results_that_disagree_with_the_record_get_no_interval(tmp_path: Path):
+    _robustness_pair(tmp_path)
+    (tmp_path / "rob_cutmix" / "per_image.csv").write_text("index,image_id,fgsm_correct_eps8\n0,img000,1\n")
+    md = write_report([tmp_path], tmp_path / "rep", bootstrap=100)["markdown"].read_text()
+    assert "No interval for cutmix ImageNet FGSM top-1: its per-image results give 100.00" in md
+    assert "cutmix − baseline" not in md
+
+
+def test_detection_interval_from_per_image_detections_matches_eval_map(tmp_path: Path):
+    from mmdet.evaluation.functional import eval_map
+
+    from cutmix_transfer.bootstrap import VOCMapStatistic, bootstrap_interval
+    from cutmix_transfer.detection.evaluate import write_per_image_detections
+    from tests.test_bootstrap import _det_case
+
+    dets, gts = _det_case(3, n=12)
+    for i, g in enumerate(gts):
+        g["img_id"] = f"{i:06d}"
+    full, _ = eval_map(dets, gts, iou_thr=0.5, dataset="voc", logger="silent", eval_mode="11points",
+                       use_legacy_coordinate=True, nproc=1)
+    folder = tmp_path / "det"
+    write_record(folder, _rec("detection", "a" * 64, "baseline", {"mAP": 100 * full}, detector="faster_rcnn"))
+    write_per_image_detections(folder / "per_image_detections.npz", list(zip(gts, dets)), "11points", 0.5)
+    (row,) = build_rows(find_records([tmp_path]))
+    from cutmix_transfer.report import add_intervals
+
+    add_intervals([row], find_records([tmp_path]), resamples=50, seed=1)
+    ci = row.intervals["Faster R-CNN VOC07 mAP"]
+    assert ci.value == pytest.approx(100 * full, abs=1e-4)
+    direct = bootstrap_interval(VOCMapStatistic(dets, gts), 12, 50, seed=1)
+    assert (ci.low, ci.high) == pytest.approx((direct.low, direct.high))
+
+
+def test_ood_columns_and_table12_rows(results: Path, tmp_path: Path):
+    """kind 'ood' records fill the mean TNR@TPR95 / AUROC columns; --paper adds Table 12 as PyramidNet rows."""
+    for sha, name, tnr, auroc in (("a", "demo_baseline", 40.0, 80.5), ("b", "demo_cutmix", 70.25, 93.0)):
+        _write(results / f"ood_{name}", "ood", sha * 64, f"ckpt/{name}.pth",
+               {"tnr_at_tpr95": tnr, "auroc": auroc, "detection_acc": 1.0, "top1_err": 3.0}, dataset="cifar100",
+               detector="msp")
+    rows = build_rows(find_records([results]))
+    assert [(r.values["OOD TNR@TPR95 (mean)"], r.values["OOD AUROC (mean)"]) for r in rows] == [(40.0, 80.5),
+                                                                                              (70.25, 93.0)]
+    assert rows[0].values["top-1 err"] == 10.0  # the ood record's own top1_err is not a classification cell
+    table = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert float(table[1]["OOD AUROC (mean)"]) == 93.0
+    paths = write_report([results], tmp_path / "report", paper=True)
+    table = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    pyr = [t for t in table if t["label"].startswith("paper (PyramidNet-200, CIFAR-100)")]
+    assert [t["method"] for t in pyr] == ["baseline", "mixup", "cutout", "cutmix"]
+    assert all(t["arch"] == "pyramidnet200_a240_bottleneck" for t in pyr)
+    got = [(float(t["OOD TNR@TPR95 (mean)"]), float(t["OOD AUROC (mean)"])) for t in pyr]
+    assert got == [(26.3, 87.3), (11.8, 49.3), (18.8, 68.7), (69.0, 94.4)]  # Table 12
+    assert [float(t["top-1 err"]) if t["top-1 err"] else None for t in pyr] == [16.45, None, None, 14.47]
+    resnet = [t for t in table if t["label"].startswith("paper: ")]
+    assert len(resnet) == len(PAPER_ROWS) and all(t["arch"] == "resnet50" and t["OOD AUROC (mean)"] == ""
+                                                  for t in resnet)
+
+
+def test_voc_metric_per_image_output_reproduces_its_map(demo_root: Path, tmp_path: Path):
+    """VOCMetricPerClass on the demo VOC07 test (difficult boxes ignored) -> per_image_detections.npz -> the
+    report's statistic gives mmdet's mAP back, image ids included."""
+    import torch
+    from mmdet.datasets import VOCDataset
+    from mmengine.structures import InstanceData
+
+    from cutmix_transfer.detection.evaluate import write_per_image_detections
+    from cutmix_transfer.detection.metric import VOCMetricPerClass
+    from cutmix_transfer.report import per_image_statistic
+
+    pipeline = [dict(type="LoadImageFromFile", _scope_="mmdet"),
+                dict(type="LoadAnnotations", with_bbox=True, _scope_="mmdet"),
+                dict(type="PackDetInputs", _scope_="mmdet")]
+    ds = VOCDataset(data_root=str(demo_root / "VOCdevkit"), ann_file="VOC2007/ImageSets/Main/test.txt",
+                    data_prefix=dict(sub_data_root="VOC2007/"), test_mode=True, pipeline=pipeline)
+    g = torch.Generator().manual_seed(0)
+    metric = VOCMetricPerClass(metric="mAP", eval_mode="11points")
+    metric.dataset_meta = ds.metainfo
+    for i in range(len(ds)):
+        s = ds[i]["data_samples"]
+        gt = s.gt_instances
+        noisy = gt.bboxes.tensor + torch.randn(tuple(gt.bboxes.shape), generator=g) * 6
+        boxes = torch.cat([noisy, torch.rand(3, 4, generator=g).sort(dim=1).values * 60])
+        labels = torch.cat([gt.labels, torch.randint(0, 4, (3,), generator=g)])
+        s.pred_instances = InstanceData(bboxes=boxes, labels=labels, scores=torch.rand(len(boxes), generator=g))
+        metric.process({}, [s.to_dict()])
+    res = metric.compute_metrics(metric.results)
+    assert 0.0 < res["mAP"] < 1.0
+    assert sum(len(a["bboxes_ignore"]) for a, _ in metric.per_image_results) > 0  # difficult boxes are exercised
+    write_per_image_detections(tmp_path / "per_image_detections.npz", metric.per_image_results, "11points", 0.5)
+    ids, stat = per_image_statistic(tmp_path / "results.json", {"kind": "detection"}, "mAP")
+    assert ids == sorted(str(ds.get_data_info(i)["img_id"]) for i in range(len(ds)))
+    assert stat(np.ones((1, len(ids))))[0] == pytest.approx(100 * res["mAP"], abs=1e-4)

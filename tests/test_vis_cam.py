@@ -14,8 +14,18 @@ import torch
 
 from cutmix_transfer.backbones import build_model
 from cutmix_transfer.errors import ConfigError, DatasetError
-from cutmix_transfer.wsol.visualize import (GT_COLOR, PRED_COLOR, Case, VisCamConfig, colorize, compose_overlay,
-                                            draw_box, save_boxacc_curves, save_case, save_grid, vis_cam)
+from cutmix_transfer.wsol.vis_cam import VisCamConfig, vis_cam
+from cutmix_transfer.wsol.visualize import (
+    GT_COLOR,
+    PRED_COLOR,
+    Case,
+    colorize,
+    compose_overlay,
+    draw_box,
+    save_boxacc_curves,
+    save_case,
+    save_grid,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "vis_cam.py"

@@ -1,6 +1,7 @@
-"""The WSOL evaluator (cutmix_transfer.wsol.evaluate, tools/wsol_eval.py) against independent computations:
-hand-computed CAMs fed through the pipeline, the per-threshold oracle on the saved maps, an independent CAM and
-PxAP, determinism, torchrun sharding, and every user error as a one-line exit code 2 of the real tool."""
+"""The WSOL evaluator (cutmix_transfer.wsol.evaluate and its modules, tools/wsol_eval.py) checked against
+independent computations: hand-computed CAMs fed through the pipeline, the per-threshold oracle on the saved maps,
+an independent CAM and PxAP, determinism, torchrun sharding, and every user error as a one-line exit code 2 of the
+real tool."""
 from __future__ import annotations
 
 import csv
@@ -23,11 +24,14 @@ from cutmix_transfer.backbones import build_from_checkpoint, build_model
 from cutmix_transfer.cam import class_activation_maps, normalize_cams
 from cutmix_transfer.datasets.cub import load_cub
 from cutmix_transfer.datasets.imagenet import load_imagenet_val
+from cutmix_transfer.datasets.wsol_data import load_eval_data
 from cutmix_transfer.datasets.wsol_metadata import write_wsol_metadata
 from cutmix_transfer.errors import DatasetError
 from cutmix_transfer.io import sha256_file
 from cutmix_transfer.wsol import evaluate
 from cutmix_transfer.wsol.boxes import cam_thresholds, max_iou_curve_reference
+from cutmix_transfer.wsol.inputs import load_image_224, load_mask_224
+from cutmix_transfer.wsol.model import compute_scoremaps
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "wsol_eval.py"
@@ -139,7 +143,7 @@ def _fake_scoremaps(monkeypatch, maps: np.ndarray, logits: np.ndarray, labels: l
 # ------------------------------------------------------------------------------------------------ pipeline
 def test_image_pipeline_matches_manual(demo_root):
     path = next((demo_root / "CUB_200_2011" / "images").rglob("*.jpg"))
-    tensor, rgb, size = evaluate.load_image_224(path)
+    tensor, rgb, size = load_image_224(path)
     assert tensor.shape == (3, 224, 224) and rgb.shape == (224, 224, 3) and size == _image_size(path)
     torch.testing.assert_close(tensor[None], _manual_input(path), atol=1e-6, rtol=0)
 
@@ -148,14 +152,14 @@ def test_input_size_changes_the_network_input_only(demo_root, ckpts):
     """--image-size 96 (a backbone trained at 96 px): the network sees a 96 px PIL-bilinear image, the CAM is
     still scored in the 224 frame and equals the 96 px CAM resized by the same bicubic + min-max step."""
     path = next((demo_root / "CUB_200_2011" / "images").rglob("*.jpg"))
-    tensor, rgb, _ = evaluate.load_image_224(path, input_size=96)
+    tensor, rgb, _ = load_image_224(path, input_size=96)
     assert tensor.shape == (3, 96, 96) and rgb.shape == (224, 224, 3)
     with Image.open(path) as im:
         arr = np.asarray(im.convert("RGB").resize((96, 96), Image.BILINEAR), dtype=np.float32) / 255.0
     arr = (arr - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
     torch.testing.assert_close(tensor, torch.from_numpy(arr.transpose(2, 0, 1).copy()), atol=1e-6, rtol=0)
     model, _, _ = build_from_checkpoint(ckpts["plain"], wsol=True, head="require")
-    maps, logits = evaluate.compute_scoremaps(model.eval(), tensor[None], torch.tensor([1]))
+    maps, logits = compute_scoremaps(model.eval(), tensor[None], torch.tensor([1]))
     assert maps.shape == (1, 224, 224) and logits.shape == (1, NUM_CLASSES)
     cams, _ = class_activation_maps(model, tensor[None], torch.tensor([1]))
     np.testing.assert_allclose(maps, normalize_cams(cams, (224, 224)), atol=1e-6)
@@ -300,7 +304,7 @@ def test_end_to_end_cub_against_oracle(cub_run, demo_root, ckpts):
     assert sum(int(r["hit"]) for r in rows) * 100.0 / n == m["maxboxacc"]
 
     # PxAP: precision / recall at "score >= edge" counted directly over the masks
-    fg = [evaluate.load_mask_224(s.mask_path) for s in samples]
+    fg = [load_mask_224(s.mask_path) for s in samples]
     edges = np.concatenate([[2.0, 1.0], THR[::-1]])
     total_fg = sum(f.sum() for f in fg)
     prec, rec_ = [], []
@@ -319,7 +323,7 @@ def test_masks_are_thresholded_at_127(tmp_path):
     mask[:, :10] = 127
     mask[:, 10:] = 128
     cv2.imwrite(str(tmp_path / "m.png"), mask)
-    out = evaluate.load_mask_224(tmp_path / "m.png")
+    out = load_mask_224(tmp_path / "m.png")
     assert out.shape == (224, 224) and out.dtype == bool
     assert not out[:, :111].any() and out[:, 113:].all()
 
@@ -394,7 +398,7 @@ def test_error_missing_dataset_folder(ckpts, tmp_path):
                                      "--data-root", str(tmp_path / "nowhere")))
     assert str(tmp_path / "nowhere") in line and "CUB_200_2011" in line and "--data-root" in line
     with pytest.raises(DatasetError, match=r"(?s)nowhere.*ILSVRC.*--data-root"):
-        evaluate.load_eval_data("imagenet", tmp_path / "nowhere", None)
+        load_eval_data("imagenet", tmp_path / "nowhere", None)
 
 
 def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):

@@ -46,9 +46,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cifar-train-per-class", type=int, default=100, help="CIFAR-100 layout train images per class")
     p.add_argument("--cifar-test-per-class", type=int, default=20, help="CIFAR-100 layout test images per class")
     p.add_argument("--ood-per-set", type=int, default=200, help="images in each OOD folder of the 'ood' layout")
+    p.add_argument("--openimages-per-class", type=int, default=4,
+                   help="images per class in each split of the 'openimages' layout")
     p.add_argument(
         "--layouts", nargs="+", choices=LAYOUTS, default=list(DEFAULT_LAYOUTS),
-        help="which layouts to write (default: all but cifar100 and ood)"
+        help="which layouts to write (default: all but cifar100, ood and openimages)"
     )
     p.add_argument("--force", action="store_true", help="regenerate even when a complete folder matches")
     p.add_argument("--verbose", action="store_true")
@@ -76,6 +78,7 @@ def main(argv=None) -> int:
         cifar_train_per_class=args.cifar_train_per_class,
         cifar_test_per_class=args.cifar_test_per_class,
         ood_images_per_set=args.ood_per_set,
+        openimages_per_class=args.openimages_per_class,
         layouts=args.layouts,
         force=args.force,
     )

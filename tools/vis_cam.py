@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, main_guard, parse_tool_args
-from cutmix_transfer.wsol.visualize import VisCamConfig, vis_cam
+from cutmix_transfer.wsol.vis_cam import VisCamConfig, vis_cam
 
 
 def build_parser() -> argparse.ArgumentParser:

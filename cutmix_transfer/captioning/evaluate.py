@@ -22,7 +22,7 @@ from ..checkpoints import PROJECT_META_KEY, check_state_fits, safe_torch_load
 from ..datasets.common import load_rgb
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_bytes, atomic_write_json, sha256_file
-from ..results import checkpoint_info, make_record, write_record
+from ..results import checkpoint_info, data_identity, make_record, write_record
 from ..runner import load_config
 from .data import CocoCaptionDataset
 from .metrics import METRIC_NAMES, SPICE_NOTE, score_captions, to_percent
@@ -163,6 +163,7 @@ def evaluate_captioner(config: str | os.PathLike, checkpoint: str | os.PathLike,
         block = checkpoint_info(checkpoint, ckpt_sha, meta["arch"], None)
     record = make_record(
         "captioning", block, dataset=f"coco:{ds_cfg.get('root')}", split=split, metrics=metrics,
+        data=data_identity(f"coco:{ds_cfg.get('root')}", split, ds_cfg.get("root"), scores["image_ids"]),
         unavailable={"SPICE": SPICE_NOTE, **{k: "not computed" for k in METRIC_NAMES if k not in metrics}},
         captioner_checkpoint={"path": str(checkpoint), "sha256": ckpt_sha},
         encoder_pretrained=bool(enc.get("sha256")), encoder_freeze=bool(meta.get("freeze_encoder")),

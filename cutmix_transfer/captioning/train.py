@@ -16,7 +16,8 @@ from mmengine.config import Config
 from ..datasets.coco_captions import load_coco_captions
 from ..distributed import Launcher
 from ..errors import ConfigError
-from ..runner import apply_run_options, build_runner, ensure_checkpoint_hooks, last_checkpoint, load_config
+from ..runner import (apply_run_options, build_runner, ensure_checkpoint_hooks, last_checkpoint, load_config,
+                      train_and_validate)
 from .data import training_tokens
 from .vocab import Vocabulary, build_vocab
 
@@ -85,7 +86,7 @@ def train_captioner(config: str | os.PathLike, backbone: str | None = None, free
         cfg.model.freeze_encoder = True
     ensure_checkpoint_hooks(cfg)
     runner = build_runner(cfg)  # the package's import registered its dataset, model, metric and hooks
-    runner.train()
+    train_and_validate(runner)  # also the final validation a run killed during it still owes
     metrics = {k[len("val/"):]: float(v.current()) for k, v in runner.message_hub.log_scalars.items()
                if k.startswith("val/") and k[len("val/"):] in ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")}
     ckpt = last_checkpoint(cfg.work_dir)

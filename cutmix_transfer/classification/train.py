@@ -9,8 +9,9 @@ from mmengine.dist import is_main_process
 
 from ..distributed import Launcher
 from ..io import sha256_file
-from ..results import checkpoint_info, make_record, write_record
-from ..runner import apply_run_options, build_runner, ensure_checkpoint_hooks, last_checkpoint, load_config
+from ..results import checkpoint_info, data_identity, make_record, write_record
+from ..runner import (apply_run_options, build_runner, ensure_checkpoint_hooks, last_checkpoint, load_config,
+                      train_and_validate)
 
 logger = logging.getLogger(__name__)
 CONFIGS_HINT = "configs/cls/"  # where a missing or broken classification config sends the user
@@ -32,7 +33,7 @@ def train_classifier(config: str | os.PathLike, work_dir: str | None = None, cfg
         cfg.model.trust_pretrained = True
     ensure_checkpoint_hooks(cfg)
     runner = build_runner(cfg)  # the package's import registered its datasets, model, metric and hooks
-    runner.train()
+    train_and_validate(runner)  # also the final validation a run killed during it still owes
 
     scalars = runner.message_hub.log_scalars
     metrics = {k[len("val/"):]: float(v.current()) for k, v in scalars.items()
@@ -45,7 +46,19 @@ def train_classifier(config: str | os.PathLike, work_dir: str | None = None, cfg
         val = cfg.val_dataloader.dataset
         record = make_record("classification", checkpoint_info(ckpt, sha256_file(ckpt), meta["arch"], meta["method"]),
                              dataset=f"{val.get('type')}:{val.get('root')}", split=str(val.get("split")),
-                             metrics=metrics, config=str(config), epochs=runner.epoch, iters=runner.iter)
+                             metrics=metrics, config=str(config), epochs=runner.epoch, iters=runner.iter,
+                             data=data_identity(f"{val.get('type')}:{val.get('root')}", str(val.get("split")),
+                                                val.get("root"), _image_ids(runner.val_dataloader.dataset)))
         out["record"] = str(write_record(cfg.work_dir, record))
         logger.info("validation %s; checkpoint %s; record %s", metrics, ckpt, out["record"])
     return out
+
+
+def _image_ids(dataset: Any) -> list[str]:
+    """The validation images' names for the record's data identity: file paths where the dataset has them, else
+    indices (CIFAR's arrays)."""
+    if hasattr(dataset, "items"):
+        return [str(p) for p, _ in dataset.items]
+    if hasattr(dataset, "paths"):
+        return [str(p) for p in dataset.paths]
+    return [str(i) for i in range(len(dataset))]

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 
 from ..checkpoints import BACKBONE_META_KEY, check_state_fits, load_backbone_state, safe_torch_load
 from ..distributed import Launcher, prepare_launcher
 from ..errors import CheckpointError, ConfigError
-from ..io import sha256_file
-from ..results import make_record, write_record
+from ..io import atomic_savez, sha256_file
+from ..results import PER_IMAGE_DETECTIONS, data_identity, make_record, write_record
 from ..runner import build_runner, load_config
 from .backbone import adapt_config_to_arch, backbone_provenance, clear_backbone_init, configured_backbone_path
 from .data import check_voc_data, iter_xml_datasets, set_data_root
@@ -117,15 +118,48 @@ def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike,
     check_state_fits(model, state, checkpoint, "the config's detector",
                      hint="Test with the config the detector was trained with (train_det dumps it into its work dir)")
     metrics = runner.test()
-    record = make_detection_record(metrics, cfg, provenance, checkpoint)
+    per_image = getattr(next(iter(runner.test_evaluator.metrics), None), "per_image_results", None)
+    image_ids = [str(gt.get("img_id")) for gt, _ in per_image] if per_image else None
+    record = make_detection_record(metrics, cfg, provenance, checkpoint, image_ids=image_ids)
     path = write_record(out, record)
+    if per_image:
+        write_per_image_detections(out / PER_IMAGE_DETECTIONS, per_image, record["eval_mode"], record["iou_thr"])
     logger.info("VOC mAP %.2f (%s) -> %s", record["metrics"]["mAP"], record["eval_mode"], path)
     return EvalOutcome(record=record, path=path, metrics=dict(metrics))
 
 
+def write_per_image_detections(path: Path, per_image: list, eval_mode: str, iou_thr: Any) -> Path:
+    """Every test image's ground truth and detections as flat arrays (no pickle), so that the report can
+    recompute mAP on resampled images (cutmix_transfer.bootstrap.VOCMapStatistic)."""
+    det_image, det_label, det_boxes, gt_image, gt_label, gt_boxes, gt_ignore = [], [], [], [], [], [], []
+    for i, (gt, dets) in enumerate(per_image):
+        for c, d in enumerate(dets):
+            d = np.asarray(d, dtype=np.float32).reshape(-1, 5)
+            det_image += [i] * len(d)
+            det_label += [c] * len(d)
+            det_boxes.append(d)
+        for ignore, boxes, labels in ((0, gt["bboxes"], gt["labels"]), (1, gt["bboxes_ignore"], gt["labels_ignore"])):
+            boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+            gt_image += [i] * len(boxes)
+            gt_label += [int(x) for x in np.asarray(labels).reshape(-1)]
+            gt_ignore += [ignore] * len(boxes)
+            gt_boxes.append(boxes)
+    iou = float(iou_thr[0] if isinstance(iou_thr, (list, tuple)) else iou_thr)
+    atomic_savez(path, image_ids=np.array([str(gt.get("img_id")) for gt, _ in per_image]),
+                 num_classes=np.array(len(per_image[0][1]) if per_image else 0),
+                 det_image=np.array(det_image, dtype=np.int64), det_label=np.array(det_label, dtype=np.int64),
+                 det_boxes=np.concatenate(det_boxes) if det_boxes else np.zeros((0, 5), np.float32),
+                 gt_image=np.array(gt_image, dtype=np.int64), gt_label=np.array(gt_label, dtype=np.int64),
+                 gt_boxes=np.concatenate(gt_boxes) if gt_boxes else np.zeros((0, 4), np.float32),
+                 gt_ignore=np.array(gt_ignore, dtype=np.int64), eval_mode=np.array(str(eval_mode)),
+                 iou_thr=np.array(iou))
+    return path
+
+
 def make_detection_record(metrics: dict[str, float], cfg: Config, backbone: dict[str, Any],
-                          checkpoint: str | os.PathLike) -> dict[str, Any]:
-    """A 'detection' result record from VOCMetric(PerClass) output (fractions) -> percentages."""
+                          checkpoint: str | os.PathLike, image_ids: list[str] | None = None) -> dict[str, Any]:
+    """A 'detection' result record from VOCMetric(PerClass) output (fractions) -> percentages; `image_ids` (the
+    evaluated images) give the record's data identity, else the test list file's ids when it can be read."""
     mean = next((v for k, v in metrics.items() if k.split("/")[-1] == "mAP"), None)
     if mean is None:
         raise ConfigError(f"the test evaluator returned no mAP (got {sorted(metrics)}): use "
@@ -137,8 +171,12 @@ def make_detection_record(metrics: dict[str, float], cfg: Config, backbone: dict
     ann_file = test_sets[0].get("ann_file") if test_sets else None
     evaluator = cfg.test_evaluator
     block = {k: backbone.get(k) for k in ("path", "sha256", "arch", "method")}
+    list_file = Path(str(data_root or ""), str(ann_file or ""))
+    if image_ids is None and ann_file and list_file.is_file():
+        image_ids = [line.split()[0] for line in list_file.read_text().splitlines() if line.strip()]
+    data = {"data": data_identity("voc2007", "test", data_root, image_ids)} if image_ids is not None else {}
     return make_record(
-        "detection", block, dataset="voc2007", split="test", metrics={"mAP": 100.0 * float(mean)},
+        "detection", block, dataset="voc2007", split="test", metrics={"mAP": 100.0 * float(mean)}, **data,
         detector=detector_name(cfg), per_class_ap=per_class, eval_mode=evaluator.get("eval_mode", "11points"),
         iou_thr=evaluator.get("iou_thrs", 0.5), data_root=data_root, ann_file=ann_file,
         backbone_source_format=backbone.get("source_format"),

@@ -19,7 +19,14 @@ class VOCMetricPerClass(VOCMetric):
     Per-class AP is read from the same `eval_map` call's per-class results at the first IoU threshold.
     """
 
+    def process(self, data_batch: dict, data_samples) -> None:
+        """VOCMetric's per-image (ground truth, detections), each ground truth also naming its `img_id`."""
+        super().process(data_batch, data_samples)
+        for (ann, _), sample in zip(self.results[-len(data_samples):], data_samples):
+            ann["img_id"] = str(sample.get("img_id"))
+
     def compute_metrics(self, results: list) -> dict:
+        self.per_image_results = list(results)  # all ranks' (gt, dets) per image: evaluate.py writes them out
         eval_results = super().compute_metrics(results)
         if self.metric != "mAP":
             return eval_results

@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 from ..distributed import Launcher
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json
-from ..runner import apply_run_options, build_runner, ensure_checkpoint_hooks, load_config
+from ..runner import apply_run_options, build_runner, ensure_checkpoint_hooks, load_config, train_and_validate
 from .backbone import (
     BACKBONE_FILE,
     KeyReport,
@@ -127,5 +127,5 @@ def train_detector(config: str | os.PathLike, backbone: str | os.PathLike | None
                                 data_root)
     runner = build_runner(prepared.cfg)
     report_backbone_keys(runner, prepared)
-    runner.train()
+    train_and_validate(runner)  # also the final validation a run killed during it still owes
     return Path(prepared.cfg.work_dir)

@@ -26,7 +26,7 @@ from ..backbones import build_model, load_weights
 from ..checkpoints import load_backbone_state
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_write_bytes, atomic_write_text
-from ..results import checkpoint_info, make_record, write_record
+from ..results import checkpoint_info, data_identity, make_record, write_record
 from ..runtime import resolve_device, seed_everything
 from .data import (
     DEFAULT_NOISE_COUNT,
@@ -253,6 +253,8 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
     record = make_record(
         "ood", checkpoint_info(loaded.path, loaded.sha256, loaded.arch, loaded.meta.get("method")),
         data.name, "test", {**mean_m, "top1_err": top1_err},
+        data=data_identity(data.name, "test", data.folder, [f"in/{i}" for i in range(int(in_scores.size))]
+                           + [f"{s.name}/{s.source}/{i}" for s in sets for i in s.image_ids]),
         detector=cfg.detector, detector_params=detector.all_params(), arch=loaded.arch,
         model_form={"wsol": bool(getattr(model, "wsol", False)),
                     "large_feature_map": bool(getattr(model, "large_feature_map", False))},

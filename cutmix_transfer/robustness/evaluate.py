@@ -35,12 +35,13 @@ from ..backbones import build_model, load_weights
 from ..checkpoints import load_backbone_state
 from ..classification.transforms import build_transform
 from ..datasets.common import load_rgb
+from ..datasets.wsol_data import BOX_DATASETS as DATASETS
+from ..datasets.wsol_data import EvalData, load_eval_data
 from ..distributed import all_gather_objects, setup_torchrun
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
-from ..results import checkpoint_info, make_record, write_record
+from ..results import checkpoint_info, data_identity, make_record, write_record
 from ..runtime import check_input_size, resolve_device, seed_everything
-from ..wsol.evaluate import DATASETS, EvalData, load_eval_data
 from .attacks import PAPER_EPS, PixelClassifier, check_eps, eps_key, fgsm_predictions
 from .curves import cutmix_predictions, mixup_predictions, occlusion_predictions, top1_accuracy, top1_error
 from .figures import plot_run_curves
@@ -370,6 +371,8 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
         "robustness", checkpoint_info(loaded.path, loaded.sha256, loaded.arch, loaded.meta.get("method")),
         cfg.dataset, data.split, summary["metrics"],
         arch=loaded.arch, checkpoint_format=loaded.source_format, data_root=str(data.data_root),
+        data=data_identity(cfg.dataset, data.split, data.data_root, [samples[r["index"]].image_id for r in image_rows]
+                           + [f"pair/{samples[a].image_id}/{samples[b].image_id}" for a, b in pairs]),
         tests=tests, num_images=len(image_rows), num_images_selected=len(selected), num_images_in_split=len(samples),
         num_pairs=len(pair_rows), skipped_unreadable={"count": len(skipped), "images": skipped},
         skipped_pairs={"count": len(skipped_pairs), "pairs": skipped_pairs},

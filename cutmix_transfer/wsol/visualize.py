@@ -1,5 +1,6 @@
 """Figures for WSOL: CAM heatmaps over images with GT (green) and predicted (cyan) boxes, best/worst grids,
-BoxAcc-vs-threshold curves, the PxAP precision-recall curve, and CAM overlays for arbitrary images (vis_cam).
+BoxAcc-vs-threshold curves, the PxAP precision-recall curve. Drawing only: the evaluator's outputs module picks
+the images and gives their maps (wsol/outputs.py), CAM overlays for arbitrary images live in wsol/vis_cam.py.
 
 Boxes are x0y0x1y1 inclusive pixel indices in the 224x224 frame the CAM was scored in (the +1 convention of
 the metrics): a box [x0, x1] covers pixel columns x0..x1. Overlays are drawn on a nearest-neighbour upscaled
@@ -17,12 +18,8 @@ from typing import Any, Sequence
 
 import cv2
 import numpy as np
-import torch
 
-from ..cam import check_method
-from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_write_bytes
-from ..runtime import check_input_size, resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +94,8 @@ def compose_overlay(image_rgb: np.ndarray, scoremap: np.ndarray | None, gt_boxes
 # ----------------------------------------------------------------------------------------------------------
 # Figures
 # ----------------------------------------------------------------------------------------------------------
-def _new_figure(width_in: float, height_in: float):
+def new_figure(width_in: float, height_in: float):
+    """A matplotlib Figure on an Agg canvas (no pyplot global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -106,14 +104,15 @@ def _new_figure(width_in: float, height_in: float):
     return fig
 
 
-def _save_png(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
+    """Write the figure as PNG atomically; returns the path."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
     return path
 
 
-def _colorbar(fig, ax, cmap: str = CMAP) -> None:
+def colorbar(fig, ax, cmap: str = CMAP) -> None:
     """A colour bar right of `ax` (an axes or a list of axes; a list shrinks them all alike, so that side-by-side
     panels keep one size)."""
     from matplotlib import colormaps
@@ -148,7 +147,7 @@ class Case:
 
 def save_case(path: str | os.PathLike, case: Case, scale: int = 2) -> Path:
     """The image with its boxes next to the CAM overlay (colour bar, legend), titled, as PNG."""
-    fig = _new_figure(8.4, 4.9)
+    fig = new_figure(8.4, 4.9)
     ax0, ax1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     ax0.imshow(compose_overlay(case.image_rgb, None, case.gt_boxes, case.pred_boxes, scale=scale),
                interpolation="nearest")
@@ -157,9 +156,9 @@ def save_case(path: str | os.PathLike, case: Case, scale: int = 2) -> Path:
     for ax in (ax0, ax1):
         ax.axis("off")
     fig.suptitle(case.title, fontsize=8)
-    _colorbar(fig, [ax0, ax1])
+    colorbar(fig, [ax0, ax1])
     _legend(ax0)
-    return _save_png(fig, Path(path))
+    return save_png(fig, Path(path))
 
 
 def save_grid(path: str | os.PathLike, rows: Sequence[tuple[str, Sequence[Case]]], scale: int = 2) -> Path:
@@ -168,7 +167,7 @@ def save_grid(path: str | os.PathLike, rows: Sequence[tuple[str, Sequence[Case]]
     if not rows:
         raise ValueError("save_grid needs at least one non-empty row of cases")
     ncol = max(len(c) for _, c in rows)
-    fig = _new_figure(2.6 * ncol + 0.4, 3.1 * len(rows))
+    fig = new_figure(2.6 * ncol + 0.4, 3.1 * len(rows))
     for r, (label, cases) in enumerate(rows):
         for c in range(ncol):
             ax = fig.add_subplot(len(rows), ncol, r * ncol + c + 1)
@@ -183,7 +182,7 @@ def save_grid(path: str | os.PathLike, rows: Sequence[tuple[str, Sequence[Case]]
                 ax.text(-0.08, 0.5, label, transform=ax.transAxes, rotation=90, va="center", ha="right",
                         fontsize=9, fontweight="bold")
     fig.suptitle("GT boxes green, predicted boxes (largest contour at the MaxBoxAcc threshold) cyan", fontsize=7)
-    return _save_png(fig, Path(path))
+    return save_png(fig, Path(path))
 
 
 def save_boxacc_curves(path: str | os.PathLike, record: dict[str, Any]) -> Path:
@@ -192,7 +191,7 @@ def save_boxacc_curves(path: str | os.PathLike, record: dict[str, Any]) -> Path:
     curves = record["curves"]
     thr = np.asarray(curves["thresholds"])
     ious = record["protocol"]["iou_thresholds"]
-    fig = _new_figure(6.4, 4.2)
+    fig = new_figure(6.4, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
     for k, iou in enumerate(ious):
@@ -217,7 +216,7 @@ def save_boxacc_curves(path: str | os.PathLike, record: dict[str, Any]) -> Path:
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper right")
-    return _save_png(fig, Path(path))
+    return save_png(fig, Path(path))
 
 
 def save_pr_curve(path: str | os.PathLike, record: dict[str, Any]) -> Path:
@@ -225,7 +224,7 @@ def save_pr_curve(path: str | os.PathLike, record: dict[str, Any]) -> Path:
     pr = record["curves"]["pxap"]
     precision = np.array([np.nan if p is None else p for p in pr["precision"]], dtype=np.float64)
     recall = np.asarray(pr["recall"], dtype=np.float64)
-    fig = _new_figure(4.6, 4.2)
+    fig = new_figure(4.6, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     ok = ~np.isnan(precision)
     ax.plot(recall[ok], precision[ok], color="tab:blue", lw=1.5)
@@ -235,11 +234,11 @@ def save_pr_curve(path: str | os.PathLike, record: dict[str, Any]) -> Path:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.set_title(f"PxAP {record['metrics']['pxap']:.2f} ({record['num_mask_images']} masks)", fontsize=8)
-    return _save_png(fig, Path(path))
+    return save_png(fig, Path(path))
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The evaluator's figures
+# Titles of the evaluator's figures
 # ----------------------------------------------------------------------------------------------------------
 def _short(text: str, n: int = 22) -> str:
     return text if len(text) <= n else text[: n - 1] + "~"
@@ -253,8 +252,14 @@ def _display_name(name: str, index: int) -> str:
     return rest if dot and head.isdigit() and rest else name
 
 
-def _case_title(row: dict[str, Any], threshold: float, compact: bool = False) -> str:
+def case_title(row: dict[str, Any], threshold: float, compact: bool = False) -> str:
+    """The title of one image's figure: id, GT and predicted class (saved maps: none), verdict, IoU."""
     gt = _display_name(row["class_name"], row["label"])
+    if row["predicted"] == "":  # saved maps: no classification
+        if compact:
+            return f"{_short(Path(row['image_id']).name)}\nGT {_short(gt, 16)} ({row['label']})\nIoU {row['iou']:.2f}"
+        return (f"#{row['index']} {row['image_id']}\nGT: {gt} ({row['label']})  |  saved map, no classification\n"
+                f"IoU {row['iou']:.3f} at CAM threshold {threshold:.3g} (largest contour); 224x224 frame")
     pred = _display_name(row["predicted_name"], row["predicted"])
     verdict = "right" if row["correct"] else "wrong"
     if compact:
@@ -263,153 +268,3 @@ def _case_title(row: dict[str, Any], threshold: float, compact: bool = False) ->
     return (f"#{row['index']} {row['image_id']}\nGT: {gt} ({row['label']})  |  predicted: {pred} ({row['predicted']}) "
             f"p={row['confidence']:.2f} [{verdict}]\nIoU {row['iou']:.3f} at CAM threshold {threshold:.3g} "
             f"(largest contour); 224x224 frame")
-
-
-def write_eval_figures(vis_dir: str | os.PathLike, cfg: Any, data: Any, model: torch.nn.Module,
-                       rows: list[dict[str, Any]], record: dict[str, Any], thresholds: np.ndarray,
-                       best_threshold: float) -> dict[str, Path]:
-    """Write <vis_dir>/curves.png, best_worst.png, pxap_pr.png (with masks) and images/<n>_<name>.png for the
-    first cfg.vis images; CAMs of the shown images are recomputed exactly as scored (same model and pipeline)."""
-    from .boxes import boxes_at_threshold, resize_boxes
-    from .evaluate import compute_scoremaps, load_image_224
-
-    vis_dir = Path(vis_dir)
-    files = {"vis_curves": save_boxacc_curves(vis_dir / "curves.png", record)}
-    if "pxap" in record["metrics"]:
-        files["vis_pxap"] = save_pr_curve(vis_dir / "pxap_pr.png", record)
-    if not rows:
-        return files
-    n = int(cfg.vis)
-    k = min(n, GRID_MAX, len(rows))
-    first = rows[:n]
-    best = sorted(rows, key=lambda r: (-r["iou"], r["index"]))[:k]
-    worst = sorted(rows, key=lambda r: (r["iou"], r["index"]))[:k]
-    wanted = sorted({r["index"] for r in first + best + worst})
-    samples = data.samples
-    device = next(model.parameters()).device
-    cases: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
-    for start in range(0, len(wanted), max(1, int(cfg.batch_size))):
-        chunk = wanted[start:start + int(cfg.batch_size)]
-        loaded = [load_image_224(samples[i].path, input_size=cfg.input_size) for i in chunk]
-        images = torch.stack([t for t, _, _ in loaded]).to(device)
-        labels = torch.tensor([int(samples[i].label) for i in chunk], dtype=torch.int64)
-        maps, _ = compute_scoremaps(model, images, labels, cfg.cam)
-        for i, (_, rgb, size_wh), smap in zip(chunk, loaded, maps):
-            s = samples[i]
-            wh = tuple(s.size_wh) if all(s.size_wh) else size_wh
-            gt = resize_boxes(s.boxes_xyxy, wh)
-            pred = boxes_at_threshold(smap, best_threshold, multi_contour=False)
-            cases[i] = (rgb, smap, gt, pred)
-    by_index = {r["index"]: r for r in rows}
-
-    def case(index: int, compact: bool) -> Case:
-        rgb, smap, gt, pred = cases[index]
-        return Case(rgb, smap, gt, pred, _case_title(by_index[index], best_threshold, compact))
-
-    for j, row in enumerate(first):
-        name = Path(row["image_id"]).stem
-        files[f"vis_image_{j}"] = save_case(vis_dir / "images" / f"{j:04d}_{name}.png", case(row["index"], False))
-    files["vis_grid"] = save_grid(vis_dir / "best_worst.png",
-                                  [("best", [case(r["index"], True) for r in best]),
-                                   ("worst", [case(r["index"], True) for r in worst])])
-    logger.info("figures written to %s", vis_dir)
-    return files
-
-
-# ----------------------------------------------------------------------------------------------------------
-# vis_cam: CAM overlays for any images
-# ----------------------------------------------------------------------------------------------------------
-@dataclass
-class VisCamConfig:
-    """Options of tools/vis_cam.py: which checkpoint, images, class (None: top-1), CAM method, output folder."""
-
-    backbone: str | os.PathLike
-    images: Sequence[str | os.PathLike]
-    class_index: int | None = None
-    class_names: str | os.PathLike | None = None
-    arch: str | None = None
-    cam: str = "cam"
-    out: str | os.PathLike = "work_dirs/vis_cam"
-    device: str = "auto"
-    seed: int = 0
-    trust_checkpoint: bool = False
-    wsol_form: bool = True
-    alpha: float = 0.5
-    input_size: int = 224
-
-
-def _name(names: list[str] | None, k: int) -> str:
-    return f"{k} ({names[k]})" if names and 0 <= k < len(names) else str(k)
-
-
-def vis_cam(cfg: VisCamConfig) -> list[Path]:
-    """For each image: CAM of the chosen class (or the top-1 class) over the image at its own size, next to the
-    plain image, titled with the class, its probability and the top-5; writes <out>/<n>_<stem>_cam.png."""
-    from ..backbones import build_from_checkpoint
-    from .evaluate import compute_scoremaps, load_image_224, read_class_names
-
-    check_method(cfg.cam)
-    if not cfg.images:
-        raise ConfigError("no images given: pass one or more image paths after the options")
-    check_input_size(cfg.input_size)
-    if not 0.0 <= cfg.alpha <= 1.0:
-        raise ConfigError(f"--alpha {cfg.alpha}: use a value in [0, 1]")
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    if not Path(cfg.backbone).is_file():
-        raise CheckpointError(f"checkpoint not found: {cfg.backbone}; pass --backbone a classifier checkpoint")
-    names = None
-    if cfg.class_names is not None:
-        names = read_class_names(cfg.class_names)
-        if names is None:
-            raise DatasetError(f"class-names file not found: {cfg.class_names}; pass CUB classes.txt, ImageNet "
-                               f"LOC_synset_mapping.txt or a file with one name per line")
-    model, loaded, _ = build_from_checkpoint(cfg.backbone, arch=cfg.arch, wsol=cfg.wsol_form,
-                                             trust=cfg.trust_checkpoint, head="require")
-    model = model.to(device).eval()
-    k = model.num_classes
-    if names is not None and len(names) != k:
-        logger.warning("%d class names for a %d-class checkpoint; names are shown where they exist", len(names), k)
-    if cfg.class_index is not None and not 0 <= cfg.class_index < k:
-        raise ConfigError(f"--class {cfg.class_index}: {cfg.backbone} has {k} classes, use 0..{k - 1}")
-    out = Path(cfg.out)
-    written = []
-    for j, image_path in enumerate(cfg.images):
-        image_path = Path(image_path)
-        if not image_path.is_file():
-            raise DatasetError(f"image not found: {image_path}")
-        try:
-            tensor, _, size_wh = load_image_224(image_path, input_size=cfg.input_size)
-            from PIL import Image
-
-            with Image.open(image_path) as im:
-                original = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except Exception as e:  # noqa: BLE001 -- any decoder failure
-            raise DatasetError(f"unreadable image: {image_path} ({type(e).__name__}: {e}); pass an image file "
-                               f"PIL can open") from None
-        with torch.inference_mode():
-            logits = model(tensor[None].to(device)).float().cpu()
-        probs = torch.softmax(logits.double(), dim=1)[0].numpy()
-        top1 = int(probs.argmax())
-        cls = top1 if cfg.class_index is None else int(cfg.class_index)
-        smap224, _ = compute_scoremaps(model, tensor[None], torch.tensor([cls]), cfg.cam)
-        w, h = size_wh
-        smap = np.clip(cv2.resize(smap224[0], (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
-        overlay = compose_overlay(original, smap, None, None, scale=1, alpha=cfg.alpha)
-        top5 = np.argsort(-probs, kind="stable")[:5]
-        fig = _new_figure(8.0, 4.4)
-        ax0, ax1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-        ax0.imshow(original)
-        ax0.set_title(f"{image_path.name} ({w}x{h})", fontsize=8)
-        ax1.imshow(overlay)
-        which = "top-1" if cfg.class_index is None else "requested"
-        ax1.set_title(f"{cfg.cam.upper()} of class {_name(names, cls)} ({which}), p={probs[cls]:.3f}", fontsize=8)
-        for ax in (ax0, ax1):
-            ax.axis("off")
-        _colorbar(fig, [ax0, ax1])
-        fig.suptitle(f"{Path(cfg.backbone).name} ({loaded.arch}); top-5: "
-                     + ", ".join(f"{_name(names, int(c))} {probs[c]:.2f}" for c in top5), fontsize=7)
-        written.append(_save_png(fig, out / f"{j:03d}_{image_path.stem}_cam.png"))
-        logger.info("%s: class %s p=%.3f (top-1 %s) -> %s", image_path, _name(names, cls), probs[cls],
-                    _name(names, top1), written[-1])
-    return written

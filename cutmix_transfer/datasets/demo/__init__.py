@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ...errors import ConfigError, DatasetError
 from ...io import atomic_write_json, atomic_write_text
-from . import cifar, coco, cub, imagenet, ood, voc
+from . import cifar, coco, cub, imagenet, ood, openimages, voc
 from .captions import make_captions
 from .scene import (
     VOC_CLASSES,
@@ -60,6 +60,7 @@ WRITERS: dict[str, LayoutWriter] = {
     "coco": LayoutWriter(coco.DIRNAME, coco.write, coco.check),
     "cifar100": LayoutWriter(cifar.DIRNAME, cifar.write, cifar.check),
     "ood": LayoutWriter(ood.DIRNAME, ood.write),
+    "openimages": LayoutWriter(openimages.DIRNAME, openimages.write),
 }
 LAYOUTS = tuple(WRITERS)
 # What a caller gets without naming layouts: 'cifar100' and 'ood' (the OOD demo) are written only on request.
@@ -90,6 +91,7 @@ class DemoSpec:
     cifar_train_per_class: int = 100
     cifar_test_per_class: int = 20
     ood_images_per_set: int = 200
+    openimages_per_class: int = 4
     size_jitter: float = 0.2
     layouts: tuple[str, ...] = DEFAULT_LAYOUTS
     version: int = GENERATOR_VERSION
@@ -131,6 +133,7 @@ def _validate(spec: DemoSpec) -> None:
         "cifar_train_per_class",
         "cifar_test_per_class",
         "ood_images_per_set",
+        "openimages_per_class",
     ):
         if getattr(spec, name) < 0:
             raise ConfigError(f"{name}={getattr(spec, name)}: counts cannot be negative.")
@@ -162,6 +165,7 @@ def make_demo_data(
     cifar_train_per_class: int = 100,
     cifar_test_per_class: int = 20,
     ood_images_per_set: int = 200,
+    openimages_per_class: int = 4,
     size_jitter: float = 0.2,
     layouts: Sequence[str] = DEFAULT_LAYOUTS,
     force: bool = False,
@@ -198,6 +202,7 @@ def make_demo_data(
         cifar_train_per_class=int(cifar_train_per_class),
         cifar_test_per_class=int(cifar_test_per_class),
         ood_images_per_set=int(ood_images_per_set),
+        openimages_per_class=int(openimages_per_class),
         size_jitter=float(size_jitter),
         layouts=tuple(dict.fromkeys(layouts)),
     )

@@ -350,6 +350,9 @@ STREAMS = {
     "ood_backgrounds": 12,
     "ood_backgrounds_resize": 13,
     "ood_crops_48": 14,
+    "openimages_train": 15,
+    "openimages_val": 16,
+    "openimages_test": 17,
 }
 
 

@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Seconds the report's bootstrap adds on demo-sized results (issue 18 goal: under 30 s on 2 cores).
+
+    python benchmarks/report.py [--resamples 1000] [--reps 3] [--threads N]
+
+Writes generated result folders of the demo's sizes for two checkpoints (baseline, cutmix) on the same images:
+WSOL on CUB (500 test images: per_image.csv and per_image_ious.npz with 100 CAM thresholds), Faster R-CNN on VOC07
+(60 test images, 20 classes, 100 detections per image: per_image_detections.npz), captioning (50 images:
+captions.json with per-image CIDEr / ROUGE-L) and FGSM robustness (500 images: per_image.csv). The record of
+each is computed from its per-image files (mAP with mmdet's eval_map), so every cell gets an interval. Then
+times `write_report` with --bootstrap N against --bootstrap 0 (median of --reps, after one warm-up of each),
+and writes benchmarks/results/report.json (atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from cutmix_transfer.io import atomic_write_json, atomic_write_text  # noqa: E402
+from cutmix_transfer.results import checkpoint_info, data_identity, make_record, write_record  # noqa: E402
+
+
+def _ids(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i:05d}" for i in range(n)]
+
+
+def make_results(root: Path, seed: int = 0) -> None:
+    """Two checkpoints' demo-sized records with per-image files whose recomputed metrics equal the records'."""
+    from mmdet.evaluation.functional import eval_map
+
+    from cutmix_transfer.detection.evaluate import write_per_image_detections
+
+    rng = np.random.default_rng(seed)
+    for sha, method, skill in (("a" * 64, "baseline", 0.5), ("b" * 64, "cutmix", 0.55)):
+        ck = checkpoint_info(f"ckpt/demo_{method}.pth", sha, "resnet18", method)
+        # WSOL, CUB test: 500 images, 100 CAM thresholds, IoU curves rising then falling with the threshold
+        ids = _ids("cub", 500)
+        t = np.linspace(0, 1, 100)[None, :]
+        peak = rng.random((500, 1)) * 0.6 + 0.2
+        v1 = np.clip(skill + 0.4 * rng.random((500, 1)) - 2.0 * (t - peak) ** 2, 0, 1)
+        v2 = np.clip(v1 + 0.05 * rng.standard_normal((500, 100)), 0, 1)
+        correct = (rng.random(500) < 0.7).astype(int)
+        iou_fixed = v1[:, 20]
+        maxbox = 100 * (v1 >= 0.5).mean(axis=0).max()
+        maxbox2 = 100 * np.mean([(v2 >= k / 100).mean(axis=0).max() for k in (30, 50, 70)])
+        folder = root / f"wsol_{method}"
+        write_record(folder, make_record(
+            "wsol", ck, "cub", "test",
+            {"top1_loc": 100 * np.mean(correct * (iou_fixed >= 0.5)), "maxboxacc": maxbox, "maxboxacc_v2": maxbox2},
+            data=data_identity("cub", "test", root / "CUB", ids), protocol={"iou_thresholds": [30, 50, 70]}))
+        atomic_write_text(folder / "per_image.csv", "image_id,correct,iou_fixed\n" + "".join(
+            f"{i},{c},{f:.6f}\n" for i, c, f in zip(ids, correct, iou_fixed)))
+        np.savez_compressed(folder / "per_image_ious.npz", image_ids=np.array(ids), iou_v1=v1, iou_v2=v2)
+        # detection, VOC07 test: 60 images, 20 classes, 100 detections each
+        gts, dets = [], []
+        for i in range(60):
+            m = int(rng.integers(1, 5))
+            xy = rng.random((m, 2)) * 300
+            boxes = np.concatenate([xy, xy + 40 + rng.random((m, 2)) * 100], axis=1).astype(np.float32)
+            labels = rng.integers(0, 20, size=m)
+            gts.append({"bboxes": boxes, "labels": labels, "bboxes_ignore": np.zeros((0, 4), np.float32),
+                        "labels_ignore": np.zeros(0, np.int64), "img_id": f"{i:06d}"})
+            det_labels = np.concatenate([labels, rng.integers(0, 20, size=100 - m)])
+            jitter = rng.normal(0, 15 * (1 - skill), size=(m, 4))
+            rand_xy = rng.random((100 - m, 2)) * 300
+            det_boxes = np.concatenate([boxes + jitter, np.concatenate([rand_xy, rand_xy + 60], axis=1)])
+            scores = rng.random(100)
+            dets.append([np.concatenate([det_boxes[det_labels == c], scores[det_labels == c, None]], axis=1)
+                         .astype(np.float32) for c in range(20)])
+        mean_ap, _ = eval_map(dets, gts, iou_thr=0.5, dataset="voc", logger="silent", eval_mode="11points",
+                              use_legacy_coordinate=True, nproc=1)
+        folder = root / f"det_{method}"
+        write_record(folder, make_record("detection", ck, "voc2007", "test", {"mAP": 100 * mean_ap},
+                                         detector="faster_rcnn",
+                                         data=data_identity("voc2007", "test", root / "VOC",
+                                                            [g["img_id"] for g in gts])))
+        write_per_image_detections(folder / "per_image_detections.npz", list(zip(gts, dets)), "11points", 0.5)
+        # captioning: 50 images
+        ids = _ids("coco", 50)
+        cider, rouge = rng.gamma(2.0, 0.3 + skill / 2, 50), rng.random(50)
+        folder = root / f"cap_{method}"
+        write_record(folder, make_record("captioning", ck, "coco:demo", "test",
+                                         {"CIDEr": 100 * cider.mean(), "ROUGE-L": 100 * rouge.mean()},
+                                         data=data_identity("coco:demo", "test", root / "COCO", ids)))
+        atomic_write_json(folder / "captions.json", [{"image_id": i, "caption": "a b", "CIDEr": float(c),
+                                                      "ROUGE-L": float(r)} for i, c, r in zip(ids, cider, rouge)])
+        # robustness, ImageNet val: 500 images
+        ids = _ids("in", 500)
+        fgsm = (rng.random(500) < skill / 2).astype(int)
+        folder = root / f"rob_{method}"
+        write_record(folder, make_record("robustness", ck, "imagenet", "val", {"fgsm_top1_eps8": 100 * fgsm.mean()},
+                                         data=data_identity("imagenet", "val", root / "IN", ids)))
+        atomic_write_text(folder / "per_image.csv", "image_id,fgsm_correct_eps8\n" + "".join(
+            f"{i},{c}\n" for i, c in zip(ids, fgsm)))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: as the environment says)")
+    args = ap.parse_args()
+    if args.threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+    from cutmix_transfer.report import write_report  # after the thread settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_results(root / "runs")
+        times: dict[str, list[float]] = {"bootstrap": [], "no_bootstrap": []}
+        for rep in range(args.reps + 1):
+            for key, n in (("bootstrap", args.resamples), ("no_bootstrap", 0)):
+                t0 = time.perf_counter()
+                write_report([root / "runs"], root / f"rep_{key}", bootstrap=n, seed=0)
+                if rep:  # the first round warms up (imports, matplotlib fonts)
+                    times[key].append(time.perf_counter() - t0)
+        md = (root / "rep_bootstrap" / "report.md").read_text()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {"resamples": args.resamples, "reps": args.reps, "seconds_median": med,
+           "bootstrap_seconds": med["bootstrap"] - med["no_bootstrap"], "seconds_all": times,
+           "goal_seconds": 30.0, "cpu_count": os.cpu_count(), "threads": args.threads,
+           "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
+           "sizes": {"wsol_cub": 500, "detection_voc07": 60, "captioning": 50, "robustness": 500, "checkpoints": 2}}
+    atomic_write_json(REPO / "benchmarks" / "results" / "report.json", out)
+    print(md)
+    print(json.dumps({k: out[k] for k in ("seconds_median", "bootstrap_seconds", "goal_seconds")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The model and CAM step: load a classifier checkpoint as a CAMNet (its head checked against the dataset) and
+turn a batch of images into the GT-class score maps exactly as they are scored.
+
+Score maps: the CAM of the GT class (fc weights on the last feature map, or a Grad-CAM-family method), resized
+with bicubic interpolation to 224x224 and min-max normalised per image (``cam.normalize_cams``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..backbones import build_model, load_weights
+from ..cam import class_activation_maps, grad_cams, normalize_cams
+from ..checkpoints import LoadedBackbone, load_backbone_state
+from ..datasets.wsol_data import NOMINAL_CLASSES, EvalData
+from ..errors import CheckpointError
+from .boxes import RESIZE_LENGTH
+
+logger = logging.getLogger(__name__)
+
+TRAIN_HINT = ("fine-tune it on the dataset first (tools/train_cls.py with a configs/cls/cub_*.py config for CUB), "
+              "then evaluate that checkpoint")
+
+
+def load_model(backbone: str | os.PathLike, dataset: str, data: EvalData, arch: str | None = None,
+               trust: bool = False, wsol_form: bool = True, large_feature_map: bool = False
+               ) -> tuple[torch.nn.Module, LoadedBackbone]:
+    """Load the checkpoint as a CAMNet with its own fc head, after checking its class count fits the dataset.
+
+    Returns (model in eval mode, LoadedBackbone). A checkpoint without an fc head, or with another class count
+    than the dataset declares (CUB 200, ImageNet 1000, the demo's own count), raises CheckpointError.
+    """
+    path = Path(backbone)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}; pass --backbone the .pth file of a classifier "
+                              f"fine-tuned on {dataset}")
+    loaded = load_backbone_state(path, arch=arch, trust=trust)
+    if not loaded.has_fc or not loaded.num_classes:
+        raise CheckpointError(f"{path} has no classifier head (fc) to take CAMs from; {TRAIN_HINT}")
+    k = int(loaded.num_classes)
+    max_label = max(int(s.label) for s in data.samples)
+    if data.num_classes is not None and k != data.num_classes:
+        raise CheckpointError(f"class-count mismatch: {path} has a {k}-class head but the {dataset} data at "
+                              f"{data.data_root} has {data.num_classes} classes; the checkpoint must be "
+                              f"fine-tuned on this dataset first: {TRAIN_HINT}")
+    if max_label >= k:
+        raise CheckpointError(f"class-count mismatch: {path} has a {k}-class head but the {dataset} labels reach "
+                              f"{max_label}; {TRAIN_HINT}")
+    if data.num_classes is None and k != NOMINAL_CLASSES[dataset]:
+        logger.warning("%s has %d classes; %s normally has %d (the dataset declares no class list to check)",
+                       path, k, dataset, NOMINAL_CLASSES[dataset])
+    model = build_model(loaded.arch, k, wsol=wsol_form, large_feature_map=large_feature_map)
+    load_weights(model, loaded, head="require")
+    return model.eval(), loaded
+
+
+def compute_scoremaps(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                      method: str = "cam", size: int = RESIZE_LENGTH) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 3, H, W) normalised images and (B,) GT labels -> (scoremaps (B, size, size) float32 in [0, 1],
+    logits (B, K) float32 numpy). The scoremaps are the GT-class CAMs exactly as scored: bicubic resize to the
+    224 scoring frame, then per-image min-max (``cam.normalize_cams``)."""
+    size = (int(size), int(size))
+    if method == "cam":
+        cams, logits = class_activation_maps(model, images, labels)
+        return normalize_cams(cams, size), logits.cpu().numpy()
+    with torch.inference_mode():
+        logits = model(images.to(next(model.parameters()).device)).float()
+    maps = grad_cams(model, images, labels, method=method)
+    return normalize_cams(maps, size), logits.cpu().numpy()
