@@ -135,7 +135,7 @@ def pyramidnet_shapes(spec: PyramidSpec, num_classes: int = 100) -> dict[str, tu
     return out | _bn("bn_final", c) | {"fc.weight": (num_classes, c), "fc.bias": (num_classes,)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference_shapes(arch: str) -> dict[str, tuple[int, ...]]:
     """Key -> shape of `arch` (fc with torchvision's 1000 classes / PyramidNet's 100; the loader ignores K)."""
     spec = parse_pyramidnet(arch)

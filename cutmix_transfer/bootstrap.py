@@ -31,12 +31,23 @@ DEFAULT_RESAMPLES = 1000
 CONFIDENCE = 0.95
 
 
-def resample_counts(n: int, resamples: int, seed: int = 0) -> np.ndarray:
-    """(resamples, n) float64 counts: row b says how often image i is drawn in resample b (each row sums to n)."""
+CHUNK_ELEMENTS = 20_000_000  # counts held at once (160 MB float64): ImageNet's 50,000 images -> 400 resamples
+
+
+def _count_chunks(n: int, resamples: int, seed: int):
+    """The rows of `resample_counts(n, resamples, seed)` in chunks of at most CHUNK_ELEMENTS counts."""
     if n < 1 or resamples < 1:
         raise ValueError(f"need n >= 1 images and >= 1 resamples, got n={n}, resamples={resamples}")
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    p = np.full(n, 1.0 / n)
+    step = max(1, CHUNK_ELEMENTS // n)
+    for start in range(0, resamples, step):
+        yield rng.multinomial(n, p, size=min(step, resamples - start)).astype(np.float64)
+
+
+def resample_counts(n: int, resamples: int, seed: int = 0) -> np.ndarray:
+    """(resamples, n) float64 counts: row b says how often image i is drawn in resample b (each row sums to n)."""
+    return np.concatenate(list(_count_chunks(n, resamples, seed)))
 
 
 def percentile_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -163,7 +174,7 @@ class VOCMapStatistic:
 def bootstrap_values(stat: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES,
                      seed: int = 0) -> tuple[float, np.ndarray]:
     """The statistic on all n images and on each of `resamples` seeded resamples (same seed and n: same draws)."""
-    return float(stat(np.ones((1, n)))[0]), stat(resample_counts(n, resamples, seed))
+    return float(stat(np.ones((1, n)))[0]), np.concatenate([stat(w) for w in _count_chunks(n, resamples, seed)])
 
 
 def bootstrap_interval(stat: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,

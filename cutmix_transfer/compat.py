@@ -26,7 +26,8 @@ import functools
 import logging
 import os.path as osp
 import xml.etree.ElementTree as ET
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .checkpoints import safe_torch_load
 from .errors import DatasetError

@@ -36,7 +36,7 @@ class Column:
     kind: str
     metric: str
     dataset: str | None = None      # match on record['dataset'] (lower-case prefix), None = any
-    detector: str | None = None     # match on record['detector'] for detection records
+    detector: str | None = None     # match on record['detector'] (detection: the model; ood: the detector)
     lower_is_better: bool = False
 
 
@@ -70,10 +70,11 @@ PAPER_ROWS: dict[str, dict[str, float]] = {
 METHOD_ORDER = ("baseline", "mixup", "cutout", "cutmix")
 
 # OOD detection (tools/ood_eval.py records, kind "ood"): the mean over the evaluated OOD sets of the max-softmax
-# (or the record's) detector, in-distribution as positives (docs/ood_protocol.md).
+# detector (the paper's; odin / energy records are other measurements, not reruns of this cell), in-distribution as
+# positives (docs/ood_protocol.md).
 COLUMNS += (
-    Column("OOD TNR@TPR95 (mean)", "ood", "tnr_at_tpr95"),
-    Column("OOD AUROC (mean)", "ood", "auroc"),
+    Column("OOD TNR@TPR95 (mean)", "ood", "tnr_at_tpr95", detector="msp"),
+    Column("OOD AUROC (mean)", "ood", "auroc", detector="msp"),
 )
 # Table 12 (and Table 3's top-1 error): PyramidNet-200 (alpha 240) trained on CIFAR-100, the max-softmax detector,
 # mean over seven OOD sets (TinyImageNet crop / resize, LSUN crop / resize, iSUN, uniform, Gaussian noise); their
@@ -145,6 +146,15 @@ def _matches(col: Column, rec: dict[str, Any]) -> bool:
 UNRECORDED = "unrecorded"
 
 
+def row_sha256(rec: dict[str, Any]) -> str:
+    """The checkpoint whose row a record belongs to: a WSOL run on saved maps that carry their source checkpoint
+    (this project's cams.npz) joins that checkpoint's row; any other record its own checkpoint's."""
+    source = rec.get("source_checkpoint")
+    if isinstance(source, dict) and source.get("sha256"):
+        return str(source["sha256"])
+    return str(rec["checkpoint"]["sha256"])
+
+
 def data_key(rec: dict[str, Any]) -> tuple[str, str, str, str]:
     """(dataset, split, root, image-list digest): which data a record measured. Records written before the
     `data` block existed get an 'unrecorded' digest (their own value, never equal to a recorded one) and the root
@@ -190,7 +200,7 @@ def build_rows(records: list[tuple[Path, dict[str, Any]]], notes: list[str] | No
 
     groups: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for p, rec in ordered:
-        groups.setdefault(rec["checkpoint"]["sha256"], []).append((p, rec))
+        groups.setdefault(row_sha256(rec), []).append((p, rec))
     rows = []
     reruns: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for sha, recs in groups.items():
@@ -287,7 +297,8 @@ def to_markdown(rows: list[Row], notes: Iterable[str] = ()) -> str:
     lower = [c.title for c in cols if c.lower_is_better]
     note = (f"\nAll numbers in percent; lower is better for {', '.join(lower)}, higher for the rest. "
             if lower else "\nAll numbers in percent, higher is better. ")
-    note += "'–': no result record for that column. Paper rows: ResNet-50 on ImageNet (Yun et al., 2019).\n"
+    note += ("'–': no result record for that column. Paper rows: ResNet-50 on ImageNet (Yun et al., 2019); "
+             "'paper (PyramidNet-200, CIFAR-100)' rows: its Table 12 (max-softmax, mean of 7 OOD sets) and Table 3.\n")
     if any(r.intervals for r in rows):
         ci = next(iter(next(r for r in rows if r.intervals).intervals.values()))
         note += (f"[low, high]: 95% bootstrap interval over the evaluated images ({ci.resamples} resamples, the "

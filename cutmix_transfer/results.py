@@ -28,8 +28,10 @@ import hashlib
 import importlib.metadata
 import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from .io import atomic_write_json
 
@@ -86,7 +88,7 @@ def make_record(kind: Kind, checkpoint: dict[str, Any], dataset: str, split: str
         "dataset": dataset,
         "split": split,
         "metrics": {k: float(v) for k, v in metrics.items()},
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "versions": package_versions(),
         **extra,
     }
@@ -113,3 +115,18 @@ def write_record(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
     path = Path(out_dir) / RECORD_NAME
     atomic_write_json(path, record)
     return path
+
+
+@dataclass
+class EvalResult:
+    """What a per-image evaluation tool produced: its results.json record, the per-image rows (dataset order) and
+    the files it wrote."""
+
+    record: dict[str, Any]
+    rows: list[dict[str, Any]]
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.record["metrics"]

@@ -25,8 +25,9 @@ import os
 import os.path as osp
 import random
 from collections import deque
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -199,7 +200,7 @@ class SeededIndex(int):
 
     seed: int
 
-    def __new__(cls, index: int, seed: int) -> "SeededIndex":
+    def __new__(cls, index: int, seed: int) -> SeededIndex:
         obj = super().__new__(cls, index)
         obj.seed = seed
         return obj

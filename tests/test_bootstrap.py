@@ -18,6 +18,17 @@ def test_counts_are_resamples_with_replacement():
     assert not np.array_equal(w, resample_counts(7, 500, seed=4))
 
 
+def test_chunked_draws_equal_one_draw(monkeypatch):
+    import cutmix_transfer.bootstrap as bs
+
+    whole = np.random.default_rng(9).multinomial(50, np.full(50, 1 / 50), size=300).astype(float)
+    monkeypatch.setattr(bs, "CHUNK_ELEMENTS", 50 * 7)  # chunks of 7 resamples
+    assert np.array_equal(bs.resample_counts(50, 300, seed=9), whole)
+    x = np.arange(50.0)
+    value, values = bs.bootstrap_values(mean_statistic(x), 50, 300, seed=9)
+    assert value == pytest.approx(24.5) and np.allclose(values, whole @ x / 50)
+
+
 def test_mean_interval_matches_exact_enumeration_on_tiny_n():
     x = np.array([0.0, 1.0, 5.0])
     # every one of the 3^3 equally likely draws with replacement, and its mean

@@ -396,3 +396,24 @@ def test_voc_metric_per_image_output_reproduces_its_map(demo_root: Path, tmp_pat
     ids, stat = per_image_statistic(tmp_path / "results.json", {"kind": "detection"}, "mAP")
     assert ids == sorted(str(ds.get_data_info(i)["img_id"]) for i in range(len(ds)))
     assert stat(np.ones((1, len(ids))))[0] == pytest.approx(100 * res["mAP"], abs=1e-4)
+
+
+def test_ood_columns_show_the_papers_detector_only(results: Path):
+    """An odin / energy record of the same checkpoint and data is another measurement, not a rerun of the msp cell."""
+    for det, tnr in (("msp", 40.0), ("energy", 55.0), ("odin", 60.0)):
+        _write(results / f"ood_{det}", "ood", "a" * 64, "ckpt/demo_baseline.pth",
+               {"tnr_at_tpr95": tnr, "auroc": 80.0, "top1_err": 3.0}, dataset="cifar100", detector=det)
+    notes: list[str] = []
+    rows = build_rows(find_records([results]), notes, strict=False)
+    assert rows[0].values["OOD TNR@TPR95 (mean)"] == 40.0
+    assert not any("OOD" in n for n in notes)
+
+
+def test_maps_only_wsol_record_joins_its_source_checkpoint_row(results: Path):
+    """A --scoremaps run on this project's cams.npz is keyed by the maps' sha256 and carries the source checkpoint:
+    the report puts it in that checkpoint's row (here on other data than the model-path record: its own cell)."""
+    _write(results / "wsol_maps", "wsol", "c" * 64, "wsol_base/cams.npz", {"top1_loc": 0.0, "maxboxacc_v2": 55.5},
+           dataset="imagenet", source_checkpoint={"path": "ckpt/demo_baseline.pth", "sha256": "a" * 64})
+    rows = build_rows(find_records([results]))
+    assert len(rows) == 2  # no third row for the maps' own sha256
+    assert rows[0].sha256 == "a" * 64 and rows[0].values["ImageNet MaxBoxAccV2"] == 55.5

@@ -17,8 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -283,3 +284,42 @@ def test_train_caption_killed_during_a_checkpoint_write_resumes_exactly(tmp_path
     _kill_in_write_then_resume(cmd(tmp_path / "killed"), tmp_path / "killed", 2)
     final = assert_same_checkpoint(tmp_path / "reference" / "epoch_2.pth", tmp_path / "killed" / "epoch_2.pth")
     assert final["meta"]["iter"] == 4 and any(k.startswith("val/") for k in final["message_hub"]["log_scalars"])
+
+
+# ----------------------------------------------------------------------------------------------- seeded samples
+class _RandomDataset(torch.utils.data.Dataset):
+    """Each item: its index and one draw from each global generator (what a random transform would use)."""
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, index: int) -> tuple[int, float, float, float]:
+        return int(index), random.random(), float(np.random.rand()), float(torch.rand(()))
+
+
+def _epoch_draws(loader: torch.utils.data.DataLoader, epoch: int) -> list[tuple]:
+    loader.sampler.set_epoch(epoch)
+    return [tuple(float(x) for x in row) for batch in loader for row in zip(*batch)]
+
+
+def test_seeded_samples_do_not_depend_on_workers_and_differ_by_epoch():
+    from cutmix_transfer.runner import SAMPLE_STREAM, SeededDataset, SeededIndex, SeededSampler, derive_seed
+
+    def loader(workers: int) -> torch.utils.data.DataLoader:
+        ds = SeededDataset(_RandomDataset())
+        return torch.utils.data.DataLoader(ds, batch_size=2, sampler=SeededSampler(ds, shuffle=True, seed=5),
+                                           num_workers=workers, persistent_workers=workers > 0)
+
+    torch.manual_seed(0)
+    before = torch.rand(())
+    torch.manual_seed(0)
+    item = SeededDataset(_RandomDataset())[SeededIndex(3, 7)]
+    assert float(torch.rand(())) == float(before)  # in the main process the global generators are restored
+    assert item == SeededDataset(_RandomDataset())[SeededIndex(3, 7)] and item[0] == 3
+    main, workers = loader(0), loader(2)
+    e0, e1 = _epoch_draws(main, 0), _epoch_draws(main, 1)
+    assert _epoch_draws(workers, 0) == e0 and _epoch_draws(workers, 1) == e1  # persistent workers, 2 epochs
+    assert sorted(int(r[0]) for r in e0) == list(range(6)) and e0 != e1
+    # independently: the first sample of epoch 1 drew from python's generator seeded (seed, stream, epoch, 0)
+    rng = random.Random(derive_seed(5, SAMPLE_STREAM, 1, 0))
+    assert e1[0][1] == rng.random()

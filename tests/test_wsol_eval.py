@@ -404,7 +404,7 @@ def test_error_missing_dataset_folder(ckpts, tmp_path):
 def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):
     line = _one_line_error(_run_tool("--backbone", str(ckpts["five"]), "--dataset", "cub",
                                      "--data-root", str(demo_root / "CUB_200_2011"), "--out", str(tmp_path)))
-    assert "5" in line and "4 classes" in line and "fine-tuned" in line and "train_cls.py" in line
+    assert "5" in line and "4 classes" in line and "fine-tune it on the dataset first" in line and "train_cls.py" in line
     assert not (tmp_path / "results.json").exists()
 
 

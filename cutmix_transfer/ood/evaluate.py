@@ -22,8 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..backbones import build_model, load_weights
-from ..checkpoints import load_backbone_state
+from .. import backbones
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_write_bytes, atomic_write_text
 from ..results import checkpoint_info, data_identity, make_record, write_record
@@ -103,23 +102,10 @@ def load_classifier(backbone: str | os.PathLike, data: InDistribution, arch: str
     record `wsol` / `large_feature_map` in their meta; others are standard classifiers). A checkpoint without an
     fc head or with another class count than the dataset's meta lists raises CheckpointError.
     """
-    path = Path(backbone)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}; pass --backbone the .pth file of a classifier "
-                              f"trained on {data.name}")
-    loaded = load_backbone_state(path, arch=arch, trust=trust)
-    k = len(data.classes)
-    if not loaded.has_fc or not loaded.num_classes:
-        raise CheckpointError(f"{path} has no classifier head (fc): OOD detection scores the {k}-class "
-                              f"{data.name} classifier's outputs; pass a checkpoint trained on {data.name}")
-    if int(loaded.num_classes) != k:
-        raise CheckpointError(f"class-count mismatch: {path} has a {loaded.num_classes}-class head but {data.name} "
-                              f"({data.folder}/meta) has {k} classes; pass a checkpoint trained on {data.name}")
-    wsol = bool(loaded.meta.get("wsol", False))
-    model = build_model(loaded.arch, k, wsol=wsol, large_feature_map=wsol and bool(loaded.meta.get(
-        "large_feature_map", False)))
-    load_weights(model, loaded, head="require")
-    return model.eval(), loaded
+    model, loaded, _ = backbones.load_classifier(backbone, f"{data.name} ({data.folder}/meta)",
+                                       f"pass a checkpoint trained on {data.name}", num_classes=len(data.classes),
+                                       arch=arch, trust=trust)
+    return model, loaded
 
 
 def _validate(cfg: OODEvalConfig) -> None:

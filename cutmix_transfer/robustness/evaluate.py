@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,16 +31,15 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..backbones import build_model, load_weights
-from ..checkpoints import load_backbone_state
+from .. import backbones
 from ..classification.transforms import build_transform
 from ..datasets.common import load_rgb
 from ..datasets.wsol_data import BOX_DATASETS as DATASETS
 from ..datasets.wsol_data import EvalData, load_eval_data
 from ..distributed import all_gather_objects, setup_torchrun
-from ..errors import CheckpointError, ConfigError, DatasetError
+from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
-from ..results import checkpoint_info, data_identity, make_record, write_record
+from ..results import EvalResult, checkpoint_info, data_identity, make_record, write_record
 from ..runtime import check_input_size, resolve_device, seed_everything
 from .attacks import PAPER_EPS, PixelClassifier, check_eps, eps_key, fgsm_predictions
 from .curves import cutmix_predictions, mixup_predictions, occlusion_predictions, top1_accuracy, top1_error
@@ -88,20 +87,6 @@ class RobustnessConfig:
     progress: bool = True
 
 
-@dataclass
-class RobustnessResult:
-    """What an evaluation produced: the results.json record, the per-image rows (dataset order), file paths."""
-
-    record: dict[str, Any]
-    rows: list[dict[str, Any]]
-    out_dir: Path
-    files: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return self.record["metrics"]
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Data and model
 # ----------------------------------------------------------------------------------------------------------
@@ -141,30 +126,13 @@ def load_classifier(backbone: str | os.PathLike, data: EvalData, dataset: str, a
                     trust: bool = False, wsol_form: bool | None = None) -> tuple[PixelClassifier, Any, dict]:
     """The checkpoint's classifier in the form it was trained in, fed [0, 1] pixels, after checking its class
     count fits the dataset -> (PixelClassifier in eval mode without parameter gradients, LoadedBackbone, form)."""
-    path = Path(backbone)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}; pass --backbone the .pth file of a classifier of the "
-                              f"{dataset} classes")
-    loaded = load_backbone_state(path, arch=arch, trust=trust)
-    if not loaded.has_fc or not loaded.num_classes:
-        raise CheckpointError(f"{path} has no classifier head (fc); the robustness tests need a classifier of the "
-                              f"{dataset} classes (fine-tune one with tools/train_cls.py)")
-    k = int(loaded.num_classes)
     max_label = max(int(s.label) for s in data.samples)
-    if (data.num_classes is not None and k != data.num_classes) or max_label >= k:
-        have = f"{data.num_classes} classes" if data.num_classes is not None else f"labels up to {max_label}"
-        raise CheckpointError(f"class-count mismatch: {path} has a {k}-class head but the {dataset} data at "
-                              f"{data.data_root} has {have}; evaluate a classifier of this dataset's classes "
-                              f"(fine-tune one with tools/train_cls.py) or point --data-root at its dataset")
-    meta_wsol = bool(loaded.meta.get("wsol", False))
-    wsol = meta_wsol if wsol_form is None else bool(wsol_form)
-    large = wsol and bool(loaded.meta.get("large_feature_map", False))
-    net = build_model(loaded.arch, k, wsol=wsol, large_feature_map=large)
-    load_weights(net, loaded, head="require")
+    net, loaded, form = backbones.load_classifier(
+        backbone, f"the {dataset} data at {data.data_root}",
+        "evaluate a classifier of this dataset's classes (fine-tune one with tools/train_cls.py) or point --data-root "
+        "at its dataset", num_classes=data.num_classes, max_label=max_label, arch=arch, trust=trust, wsol=wsol_form)
     model = PixelClassifier(net).eval()
     model.requires_grad_(False)
-    form = {"wsol_form": wsol, "large_feature_map": large,
-            "form_source": "checkpoint meta" if wsol_form is None else "command line"}
     return model, loaded, form
 
 
@@ -211,7 +179,7 @@ def default_out_dir(backbone: str | os.PathLike, dataset: str) -> Path:
     return Path("work_dirs") / "robustness" / f"{Path(backbone).stem}_{dataset}"
 
 
-def evaluate_robustness(cfg: RobustnessConfig) -> RobustnessResult:
+def evaluate_robustness(cfg: RobustnessConfig) -> EvalResult:
     """Run the requested tests on one checkpoint and write results.json, per_image.csv, predictions.npz and
     curves.png. Under torchrun each rank runs its batches and rank 0 writes; every rank returns the record."""
     t_start = time.perf_counter()
@@ -329,7 +297,7 @@ def _pair_pass(run: _Run, pairs: np.ndarray, ratios: list[float], cut_px: list[i
 
 
 def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int, t_start: float
-              ) -> RobustnessResult:
+              ) -> EvalResult:
     data = load_eval_data(cfg.dataset, cfg.data_root, None)
     model, loaded, form = load_classifier(cfg.backbone, data, cfg.dataset, cfg.arch, cfg.trust_checkpoint,
                                           cfg.wsol_form)
@@ -401,7 +369,7 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
                                                                       summary["metrics"].items()), out_dir)
     if world > 1:
         dist.barrier()
-    return RobustnessResult(record=record, rows=rows, out_dir=out_dir, files=files)
+    return EvalResult(record=record, rows=rows, out_dir=out_dir, files=files)
 
 
 def summarize(image_rows: list[dict], pair_rows: list[dict], pairs: np.ndarray, samples: Sequence,

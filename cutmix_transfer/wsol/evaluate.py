@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from ..datasets.wsol_data import DATASETS, EvalData, load_eval_data
 from ..distributed import all_gather_objects, setup_torchrun
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
-from ..results import PER_IMAGE_IOUS, checkpoint_info, data_identity, write_record
+from ..results import PER_IMAGE_IOUS, EvalResult, checkpoint_info, data_identity, write_record
 from ..runtime import check_input_size, resolve_device, seed_everything
 from .boxes import RESIZE_LENGTH, resize_boxes
 from .inputs import EvalImages
@@ -103,20 +104,6 @@ class WSOLEvalConfig:
     scoremaps: str | os.PathLike | None = None
 
 
-@dataclass
-class WSOLResult:
-    """What an evaluation produced: the results.json record, the per-image rows (dataset order), file paths."""
-
-    record: dict[str, Any]
-    rows: list[dict[str, Any]]
-    out_dir: Path
-    files: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return self.record["metrics"]
-
-
 def _validate_config(cfg: WSOLEvalConfig) -> None:
     if cfg.dataset not in DATASETS:
         raise ConfigError(f"--dataset {cfg.dataset!r}: choose one of {', '.join(DATASETS)}")
@@ -143,7 +130,7 @@ def default_out_dir(backbone: str | os.PathLike, dataset: str) -> Path:
     return Path("work_dirs") / "wsol" / f"{Path(backbone).stem}_{dataset}"
 
 
-def evaluate_wsol(cfg: WSOLEvalConfig) -> WSOLResult:
+def evaluate_wsol(cfg: WSOLEvalConfig) -> EvalResult:
     """Score one checkpoint (or saved maps) on one WSOL split and write results.json, per_image.csv (and
     cams.npz, figures). Under torchrun each rank evaluates its shard and rank 0 writes; every rank returns the
     same record (rows: all images on every rank)."""
@@ -171,7 +158,7 @@ def _readable(batch: dict, samples: Sequence, skip: bool, skipped: list[dict]) -
     return np.flatnonzero([not e for e in batch["error"]])
 
 
-def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, t_start: float) -> WSOLResult:
+def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, t_start: float) -> EvalResult:
     data = load_eval_data(cfg.dataset, cfg.data_root, cfg.split, cfg.metadata, cfg.skip_unreadable)
     samples = data.samples
     model, loaded, saved = None, None, None
@@ -261,7 +248,7 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
                     ", ".join(f"{k} {v:.2f}" for k, v in record["metrics"].items() if "_iou" not in k), out_dir)
     if world > 1:
         dist.barrier()
-    return WSOLResult(record=record, rows=rows, out_dir=out_dir, files=files)
+    return EvalResult(record=record, rows=rows, out_dir=out_dir, files=files)
 
 
 def _figures(cfg: WSOLEvalConfig, data: EvalData, model: torch.nn.Module | None, saved: SavedMaps | None,

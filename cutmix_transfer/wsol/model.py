@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..backbones import build_model, load_weights
+from ..backbones import load_classifier
 from ..cam import class_activation_maps, grad_cams, normalize_cams
-from ..checkpoints import LoadedBackbone, load_backbone_state
+from ..checkpoints import LoadedBackbone
 from ..datasets.wsol_data import NOMINAL_CLASSES, EvalData
-from ..errors import CheckpointError
 from .boxes import RESIZE_LENGTH
 
 logger = logging.getLogger(__name__)
@@ -34,28 +32,15 @@ def load_model(backbone: str | os.PathLike, dataset: str, data: EvalData, arch: 
     Returns (model in eval mode, LoadedBackbone). A checkpoint without an fc head, or with another class count
     than the dataset declares (CUB 200, ImageNet 1000, the demo's own count), raises CheckpointError.
     """
-    path = Path(backbone)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}; pass --backbone the .pth file of a classifier "
-                              f"fine-tuned on {dataset}")
-    loaded = load_backbone_state(path, arch=arch, trust=trust)
-    if not loaded.has_fc or not loaded.num_classes:
-        raise CheckpointError(f"{path} has no classifier head (fc) to take CAMs from; {TRAIN_HINT}")
-    k = int(loaded.num_classes)
     max_label = max(int(s.label) for s in data.samples)
-    if data.num_classes is not None and k != data.num_classes:
-        raise CheckpointError(f"class-count mismatch: {path} has a {k}-class head but the {dataset} data at "
-                              f"{data.data_root} has {data.num_classes} classes; the checkpoint must be "
-                              f"fine-tuned on this dataset first: {TRAIN_HINT}")
-    if max_label >= k:
-        raise CheckpointError(f"class-count mismatch: {path} has a {k}-class head but the {dataset} labels reach "
-                              f"{max_label}; {TRAIN_HINT}")
+    model, loaded, _ = load_classifier(backbone, f"the {dataset} data at {data.data_root}", TRAIN_HINT,
+                                       num_classes=data.num_classes, max_label=max_label, arch=arch, trust=trust,
+                                       wsol=wsol_form, large_feature_map=large_feature_map)
+    k = int(loaded.num_classes)
     if data.num_classes is None and k != NOMINAL_CLASSES[dataset]:
         logger.warning("%s has %d classes; %s normally has %d (the dataset declares no class list to check)",
-                       path, k, dataset, NOMINAL_CLASSES[dataset])
-    model = build_model(loaded.arch, k, wsol=wsol_form, large_feature_map=large_feature_map)
-    load_weights(model, loaded, head="require")
-    return model.eval(), loaded
+                       backbone, k, dataset, NOMINAL_CLASSES[dataset])
+    return model, loaded
 
 
 def compute_scoremaps(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,

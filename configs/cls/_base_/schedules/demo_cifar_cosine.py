@@ -1,7 +1,7 @@
 # The OOD demo's schedule: SGD momentum 0.9 nesterov, lr 0.1 cosine with a 10% linear warm-up, wd 5e-4 (the main
-# demo's, demo_bs64_cosine.py), 3 epochs of the 1,000 generated CIFAR-layout images (16 steps of 64 each),
+# demo's, demo_bs64_cosine.py), 2 epochs of the 1,000 generated CIFAR-layout images (16 steps of 64 each),
 # validation after the last epoch. Sized for scripts/demo.sh's OOD stage (3 minutes on 2 cores, all included).
-max_epochs = 3
+max_epochs = 2
 warmup_epochs = 0.1 * max_epochs  # changing max_epochs on the command line keeps this value: override both
 
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
