@@ -4,7 +4,7 @@ PY := .venv/bin/python
 DEMO_DIR ?= data/demo
 DEMO_WORK ?= work_dirs/demo
 
-.PHONY: setup demo test test-fast bench clean-venv
+.PHONY: setup demo test test-fast lint bench clean-venv
 
 setup:
 	@bash scripts/setup.sh
@@ -12,10 +12,15 @@ setup:
 demo: setup
 	@bash scripts/demo.sh
 
-test: setup
+# the style check runs first, so CI fails on a violation before the slower tests
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+test: lint
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: lint
 	$(PY) -m pytest -q -m "not slow"
 
 bench: setup

@@ -8,6 +8,7 @@ Writes benchmarks/results/augment.json (atomically) and prints a table. The op t
 --reps calls (out of place, as torchvision's, and in place, as the training preprocessor runs it); the train
 step (in-place CutMix, forward, backward, SGD step) is the median over --steps after one warm-up step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,11 +16,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
-import torch.nn.functional as F
 import torchvision
 from torchvision.transforms import v2
 
@@ -72,12 +72,20 @@ def run(batch: int, size: int, device: str, steps: int, reps: int, num_classes: 
 
     t_step = _median_seconds(step, steps, dev, warmup=1)
     return {
-        "batch": batch, "size": size, "device": str(dev), "num_classes": num_classes,
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "batch": batch,
+        "size": size,
+        "device": str(dev),
+        "num_classes": num_classes,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
         "machine": platform.processor() or platform.machine(),
         "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-        "reps": reps, "steps": steps,
-        "cutmix_ms": 1e3 * t_ours, "cutmix_inplace_ms": 1e3 * t_inplace, "torchvision_cutmix_ms": 1e3 * t_tv,
+        "reps": reps,
+        "steps": steps,
+        "cutmix_ms": 1e3 * t_ours,
+        "cutmix_inplace_ms": 1e3 * t_inplace,
+        "torchvision_cutmix_ms": 1e3 * t_tv,
         "resnet50_train_step_ms": 1e3 * t_step,
         "cutmix_share_of_step_pct": 100.0 * t_ours / t_step,
         "cutmix_inplace_share_of_step_pct": 100.0 * t_inplace / t_step,
@@ -93,8 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="timed ResNet-50 train steps after one warm-up (default 10 on CUDA, 1 on CPU: ~75 s each)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed ResNet-50 train steps after one warm-up (default 10 on CUDA, 1 on CPU: ~75 s each)",
+    )
     p.add_argument("--reps", type=int, default=50, help="timed calls of each augment op")
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -105,17 +117,21 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (10 if args.device.startswith("cuda") else 1)
     res = run(args.batch, args.size, args.device, steps, args.reps, args.num_classes, args.seed)
     atomic_write_json(args.out, res)
-    print(f"batch {res['batch']} x 3 x {res['size']}^2 on {res['device']} ({res['gpu'] or res['machine']}, "
-          f"{res['threads']} threads)")
+    print(
+        f"batch {res['batch']} x 3 x {res['size']}^2 on {res['device']} ({res['gpu'] or res['machine']}, "
+        f"{res['threads']} threads)"
+    )
     print(f"{'op':<34}{'ms':>12}")
     print(f"{'cutmix_transfer CutMix':<34}{res['cutmix_ms']:>12.3f}")
     print(f"{'cutmix_transfer CutMix, in place':<34}{res['cutmix_inplace_ms']:>12.3f}")
     print(f"{'torchvision v2.CutMix':<34}{res['torchvision_cutmix_ms']:>12.3f}")
     print(f"{'ResNet-50 train step':<34}{res['resnet50_train_step_ms']:>12.1f}")
-    print(f"CutMix = {res['cutmix_share_of_step_pct']:.3f}% of the step (goal < 1%: "
-          f"{'met' if res['goal_under_1pct_of_step'] else 'NOT met'}); "
-          f"{res['speedup_vs_torchvision']:.2f}x torchvision's speed (goal >= 1: "
-          f"{'met' if res['goal_not_slower_than_torchvision'] else 'NOT met'})")
+    print(
+        f"CutMix = {res['cutmix_share_of_step_pct']:.3f}% of the step (goal < 1%: "
+        f"{'met' if res['goal_under_1pct_of_step'] else 'NOT met'}); "
+        f"{res['speedup_vs_torchvision']:.2f}x torchvision's speed (goal >= 1: "
+        f"{'met' if res['goal_not_slower_than_torchvision'] else 'NOT met'})"
+    )
     print(f"written {args.out}")
     return 0
 

@@ -12,6 +12,7 @@ Both ways must give the same captions; the benchmark checks it.
 
 Writes benchmarks/results/caption_decode.json and prints a table. Goal: >= 5x at batch 64, beam 3.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cutmix_transfer.captioning import SPECIALS, END_ID, NICCaptioner, Vocabulary, beam_search  # noqa: E402
+from cutmix_transfer.captioning import END_ID, SPECIALS, NICCaptioner, Vocabulary, beam_search  # noqa: E402
 from cutmix_transfer.io import atomic_write_json  # noqa: E402
 
 
@@ -72,30 +73,63 @@ def main() -> int:
         emb = torch.randn(args.batch, args.dim, generator=torch.Generator().manual_seed(args.seed))
         with torch.inference_mode():
             beam_search(m, emb[:2], args.beam, args.max_len)  # warm-up
-            t_batch, out_b = timed(lambda: beam_search(m, emb, args.beam, args.max_len), args.repeats)
-            t_img, outs = timed(lambda: [beam_search(m, emb[i : i + 1], args.beam, args.max_len)
-                                         for i in range(args.batch)], args.repeats)
-        same = all(int(o.lengths[0]) == int(out_b.lengths[i])
-                   and o.tokens[0, : o.lengths[0]].tolist() == out_b.tokens[i, : out_b.lengths[i]].tolist()
-                   for i, o in enumerate(outs))
+            t_batch, out_b = timed(lambda m=m, emb=emb: beam_search(m, emb, args.beam, args.max_len), args.repeats)
+            t_img, outs = timed(
+                lambda m=m, emb=emb: [
+                    beam_search(m, emb[i : i + 1], args.beam, args.max_len) for i in range(args.batch)
+                ],
+                args.repeats,
+            )
+        same = all(
+            int(o.lengths[0]) == int(out_b.lengths[i])
+            and o.tokens[0, : o.lengths[0]].tolist() == out_b.tokens[i, : out_b.lengths[i]].tolist()
+            for i, o in enumerate(outs)
+        )
         max_diff = max(abs(float(o.scores[0]) - float(out_b.scores[i])) for i, o in enumerate(outs))
         lengths = out_b.lengths.float()
-        rows.append({"regime": regime, "batched_s": t_batch, "per_image_s": t_img, "speedup": t_img / t_batch,
-                     "images_per_s_batched": args.batch / t_batch, "images_per_s_per_image": args.batch / t_img,
-                     "same_captions": same, "max_score_diff": max_diff,
-                     "mean_caption_len": float(lengths.mean()), "min_len": int(lengths.min()),
-                     "max_len": int(lengths.max())})
-    result = {"benchmark": "caption_decode", "batch": args.batch, "beam": args.beam, "vocab": args.vocab,
-              "embed_hidden": args.dim, "max_len": args.max_len, "threads": args.threads, "repeats": args.repeats,
-              "device": "cpu", "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-              "load_avg_1min": os.getloadavg()[0], "torch": torch.__version__, "rows": rows, "goal_speedup": 5.0}
+        rows.append(
+            {
+                "regime": regime,
+                "batched_s": t_batch,
+                "per_image_s": t_img,
+                "speedup": t_img / t_batch,
+                "images_per_s_batched": args.batch / t_batch,
+                "images_per_s_per_image": args.batch / t_img,
+                "same_captions": same,
+                "max_score_diff": max_diff,
+                "mean_caption_len": float(lengths.mean()),
+                "min_len": int(lengths.min()),
+                "max_len": int(lengths.max()),
+            }
+        )
+    result = {
+        "benchmark": "caption_decode",
+        "batch": args.batch,
+        "beam": args.beam,
+        "vocab": args.vocab,
+        "embed_hidden": args.dim,
+        "max_len": args.max_len,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "device": "cpu",
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min": os.getloadavg()[0],
+        "torch": torch.__version__,
+        "rows": rows,
+        "goal_speedup": 5.0,
+    }
     atomic_write_json(args.out, result)
-    print(f"NIC beam search on CPU: batch {args.batch}, beam {args.beam}, vocab {args.vocab}, LSTM {args.dim}, "
-          f"max_len {args.max_len}, {args.threads} thread(s), median of {args.repeats}")
+    print(
+        f"NIC beam search on CPU: batch {args.batch}, beam {args.beam}, vocab {args.vocab}, LSTM {args.dim}, "
+        f"max_len {args.max_len}, {args.threads} thread(s), median of {args.repeats}"
+    )
     print(f"{'regime':8} {'batched s':>10} {'per-image s':>12} {'speed-up':>9} {'same':>5} {'mean len':>9}")
     for r in rows:
-        print(f"{r['regime']:8} {r['batched_s']:10.3f} {r['per_image_s']:12.3f} {r['speedup']:8.1f}x "
-              f"{str(r['same_captions']):>5} {r['mean_caption_len']:9.1f}")
+        print(
+            f"{r['regime']:8} {r['batched_s']:10.3f} {r['per_image_s']:12.3f} {r['speedup']:8.1f}x "
+            f"{str(r['same_captions']):>5} {r['mean_caption_len']:9.1f}"
+        )
     print(f"-> {args.out}")
     return 0
 

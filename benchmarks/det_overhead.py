@@ -9,6 +9,7 @@ Writes benchmarks/results/det_overhead.json and prints a table.
 
     .venv/bin/python benchmarks/det_overhead.py [--iters 20] [--repeats 2] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,11 +60,11 @@ def _bench_cfg(cfg, iters: int, work_dir: Path):
     """The same short, iteration-based schedule for both paths: no validation, no checkpoint saving."""
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = str(work_dir)
-    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=10 ** 9)
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=10**9)
     cfg.param_scheduler = []
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = None
-    cfg.default_hooks.logger = dict(type="LoggerHook", interval=10 ** 6)
+    cfg.default_hooks.logger = dict(type="LoggerHook", interval=10**6)
     cfg.log_level = "WARNING"
     return cfg
 
@@ -88,8 +89,9 @@ def run(iters: int, repeats: int, seed: int, data_root: Path | None) -> dict:
         order = ("train_det", "plain_runner") if r % 2 == 0 else ("plain_runner", "train_det")
         for path in order:
             t0 = time.perf_counter()
-            prepared = prepare_training(CONFIG, backbone=ckpt, work_dir=tmp / f"{path}{r}",
-                                        cfg_options=options, seed=seed, data_root=data_root)
+            prepared = prepare_training(
+                CONFIG, backbone=ckpt, work_dir=tmp / f"{path}{r}", cfg_options=options, seed=seed, data_root=data_root
+            )
             if path == "train_det":
                 cfg = _bench_cfg(prepared.cfg, iters, tmp / f"{path}{r}")
                 runner = build_runner(cfg)
@@ -106,20 +108,31 @@ def run(iters: int, repeats: int, seed: int, data_root: Path | None) -> dict:
             runner.register_hook(timer)
             setup[path].append(time.perf_counter() - t0)
             runner.train()
-            kept = timer.times[min(3, len(timer.times) - 1):]  # the first iterations are warm-up
+            kept = timer.times[min(3, len(timer.times) - 1) :]  # the first iterations are warm-up
             times[path].extend(kept)
             run_median[path].append(statistics.median(kept))
     med = {k: statistics.median(v) for k, v in times.items()}
     ratios = [a / b for a, b in zip(run_median["train_det"], run_median["plain_runner"])]
     overhead = 100.0 * (statistics.median(ratios) - 1.0)
-    return {"config": str(CONFIG.relative_to(REPO)), "backbone": "resnet18 (random weights)", "iters": iters,
-            "repeats": repeats, "batch_size": 2, "threads": 1, "median_iter_s": med,
-            "mean_iter_s": {k: statistics.fmean(v) for k, v in times.items()},
-            "setup_s": {k: statistics.fmean(v) for k, v in setup.items()},
-            "samples": {k: len(v) for k, v in times.items()}, "run_median_iter_s": run_median,
-            "pair_ratios": ratios,
-            "overhead_percent": overhead, "goal_percent": 2.0, "within_goal": abs(overhead) <= 2.0,
-            "device": "cpu", "torch": torch.__version__}
+    return {
+        "config": str(CONFIG.relative_to(REPO)),
+        "backbone": "resnet18 (random weights)",
+        "iters": iters,
+        "repeats": repeats,
+        "batch_size": 2,
+        "threads": 1,
+        "median_iter_s": med,
+        "mean_iter_s": {k: statistics.fmean(v) for k, v in times.items()},
+        "setup_s": {k: statistics.fmean(v) for k, v in setup.items()},
+        "samples": {k: len(v) for k, v in times.items()},
+        "run_median_iter_s": run_median,
+        "pair_ratios": ratios,
+        "overhead_percent": overhead,
+        "goal_percent": 2.0,
+        "within_goal": abs(overhead) <= 2.0,
+        "device": "cpu",
+        "torch": torch.__version__,
+    }
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ is the median over --reps rounds (each pass once per round, so load changes hit 
 calls each, on one fixed batch of random images and a freshly initialised 100-class model in eval mode (the
 weights do not change the cost).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ from cutmix_transfer.io import atomic_write_json  # noqa: E402
 from cutmix_transfer.ood.detectors import DETECTORS, build_detector  # noqa: E402
 
 
-def _median_seconds(fns: dict[str, Callable[[], object]], reps: int, device: torch.device,
-                    warmup: int = 2) -> dict[str, float]:
+def _median_seconds(
+    fns: dict[str, Callable[[], object]], reps: int, device: torch.device, warmup: int = 2
+) -> dict[str, float]:
     """Median wall time in seconds of each fn(), timed round-robin (one call of each per round), so that a change
     in machine load affects every pass alike; CUDA synchronised around each call."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -70,18 +72,28 @@ def run(arch: str, batch: int, device: str, reps: int, seed: int) -> dict:
     for name in sorted(DETECTORS):
         fns[name] = (lambda det: lambda: det(model, images))(build_detector(name))
     t = _median_seconds(fns, reps, dev)
-    rows = {k: {"ms_per_batch": 1e3 * v, "images_per_s": batch / v, "cost_in_forwards": v / t["forward"]}
-            for k, v in t.items()}
+    rows = {
+        k: {"ms_per_batch": 1e3 * v, "images_per_s": batch / v, "cost_in_forwards": v / t["forward"]}
+        for k, v in t.items()
+    }
     odin_expected = t["forward_backward_to_input"] + t["forward"]
     return {
-        "arch": arch, "batch": batch, "image_size": 32, "num_classes": 100, "device": str(dev),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "arch": arch,
+        "batch": batch,
+        "image_size": 32,
+        "num_classes": 100,
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
         "machine": platform.processor() or platform.machine(),
-        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None, "reps": reps,
+        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "reps": reps,
         "load_average_1min_at_end": os.getloadavg()[0],  # other processes on the machine make timings noisier
         "timings": rows,
         "odin_over_forward_backward_plus_forward": t["odin"] / odin_expected,
-        "msp_over_forward": t["msp"] / t["forward"], "energy_over_forward": t["energy"] / t["forward"],
+        "msp_over_forward": t["msp"] / t["forward"],
+        "energy_over_forward": t["energy"] / t["forward"],
     }
 
 
@@ -99,13 +111,17 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     res = run(args.arch, args.batch, args.device, args.reps, args.seed)
     atomic_write_json(args.out, res)
-    print(f"{res['arch']}, batch {res['batch']} x 3 x 32^2, 100 classes, on {res['device']} "
-          f"({res['gpu'] or res['machine']}, {res['threads']} threads), median of {res['reps']}")
+    print(
+        f"{res['arch']}, batch {res['batch']} x 3 x 32^2, 100 classes, on {res['device']} "
+        f"({res['gpu'] or res['machine']}, {res['threads']} threads), median of {res['reps']}"
+    )
     print(f"{'pass':<28}{'ms/batch':>12}{'images/s':>12}{'x forward':>12}")
     for name, row in res["timings"].items():
         print(f"{name:<28}{row['ms_per_batch']:>12.1f}{row['images_per_s']:>12.1f}{row['cost_in_forwards']:>12.2f}")
-    print(f"msp / forward = {res['msp_over_forward']:.2f}, energy / forward = {res['energy_over_forward']:.2f}, "
-          f"odin / (forward+backward + forward) = {res['odin_over_forward_backward_plus_forward']:.2f}")
+    print(
+        f"msp / forward = {res['msp_over_forward']:.2f}, energy / forward = {res['energy_over_forward']:.2f}, "
+        f"odin / (forward+backward + forward) = {res['odin_over_forward_backward_plus_forward']:.2f}"
+    )
     print(f"written {args.out}")
     return 0
 

@@ -11,6 +11,7 @@ each is computed from its per-image files (mAP with mmdet's eval_map), so every 
 times `write_report` with --bootstrap N against --bootstrap 0 (median of --reps, after one warm-up of each),
 and writes benchmarks/results/report.json (atomically).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,12 +57,22 @@ def make_results(root: Path, seed: int = 0) -> None:
         maxbox = 100 * (v1 >= 0.5).mean(axis=0).max()
         maxbox2 = 100 * np.mean([(v2 >= k / 100).mean(axis=0).max() for k in (30, 50, 70)])
         folder = root / f"wsol_{method}"
-        write_record(folder, make_record(
-            "wsol", ck, "cub", "test",
-            {"top1_loc": 100 * np.mean(correct * (iou_fixed >= 0.5)), "maxboxacc": maxbox, "maxboxacc_v2": maxbox2},
-            data=data_identity("cub", "test", root / "CUB", ids), protocol={"iou_thresholds": [30, 50, 70]}))
-        atomic_write_text(folder / "per_image.csv", "image_id,correct,iou_fixed\n" + "".join(
-            f"{i},{c},{f:.6f}\n" for i, c, f in zip(ids, correct, iou_fixed)))
+        write_record(
+            folder,
+            make_record(
+                "wsol",
+                ck,
+                "cub",
+                "test",
+                {"top1_loc": 100 * np.mean(correct * (iou_fixed >= 0.5)), "maxboxacc": maxbox, "maxboxacc_v2": maxbox2},
+                data=data_identity("cub", "test", root / "CUB", ids),
+                protocol={"iou_thresholds": [30, 50, 70]},
+            ),
+        )
+        atomic_write_text(
+            folder / "per_image.csv",
+            "image_id,correct,iou_fixed\n" + "".join(f"{i},{c},{f:.6f}\n" for i, c, f in zip(ids, correct, iou_fixed)),
+        )
         np.savez_compressed(folder / "per_image_ious.npz", image_ids=np.array(ids), iou_v1=v1, iou_v2=v2)
         # detection, VOC07 test: 60 images, 20 classes, 100 detections each
         gts, dets = [], []
@@ -70,40 +81,92 @@ def make_results(root: Path, seed: int = 0) -> None:
             xy = rng.random((m, 2)) * 300
             boxes = np.concatenate([xy, xy + 40 + rng.random((m, 2)) * 100], axis=1).astype(np.float32)
             labels = rng.integers(0, 20, size=m)
-            gts.append({"bboxes": boxes, "labels": labels, "bboxes_ignore": np.zeros((0, 4), np.float32),
-                        "labels_ignore": np.zeros(0, np.int64), "img_id": f"{i:06d}"})
+            gts.append(
+                {
+                    "bboxes": boxes,
+                    "labels": labels,
+                    "bboxes_ignore": np.zeros((0, 4), np.float32),
+                    "labels_ignore": np.zeros(0, np.int64),
+                    "img_id": f"{i:06d}",
+                }
+            )
             det_labels = np.concatenate([labels, rng.integers(0, 20, size=100 - m)])
             jitter = rng.normal(0, 15 * (1 - skill), size=(m, 4))
             rand_xy = rng.random((100 - m, 2)) * 300
             det_boxes = np.concatenate([boxes + jitter, np.concatenate([rand_xy, rand_xy + 60], axis=1)])
             scores = rng.random(100)
-            dets.append([np.concatenate([det_boxes[det_labels == c], scores[det_labels == c, None]], axis=1)
-                         .astype(np.float32) for c in range(20)])
-        mean_ap, _ = eval_map(dets, gts, iou_thr=0.5, dataset="voc", logger="silent", eval_mode="11points",
-                              use_legacy_coordinate=True, nproc=1)
+            dets.append(
+                [
+                    np.concatenate([det_boxes[det_labels == c], scores[det_labels == c, None]], axis=1).astype(
+                        np.float32
+                    )
+                    for c in range(20)
+                ]
+            )
+        mean_ap, _ = eval_map(
+            dets,
+            gts,
+            iou_thr=0.5,
+            dataset="voc",
+            logger="silent",
+            eval_mode="11points",
+            use_legacy_coordinate=True,
+            nproc=1,
+        )
         folder = root / f"det_{method}"
-        write_record(folder, make_record("detection", ck, "voc2007", "test", {"mAP": 100 * mean_ap},
-                                         detector="faster_rcnn",
-                                         data=data_identity("voc2007", "test", root / "VOC",
-                                                            [g["img_id"] for g in gts])))
+        write_record(
+            folder,
+            make_record(
+                "detection",
+                ck,
+                "voc2007",
+                "test",
+                {"mAP": 100 * mean_ap},
+                detector="faster_rcnn",
+                data=data_identity("voc2007", "test", root / "VOC", [g["img_id"] for g in gts]),
+            ),
+        )
         write_per_image_detections(folder / "per_image_detections.npz", list(zip(gts, dets)), "11points", 0.5)
         # captioning: 50 images
         ids = _ids("coco", 50)
         cider, rouge = rng.gamma(2.0, 0.3 + skill / 2, 50), rng.random(50)
         folder = root / f"cap_{method}"
-        write_record(folder, make_record("captioning", ck, "coco:demo", "test",
-                                         {"CIDEr": 100 * cider.mean(), "ROUGE-L": 100 * rouge.mean()},
-                                         data=data_identity("coco:demo", "test", root / "COCO", ids)))
-        atomic_write_json(folder / "captions.json", [{"image_id": i, "caption": "a b", "CIDEr": float(c),
-                                                      "ROUGE-L": float(r)} for i, c, r in zip(ids, cider, rouge)])
+        write_record(
+            folder,
+            make_record(
+                "captioning",
+                ck,
+                "coco:demo",
+                "test",
+                {"CIDEr": 100 * cider.mean(), "ROUGE-L": 100 * rouge.mean()},
+                data=data_identity("coco:demo", "test", root / "COCO", ids),
+            ),
+        )
+        atomic_write_json(
+            folder / "captions.json",
+            [
+                {"image_id": i, "caption": "a b", "CIDEr": float(c), "ROUGE-L": float(r)}
+                for i, c, r in zip(ids, cider, rouge)
+            ],
+        )
         # robustness, ImageNet val: 500 images
         ids = _ids("in", 500)
         fgsm = (rng.random(500) < skill / 2).astype(int)
         folder = root / f"rob_{method}"
-        write_record(folder, make_record("robustness", ck, "imagenet", "val", {"fgsm_top1_eps8": 100 * fgsm.mean()},
-                                         data=data_identity("imagenet", "val", root / "IN", ids)))
-        atomic_write_text(folder / "per_image.csv", "image_id,fgsm_correct_eps8\n" + "".join(
-            f"{i},{c}\n" for i, c in zip(ids, fgsm)))
+        write_record(
+            folder,
+            make_record(
+                "robustness",
+                ck,
+                "imagenet",
+                "val",
+                {"fgsm_top1_eps8": 100 * fgsm.mean()},
+                data=data_identity("imagenet", "val", root / "IN", ids),
+            ),
+        )
+        atomic_write_text(
+            folder / "per_image.csv", "image_id,fgsm_correct_eps8\n" + "".join(f"{i},{c}\n" for i, c in zip(ids, fgsm))
+        )
 
 
 def main() -> int:
@@ -129,11 +192,19 @@ def main() -> int:
                     times[key].append(time.perf_counter() - t0)
         md = (root / "rep_bootstrap" / "report.md").read_text()
     med = {k: statistics.median(v) for k, v in times.items()}
-    out = {"resamples": args.resamples, "reps": args.reps, "seconds_median": med,
-           "bootstrap_seconds": med["bootstrap"] - med["no_bootstrap"], "seconds_all": times,
-           "goal_seconds": 30.0, "cpu_count": os.cpu_count(), "threads": args.threads,
-           "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
-           "sizes": {"wsol_cub": 500, "detection_voc07": 60, "captioning": 50, "robustness": 500, "checkpoints": 2}}
+    out = {
+        "resamples": args.resamples,
+        "reps": args.reps,
+        "seconds_median": med,
+        "bootstrap_seconds": med["bootstrap"] - med["no_bootstrap"],
+        "seconds_all": times,
+        "goal_seconds": 30.0,
+        "cpu_count": os.cpu_count(),
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "sizes": {"wsol_cub": 500, "detection_voc07": 60, "captioning": 50, "robustness": 500, "checkpoints": 2},
+    }
     atomic_write_json(REPO / "benchmarks" / "results" / "report.json", out)
     print(md)
     print(json.dumps({k: out[k] for k in ("seconds_median", "bootstrap_seconds", "goal_seconds")}, indent=1))

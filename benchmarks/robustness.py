@@ -12,6 +12,7 @@ CutMix sides), each point one call of the library function the evaluator runs. E
 on a 2-core machine shared with other jobs swung 5x within minutes); wall ratios are listed alongside.
 Goal: every curve point costs no more than 1.2x the plain forward. Writes JSON and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,9 +84,17 @@ def main() -> None:
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
-        make_demo_data(Path(tmp), seed=0, image_size=args.size, per_class=1, num_classes=4,
-                       imagenet_val_per_class=(args.batch + 3) // 4, layouts=("imagenet",), progress=False)
-        samples = load_imagenet_val(Path(tmp) / "ILSVRC")[:args.batch]
+        make_demo_data(
+            Path(tmp),
+            seed=0,
+            image_size=args.size,
+            per_class=1,
+            num_classes=4,
+            imagenet_val_per_class=(args.batch + 3) // 4,
+            layouts=("imagenet",),
+            progress=False,
+        )
+        samples = load_imagenet_val(Path(tmp) / "ILSVRC")[: args.batch]
         transform = pixel_transform(args.size)
         t0 = time.perf_counter()
         pixels = torch.stack([transform(load_rgb(s.path)) for s in samples]).to(device)
@@ -106,18 +115,34 @@ def main() -> None:
         cpu, wall = _best(fn, args.reps, sync)
         return {"cpu_s": cpu, "wall_s": wall, "forward_cpu_s": f_cpu, "forward_wall_s": f_wall}
 
-    points: list[dict] = [{"test": "fgsm", "point": "eps 8",
-                           **timed(lambda: fgsm_predictions(model, pixels, labels, [8.0]))}]
+    points: list[dict] = [
+        {"test": "fgsm", "point": "eps 8", **timed(lambda: fgsm_predictions(model, pixels, labels, [8.0]))}
+    ]
     for mode in ("center", "boundary"):
         for side, px in zip(DEFAULT_SIDES, scale_sides(DEFAULT_SIDES, args.size)):
-            points.append({"test": f"occlusion {mode}", "point": f"side {side}",
-                           **timed(lambda px=px, mode=mode: occlusion_predictions(model, pixels, [px], mode))})
+            points.append(
+                {
+                    "test": f"occlusion {mode}",
+                    "point": f"side {side}",
+                    **timed(lambda px=px, mode=mode: occlusion_predictions(model, pixels, [px], mode)),
+                }
+            )
     for r in DEFAULT_MIXUP_RATIOS:
-        points.append({"test": "inbetween mixup", "point": f"lambda {r:g}",
-                       **timed(lambda r=r: mixup_predictions(model, pixels, other, [r]))})
+        points.append(
+            {
+                "test": "inbetween mixup",
+                "point": f"lambda {r:g}",
+                **timed(lambda r=r: mixup_predictions(model, pixels, other, [r])),
+            }
+        )
     for side, px in zip(DEFAULT_SIDES, scale_sides(DEFAULT_SIDES, args.size)):
-        points.append({"test": "inbetween cutmix", "point": f"side {side}",
-                       **timed(lambda px=px: cutmix_predictions(model, pixels, other, [px]))})
+        points.append(
+            {
+                "test": "inbetween cutmix",
+                "point": f"side {side}",
+                **timed(lambda px=px: cutmix_predictions(model, pixels, other, [px])),
+            }
+        )
     for pt in points:
         pt["images_per_cpu_s"] = n / pt["cpu_s"]
         pt["ratio_to_forward"] = pt["cpu_s"] / pt["forward_cpu_s"]
@@ -126,26 +151,45 @@ def main() -> None:
     worst = max(curve, key=lambda pt: pt["ratio_to_forward"])
     forward_cpu = min(f for f, _ in forwards)
     forward_wall = min(w for _, w in forwards)
-    out = {"arch": args.arch, "image_size": args.size, "batch": n, "threads": args.threads, "device": str(device),
-           "reps": args.reps, "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-           "ratio_basis": "CPU time of the process (time.process_time), best of reps; wall ratios alongside",
-           "decode_s_per_image": decode_s / n, "forward_cpu_s": forward_cpu, "forward_wall_s": forward_wall,
-           "forward_images_per_cpu_s": n / forward_cpu,
-           "fgsm_ratio_to_forward": points[0]["ratio_to_forward"],
-           "median_curve_point_ratio": statistics.median(pt["ratio_to_forward"] for pt in curve),
-           "worst_curve_point": {k: worst[k] for k in ("test", "point", "ratio_to_forward")},
-           "goal_curve_point_ratio": GOAL, "goal_met": worst["ratio_to_forward"] <= GOAL, "points": points}
+    out = {
+        "arch": args.arch,
+        "image_size": args.size,
+        "batch": n,
+        "threads": args.threads,
+        "device": str(device),
+        "reps": args.reps,
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "ratio_basis": "CPU time of the process (time.process_time), best of reps; wall ratios alongside",
+        "decode_s_per_image": decode_s / n,
+        "forward_cpu_s": forward_cpu,
+        "forward_wall_s": forward_wall,
+        "forward_images_per_cpu_s": n / forward_cpu,
+        "fgsm_ratio_to_forward": points[0]["ratio_to_forward"],
+        "median_curve_point_ratio": statistics.median(pt["ratio_to_forward"] for pt in curve),
+        "worst_curve_point": {k: worst[k] for k in ("test", "point", "ratio_to_forward")},
+        "goal_curve_point_ratio": GOAL,
+        "goal_met": worst["ratio_to_forward"] <= GOAL,
+        "points": points,
+    }
     atomic_write_json(args.out, out)
-    print(f"{args.arch} at {args.size} px, batch {n}, {args.threads} thread(s) on {device}: plain forward "
-          f"{n / forward_cpu:.1f} images per CPU second ({n / forward_wall:.1f} images/s wall, best); decoding "
-          f"{1000 * decode_s / n:.1f} ms/image, paid once per batch")
+    print(
+        f"{args.arch} at {args.size} px, batch {n}, {args.threads} thread(s) on {device}: plain forward "
+        f"{n / forward_cpu:.1f} images per CPU second ({n / forward_wall:.1f} images/s wall, best); decoding "
+        f"{1000 * decode_s / n:.1f} ms/image, paid once per batch"
+    )
     print(f"{'test':<18} {'point':<11} {'img/cpu-s':>9} {'x forward':>10} {'wall x':>7}")
     for pt in points:
-        print(f"{pt['test']:<18} {pt['point']:<11} {pt['images_per_cpu_s']:>9.1f} {pt['ratio_to_forward']:>10.3f} "
-              f"{pt['wall_ratio_to_forward']:>7.2f}")
-    print(f"worst curve point: {worst['test']} {worst['point']} at {worst['ratio_to_forward']:.3f}x the plain forward "
-          f"(CPU time; goal <= {GOAL}x: {'met' if out['goal_met'] else 'NOT met'}), median "
-          f"{out['median_curve_point_ratio']:.3f}x; FGSM {out['fgsm_ratio_to_forward']:.2f}x -> {args.out}")
+        print(
+            f"{pt['test']:<18} {pt['point']:<11} {pt['images_per_cpu_s']:>9.1f} {pt['ratio_to_forward']:>10.3f} "
+            f"{pt['wall_ratio_to_forward']:>7.2f}"
+        )
+    print(
+        f"worst curve point: {worst['test']} {worst['point']} at {worst['ratio_to_forward']:.3f}x the plain forward "
+        f"(CPU time; goal <= {GOAL}x: {'met' if out['goal_met'] else 'NOT met'}), median "
+        f"{out['median_curve_point_ratio']:.3f}x; FGSM {out['fgsm_ratio_to_forward']:.2f}x -> {args.out}"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -13,6 +13,7 @@ and 10x at 0.001, on one core and on all cores.
 
 Writes benchmarks/results/wsol_boxes.json and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,7 @@ def object_cam(rng: np.random.Generator, cells: int) -> np.ndarray:
     yy, xx = np.mgrid[0:cells, 0:cells] + 0.5
     cy, cx = rng.uniform(0.2, 0.8, 2) * cells
     sy, sx = rng.uniform(0.1, 0.3, 2) * cells
-    bump = np.exp(-((yy - cy) ** 2 / (2 * sy ** 2) + (xx - cx) ** 2 / (2 * sx ** 2)))
+    bump = np.exp(-((yy - cy) ** 2 / (2 * sy**2) + (xx - cx) ** 2 / (2 * sx**2)))
     return _upsample(np.maximum(bump + 0.15 * rng.standard_normal((cells, cells)), 0))
 
 
@@ -66,7 +67,7 @@ def gt_box(rng: np.random.Generator) -> np.ndarray:
     return np.array([[x0, y0, x0 + rng.integers(20, 74), y0 + rng.integers(20, 74)]])
 
 
-GOALS = {0.01: 3.0, 0.001: 10.0}   # minimum speed-up over one oracle run (V1), per interval
+GOALS = {0.01: 3.0, 0.001: 10.0}  # minimum speed-up over one oracle run (V1), per interval
 
 
 def _oracle_v1(args):
@@ -131,22 +132,43 @@ def main() -> None:
                 t_v1, t_v2, t_fast = t_v1 + dt1, t_v2 + dt2, t_fast + dtf
             t_oracle = t_v1 + t_v2
             same = all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(ref, fast))
-            n_masks = np.mean([len(B._distinct_mask_levels(B.quantize_scoremap(m),  # noqa: SLF001
-                                                           B.threshold_cuts(int(B.quantize_scoremap(m).max()),
-                                                                            thr))[0]) for m in ms])
+            n_masks = np.mean(
+                [
+                    len(
+                        B._distinct_mask_levels(
+                            B.quantize_scoremap(m),  # noqa: SLF001
+                            B.threshold_cuts(int(B.quantize_scoremap(m).max()), thr),
+                        )[0]
+                    )
+                    for m in ms
+                ]
+            )
             n = len(jobs)
-            rows.append({"interval": interval, "kind": kind, "images": n, "thresholds": int(thr.size),
-                         "distinct_masks_per_image": float(n_masks),
-                         "oracle_v1_ms": t_v1 / n * 1e3, "oracle_v1_v2_ms": t_oracle / n * 1e3,
-                         "fast_v1_v2_ms": t_fast / n * 1e3,
-                         "speedup_vs_oracle_v1": t_v1 / t_fast, "speedup_vs_oracle_v1_v2": t_oracle / t_fast,
-                         "goal_vs_oracle_v1": GOALS.get(interval), "identical": bool(same)})
+            rows.append(
+                {
+                    "interval": interval,
+                    "kind": kind,
+                    "images": n,
+                    "thresholds": int(thr.size),
+                    "distinct_masks_per_image": float(n_masks),
+                    "oracle_v1_ms": t_v1 / n * 1e3,
+                    "oracle_v1_v2_ms": t_oracle / n * 1e3,
+                    "fast_v1_v2_ms": t_fast / n * 1e3,
+                    "speedup_vs_oracle_v1": t_v1 / t_fast,
+                    "speedup_vs_oracle_v1_v2": t_oracle / t_fast,
+                    "goal_vs_oracle_v1": GOALS.get(interval),
+                    "identical": bool(same),
+                }
+            )
             r = rows[-1]
-            print(f"{interval:<7} {kind:<9} masks {n_masks:6.1f}  oracle V1 {r['oracle_v1_ms']:8.2f} ms  "
-                  f"V1+V2 {r['oracle_v1_v2_ms']:8.2f} ms  fast V1+V2 {r['fast_v1_v2_ms']:7.2f} ms  "
-                  f"x{r['speedup_vs_oracle_v1']:5.1f} (vs V1)  "
-                  f"x{r['speedup_vs_oracle_v1_v2']:5.1f} (vs V1+V2)  "
-                  f"identical {same}", flush=True)
+            print(
+                f"{interval:<7} {kind:<9} masks {n_masks:6.1f}  oracle V1 {r['oracle_v1_ms']:8.2f} ms  "
+                f"V1+V2 {r['oracle_v1_v2_ms']:8.2f} ms  fast V1+V2 {r['fast_v1_v2_ms']:7.2f} ms  "
+                f"x{r['speedup_vs_oracle_v1']:5.1f} (vs V1)  "
+                f"x{r['speedup_vs_oracle_v1_v2']:5.1f} (vs V1+V2)  "
+                f"identical {same}",
+                flush=True,
+            )
     # all cores: every map of every kind at once, process pools for both paths
     pooled = []
     all_maps = [(m, g) for k in maps for m, g in zip(maps[k], gts[k])]
@@ -166,26 +188,48 @@ def main() -> None:
                 t = time.perf_counter()
                 B.curves_for_batch([m for m, _ in all_maps], [g for _, g in all_maps], thr, pool=pool)
                 t_fast = min(t_fast, time.perf_counter() - t)
-            pooled.append({"interval": interval, "workers": args.workers, "images": len(jobs),
-                           "oracle_v1_ms_per_image": t_oracle_v1 / len(jobs) * 1e3,
-                           "oracle_v1_v2_ms_per_image": t_oracle / len(jobs) * 1e3,
-                           "fast_v1_v2_ms_per_image": t_fast / len(jobs) * 1e3,
-                           "speedup_vs_oracle_v1": t_oracle_v1 / t_fast, "speedup_vs_oracle_v1_v2": t_oracle / t_fast,
-                           "goal_vs_oracle_v1": GOALS.get(interval)})
+            pooled.append(
+                {
+                    "interval": interval,
+                    "workers": args.workers,
+                    "images": len(jobs),
+                    "oracle_v1_ms_per_image": t_oracle_v1 / len(jobs) * 1e3,
+                    "oracle_v1_v2_ms_per_image": t_oracle / len(jobs) * 1e3,
+                    "fast_v1_v2_ms_per_image": t_fast / len(jobs) * 1e3,
+                    "speedup_vs_oracle_v1": t_oracle_v1 / t_fast,
+                    "speedup_vs_oracle_v1_v2": t_oracle / t_fast,
+                    "goal_vs_oracle_v1": GOALS.get(interval),
+                }
+            )
             r = pooled[-1]
-            print(f"all cores ({args.workers}) interval {interval}: oracle V1 {r['oracle_v1_ms_per_image']:.2f} "
-                  f"ms/img, V1+V2 {r['oracle_v1_v2_ms_per_image']:.2f} ms/img, fast V1+V2 "
-                  f"{r['fast_v1_v2_ms_per_image']:.2f} ms/img, x{r['speedup_vs_oracle_v1']:.1f} (vs V1) "
-                  f"x{r['speedup_vs_oracle_v1_v2']:.1f} (vs V1+V2)", flush=True)
-    missed = [f"{r['interval']} {r.get('kind', 'all cores')}: "
-              f"x{r['speedup_vs_oracle_v1']:.1f} < x{r['goal_vs_oracle_v1']}"
-              for r in rows + pooled if r["goal_vs_oracle_v1"] and r["speedup_vs_oracle_v1"] < r["goal_vs_oracle_v1"]]
+            print(
+                f"all cores ({args.workers}) interval {interval}: oracle V1 {r['oracle_v1_ms_per_image']:.2f} "
+                f"ms/img, V1+V2 {r['oracle_v1_v2_ms_per_image']:.2f} ms/img, fast V1+V2 "
+                f"{r['fast_v1_v2_ms_per_image']:.2f} ms/img, x{r['speedup_vs_oracle_v1']:.1f} (vs V1) "
+                f"x{r['speedup_vs_oracle_v1_v2']:.1f} (vs V1+V2)",
+                flush=True,
+            )
+    missed = [
+        f"{r['interval']} {r.get('kind', 'all cores')}: x{r['speedup_vs_oracle_v1']:.1f} < x{r['goal_vs_oracle_v1']}"
+        for r in rows + pooled
+        if r["goal_vs_oracle_v1"] and r["speedup_vs_oracle_v1"] < r["goal_vs_oracle_v1"]
+    ]
     print("goals (vs one oracle run): " + ("all met" if not missed else "MISSED " + "; ".join(missed)))
-    result = {"single_core": rows, "all_cores": pooled, "goals_missed": missed, "repeats": args.repeats,
-              "seed": args.seed, "cpu_count": os.cpu_count(),
-              "loadavg_before": load_before, "loadavg_after": os.getloadavg(), "opencv": cv2.__version__,
-              "numpy": np.__version__, "python": platform.python_version(), "machine": platform.machine(),
-              "note": "the machine may be shared; compare rows taken in the same run"}
+    result = {
+        "single_core": rows,
+        "all_cores": pooled,
+        "goals_missed": missed,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "note": "the machine may be shared; compare rows taken in the same run",
+    }
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
 

@@ -9,4 +9,5 @@ _base_ = './det/faster_rcnn_r50_c4_voc0712.py'
 backbone_checkpoint = 'checkpoints/resnet50_mixup.pth'
 model = dict(
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint)),
-    roi_head=dict(shared_head=dict(init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint))))
+    roi_head=dict(shared_head=dict(init_cfg=dict(type='Pretrained', checkpoint=backbone_checkpoint))),
+)

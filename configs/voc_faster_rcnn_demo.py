@@ -14,23 +14,34 @@ train_pipeline = [
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
+    dict(type='PackDetInputs'),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 # the demo VOC data (det/_base_/voc_demo_data.py) with this detector's pipelines on the
 # recipe's VOC2007 + VOC2012 trainval lists, without worker processes
 voc_train = dict(_base_.voc_train, pipeline=train_pipeline)
 train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(times=1, dataset=dict(datasets=[dict(voc_train, ann_file=d.ann_file, data_prefix=d.data_prefix)
-                                                 for d in _base_.train_dataloader.dataset.dataset.datasets])))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        times=1,
+        dataset=dict(
+            datasets=[
+                dict(voc_train, ann_file=d.ann_file, data_prefix=d.data_prefix)
+                for d in _base_.train_dataloader.dataset.dataset.datasets
+            ]
+        ),
+    ),
+)
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline)
+)
 test_dataloader = val_dataloader
 
 # One epoch: `make demo` fine-tunes for 50 iterations (200 trainval images, batch 4; 75 s on 2 cores).
@@ -44,5 +55,6 @@ optim_wrapper = dict(optimizer=dict(lr=0.01))
 model = dict(
     backbone=dict(init_cfg=dict(checkpoint=backbone_checkpoint)),
     train_cfg=dict(rpn_proposal=dict(max_per_img=300), rcnn=dict(sampler=dict(num=64))),
-    test_cfg=dict(rpn=dict(max_per_img=300)))
+    test_cfg=dict(rpn=dict(max_per_img=300)),
+)
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

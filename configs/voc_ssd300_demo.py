@@ -14,18 +14,29 @@ test_pipeline = {{_base_.test_pipeline}}
 # recipe's VOC2007 + VOC2012 trainval lists, without worker processes
 voc_train = dict(_base_.voc_train, pipeline=train_pipeline)
 train_dataloader = dict(
-    batch_size=8, num_workers=0, persistent_workers=False,
-    dataset=dict(times=1, dataset=dict(datasets=[dict(voc_train, ann_file=d.ann_file, data_prefix=d.data_prefix)
-                                                 for d in _base_.train_dataloader.dataset.dataset.datasets])))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        times=1,
+        dataset=dict(
+            datasets=[
+                dict(voc_train, ann_file=d.ann_file, data_prefix=d.data_prefix)
+                for d in _base_.train_dataloader.dataset.dataset.datasets
+            ]
+        ),
+    ),
+)
+val_dataloader = dict(
+    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline)
+)
 test_dataloader = val_dataloader
 
 max_epochs = 8
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[6], gamma=0.1)
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[6], gamma=0.1),
 ]
 optim_wrapper = dict(optimizer=dict(lr=0.01))
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

@@ -5,6 +5,7 @@ stride 1, no max-pool, as `configs/cls/cifar100_resnet_cutmix.py` trains); and '
 (block 'basic' or 'bottleneck'), the CIFAR PyramidNet of clovaai/CutMix-PyTorch's `pyramidnet.py`
 (dyhan0920/PyramidNet-PyTorch), e.g. 'pyramidnet200_a240_bottleneck', the paper's CIFAR-100 model.
 """
+
 from __future__ import annotations
 
 import functools
@@ -75,8 +76,10 @@ def is_arch(arch: str) -> bool:
 def check_arch(arch: str) -> None:
     """ConfigError naming the choices unless `is_arch(arch)`."""
     if not is_arch(arch):
-        raise ConfigError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}, or "
-                          "'pyramidnet{depth}_a{alpha}_{basic|bottleneck}' (depth 6n+2 basic, 9n+2 bottleneck)")
+        raise ConfigError(
+            f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}, or "
+            "'pyramidnet{depth}_a{alpha}_{basic|bottleneck}' (depth 6n+2 basic, 9n+2 bottleneck)"
+        )
 
 
 def pyramidnet_plan(spec: PyramidSpec) -> list[list[tuple[int, int, int]]]:
@@ -109,7 +112,8 @@ def pyramidnet_out_channels(spec: PyramidSpec) -> int:
 
 def _bn(prefix: str, c: int) -> dict[str, tuple[int, ...]]:
     return {f"{prefix}.{s}": (c,) for s in ("weight", "bias", "running_mean", "running_var")} | {
-        f"{prefix}.num_batches_tracked": ()}
+        f"{prefix}.num_batches_tracked": ()
+    }
 
 
 def pyramidnet_shapes(spec: PyramidSpec, num_classes: int = 100) -> dict[str, tuple[int, ...]]:
@@ -177,8 +181,10 @@ def _infer_pyramidnet(sd: dict, path: str | os.PathLike) -> str:
     counts = block_counts(sd)
     n = counts[0]
     if counts[3] or not n or counts[1] != n or counts[2] != n or "bn_final.weight" not in sd:
-        raise CheckpointError(f"{path}: a PyramidNet-like state dict (bn_final) with blocks per stage "
-                              f"{list(counts)}; only the CIFAR PyramidNet (three equal stages) is supported")
+        raise CheckpointError(
+            f"{path}: a PyramidNet-like state dict (bn_final) with blocks per stage "
+            f"{list(counts)}; only the CIFAR PyramidNet (three equal stages) is supported"
+        )
     ratio = 4 if bottleneck else 1
     # the width after the last block is round(16 + alpha): exact for the integer alphas of the reference's runs
     alpha = sd["bn_final.weight"].shape[0] // ratio - 16
@@ -186,9 +192,11 @@ def _infer_pyramidnet(sd: dict, path: str | os.PathLike) -> str:
     want = pyramidnet_shapes(spec)
     wrong = [k for k, s in want.items() if k in sd and k[:3] != "fc." and tuple(sd[k].shape) != s]
     if wrong:
-        raise CheckpointError(f"{path}: the widths of this PyramidNet do not follow the widening rule for depth "
-                              f"{spec.depth}, alpha {alpha} ({len(wrong)} keys differ, first {wrong[:3]}); a "
-                              "non-integer alpha or another variant is not supported")
+        raise CheckpointError(
+            f"{path}: the widths of this PyramidNet do not follow the widening rule for depth "
+            f"{spec.depth}, alpha {alpha} ({len(wrong)} keys differ, first {wrong[:3]}); a "
+            "non-integer alpha or another variant is not supported"
+        )
     return spec.name
 
 
@@ -205,7 +213,8 @@ def infer_arch(sd: dict[str, torch.Tensor], path: str | os.PathLike = "<state di
         if stem[2:] not in ((7, 7), (3, 3)):
             raise CheckpointError(
                 f"{path}: a ResNet with a {stem[2]}x{stem[3]} stem conv (conv1.weight {stem}); supported are the "
-                "ImageNet stem (7x7, stride 2, max-pool) and the CIFAR stem (3x3, stride 1, no max-pool)")
+                "ImageNet stem (7x7, stride 2, max-pool) and the CIFAR stem (3x3, stride 1, no max-pool)"
+            )
         block = "Bottleneck" if "layer1.0.conv3.weight" in sd else "BasicBlock"
         counts = block_counts(sd)
         arch = _RESNET_LAYOUTS.get((block, counts))
@@ -213,17 +222,20 @@ def infer_arch(sd: dict[str, torch.Tensor], path: str | os.PathLike = "<state di
             hint = " (a CIFAR-style ResNet with three stages?)" if counts[3] == 0 else ""
             raise CheckpointError(
                 f"{path}: unknown ResNet layout: {block} blocks per stage {list(counts)}{hint}; supported: "
-                + ", ".join(f"{a} = {b} {list(c)}" for (b, c), a in _RESNET_LAYOUTS.items()))
+                + ", ".join(f"{a} = {b} {list(c)}" for (b, c), a in _RESNET_LAYOUTS.items())
+            )
         return arch + ("_cifar" if stem[2:] == (3, 3) else "")
     if "features.0.weight" in sd:
         convs, bns = vgg_indices(sd)
         if len(convs) != 13:
-            raise CheckpointError(f"{path}: a VGG with {len(convs)} conv layers; only VGG16 (13 conv layers) is "
-                                  "supported")
+            raise CheckpointError(
+                f"{path}: a VGG with {len(convs)} conv layers; only VGG16 (13 conv layers) is supported"
+            )
         return "vgg16_bn" if bns else "vgg16"
     raise CheckpointError(
         f"{path}: unknown layout: no ResNet / PyramidNet ('conv1.weight', 'layer1.0.conv1.weight') or VGG "
-        f"('features.0.weight') keys after prefix removal; first keys {list(sd)[:_N_SHOW]}")
+        f"('features.0.weight') keys after prefix removal; first keys {list(sd)[:_N_SHOW]}"
+    )
 
 
 def describe_arch(sd: dict, arch: str) -> str:

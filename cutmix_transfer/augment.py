@@ -10,6 +10,7 @@ with a uniform centre, clipped to the image; one box for the whole batch, the pa
 perm[i] of a random permutation; lambda is then corrected to the area actually kept; the loss is
 lambda * CE(y_a) + (1 - lambda) * CE(y_b).
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,9 @@ def corrected_lambda(box_xyxy: tuple[int, int, int, int], width: int, height: in
     return (width * height - pasted) / float(width * height)
 
 
-def paste_box(images: torch.Tensor, perm: torch.Tensor, box_xyxy: tuple[int, int, int, int],
-              inplace: bool = False) -> torch.Tensor:
+def paste_box(
+    images: torch.Tensor, perm: torch.Tensor, box_xyxy: tuple[int, int, int, int], inplace: bool = False
+) -> torch.Tensor:
     """CutMix images: image i gets image perm[i]'s pixels inside the box. (B, C, H, W) -> same shape and dtype.
 
     The partners' box region is gathered into a new tensor before it is written, so `inplace=True` (no copy of
@@ -95,12 +97,12 @@ def cutout_masks(centers_xy: torch.Tensor, size: int, height: int, width: int) -
 
     The square is [c - size//2, c - size//2 + size) per axis, clipped, as DeVries & Taylor's Cutout.
     """
-    lo = centers_xy - size // 2                                          # (B, 2)
+    lo = centers_xy - size // 2  # (B, 2)
     hi = lo + size
     ys = torch.arange(height, device=centers_xy.device)
     xs = torch.arange(width, device=centers_xy.device)
-    in_y = (ys[None, :] >= lo[:, 1:2]) & (ys[None, :] < hi[:, 1:2])      # (B, H)
-    in_x = (xs[None, :] >= lo[:, 0:1]) & (xs[None, :] < hi[:, 0:1])      # (B, W)
+    in_y = (ys[None, :] >= lo[:, 1:2]) & (ys[None, :] < hi[:, 1:2])  # (B, H)
+    in_x = (xs[None, :] >= lo[:, 0:1]) & (xs[None, :] < hi[:, 0:1])  # (B, W)
     return (in_y[:, :, None] & in_x[:, None, :])[:, None]
 
 
@@ -109,8 +111,9 @@ def apply_cutout(images: torch.Tensor, masks: torch.Tensor, fill: float = 0.0, i
     return images.masked_fill_(masks, fill) if inplace else images.masked_fill(masks, fill)
 
 
-def mixed_cross_entropy(logits: torch.Tensor, target_a: torch.Tensor, target_b: torch.Tensor,
-                        lam: float | torch.Tensor) -> torch.Tensor:
+def mixed_cross_entropy(
+    logits: torch.Tensor, target_a: torch.Tensor, target_b: torch.Tensor, lam: float | torch.Tensor
+) -> torch.Tensor:
     """lam * CE(logits, y_a) + (1 - lam) * CE(logits, y_b), batch-mean; logits (B, K), targets (B,) int64."""
     loss_a = F.cross_entropy(logits, target_a)
     if isinstance(lam, float) and lam == 1.0:
@@ -123,10 +126,10 @@ def mixed_cross_entropy(logits: torch.Tensor, target_a: torch.Tensor, target_b: 
 class MixedBatch:
     """Images after augmentation and the two label sets their loss mixes: lam * CE(y_a) + (1 - lam) * CE(y_b)."""
 
-    images: torch.Tensor     # (B, C, H, W)
-    target_a: torch.Tensor   # (B,) int64: each image's own label
-    target_b: torch.Tensor   # (B,) int64: the partner's label (== target_a when nothing was mixed)
-    lam: float               # weight of target_a
+    images: torch.Tensor  # (B, C, H, W)
+    target_a: torch.Tensor  # (B,) int64: each image's own label
+    target_b: torch.Tensor  # (B,) int64: the partner's label (== target_a when nothing was mixed)
+    lam: float  # weight of target_a
     box_xyxy: tuple[int, int, int, int] | None = None  # the CutMix box, when one was pasted
 
     def loss(self, logits: torch.Tensor) -> torch.Tensor:
@@ -145,8 +148,15 @@ class BatchAugment:
     batch instead of copying it (the data preprocessor owns its batch; Mixup always makes a new tensor).
     """
 
-    def __init__(self, mode: Mode = "none", beta: float = 1.0, prob: float = 1.0, cutout_size: int = 16,
-                 seed: int | None = None, inplace: bool = False) -> None:
+    def __init__(
+        self,
+        mode: Mode = "none",
+        beta: float = 1.0,
+        prob: float = 1.0,
+        cutout_size: int = 16,
+        seed: int | None = None,
+        inplace: bool = False,
+    ) -> None:
         if mode not in MODES:
             raise ConfigError(f"augment mode {mode!r} is unknown: choose one of {', '.join(MODES)}")
         if mode in ("mixup", "cutmix") and not beta > 0:
@@ -176,8 +186,7 @@ class BatchAugment:
         self._rng = np.random.default_rng(seed)
 
     def __repr__(self) -> str:
-        return (f"BatchAugment(mode={self.mode!r}, beta={self.beta}, prob={self.prob}, "
-                f"cutout_size={self.cutout_size})")
+        return f"BatchAugment(mode={self.mode!r}, beta={self.beta}, prob={self.prob}, cutout_size={self.cutout_size})"
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> MixedBatch:
         """(B, C, H, W) images and (B,) int64 labels -> MixedBatch (same device and dtype as the input)."""

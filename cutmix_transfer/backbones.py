@@ -5,6 +5,7 @@ large_feature_map); VGG16-GAP with pool5 removed (and pool4 with large_feature_m
 GAP and fc 1024->K. Stride changes and removed pools keep torchvision's state-dict keys (a removed pool becomes
 nn.Identity), so a standard ImageNet checkpoint loads unchanged into the WSOL form.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,9 @@ class ResNetCAM(CAMNet):
         """arch '<resnet>_cifar': the small-input stem (conv1 3x3 stride 1, no max-pool) for 32 px images."""
         super().__init__()
         cifar = arch in CIFAR_RESNET_ARCHS
-        net = getattr(torchvision.models, arch[: -len("_cifar")] if cifar else arch)(weights=None,
-                                                                                    num_classes=num_classes)
+        net = getattr(torchvision.models, arch[: -len("_cifar")] if cifar else arch)(
+            weights=None, num_classes=num_classes
+        )
         for name, child in net.named_children():  # conv1, bn1, relu, maxpool, layer1-4, avgpool, fc
             setattr(self, name, child)
         if cifar:
@@ -223,8 +225,9 @@ class PyramidNetCAM(CAMNet):
         self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         plan = pyramidnet_plan(spec)
-        self.layer1, self.layer2, self.layer3 = (nn.Sequential(*(block(i, p, s) for i, p, s in stage))
-                                                 for stage in plan)
+        self.layer1, self.layer2, self.layer3 = (
+            nn.Sequential(*(block(i, p, s) for i, p, s in stage)) for stage in plan
+        )
         out_c = plan[-1][-1][1] * spec.expansion
         self.bn_final = nn.BatchNorm2d(out_c)
         self.relu_final = nn.ReLU(inplace=False)  # not in place: CAM / Grad-CAM hooks read its output
@@ -282,11 +285,14 @@ class LoadReport:
 
     def summary(self) -> str:
         """One line for logs: counts and the first few names of each list."""
+
         def few(keys: list[str]) -> str:
             return f"{len(keys)}" + (f" ({', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''})" if keys else "")
 
-        return (f"loaded {len(self.loaded)}, left fresh {few(self.missing)}, unused {few(self.unexpected)}, "
-                f"skipped for shape {few(self.skipped_shape)}")
+        return (
+            f"loaded {len(self.loaded)}, left fresh {few(self.missing)}, unused {few(self.unexpected)}, "
+            f"skipped for shape {few(self.skipped_shape)}"
+        )
 
 
 def load_weights(model: CAMNet, loaded: LoadedBackbone, head: HeadMode = "require") -> LoadReport:
@@ -302,13 +308,20 @@ def load_weights(model: CAMNet, loaded: LoadedBackbone, head: HeadMode = "requir
         raise CheckpointError(f"arch mismatch: the model is a {model.arch} but {loaded.path} holds a {loaded.arch}")
     if head == "require":
         if not loaded.has_fc:
-            extra = (" (a torchvision VGG's classifier is fc6-fc8 on 7x7 maps, not a GAP fc)"
-                     if loaded.arch in VGG_ARCHS and loaded.num_classes else "")
-            raise CheckpointError(f"{loaded.path} has no GAP fc head{extra}; the model needs a classifier trained "
-                                  f"for its {model.num_classes} classes: use head='drop' and train the head")
+            extra = (
+                " (a torchvision VGG's classifier is fc6-fc8 on 7x7 maps, not a GAP fc)"
+                if loaded.arch in VGG_ARCHS and loaded.num_classes
+                else ""
+            )
+            raise CheckpointError(
+                f"{loaded.path} has no GAP fc head{extra}; the model needs a classifier trained "
+                f"for its {model.num_classes} classes: use head='drop' and train the head"
+            )
         if loaded.num_classes != model.num_classes:
-            raise CheckpointError(f"class-count mismatch: the fc head of {loaded.path} has {loaded.num_classes} "
-                                  f"classes but the model needs {model.num_classes}")
+            raise CheckpointError(
+                f"class-count mismatch: the fc head of {loaded.path} has {loaded.num_classes} "
+                f"classes but the model needs {model.num_classes}"
+            )
     target = model.state_dict()
     report = LoadReport()
     to_load: dict[str, torch.Tensor] = {}
@@ -326,8 +339,9 @@ def load_weights(model: CAMNet, loaded: LoadedBackbone, head: HeadMode = "requir
         else:
             to_load[k] = v
     if shape_errors:
-        raise CheckpointError(f"{loaded.path}: {len(shape_errors)} weights do not fit the {model.arch} model "
-                              f"(first: {shape_errors[:3]})")
+        raise CheckpointError(
+            f"{loaded.path}: {len(shape_errors)} weights do not fit the {model.arch} model (first: {shape_errors[:3]})"
+        )
     result = model.load_state_dict(to_load, strict=False)
     report.loaded = sorted(to_load)
     report.missing = list(result.missing_keys)
@@ -335,9 +349,15 @@ def load_weights(model: CAMNet, loaded: LoadedBackbone, head: HeadMode = "requir
     return report
 
 
-def build_from_checkpoint(path: str | os.PathLike, arch: str | None = None, num_classes: int | None = None,
-                          wsol: bool = True, trust: bool = False, head: HeadMode = "require",
-                          large_feature_map: bool = False) -> tuple[CAMNet, LoadedBackbone, LoadReport]:
+def build_from_checkpoint(
+    path: str | os.PathLike,
+    arch: str | None = None,
+    num_classes: int | None = None,
+    wsol: bool = True,
+    trust: bool = False,
+    head: HeadMode = "require",
+    large_feature_map: bool = False,
+) -> tuple[CAMNet, LoadedBackbone, LoadReport]:
     """Load a checkpoint, build the matching CAMNet and copy the weights in; the model is returned in eval mode.
 
     num_classes=None takes the checkpoint's fc class count (an error when the file has no fc head).
@@ -345,18 +365,27 @@ def build_from_checkpoint(path: str | os.PathLike, arch: str | None = None, num_
     loaded = load_backbone_state(path, arch=arch, trust=trust)
     if num_classes is None:
         if not loaded.has_fc or head == "drop":
-            raise ConfigError(f"{path} has {'no fc head' if not loaded.has_fc else 'its fc dropped'}, so the class "
-                              "count is unknown: pass num_classes (and head='drop')")
+            raise ConfigError(
+                f"{path} has {'no fc head' if not loaded.has_fc else 'its fc dropped'}, so the class "
+                "count is unknown: pass num_classes (and head='drop')"
+            )
         num_classes = loaded.num_classes
     model = build_model(loaded.arch, num_classes, wsol=wsol, large_feature_map=large_feature_map)
     report = load_weights(model, loaded, head=head)
     return model.eval(), loaded, report
 
 
-def load_classifier(path: str | os.PathLike, what: str, hint: str, num_classes: int | None = None,
-                    max_label: int | None = None, arch: str | None = None, trust: bool = False,
-                    wsol: bool | None = None, large_feature_map: bool | None = None
-                    ) -> tuple[CAMNet, LoadedBackbone, dict]:
+def load_classifier(
+    path: str | os.PathLike,
+    what: str,
+    hint: str,
+    num_classes: int | None = None,
+    max_label: int | None = None,
+    arch: str | None = None,
+    trust: bool = False,
+    wsol: bool | None = None,
+    large_feature_map: bool | None = None,
+) -> tuple[CAMNet, LoadedBackbone, dict]:
     """A checkpoint as the classifier of an evaluation's classes, in eval mode: (model, LoadedBackbone, form).
 
     The evaluation tools' one way in (WSOL, robustness, OOD): the file must have an fc head whose class count is
@@ -373,16 +402,21 @@ def load_classifier(path: str | os.PathLike, what: str, hint: str, num_classes: 
         raise CheckpointError(f"{path} has no classifier head (fc); {hint}")
     k = int(loaded.num_classes)
     if num_classes is not None and k != int(num_classes):
-        raise CheckpointError(f"class-count mismatch: {path} has a {k}-class head but {what} has {num_classes} "
-                              f"classes; {hint}")
+        raise CheckpointError(
+            f"class-count mismatch: {path} has a {k}-class head but {what} has {num_classes} classes; {hint}"
+        )
     if max_label is not None and int(max_label) >= k:
-        raise CheckpointError(f"class-count mismatch: {path} has a {k}-class head but the labels of {what} reach "
-                              f"{max_label}; {hint}")
+        raise CheckpointError(
+            f"class-count mismatch: {path} has a {k}-class head but the labels of {what} reach {max_label}; {hint}"
+        )
     form_wsol = bool(loaded.meta.get("wsol", False)) if wsol is None else bool(wsol)
     if large_feature_map is None:
         large_feature_map = form_wsol and bool(loaded.meta.get("large_feature_map", False))
     model = build_model(loaded.arch, k, wsol=form_wsol, large_feature_map=bool(large_feature_map))
     load_weights(model, loaded, head="require")
-    form = {"wsol_form": form_wsol, "large_feature_map": bool(large_feature_map),
-            "form_source": "checkpoint meta" if wsol is None else "command line"}
+    form = {
+        "wsol_form": form_wsol,
+        "large_feature_map": bool(large_feature_map),
+        "form_source": "checkpoint meta" if wsol is None else "command line",
+    }
     return model.eval(), loaded, form

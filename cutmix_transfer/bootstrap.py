@@ -16,6 +16,7 @@ Paired differences use the same count matrix for both checkpoints (same images, 
 two-sided bootstrap p: 2 * min(P(d <= 0), P(d >= 0)), capped at 1. docs/report_statistics.md says which report
 metric is resampled how.
 """
+
 from __future__ import annotations
 
 import logging
@@ -86,6 +87,7 @@ def mean_statistic(per_image: Sequence[float] | np.ndarray) -> Statistic:
 
     def stat(w: np.ndarray) -> np.ndarray:
         return (w @ x) / w.sum(axis=1)
+
     return stat
 
 
@@ -100,6 +102,7 @@ def max_over_thresholds_statistic(hits: np.ndarray, scale: float = 100.0) -> Sta
     def stat(w: np.ndarray) -> np.ndarray:
         acc = (w @ flat).reshape(len(w), k, t) / w.sum(axis=1)[:, None, None]
         return scale * acc.max(axis=2).mean(axis=1)
+
     return stat
 
 
@@ -111,8 +114,14 @@ class VOCMapStatistic:
     of the mean (mmdet's VOC rule: eval_map averages over classes with ground truth).
     """
 
-    def __init__(self, dets: Sequence[Sequence[np.ndarray]], gts: Sequence[dict], iou_thr: float = 0.5,
-                 eval_mode: str = "11points", use_legacy_coordinate: bool = True) -> None:
+    def __init__(
+        self,
+        dets: Sequence[Sequence[np.ndarray]],
+        gts: Sequence[dict],
+        iou_thr: float = 0.5,
+        eval_mode: str = "11points",
+        use_legacy_coordinate: bool = True,
+    ) -> None:
         # mmdet imported here, not at the top: the report and its tests load this module without detection
         # records, and importing mmdet costs ~2 s of the report's time (measured).
         from mmdet.evaluation.functional.mean_ap import average_precision, tpfp_default
@@ -171,22 +180,25 @@ class VOCMapStatistic:
         return out
 
 
-def bootstrap_values(stat: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES,
-                     seed: int = 0) -> tuple[float, np.ndarray]:
+def bootstrap_values(
+    stat: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> tuple[float, np.ndarray]:
     """The statistic on all n images and on each of `resamples` seeded resamples (same seed and n: same draws)."""
     return float(stat(np.ones((1, n)))[0]), np.concatenate([stat(w) for w in _count_chunks(n, resamples, seed)])
 
 
-def bootstrap_interval(stat: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                       confidence: float = CONFIDENCE) -> Interval:
+def bootstrap_interval(
+    stat: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE
+) -> Interval:
     """The statistic on all n images and its percentile interval over `resamples` seeded resamples."""
     value, values = bootstrap_values(stat, n, resamples, seed)
     lo, hi = percentile_interval(values, confidence)
     return Interval(value, lo, hi, n, resamples)
 
 
-def difference_from_values(value_a: float, values_a: np.ndarray, value_b: float, values_b: np.ndarray, n: int,
-                           confidence: float = CONFIDENCE) -> PairedDifference:
+def difference_from_values(
+    value_a: float, values_a: np.ndarray, value_b: float, values_b: np.ndarray, n: int, confidence: float = CONFIDENCE
+) -> PairedDifference:
     """a - b from both statistics' values on the SAME resamples: interval and two-sided bootstrap p-value."""
     d = np.asarray(values_a) - np.asarray(values_b)
     lo, hi = percentile_interval(d, confidence)
@@ -194,8 +206,14 @@ def difference_from_values(value_a: float, values_a: np.ndarray, value_b: float,
     return PairedDifference(value_a - value_b, lo, hi, p, n, len(d))
 
 
-def paired_difference(stat_a: Statistic, stat_b: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES,
-                      seed: int = 0, confidence: float = CONFIDENCE) -> PairedDifference:
+def paired_difference(
+    stat_a: Statistic,
+    stat_b: Statistic,
+    n: int,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> PairedDifference:
     """a - b on the same n images (aligned order), resampled together; interval and two-sided bootstrap p."""
     value_a, values_a = bootstrap_values(stat_a, n, resamples, seed)
     value_b, values_b = bootstrap_values(stat_b, n, resamples, seed)

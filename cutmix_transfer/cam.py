@@ -5,10 +5,11 @@ CAM convention (clovaai/wsolevaluation, wsol/resnet.py and wsol/vgg.py): for the
 The mean is the channel sum divided by C; the scale and the missing fc bias do not change boxes or masks after
 per-image min-max normalisation, only the raw values.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -20,10 +21,19 @@ from .errors import ConfigError
 logger = logging.getLogger(__name__)
 
 # Grad-CAM-family method name -> its class in the `grad-cam` package (pytorch_grad_cam)
-_GRAD_CAM_CLASSES = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "xgradcam": "XGradCAM",
-                     "hirescam": "HiResCAM", "gradcamelementwise": "GradCAMElementWise", "layercam": "LayerCAM",
-                     "eigencam": "EigenCAM", "eigengradcam": "EigenGradCAM", "scorecam": "ScoreCAM",
-                     "ablationcam": "AblationCAM", "fullgrad": "FullGrad"}
+_GRAD_CAM_CLASSES = {
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "xgradcam": "XGradCAM",
+    "hirescam": "HiResCAM",
+    "gradcamelementwise": "GradCAMElementWise",
+    "layercam": "LayerCAM",
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGradCAM",
+    "scorecam": "ScoreCAM",
+    "ablationcam": "AblationCAM",
+    "fullgrad": "FullGrad",
+}
 GRAD_CAM_METHODS = tuple(_GRAD_CAM_CLASSES)
 # every score-map method a tool accepts (--cam): plain CAM from the fc weights, then the Grad-CAM family
 CAM_METHODS = ("cam", *GRAD_CAM_METHODS)
@@ -41,8 +51,9 @@ def _model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def class_activation_maps(model: nn.Module, images: torch.Tensor,
-                          classes: torch.Tensor | Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def class_activation_maps(
+    model: nn.Module, images: torch.Tensor, classes: torch.Tensor | Sequence[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """CAM of the chosen class per image: (cams (B, h, w) float32 at feature resolution, logits (B, K) float32).
 
     model: a CAMNet (`features(x)` -> (B, C, h, w), `fc` nn.Linear(C, K), logits = fc(GAP(features))).
@@ -54,8 +65,11 @@ def class_activation_maps(model: nn.Module, images: torch.Tensor,
     device = _model_device(model)
     with torch.inference_mode():
         feats = model.features(images.to(device))
-        logits = model.logits_from_features(feats) if hasattr(model, "logits_from_features") else \
-            model.fc(feats.mean(dim=(2, 3)))
+        logits = (
+            model.logits_from_features(feats)
+            if hasattr(model, "logits_from_features")
+            else model.fc(feats.mean(dim=(2, 3)))
+        )
         if classes is None:
             idx = logits.argmax(dim=1)
         else:
@@ -111,8 +125,10 @@ def _grad_cam_class(method: str):
     try:
         import pytorch_grad_cam as pgc
     except ImportError as e:
-        raise ConfigError("the Grad-CAM family needs the optional `grad-cam` package (import name pytorch_grad_cam): "
-                          "pip install grad-cam; plain CAM (class_activation_maps) needs nothing extra") from e
+        raise ConfigError(
+            "the Grad-CAM family needs the optional `grad-cam` package (import name pytorch_grad_cam): "
+            "pip install grad-cam; plain CAM (class_activation_maps) needs nothing extra"
+        ) from e
     if method not in _GRAD_CAM_CLASSES:
         raise ConfigError(f"unknown Grad-CAM method {method!r}: choose one of {', '.join(GRAD_CAM_METHODS)}")
     name = _GRAD_CAM_CLASSES[method]
@@ -122,9 +138,14 @@ def _grad_cam_class(method: str):
     return cls
 
 
-def grad_cams(model: nn.Module, images: torch.Tensor, classes: torch.Tensor | Sequence[int] | None = None,
-              method: str = "gradcam", target_layer: nn.Module | None = None,
-              batch_size: int = 32) -> np.ndarray:
+def grad_cams(
+    model: nn.Module,
+    images: torch.Tensor,
+    classes: torch.Tensor | Sequence[int] | None = None,
+    method: str = "gradcam",
+    target_layer: nn.Module | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
     """Grad-CAM-family maps through the `grad-cam` package: (B, H, W) float32 in [0, 1] at INPUT resolution.
 
     For heads that are not GAP+fc. The package applies ReLU, min-max normalises each map, then resizes it

@@ -8,6 +8,7 @@ with `UnsafeCheckpointError`, and no code in it runs unless the user passes `--t
 mmdet, wsolevaluation, this project's own Runner checkpoints), maps the keys to torchvision names, infers the
 architecture from the key shapes and checks every key against that architecture.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,18 @@ import numpy as np
 import torch
 
 # arch names and detection live in archs.py; re-exported here, where the rest of the project imports them from
-from .archs import (ARCHS, CIFAR_RESNET_ARCHS, PYRAMIDNET_PRESETS, RESNET_ARCHS, VGG_ARCHS,  # noqa: F401
-                    check_arch, describe_arch, infer_arch, reference_shapes, vgg_indices)
+from .archs import (  # noqa: F401
+    ARCHS,
+    CIFAR_RESNET_ARCHS,
+    PYRAMIDNET_PRESETS,
+    RESNET_ARCHS,
+    VGG_ARCHS,
+    check_arch,
+    describe_arch,
+    infer_arch,
+    reference_shapes,
+    vgg_indices,
+)
 from .errors import CheckpointError, ConfigError, UnsafeCheckpointError
 from .io import atomic_torch_save, sha256_file
 
@@ -69,7 +80,8 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     if obj is HistoryBuffer and name in allowed:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
-        f"refused getattr({obj!r}, {name!r}): only HistoryBuffer.{sorted(allowed)} may be looked up")
+        f"refused getattr({obj!r}, {name!r}): only HistoryBuffer.{sorted(allowed)} may be looked up"
+    )
 
 
 def allowed_globals() -> list:
@@ -103,8 +115,11 @@ def allowed_globals() -> list:
     ]
     dtypes_mod = getattr(np, "dtypes", None)
     if dtypes_mod is not None:
-        safe += [getattr(dtypes_mod, n) for n in sorted(dir(dtypes_mod)) if n.endswith("DType")
-                 and isinstance(getattr(dtypes_mod, n), type)]
+        safe += [
+            getattr(dtypes_mod, n)
+            for n in sorted(dir(dtypes_mod))
+            if n.endswith("DType") and isinstance(getattr(dtypes_mod, n), type)
+        ]
     try:
         from mmengine.logging.history_buffer import HistoryBuffer
     except ImportError:  # mmengine missing: its Runner checkpoints cannot exist here anyway
@@ -130,8 +145,10 @@ def _sniff(path: Path) -> str:
         return "an empty file (0 bytes)"
     if head.startswith(b"PK\x03\x04"):
         if not zipfile.is_zipfile(path):
-            return (f"a truncated or corrupt zip-format torch checkpoint ({size} bytes, no zip central directory: "
-                    "the file was cut short, e.g. by an interrupted download or copy)")
+            return (
+                f"a truncated or corrupt zip-format torch checkpoint ({size} bytes, no zip central directory: "
+                "the file was cut short, e.g. by an interrupted download or copy)"
+            )
         try:
             names = zipfile.ZipFile(path).namelist()
         except zipfile.BadZipFile:
@@ -152,8 +169,15 @@ def _sniff(path: Path) -> str:
     return f"a text file, not a checkpoint (starts with {text[:40]!r})"
 
 
-_UNSAFE_MARKERS = ("GLOBAL", "Unsupported operand", "Trying to call reduce", "Can only build",
-                   "Can only create new object", "refused getattr", "Unsupported class")
+_UNSAFE_MARKERS = (
+    "GLOBAL",
+    "Unsupported operand",
+    "Trying to call reduce",
+    "Can only build",
+    "Can only create new object",
+    "refused getattr",
+    "Unsupported class",
+)
 
 
 def _unsafe_error(path: Path, err: Exception) -> UnsafeCheckpointError:
@@ -163,8 +187,7 @@ def _unsafe_error(path: Path, err: Exception) -> UnsafeCheckpointError:
     if zipfile.is_zipfile(path):
         try:
             allowed = _safe_global_names()
-            offending = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-                         if g not in allowed]
+            offending = [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) if g not in allowed]
         except Exception:  # noqa: BLE001 - best effort only, the regex below still names something
             offending = []
     if not offending:
@@ -174,8 +197,10 @@ def _unsafe_error(path: Path, err: Exception) -> UnsafeCheckpointError:
     else:
         m = re.search(r"Unsupported operand (\d+)", msg)
         if m:
-            what = (f"it uses pickle opcode {m.group(1)} ({chr(int(m.group(1)))!r}), which the safe loader does not "
-                    "accept (a plain pickle rather than a torch.save file?)")
+            what = (
+                f"it uses pickle opcode {m.group(1)} ({chr(int(m.group(1)))!r}), which the safe loader does not "
+                "accept (a plain pickle rather than a torch.save file?)"
+            )
         else:
             m = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:Check the documentation|$)", msg, re.S)
             detail = " ".join((m.group(1) if m else msg).split())[:200]
@@ -184,7 +209,8 @@ def _unsafe_error(path: Path, err: Exception) -> UnsafeCheckpointError:
         f"refusing to load {path}: {what}; loading it needs full unpickling, which can run arbitrary code from the "
         f"file. If and only if you "
         f"trust where this file came from, pass {TRUST_FLAG} (the only way to load it); otherwise re-save the "
-        "weights as a plain state dict (torch.save(model.state_dict(), ...)).")
+        "weights as a plain state dict (torch.save(model.state_dict(), ...))."
+    )
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", trust: bool = False) -> Any:
@@ -202,13 +228,16 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", trust: b
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is an empty file (0 bytes): re-download or re-save it")
     if trust:
-        logger.warning("loading %s with weights_only=False because %s was given: any code in the file runs now",
-                       path, TRUST_FLAG)
+        logger.warning(
+            "loading %s with weights_only=False because %s was given: any code in the file runs now", path, TRUST_FLAG
+        )
         try:
             return torch.load(path, map_location=map_location, weights_only=False)
         except Exception as e:  # noqa: BLE001 - any failure here means the file is not a loadable checkpoint
-            raise CheckpointError(f"cannot read checkpoint {path}: found {_sniff(path)} "
-                                  f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from e
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: found {_sniff(path)} "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+            ) from e
     try:
         with torch.serialization.safe_globals(allowed_globals()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Detected pickle protocol.*")
@@ -219,8 +248,9 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", trust: b
             raise _unsafe_error(path, e) from None
         raise CheckpointError(f"cannot read checkpoint {path}: found {_sniff(path)}; re-download or re-save it") from e
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError/EOFError/KeyError/... on bad bytes
-        raise CheckpointError(f"cannot read checkpoint {path}: found {_sniff(path)} "
-                              f"({type(e).__name__}); re-download or re-save it") from e
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: found {_sniff(path)} ({type(e).__name__}); re-download or re-save it"
+        ) from e
 
 
 def _is_torch_zip(path: Path) -> bool:
@@ -271,15 +301,21 @@ def _plain_meta(d: dict, keys: tuple[str, ...]) -> dict:
 
 
 def _is_tensor_dict(obj: Any) -> bool:
-    return isinstance(obj, dict) and len(obj) > 0 and all(
-        isinstance(k, str) for k in obj) and sum(isinstance(v, torch.Tensor) for v in obj.values()) >= 0.9 * len(obj)
+    return (
+        isinstance(obj, dict)
+        and len(obj) > 0
+        and all(isinstance(k, str) for k in obj)
+        and sum(isinstance(v, torch.Tensor) for v in obj.values()) >= 0.9 * len(obj)
+    )
 
 
 def _unwrap(obj: Any, path: Path) -> tuple[str, dict, dict, str | None]:
     """Detect the layout of a loaded checkpoint object -> (source_format, raw state dict, meta, declared arch)."""
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} is not a checkpoint: it holds a {type(obj).__name__}, not a dict of weights "
-                              "(a whole pickled model? save model.state_dict() instead)")
+        raise CheckpointError(
+            f"{path} is not a checkpoint: it holds a {type(obj).__name__}, not a dict of weights "
+            "(a whole pickled model? save model.state_dict() instead)"
+        )
     keys = set(obj)
     sd = obj.get("state_dict")
     if isinstance(sd, dict) and "best_err1" in keys and "arch" in keys:
@@ -313,7 +349,8 @@ def _unwrap(obj: Any, path: Path) -> tuple[str, dict, dict, str | None]:
     raise CheckpointError(
         f"{path} has an unknown checkpoint layout: top-level keys {sorted(map(str, keys))[:10]}; expected a state "
         "dict, or a dict with 'state_dict' (CutMix-PyTorch, mmengine/mmdet/mmpretrain, wsolevaluation, timm) "
-        "or 'model' (torchvision references)")
+        "or 'model' (torchvision references)"
+    )
 
 
 def _strip(key: str, prefixes: tuple[str, ...]) -> str:
@@ -322,7 +359,7 @@ def _strip(key: str, prefixes: tuple[str, ...]) -> str:
         changed = False
         for p in prefixes:
             if key.startswith(p):
-                key, changed = key[len(p):], True
+                key, changed = key[len(p) :], True
     return key
 
 
@@ -334,9 +371,9 @@ def _normalize_keys(raw: dict, fmt: str, meta: dict) -> dict[str, torch.Tensor]:
         dropped = []
         for k, v in sd.items():
             if k.startswith("backbone."):
-                out[k[len("backbone."):]] = v
+                out[k[len("backbone.") :]] = v
             elif k.startswith("head.fc."):  # mmpretrain LinearClsHead
-                out["fc." + k[len("head.fc."):]] = v
+                out["fc." + k[len("head.fc.") :]] = v
             else:
                 dropped.append(k)
         if dropped:
@@ -345,8 +382,9 @@ def _normalize_keys(raw: dict, fmt: str, meta: dict) -> dict[str, torch.Tensor]:
         sd = out
     bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"the state dict holds non-tensor entries {bad[:_N_SHOW]} ({len(bad)} in all): "
-                              "not a weights file")
+        raise CheckpointError(
+            f"the state dict holds non-tensor entries {bad[:_N_SHOW]} ({len(bad)} in all): not a weights file"
+        )
     return sd
 
 
@@ -360,8 +398,9 @@ def _renumber_vgg(sd: dict, arch: str, path: Path) -> dict:
     mapping = dict(zip(convs, ref_convs)) | dict(zip(bns, ref_bns))
     if all(a == b for a, b in mapping.items()):
         return sd
-    logger.info("renumbering VGG feature layers to torchvision indices: %s",
-                {a: b for a, b in mapping.items() if a != b})
+    logger.info(
+        "renumbering VGG feature layers to torchvision indices: %s", {a: b for a, b in mapping.items() if a != b}
+    )
     out = {}
     for k, v in sd.items():
         m = re.match(r"features\.(\d+)\.(.+)$", k)
@@ -400,8 +439,11 @@ def _check_keys(sd: dict, arch: str, path: Path) -> None:
             parts.append(f"{len(missing)} missing keys (first: {missing[:_N_SHOW]})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[:_N_SHOW]})")
-        raise CheckpointError(f"{path} does not match {arch}: " + "; ".join(parts)
-                              + ". Is it a different architecture or a model with extra modules?")
+        raise CheckpointError(
+            f"{path} does not match {arch}: "
+            + "; ".join(parts)
+            + ". Is it a different architecture or a model with extra modules?"
+        )
     bad = []
     for k, v in sd.items():
         want = ref.get(k, extra_ref.get(k))
@@ -419,9 +461,11 @@ def _check_keys(sd: dict, arch: str, path: Path) -> None:
         if want is not None and tuple(v.shape) != tuple(want):
             bad.append(f"{k} {tuple(v.shape)} (expected {tuple(want)})")
     if bad:
-        raise CheckpointError(f"{path}: {len(bad)} weights have the wrong shape for {arch} (first: {bad[:3]}); "
-                              "a wide ResNet / ResNeXt or another variant? Supported: "
-                              f"{', '.join(ARCHS)} and any CIFAR PyramidNet")
+        raise CheckpointError(
+            f"{path}: {len(bad)} weights have the wrong shape for {arch} (first: {bad[:3]}); "
+            "a wide ResNet / ResNeXt or another variant? Supported: "
+            f"{', '.join(ARCHS)} and any CIFAR PyramidNet"
+        )
 
 
 def load_backbone_state(path: str | os.PathLike, arch: str | None = None, trust: bool = False) -> LoadedBackbone:
@@ -440,10 +484,16 @@ def load_backbone_state(path: str | os.PathLike, arch: str | None = None, trust:
         raise CheckpointError(f"{path}: the {fmt} checkpoint holds no backbone weights (empty state dict)")
     found = infer_arch(sd, path)
     if arch is not None and arch != found:
-        raise CheckpointError(f"arch mismatch: you asked for {arch} but {path} holds a {found} "
-                              f"({describe_arch(sd, found)}); pass --arch {found} or use the right file")
-    if declared and declared in ARCHS and declared != found and not (
-            found == f"{declared}_cifar" and meta.get("small_input_stem")):  # CAMClassifier(small_input_stem=True)
+        raise CheckpointError(
+            f"arch mismatch: you asked for {arch} but {path} holds a {found} "
+            f"({describe_arch(sd, found)}); pass --arch {found} or use the right file"
+        )
+    if (
+        declared
+        and declared in ARCHS
+        and declared != found
+        and not (found == f"{declared}_cifar" and meta.get("small_input_stem"))
+    ):  # CAMClassifier(small_input_stem=True)
         logger.warning("%s declares arch %r but its weights are %s; using %s", path, declared, found, found)
     if found in VGG_ARCHS:
         sd = _renumber_vgg(sd, found, path)
@@ -451,10 +501,24 @@ def load_backbone_state(path: str | os.PathLike, arch: str | None = None, trust:
     has_fc, num_classes = _head_info(sd, found)
     if declared:
         meta.setdefault("declared_arch", declared)
-    loaded = LoadedBackbone(state_dict=sd, arch=found, source_format=fmt, num_classes=num_classes, has_fc=has_fc,
-                            sha256=sha256_file(path), path=str(path), meta=meta)
-    logger.info("loaded %s: %s, %s, %d tensors, head: %s", path, fmt, found, len(sd),
-                f"fc with {num_classes} classes" if has_fc else "none")
+    loaded = LoadedBackbone(
+        state_dict=sd,
+        arch=found,
+        source_format=fmt,
+        num_classes=num_classes,
+        has_fc=has_fc,
+        sha256=sha256_file(path),
+        path=str(path),
+        meta=meta,
+    )
+    logger.info(
+        "loaded %s: %s, %s, %d tensors, head: %s",
+        path,
+        fmt,
+        found,
+        len(sd),
+        f"fc with {num_classes} classes" if has_fc else "none",
+    )
     return loaded
 
 
@@ -488,8 +552,13 @@ def export_checkpoint(loaded: LoadedBackbone, dst: str | os.PathLike, to: Litera
     logger.info("wrote %s checkpoint %s (%s from %s)", to, dst, loaded.arch, loaded.path)
 
 
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, to: Literal["mmdet", "torchvision"],
-                       arch: str | None = None, trust: bool = False) -> LoadedBackbone:
+def convert_checkpoint(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    to: Literal["mmdet", "torchvision"],
+    arch: str | None = None,
+    trust: bool = False,
+) -> LoadedBackbone:
     """Load `src` (any supported layout) and export it to `dst` in the `to` format; returns what was loaded."""
     if Path(src).resolve() == Path(dst).resolve():
         raise ConfigError(f"destination {dst} is the source file: choose another path")
@@ -501,8 +570,9 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, to: Liter
 # ----------------------------------------------------------------------------------------------------------
 # Does a checkpoint fit a model
 # ----------------------------------------------------------------------------------------------------------
-def check_state_fits(model: torch.nn.Module, state: dict[str, Any], checkpoint: str | os.PathLike, what: str,
-                     hint: str = "") -> None:
+def check_state_fits(
+    model: torch.nn.Module, state: dict[str, Any], checkpoint: str | os.PathLike, what: str, hint: str = ""
+) -> None:
     """CheckpointError unless `state` has every weight of `model` with the same shape (extra keys are allowed).
 
     The message names `checkpoint`, `what` it should fit ("the config's detector"), counts and examples of the
@@ -510,8 +580,13 @@ def check_state_fits(model: torch.nn.Module, state: dict[str, Any], checkpoint: 
     """
     own = model.state_dict()
     missing = [k for k in own if k not in state]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
     if missing or wrong:
-        raise CheckpointError(f"{checkpoint} does not fit {what}: {len(missing)} weights missing (e.g. {missing[:3]}), "
-                              f"{len(wrong)} of another shape (e.g. {wrong[:3]})" + (f". {hint}" if hint else ""))
+        raise CheckpointError(
+            f"{checkpoint} does not fit {what}: {len(missing)} weights missing (e.g. {missing[:3]}), "
+            f"{len(wrong)} of another shape (e.g. {wrong[:3]})" + (f". {hint}" if hint else "")
+        )

@@ -1,5 +1,6 @@
 """What every tool shares: its common options, logging set-up (quiet about known upstream noise), and turning user
 errors into one line and exit code 2."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,8 @@ import functools
 import logging
 import sys
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
@@ -27,8 +29,11 @@ def setup_logging(verbose: bool = False) -> None:
     """INFO (DEBUG with --verbose) to stderr with time and logger name; the known upstream notes are dropped:
     UPSTREAM_WARNINGS from `warnings`, runner.MMENGINE_NOTES from mmengine's logger (runner.build_runner filters
     the Runner's own logger the same way)."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     for message in UPSTREAM_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     MMEngineNoteFilter.install(MMLogger.get_current_instance())
@@ -48,9 +53,11 @@ def add_verbose_arg(p: argparse.ArgumentParser) -> None:
 
 def add_trust_arg(p: argparse.ArgumentParser, what: str = "the checkpoint") -> None:
     """--trust-checkpoint: let `what` need arbitrary unpickling (checkpoints.safe_torch_load refuses it otherwise)."""
-    p.add_argument("--trust-checkpoint", action="store_true",
-                   help=f"allow {what} to need arbitrary unpickling (runs code from the file: only for files you "
-                        f"trust)")
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help=f"allow {what} to need arbitrary unpickling (runs code from the file: only for files you trust)",
+    )
 
 
 def add_arch_arg(p: argparse.ArgumentParser) -> None:
@@ -58,50 +65,84 @@ def add_arch_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", choices=ARCHS, default=None, help="expected arch (default: inferred from the weights)")
 
 
-def add_run_args(p: argparse.ArgumentParser, seed_default: int | None = 0, seed_help: str = "random seed",
-                 launcher: bool = True, trust_help: str = "the checkpoint files") -> None:
+def add_run_args(
+    p: argparse.ArgumentParser,
+    seed_default: int | None = 0,
+    seed_help: str = "random seed",
+    launcher: bool = True,
+    trust_help: str = "the checkpoint files",
+) -> None:
     """The options every mmengine-based tool shares: --cfg-options, --seed, --trust-checkpoint, (--launcher and
     torchrun's --local-rank), --verbose."""
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default=None, metavar="KEY=VALUE",
-                   help="override config keys, e.g. train_cfg.max_epochs=2 train_dataloader.batch_size=16")
+    p.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        default=None,
+        metavar="KEY=VALUE",
+        help="override config keys, e.g. train_cfg.max_epochs=2 train_dataloader.batch_size=16",
+    )
     p.add_argument("--seed", type=int, default=seed_default, help=seed_help)
     add_trust_arg(p, trust_help)
     if launcher:
-        p.add_argument("--launcher", choices=LAUNCHERS, default="none",
-                       help="'pytorch' under torchrun (tools/dist_train.sh); without a GPU it uses gloo")
+        p.add_argument(
+            "--launcher",
+            choices=LAUNCHERS,
+            default="none",
+            help="'pytorch' under torchrun (tools/dist_train.sh); without a GPU it uses gloo",
+        )
         p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     add_verbose_arg(p)
 
 
-def add_train_args(p: argparse.ArgumentParser, config_help: str, resume_from_file: bool = False,
-                   seed_default: int | None = None,
-                   seed_help: str = "random seed (default: the config's randomness.seed)",
-                   trust_help: str = "the backbone checkpoint") -> None:
+def add_train_args(
+    p: argparse.ArgumentParser,
+    config_help: str,
+    resume_from_file: bool = False,
+    seed_default: int | None = None,
+    seed_help: str = "random seed (default: the config's randomness.seed)",
+    trust_help: str = "the backbone checkpoint",
+) -> None:
     """What the trainers (train_cls, train_det, train_caption) share: the config, --work-dir, --resume (with
     `resume_from_file`, an optional checkpoint path after it) and the mmengine run options."""
     p.add_argument("config", help=config_help)
     p.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<config name>)")
     if resume_from_file:
-        p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
-                       help="resume: alone, from the work dir's last checkpoint; with a path, from that file")
+        p.add_argument(
+            "--resume",
+            nargs="?",
+            const="auto",
+            default=None,
+            metavar="CKPT",
+            help="resume: alone, from the work dir's last checkpoint; with a path, from that file",
+        )
     else:
-        p.add_argument("--resume", action="store_true",
-                       help="continue from the work dir's last checkpoint (starts fresh when there is none)")
+        p.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue from the work dir's last checkpoint (starts fresh when there is none)",
+        )
     add_run_args(p, seed_default=seed_default, seed_help=seed_help, trust_help=trust_help)
 
 
 def train_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments every trainer takes from add_train_args' options: work_dir, cfg_options, resume,
     seed, launcher (train_classifier / train_detector / train_captioner)."""
-    return {"work_dir": args.work_dir, "cfg_options": args.cfg_options, "resume": args.resume, "seed": args.seed,
-            "launcher": args.launcher}
+    return {
+        "work_dir": args.work_dir,
+        "cfg_options": args.cfg_options,
+        "resume": args.resume,
+        "seed": args.seed,
+        "launcher": args.launcher,
+    }
 
 
 def add_classifier_eval_args(p: argparse.ArgumentParser, image_size_help: str, backbone_required: bool = True) -> None:
     """What a tool that evaluates one classifier checkpoint takes: --backbone, --arch, --image-size, --device,
     --seed, --trust-checkpoint, --verbose (runtime.resolve_device / seed_everything / check_input_size read them)."""
-    p.add_argument("--backbone", required=backbone_required,
-                   help="classifier checkpoint (any format checkpoints.py reads)")
+    p.add_argument(
+        "--backbone", required=backbone_required, help="classifier checkpoint (any format checkpoints.py reads)"
+    )
     add_arch_arg(p)
     p.add_argument("--image-size", type=int, default=224, help=image_size_help)
     p.add_argument("--device", default="auto", help="auto (cuda when visible, else cpu) | cpu | cuda | cuda:N")
@@ -112,8 +153,12 @@ def add_classifier_eval_args(p: argparse.ArgumentParser, image_size_help: str, b
 
 def add_cam_arg(p: argparse.ArgumentParser) -> None:
     """--cam: one of cam.CAM_METHODS."""
-    p.add_argument("--cam", default="cam", choices=CAM_METHODS,
-                   help="'cam' (fc weights on the last feature map) or a Grad-CAM method (needs grad-cam)")
+    p.add_argument(
+        "--cam",
+        default="cam",
+        choices=CAM_METHODS,
+        help="'cam' (fc weights on the last feature map) or a Grad-CAM method (needs grad-cam)",
+    )
 
 
 def main_guard(fn: Callable[..., int | None]) -> Callable[..., int]:

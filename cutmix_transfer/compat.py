@@ -20,6 +20,7 @@ Both are applied once and are idempotent. (1) runs on `import cutmix_transfer`; 
 `cutmix_transfer.detection` is imported (configs list it in `custom_imports`), so that importing the package
 does not pay for importing mmdet.
 """
+
 from __future__ import annotations
 
 import functools
@@ -69,15 +70,21 @@ def _voc_parse_errors(parse: Callable[[Any, dict], Any]) -> Callable[[Any, dict]
             return parse(self, img_info)
         except ET.ParseError as e:
             line, col = e.position
-            raise DatasetError(f"VOC annotation {path}, line {line}, column {col}: not valid XML ({e}); repair or "
-                               f"replace the file (or drop its id from the image list)") from e
+            raise DatasetError(
+                f"VOC annotation {path}, line {line}, column {col}: not valid XML ({e}); repair or "
+                f"replace the file (or drop its id from the image list)"
+            ) from e
         except FileNotFoundError as e:
-            raise DatasetError(f"VOC annotation {path} not found, but its id is in the image list "
-                               f"{getattr(self, 'ann_file', '?')}; add the file or drop the id") from e
+            raise DatasetError(
+                f"VOC annotation {path} not found, but its id is in the image list "
+                f"{getattr(self, 'ann_file', '?')}; add the file or drop the id"
+            ) from e
         except (AttributeError, ValueError, TypeError) as e:  # find() gave None / int() of a non-number
-            raise DatasetError(f"VOC annotation {path}: a <size> or <object> field (name, bndbox xmin/ymin/xmax/"
-                               f"ymax, width/height) is missing or not a number ({type(e).__name__}: {e}); "
-                               f"repair the file") from e
+            raise DatasetError(
+                f"VOC annotation {path}: a <size> or <object> field (name, bndbox xmin/ymin/xmax/"
+                f"ymax, width/height) is missing or not a number ({type(e).__name__}: {e}); "
+                f"repair the file"
+            ) from e
 
     return parse_data_info
 
@@ -90,8 +97,10 @@ def _image_load_errors(transform: Callable[[Any, dict], Any]) -> Callable[[Any, 
         try:
             return transform(self, results)
         except (OSError, AssertionError) as e:
-            raise DatasetError(f"image {results.get('img_path')} cannot be read ({type(e).__name__}: {e}); "
-                               f"replace the file or drop its id from the image list") from e
+            raise DatasetError(
+                f"image {results.get('img_path')} cannot be read ({type(e).__name__}: {e}); "
+                f"replace the file or drop its id from the image list"
+            ) from e
 
     return load
 

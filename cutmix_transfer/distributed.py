@@ -11,6 +11,7 @@ The evaluation tools shard their images `rank::world` under torchrun without mme
 (or starts) the process group, `all_reduce_counts` sums integer counts exactly and `all_gather_objects`
 collects per-rank lists, so that the merged result equals the single-process run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,16 +54,21 @@ def prepare_launcher(cfg: Any, launcher: Launcher) -> None:
     if launcher == "none" or torch.cuda.is_available():
         return
     if launcher != "pytorch":
-        raise ConfigError(f"--launcher {launcher} without a GPU is not supported; use torchrun with "
-                          f"--launcher pytorch (gloo backend) or run on a GPU node")
+        raise ConfigError(
+            f"--launcher {launcher} without a GPU is not supported; use torchrun with "
+            f"--launcher pytorch (gloo backend) or run on a GPU node"
+        )
     missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise ConfigError(f"--launcher pytorch needs torchrun's environment ({', '.join(missing)} unset); start "
-                          f"it with tools/dist_train.sh or torchrun --nproc_per_node N")
+        raise ConfigError(
+            f"--launcher pytorch needs torchrun's environment ({', '.join(missing)} unset); start "
+            f"it with tools/dist_train.sh or torchrun --nproc_per_node N"
+        )
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
-        logger.info("no GPU visible: initialised the gloo process group (rank %d of %d)",
-                    dist.get_rank(), dist.get_world_size())
+        logger.info(
+            "no GPU visible: initialised the gloo process group (rank %d of %d)", dist.get_rank(), dist.get_world_size()
+        )
     wrapper = dict(cfg.get("model_wrapper_cfg") or {})
     if wrapper.get("type", "MMDistributedDataParallel") == "MMDistributedDataParallel":
         wrapper["type"] = "CPUDistributedDataParallel"

@@ -1,4 +1,5 @@
 """Atomic file writes and checkpoint hashing: nothing half-written survives a kill."""
+
 from __future__ import annotations
 
 import hashlib

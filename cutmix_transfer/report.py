@@ -4,6 +4,7 @@ Reads the result records (`results.json`, see results.py) below the given folder
 checkpoint's sha256, and writes one row per checkpoint shaped like the CutMix paper's transfer table
 (markdown + CSV), optionally with the paper's own rows, and a bar figure per downstream metric.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,14 +13,24 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from .bootstrap import (DEFAULT_RESAMPLES, Interval, Statistic, VOCMapStatistic, bootstrap_values,
-                        difference_from_values, max_over_thresholds_statistic, mean_statistic, percentile_interval)
+from .bootstrap import (
+    DEFAULT_RESAMPLES,
+    Interval,
+    Statistic,
+    VOCMapStatistic,
+    bootstrap_values,
+    difference_from_values,
+    max_over_thresholds_statistic,
+    mean_statistic,
+    percentile_interval,
+)
 from .errors import ConfigError
 from .io import atomic_write_bytes, atomic_write_text
 from .results import KINDS, PER_IMAGE_DETECTIONS, PER_IMAGE_IOUS, RECORD_NAME
@@ -35,8 +46,8 @@ class Column:
     title: str
     kind: str
     metric: str
-    dataset: str | None = None      # match on record['dataset'] (lower-case prefix), None = any
-    detector: str | None = None     # match on record['detector'] (detection: the model; ood: the detector)
+    dataset: str | None = None  # match on record['dataset'] (lower-case prefix), None = any
+    detector: str | None = None  # match on record['detector'] (detection: the model; ood: the detector)
     lower_is_better: bool = False
 
 
@@ -58,14 +69,50 @@ COLUMNS: tuple[Column, ...] = (
 # The CutMix paper (Yun et al., ICCV 2019), ResNet-50 pretrained on ImageNet: Tables 3 (ImageNet cls),
 # 5 (WSOL, CAM), 6 (transfer to VOC detection and COCO captioning). MaxBoxAccV2 is not in the paper.
 PAPER_ROWS: dict[str, dict[str, float]] = {
-    "baseline": {"top-1 err": 23.68, "CUB loc acc": 49.41, "ImageNet loc acc": 46.30, "SSD VOC07 mAP": 76.7,
-                 "Faster R-CNN VOC07 mAP": 75.6, "BLEU-1": 61.4, "BLEU-4": 22.9, "METEOR": 22.8, "CIDEr": 71.2},
-    "mixup": {"top-1 err": 22.58, "CUB loc acc": 49.30, "ImageNet loc acc": 45.84, "SSD VOC07 mAP": 76.6,
-              "Faster R-CNN VOC07 mAP": 73.9, "BLEU-1": 61.6, "BLEU-4": 23.2, "METEOR": 22.9, "CIDEr": 72.2},
-    "cutout": {"top-1 err": 22.93, "CUB loc acc": 52.78, "ImageNet loc acc": 46.69, "SSD VOC07 mAP": 76.8,
-               "Faster R-CNN VOC07 mAP": 75.0, "BLEU-1": 63.0, "BLEU-4": 24.0, "METEOR": 22.6, "CIDEr": 74.1},
-    "cutmix": {"top-1 err": 21.40, "CUB loc acc": 54.81, "ImageNet loc acc": 47.25, "SSD VOC07 mAP": 77.6,
-               "Faster R-CNN VOC07 mAP": 76.7, "BLEU-1": 64.2, "BLEU-4": 24.9, "METEOR": 23.1, "CIDEr": 77.6},
+    "baseline": {
+        "top-1 err": 23.68,
+        "CUB loc acc": 49.41,
+        "ImageNet loc acc": 46.30,
+        "SSD VOC07 mAP": 76.7,
+        "Faster R-CNN VOC07 mAP": 75.6,
+        "BLEU-1": 61.4,
+        "BLEU-4": 22.9,
+        "METEOR": 22.8,
+        "CIDEr": 71.2,
+    },
+    "mixup": {
+        "top-1 err": 22.58,
+        "CUB loc acc": 49.30,
+        "ImageNet loc acc": 45.84,
+        "SSD VOC07 mAP": 76.6,
+        "Faster R-CNN VOC07 mAP": 73.9,
+        "BLEU-1": 61.6,
+        "BLEU-4": 23.2,
+        "METEOR": 22.9,
+        "CIDEr": 72.2,
+    },
+    "cutout": {
+        "top-1 err": 22.93,
+        "CUB loc acc": 52.78,
+        "ImageNet loc acc": 46.69,
+        "SSD VOC07 mAP": 76.8,
+        "Faster R-CNN VOC07 mAP": 75.0,
+        "BLEU-1": 63.0,
+        "BLEU-4": 24.0,
+        "METEOR": 22.6,
+        "CIDEr": 74.1,
+    },
+    "cutmix": {
+        "top-1 err": 21.40,
+        "CUB loc acc": 54.81,
+        "ImageNet loc acc": 47.25,
+        "SSD VOC07 mAP": 77.6,
+        "Faster R-CNN VOC07 mAP": 76.7,
+        "BLEU-1": 64.2,
+        "BLEU-4": 24.9,
+        "METEOR": 23.1,
+        "CIDEr": 77.6,
+    },
 }
 METHOD_ORDER = ("baseline", "mixup", "cutout", "cutmix")
 
@@ -115,14 +162,18 @@ def find_records(dirs: Iterable[str | os.PathLike]) -> list[tuple[Path, dict[str
     for d in dirs:
         d = Path(d)
         if not d.exists():
-            raise ConfigError(f"result folder {d} does not exist: pass folders that hold results.json files "
-                              "(the --out / --work-dir of the evaluation tools)")
+            raise ConfigError(
+                f"result folder {d} does not exist: pass folders that hold results.json files "
+                "(the --out / --work-dir of the evaluation tools)"
+            )
         paths = [d] if d.is_file() else sorted(d.rglob(RECORD_NAME))
         for p in paths:
             try:
                 rec = json.loads(p.read_text())
             except (OSError, json.JSONDecodeError) as e:
-                raise ConfigError(f"{p} is not a readable JSON result record ({e}); delete it or re-run its tool")
+                raise ConfigError(
+                    f"{p} is not a readable JSON result record ({e}); delete it or re-run its tool"
+                ) from e
             if not isinstance(rec, dict) or rec.get("kind") not in KINDS:
                 logger.info("skipping %s: not a result record", p)
                 continue
@@ -162,8 +213,12 @@ def data_key(rec: dict[str, Any]) -> tuple[str, str, str, str]:
     d = rec.get("data")
     if not isinstance(d, dict):
         return (str(rec.get("dataset")), str(rec.get("split")), str(rec.get("data_root") or UNRECORDED), UNRECORDED)
-    return (str(d.get("dataset", rec.get("dataset"))), str(d.get("split", rec.get("split"))), str(d.get("root")),
-            str(d.get("images_sha256")))
+    return (
+        str(d.get("dataset", rec.get("dataset"))),
+        str(d.get("split", rec.get("split"))),
+        str(d.get("root")),
+        str(d.get("images_sha256")),
+    )
 
 
 def _data_label(key: tuple[str, str, str, str], num_images: Any) -> str:
@@ -178,8 +233,9 @@ def _created(pr: tuple[Path, dict[str, Any]]) -> str:
     return str(pr[1].get("created", ""))
 
 
-def build_rows(records: list[tuple[Path, dict[str, Any]]], notes: list[str] | None = None,
-               strict: bool = False) -> list[Row]:
+def build_rows(
+    records: list[tuple[Path, dict[str, Any]]], notes: list[str] | None = None, strict: bool = False
+) -> list[Row]:
     """One row per checkpoint sha256; a cell is (checkpoint, column, data identity), so one checkpoint evaluated
     on different data gives different columns ('<title> [data k]', legend in `notes`), never one overwriting
     the other. Several records of one cell (a rerun): the newest is shown and `notes` names every file;
@@ -192,8 +248,10 @@ def build_rows(records: list[tuple[Path, dict[str, Any]]], notes: list[str] | No
         key = data_key(rec)
         data_ids.setdefault(key, len(data_ids) + 1)
         sizes[key] = (rec.get("data") or {}).get("num_images", rec.get("num_images", "?"))
-    col_keys = {col.title: sorted({data_key(rec) for _, rec in records if _matches(col, rec)}, key=data_ids.get)
-                for col in COLUMNS}
+    col_keys = {
+        col.title: sorted({data_key(rec) for _, rec in records if _matches(col, rec)}, key=data_ids.get)
+        for col in COLUMNS
+    }
 
     def title(col: Column, key: tuple[str, str, str, str]) -> str:
         return col.title if len(col_keys[col.title]) <= 1 else f"{col.title} [data {data_ids[key]}]"
@@ -218,24 +276,33 @@ def build_rows(records: list[tuple[Path, dict[str, Any]]], notes: list[str] | No
                 row.values[t] = float(cands[0][1]["metrics"][col.metric])
                 row.sources[t] = str(cands[0][0])
                 if len(cands) > 1:
-                    reruns.setdefault((f"{row.label} (sha256 {sha[:12]})", tuple(f"{p} ({r.get('created', '?')})"
-                                                                               for p, r in cands)), []).append(t)
+                    reruns.setdefault(
+                        (f"{row.label} (sha256 {sha[:12]})", tuple(f"{p} ({r.get('created', '?')})" for p, r in cands)),
+                        [],
+                    ).append(t)
         rows.append(row)
     for (who, files), titles in reruns.items():
-        notes.append(f"Rerun: {len(files)} records of the same cell, {who}, {', '.join(titles)}: the newest is "
-                     f"shown, {files[0]}; not shown: {'; '.join(files[1:])}.")
+        notes.append(
+            f"Rerun: {len(files)} records of the same cell, {who}, {', '.join(titles)}: the newest is "
+            f"shown, {files[0]}; not shown: {'; '.join(files[1:])}."
+        )
     if strict and reruns:
         raise ConfigError(f"--strict: {notes[-len(reruns)]} Delete or move the older record(s), or drop --strict")
     split = [t for t, keys in col_keys.items() if len(keys) > 1]
     if split:
         used = sorted({k for t in split for k in col_keys[t]}, key=data_ids.get)
-        notes.append(f"One checkpoint measured on different data is shown in separate columns ({', '.join(split)}): "
-                     + "; ".join(f"data {data_ids[k]} = {_data_label(k, sizes[k])}" for k in used) + ".")
+        notes.append(
+            f"One checkpoint measured on different data is shown in separate columns ({', '.join(split)}): "
+            + "; ".join(f"data {data_ids[k]} = {_data_label(k, sizes[k])}" for k in used)
+            + "."
+        )
     legacy = [str(p) for p, rec in records if not isinstance(rec.get("data"), dict)]
     if legacy:
-        notes.append(f"{len(legacy)} record(s) predate the data identity (no `data` block, e.g. {legacy[0]}): each is "
-                     "treated as its own data ('unrecorded', told apart only by dataset, split and the `data_root` "
-                     "its tool wrote), never merged with a record that names its data.")
+        notes.append(
+            f"{len(legacy)} record(s) predate the data identity (no `data` block, e.g. {legacy[0]}): each is "
+            "treated as its own data ('unrecorded', told apart only by dataset, split and the `data_root` "
+            "its tool wrote), never merged with a record that names its data."
+        )
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     rows.sort(key=lambda r: (order.get(r.method or "", len(order)), r.checkpoint or ""))
     return rows
@@ -243,10 +310,24 @@ def build_rows(records: list[tuple[Path, dict[str, Any]]], notes: list[str] | No
 
 def paper_rows() -> list[Row]:
     """The paper's ResNet-50 / ImageNet rows, then its PyramidNet-200 / CIFAR-100 rows (Table 12) as their own."""
-    resnet = [Row(label=f"paper: {m}", method=m, arch="resnet50", sha256=None, checkpoint=None,
-                  values=dict(v), reference=True) for m, v in PAPER_ROWS.items()]
-    pyramid = [Row(label=f"paper (PyramidNet-200, CIFAR-100): {m}", method=m, arch=PAPER_PYRAMIDNET_ARCH,
-                   sha256=None, checkpoint=None, values=dict(v), reference=True) for m, v in PAPER_TABLE12_OOD.items()]
+    resnet = [
+        Row(
+            label=f"paper: {m}", method=m, arch="resnet50", sha256=None, checkpoint=None, values=dict(v), reference=True
+        )
+        for m, v in PAPER_ROWS.items()
+    ]
+    pyramid = [
+        Row(
+            label=f"paper (PyramidNet-200, CIFAR-100): {m}",
+            method=m,
+            arch=PAPER_PYRAMIDNET_ARCH,
+            sha256=None,
+            checkpoint=None,
+            values=dict(v),
+            reference=True,
+        )
+        for m, v in PAPER_TABLE12_OOD.items()
+    ]
     return resnet + pyramid
 
 
@@ -295,15 +376,22 @@ def to_markdown(rows: list[Row], notes: Iterable[str] = ()) -> str:
         vals = [_fmt_cell(r, c) for c in cols]
         lines.append("| " + " | ".join([r.label, r.arch or "?", ck] + vals) + " |")
     lower = [c.title for c in cols if c.lower_is_better]
-    note = (f"\nAll numbers in percent; lower is better for {', '.join(lower)}, higher for the rest. "
-            if lower else "\nAll numbers in percent, higher is better. ")
-    note += ("'–': no result record for that column. Paper rows: ResNet-50 on ImageNet (Yun et al., 2019); "
-             "'paper (PyramidNet-200, CIFAR-100)' rows: its Table 12 (max-softmax, mean of 7 OOD sets) and Table 3.\n")
+    note = (
+        f"\nAll numbers in percent; lower is better for {', '.join(lower)}, higher for the rest. "
+        if lower
+        else "\nAll numbers in percent, higher is better. "
+    )
+    note += (
+        "'–': no result record for that column. Paper rows: ResNet-50 on ImageNet (Yun et al., 2019); "
+        "'paper (PyramidNet-200, CIFAR-100)' rows: its Table 12 (max-softmax, mean of 7 OOD sets) and Table 3.\n"
+    )
     if any(r.intervals for r in rows):
         ci = next(iter(next(r for r in rows if r.intervals).intervals.values()))
-        note += (f"[low, high]: 95% bootstrap interval over the evaluated images ({ci.resamples} resamples, the "
-                 "metric recomputed on each; docs/report_statistics.md); a number without one has no per-image "
-                 "results to resample.\n")
+        note += (
+            f"[low, high]: 95% bootstrap interval over the evaluated images ({ci.resamples} resamples, the "
+            "metric recomputed on each; docs/report_statistics.md); a number without one has no per-image "
+            "results to resample.\n"
+        )
     note += "".join(f"\n- {n}" for n in notes)
     return "\n".join(lines) + "\n" + note + ("\n" if notes else "")
 
@@ -313,15 +401,23 @@ def to_csv(rows: list[Row]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     with_ci = [c for c in cols if any(c.title in r.intervals for r in rows)]
-    w.writerow(["label", "method", "arch", "checkpoint", "sha256", "reference"] + [c.title for c in cols]
-               + [f"{c.title} {end}" for c in with_ci for end in ("ci95_low", "ci95_high")])
+    w.writerow(
+        ["label", "method", "arch", "checkpoint", "sha256", "reference"]
+        + [c.title for c in cols]
+        + [f"{c.title} {end}" for c in with_ci for end in ("ci95_low", "ci95_high")]
+    )
     for r in rows:
         vals = [_cell(r, c) for c in cols]
         cis = [r.intervals.get(c.title) for c in with_ci]
-        w.writerow([r.label, r.method or "", r.arch or "", r.checkpoint or "", r.sha256 or "", int(r.reference)]
-                   + [f"{v:.4f}" if v is not None else "" for v in vals]
-                   + [f"{x:.4f}" if ci is not None else "" for ci in cis
-                      for x in ((ci.low, ci.high) if ci is not None else (0.0, 0.0))])
+        w.writerow(
+            [r.label, r.method or "", r.arch or "", r.checkpoint or "", r.sha256 or "", int(r.reference)]
+            + [f"{v:.4f}" if v is not None else "" for v in vals]
+            + [
+                f"{x:.4f}" if ci is not None else ""
+                for ci in cis
+                for x in ((ci.low, ci.high) if ci is not None else (0.0, 0.0))
+            ]
+        )
     return buf.getvalue()
 
 
@@ -346,25 +442,37 @@ def plot(rows: list[Row], path: str | os.PathLike) -> None:
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.9 * nrow), squeeze=False)
     for ax, col in zip(axes.flat, cols):
         for i, m in enumerate(methods):
-            vals = [r.values[col.title] for r in measured
-                    if (r.method == m or (r.method not in METHOD_ORDER and r.label == m)) and col.title in r.values]
+            vals = [
+                r.values[col.title]
+                for r in measured
+                if (r.method == m or (r.method not in METHOD_ORDER and r.label == m)) and col.title in r.values
+            ]
             if not vals:
                 continue
             mean = float(np.mean(vals))
             err = [[mean - min(vals)], [max(vals) - mean]] if len(vals) > 1 else None
-            cis = [r.intervals[col.title] for r in measured if col.title in r.intervals
-                   and (r.method == m or (r.method not in METHOD_ORDER and r.label == m))]
+            cis = [
+                r.intervals[col.title]
+                for r in measured
+                if col.title in r.intervals and (r.method == m or (r.method not in METHOD_ORDER and r.label == m))
+            ]
             if len(vals) == 1 and cis:  # one checkpoint: its 95% bootstrap interval as the error bar
                 err = [[max(0.0, mean - cis[0].low)], [max(0.0, cis[0].high - mean)]]
             ax.bar(i, mean, color=colours.get(m, f"C{i + 4}"), yerr=err, capsize=3, label=m)
-            ax.text(i, mean, f"{mean:.1f}" + (f"\n(n={len(vals)})" if len(vals) > 1 else ""),
-                    ha="center", va="bottom", fontsize=7)
+            ax.text(
+                i,
+                mean,
+                f"{mean:.1f}" + (f"\n(n={len(vals)})" if len(vals) > 1 else ""),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+            )
         ax.set_title(col.title + (" (lower better)" if col.lower_is_better else ""), fontsize=9)
         ax.set_xticks(range(len(methods)))
         ax.set_xticklabels(methods, fontsize=8, rotation=20)
         ax.tick_params(axis="y", labelsize=7)
         ax.margins(y=0.2)
-    for ax in list(axes.flat)[len(cols):]:
+    for ax in list(axes.flat)[len(cols) :]:
         ax.axis("off")
     fig.suptitle("Downstream metrics by pretraining method (%)", fontsize=10)
     fig.tight_layout()
@@ -429,8 +537,14 @@ def _detection_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerI
         gts = []
         for i in range(n):
             sel, ign = z["gt_image"] == i, z["gt_ignore"].astype(bool)
-            gts.append({"bboxes": z["gt_boxes"][sel & ~ign], "labels": z["gt_label"][sel & ~ign],
-                        "bboxes_ignore": z["gt_boxes"][sel & ign], "labels_ignore": z["gt_label"][sel & ign]})
+            gts.append(
+                {
+                    "bboxes": z["gt_boxes"][sel & ~ign],
+                    "labels": z["gt_label"][sel & ~ign],
+                    "bboxes_ignore": z["gt_boxes"][sel & ign],
+                    "labels_ignore": z["gt_label"][sel & ign],
+                }
+            )
         mode, iou = str(z["eval_mode"]), float(z["iou_thr"])
     order = sorted(range(n), key=lambda i: ids[i])
     stat = VOCMapStatistic([dets[i] for i in order], [gts[i] for i in order], iou_thr=iou, eval_mode=mode)
@@ -456,16 +570,21 @@ def _captioning_per_image(folder: Path, rec: dict[str, Any], metric: str) -> Per
 
 def _robustness_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
     rows = _read_csv(folder / "per_image.csv")
-    col = {"clean_top1": "clean_correct"}.get(metric) or (metric.replace("fgsm_top1_", "fgsm_correct_")
-                                                            if metric.startswith("fgsm_top1_") else None)
+    col = {"clean_top1": "clean_correct"}.get(metric) or (
+        metric.replace("fgsm_top1_", "fgsm_correct_") if metric.startswith("fgsm_top1_") else None
+    )
     if not rows or col is None or col not in rows[0]:
         return None
     ids, x = _by_id([r["image_id"] for r in rows], 100.0 * np.array([float(r[col]) for r in rows]))
     return ids, mean_statistic(x)
 
 
-PER_IMAGE_READERS = {"wsol": _wsol_per_image, "detection": _detection_per_image,
-                     "captioning": _captioning_per_image, "robustness": _robustness_per_image}
+PER_IMAGE_READERS = {
+    "wsol": _wsol_per_image,
+    "detection": _detection_per_image,
+    "captioning": _captioning_per_image,
+    "robustness": _robustness_per_image,
+}
 
 
 def per_image_statistic(record_path: str | os.PathLike, rec: dict[str, Any], metric: str) -> PerImage | None:
@@ -474,8 +593,13 @@ def per_image_statistic(record_path: str | os.PathLike, rec: dict[str, Any], met
     return reader(Path(record_path).parent, rec, metric) if reader else None
 
 
-def add_intervals(rows: list[Row], records: list[tuple[Path, dict[str, Any]]], resamples: int = DEFAULT_RESAMPLES,
-                  seed: int = 0, notes: list[str] | None = None) -> list[str]:
+def add_intervals(
+    rows: list[Row],
+    records: list[tuple[Path, dict[str, Any]]],
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    notes: list[str] | None = None,
+) -> list[str]:
     """Fill each row's 95% bootstrap intervals; return the paired-difference lines (same images, same draws)."""
     notes = notes if notes is not None else []
     by_path = {str(p): rec for p, rec in records}
@@ -493,8 +617,10 @@ def add_intervals(rows: list[Row], records: list[tuple[Path, dict[str, Any]]], r
             ids, stat = got
             value, values = bootstrap_values(stat, len(ids), resamples, seed)  # one seed: same draws for all n
             if abs(value - r.values[c.title]) > 0.01:  # the per-image files must reproduce the record's number
-                notes.append(f"No interval for {r.label} {c.title}: its per-image results give {value:.2f}, the "
-                             f"record {r.values[c.title]:.2f} ({src}); re-run the evaluation.")
+                notes.append(
+                    f"No interval for {r.label} {c.title}: its per-image results give {value:.2f}, the "
+                    f"record {r.values[c.title]:.2f} ({src}); re-run the evaluation."
+                )
                 continue
             r.intervals[c.title] = Interval(value, *percentile_interval(values), len(ids), resamples)
             samples[(ri, c.title)] = (ids, value, values)
@@ -507,8 +633,10 @@ def add_intervals(rows: list[Row], records: list[tuple[Path, dict[str, Any]]], r
                     continue
                 d = difference_from_values(a[1], a[2], b[1], b[2], len(a[0]))
                 p = f"p = {d.p_value:.3f}" if d.p_value > 0 else f"p < {1 / resamples:.3g}"
-                lines.append(f"{c.title}, {measured[j].label} − {measured[i].label}: {d.value:+.2f} "
-                             f"[{d.low:+.2f}, {d.high:+.2f}], {p} ({d.n} images)")
+                lines.append(
+                    f"{c.title}, {measured[j].label} − {measured[i].label}: {d.value:+.2f} "
+                    f"[{d.low:+.2f}, {d.high:+.2f}], {p} ({d.n} images)"
+                )
     return lines
 
 
@@ -523,15 +651,22 @@ def robustness_series(records: list[tuple[Path, dict[str, Any]]]) -> dict[str, l
     for dataset in sorted({d for d, _ in newest}):
         recs = [(sha, rec) for (d, sha), rec in newest.items() if d == dataset]
         labels = [r["checkpoint"].get("method") or Path(str(r["checkpoint"].get("path"))).stem for _, r in recs]
-        items = [(f"{label} ({sha[:8]})" if labels.count(label) > 1 else label, r["checkpoint"].get("method"),
-                  r["curves"]) for label, (sha, r) in zip(labels, recs)]
+        items = [
+            (f"{label} ({sha[:8]})" if labels.count(label) > 1 else label, r["checkpoint"].get("method"), r["curves"])
+            for label, (sha, r) in zip(labels, recs)
+        ]
         series[dataset] = sorted(items, key=lambda it: (order.get(it[1] or "", len(order)), it[0]))
     return series
 
 
-def write_report(result_dirs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
-                 paper: bool = False, strict: bool = False, bootstrap: int = DEFAULT_RESAMPLES,
-                 seed: int = 0) -> dict[str, Path]:
+def write_report(
+    result_dirs: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    paper: bool = False,
+    strict: bool = False,
+    bootstrap: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Path]:
     """Collect records, write report.md, report.csv and report.png in `out_dir`; return their paths.
 
     strict: two records of one cell (a rerun) is an error instead of a note; bootstrap: resamples per 95%
@@ -540,14 +675,18 @@ def write_report(result_dirs: Iterable[str | os.PathLike], out_dir: str | os.Pat
         raise ConfigError(f"--bootstrap {bootstrap}: pass the number of resamples (1000 is usual) or 0 for none")
     records = find_records(result_dirs)
     if not records:
-        raise ConfigError(f"no result records (results.json) found below {', '.join(map(str, result_dirs))}: "
-                          "run an evaluation tool first (tools/wsol_eval.py, tools/test_det.py, ...)")
+        raise ConfigError(
+            f"no result records (results.json) found below {', '.join(map(str, result_dirs))}: "
+            "run an evaluation tool first (tools/wsol_eval.py, tools/test_det.py, ...)"
+        )
     notes: list[str] = []
     rows = build_rows(records, notes, strict=strict)
     differences = add_intervals(rows, records, bootstrap, seed, notes) if bootstrap else []
     if differences:
-        notes.append(f"Paired differences on the same images (95% bootstrap interval, two-sided p; {bootstrap} "
-                     "resamples):\n" + "\n".join(f"  - {d}" for d in differences))
+        notes.append(
+            f"Paired differences on the same images (95% bootstrap interval, two-sided p; {bootstrap} "
+            "resamples):\n" + "\n".join(f"  - {d}" for d in differences)
+        )
     all_rows = rows + (paper_rows() if paper else [])
     out = Path(out_dir)
     paths = {"markdown": out / "report.md", "csv": out / "report.csv", "figure": out / "report.png"}

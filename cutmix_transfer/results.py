@@ -21,6 +21,7 @@ Headline metric names (percent), which the report reads:
     ood:            tnr_at_tpr95, auroc, detection_acc, aupr_in, aupr_out (mean over the OOD sets), top1_err
     robustness:     clean_top1, fgsm_top1_eps<e> (e in 1/255, e.g. fgsm_top1_eps8); curves under `curves`
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -41,8 +42,19 @@ METHODS = ("baseline", "mixup", "cutout", "cutmix")
 RECORD_NAME = "results.json"
 PER_IMAGE_DETECTIONS = "per_image_detections.npz"  # detection: per-image ground truth + detections (bootstrap mAP)
 PER_IMAGE_IOUS = "per_image_ious.npz"  # wsol: per-image IoU at every CAM threshold (bootstrap MaxBoxAcc)
-_VERSION_PACKAGES = ("torch", "torchvision", "numpy", "opencv-python-headless", "mmengine", "mmcv", "mmdet",
-                     "pycocotools", "pycocoevalcap", "scikit-learn", "cutmix_transfer")
+_VERSION_PACKAGES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "opencv-python-headless",
+    "mmengine",
+    "mmcv",
+    "mmdet",
+    "pycocotools",
+    "pycocoevalcap",
+    "scikit-learn",
+    "cutmix_transfer",
+)
 
 
 def package_versions(names: Iterable[str] = _VERSION_PACKAGES) -> dict[str, str]:
@@ -70,16 +82,18 @@ def guess_method(*texts: str | None) -> str | None:
     return None
 
 
-def checkpoint_info(path: str | os.PathLike, sha256: str, arch: str | None,
-                    method: str | None = None) -> dict[str, Any]:
+def checkpoint_info(
+    path: str | os.PathLike, sha256: str, arch: str | None, method: str | None = None
+) -> dict[str, Any]:
     """The `checkpoint` block of a record; `method` falls back to what the file name says."""
     if method is not None and method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     return {"path": str(path), "sha256": sha256, "arch": arch, "method": method or guess_method(str(path))}
 
 
-def make_record(kind: Kind, checkpoint: dict[str, Any], dataset: str, split: str,
-                metrics: dict[str, float], **extra: Any) -> dict[str, Any]:
+def make_record(
+    kind: Kind, checkpoint: dict[str, Any], dataset: str, split: str, metrics: dict[str, float], **extra: Any
+) -> dict[str, Any]:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     return {
@@ -100,14 +114,17 @@ def images_digest(image_ids: Iterable[Any]) -> str:
     return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
 
 
-def data_identity(dataset: str, split: str, root: str | os.PathLike | None,
-                  image_ids: Iterable[Any]) -> dict[str, Any]:
+def data_identity(dataset: str, split: str, root: str | os.PathLike | None, image_ids: Iterable[Any]) -> dict[str, Any]:
     """The record's `data` block: which dataset, split, folder and image set; two records of one checkpoint are
     the same report cell only when these agree."""
     ids = [str(i) for i in image_ids]
-    return {"dataset": str(dataset), "split": str(split),
-            "root": str(Path(root).resolve()) if root not in (None, "") else None,
-            "num_images": len(ids), "images_sha256": images_digest(ids)}
+    return {
+        "dataset": str(dataset),
+        "split": str(split),
+        "root": str(Path(root).resolve()) if root not in (None, "") else None,
+        "num_images": len(ids),
+        "images_sha256": images_digest(ids),
+    }
 
 
 def write_record(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:

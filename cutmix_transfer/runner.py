@@ -17,6 +17,7 @@ training iteration from (seed, iteration, rank), and the training dataset is wra
 epoch), whichever worker process loads it. A run resumed from any checkpoint then draws the same numbers as one
 that was never interrupted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -135,9 +136,17 @@ class AtomicCheckpointHook(CheckpointHook):
         runner.message_hub.update_info("last_ckpt", ckpt_path)
         tmp_filename = f".{ckpt_filename}.tmp"
         try:
-            runner.save_checkpoint(self.out_dir, tmp_filename, self.file_client_args,
-                                   save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
-                                   meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+            runner.save_checkpoint(
+                self.out_dir,
+                tmp_filename,
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args,
+            )
         except BaseException:  # the complete files are untouched: drop the partial one, undo the bookkeeping
             partial = osp.join(self.out_dir, tmp_filename)
             if osp.isfile(partial):
@@ -297,8 +306,11 @@ def make_training_reproducible(cfg: Any) -> None:
     if sampler.get("type") in ("DefaultSampler", DefaultSampler):
         sampler["type"] = "SeededSampler"
     elif sampler.get("type") not in ("SeededSampler", SeededSampler):
-        logger.warning("train sampler %s is not mmengine's DefaultSampler: its samples are loaded without a "
-                       "per-sample seed, so a resumed run may transform them differently", sampler.get("type"))
+        logger.warning(
+            "train sampler %s is not mmengine's DefaultSampler: its samples are loaded without a "
+            "per-sample seed, so a resumed run may transform them differently",
+            sampler.get("type"),
+        )
     loader["sampler"] = sampler
 
 
@@ -315,8 +327,9 @@ def train_and_validate(runner: Runner) -> None:
         runner.val_loop.run()
 
 
-def load_config(config: str | os.PathLike, cfg_options: dict | None = None, where: str = "configs/",
-                required: Sequence[str] = ()) -> Config:
+def load_config(
+    config: str | os.PathLike, cfg_options: dict | None = None, where: str = "configs/", required: Sequence[str] = ()
+) -> Config:
     """mmengine Config from `config` with `cfg_options` (dotted keys) merged; a ConfigError naming the file (and
     `where` the project's configs of that kind live) when it is missing, cannot be parsed or lacks a `required`
     top-level key. The config's custom_imports register the project's modules it names."""
@@ -359,8 +372,14 @@ def ensure_checkpoint_hooks(cfg: Any, meta_hook: str | None = "CheckpointMetaHoo
     cfg.custom_hooks = custom
 
 
-def apply_run_options(cfg: Any, config: str | os.PathLike | None, work_dir: str | os.PathLike | None = None,
-                      resume: bool | str | None = False, seed: int | None = None, launcher: Launcher = "none") -> None:
+def apply_run_options(
+    cfg: Any,
+    config: str | os.PathLike | None,
+    work_dir: str | os.PathLike | None = None,
+    resume: bool | str | None = False,
+    seed: int | None = None,
+    launcher: Launcher = "none",
+) -> None:
     """work_dir (default work_dirs/<config name>), resume (True/'auto': the work dir's last checkpoint, a path:
     that file), seed (overrides the config's randomness seed) and launcher (gloo DDP when there is no GPU)."""
     if work_dir is not None:

@@ -3,6 +3,7 @@
 The WSOL evaluator, CAM figures, and the robustness / OOD tools share these, so that `--device`, `--seed` and
 `--image-size` mean the same thing (and fail with the same message) in every tool.
 """
+
 from __future__ import annotations
 
 import random
@@ -43,6 +44,8 @@ def seed_everything(seed: int) -> None:
 def check_input_size(size: int) -> None:
     """`--image-size`: the network input side in pixels, MIN_INPUT_SIZE..MAX_INPUT_SIZE; ConfigError otherwise."""
     if not MIN_INPUT_SIZE <= int(size) <= MAX_INPUT_SIZE:
-        raise ConfigError(f"--image-size {size}: use the network input side in pixels, {MIN_INPUT_SIZE}.."
-                          f"{MAX_INPUT_SIZE} (224 is the WSOL protocol; the size the backbone was trained at "
-                          f"otherwise)")
+        raise ConfigError(
+            f"--image-size {size}: use the network input side in pixels, {MIN_INPUT_SIZE}.."
+            f"{MAX_INPUT_SIZE} (224 is the WSOL protocol; the size the backbone was trained at "
+            f"otherwise)"
+        )

@@ -1,4 +1,5 @@
 """CutMix / Mixup / Cutout: statistics against exact expectations, exact label mixing, shapes, dtypes, devices."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cutmix_transfer.augment import (MODES, BatchAugment, box_from_center, corrected_lambda, cut_size,
-                                     cutout_masks, mixed_cross_entropy, rand_bbox)
+from cutmix_transfer.augment import (
+    MODES,
+    BatchAugment,
+    box_from_center,
+    corrected_lambda,
+    cut_size,
+    cutout_masks,
+    mixed_cross_entropy,
+    rand_bbox,
+)
 from cutmix_transfer.errors import ConfigError
 
 scipy_stats = pytest.importorskip("scipy.stats")
@@ -146,7 +155,7 @@ def test_cutout_masks_match_a_per_image_loop():
     assert masks.shape == (4, 1, 12, 20) and masks.dtype == torch.bool
     for m, (cx, cy) in zip(masks, centres.tolist()):
         ref = torch.zeros(12, 20, dtype=torch.bool)
-        ref[max(cy - 3, 0):min(cy + 3, 12), max(cx - 3, 0):min(cx + 3, 20)] = True
+        ref[max(cy - 3, 0) : min(cy + 3, 12), max(cx - 3, 0) : min(cx + 3, 20)] = True
         assert torch.equal(m[0], ref)
 
 
@@ -203,8 +212,15 @@ def test_same_seed_same_batches():
         assert torch.equal(oa.images, ob.images) and oa.lam == ob.lam
 
 
-@pytest.mark.parametrize("kwargs", [dict(mode="cutmixx"), dict(mode="cutmix", beta=0.0), dict(mode="none", prob=1.5),
-                                    dict(mode="cutout", cutout_size=0)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(mode="cutmixx"),
+        dict(mode="cutmix", beta=0.0),
+        dict(mode="none", prob=1.5),
+        dict(mode="cutout", cutout_size=0),
+    ],
+)
 def test_bad_config_rejected(kwargs):
     with pytest.raises(ConfigError):
         BatchAugment(**kwargs)

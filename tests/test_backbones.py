@@ -1,4 +1,5 @@
 """backbones.py: CAMNet builders, WSOL strides, VGG16-GAP, weight loading and its report."""
+
 from __future__ import annotations
 
 import pytest
@@ -74,13 +75,14 @@ def test_vgg16_gap_matches_torchvision_features(arch):
         tv_features = getattr(torchvision.models, arch)().features
     tv_features = tv_features.to_empty(device="cpu")
     ours = m.state_dict()
-    tv_features.load_state_dict({k[len("features."):]: v for k, v in ours.items() if k.startswith("features.")})
+    tv_features.load_state_dict({k[len("features.") :]: v for k, v in ours.items() if k.startswith("features.")})
     tv_features.eval()
     assert isinstance(tv_features[-1], nn.MaxPool2d)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        want = torch.relu(nn.functional.conv2d(tv_features[:-1](x), ours["conv6.weight"], ours["conv6.bias"],
-                                               padding=1))
+        want = torch.relu(
+            nn.functional.conv2d(tv_features[:-1](x), ours["conv6.weight"], ours["conv6.bias"], padding=1)
+        )
         got = m.features(x)
         assert torch.allclose(got, want, atol=1e-5)
         assert torch.allclose(m(x), want.mean((2, 3)) @ ours["fc.weight"].T + ours["fc.bias"], atol=1e-5)
@@ -102,8 +104,17 @@ def test_build_model_rejects_bad_values():
 # ---------------------------------------------------------------------------------------------- loading
 def _save_cutmix(tmp_path, model: nn.Module, name: str = "cm.pth"):
     path = tmp_path / name
-    torch.save({"epoch": 1, "arch": "resnet", "state_dict": {"module." + k: v for k, v in model.state_dict().items()},
-                "best_err1": 1.0, "best_err5": 0.5, "optimizer": {}}, path)
+    torch.save(
+        {
+            "epoch": 1,
+            "arch": "resnet",
+            "state_dict": {"module." + k: v for k, v in model.state_dict().items()},
+            "best_err1": 1.0,
+            "best_err5": 0.5,
+            "optimizer": {},
+        },
+        path,
+    )
     return path
 
 

@@ -1,4 +1,5 @@
 """The bootstrap against direct computations: exact enumeration on tiny n, a known interval, recomputed metrics."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,8 +7,15 @@ import itertools
 import numpy as np
 import pytest
 
-from cutmix_transfer.bootstrap import (VOCMapStatistic, bootstrap_interval, max_over_thresholds_statistic,
-                                       mean_statistic, paired_difference, percentile_interval, resample_counts)
+from cutmix_transfer.bootstrap import (
+    VOCMapStatistic,
+    bootstrap_interval,
+    max_over_thresholds_statistic,
+    mean_statistic,
+    paired_difference,
+    percentile_interval,
+    resample_counts,
+)
 
 
 def test_counts_are_resamples_with_replacement():
@@ -72,6 +80,7 @@ def test_maxboxacc_is_recomputed_on_the_resampled_images():
     def direct(idx):
         h = hits[idx].astype(float)  # the resampled image set, duplicates included
         return 100 * np.mean([h[:, k, :].mean(axis=0).max() for k in range(3)])
+
     assert stat(np.ones((1, 12)))[0] == pytest.approx(direct(np.arange(12)))
     idx = rng.integers(0, 12, size=12)
     w = np.bincount(idx, minlength=12)[None, :].astype(float)
@@ -104,8 +113,14 @@ def _det_case(seed: int, n: int = 15, classes: int = 3):
         centers = rng.random((m, 2)) * 80
         boxes = np.concatenate([centers, centers + 10 + rng.random((m, 2)) * 20], axis=1).astype(np.float32)
         labels = rng.integers(0, classes, size=m)
-        gts.append({"bboxes": boxes, "labels": labels, "bboxes_ignore": np.zeros((0, 4), np.float32),
-                    "labels_ignore": np.zeros(0, int)})
+        gts.append(
+            {
+                "bboxes": boxes,
+                "labels": labels,
+                "bboxes_ignore": np.zeros((0, 4), np.float32),
+                "labels_ignore": np.zeros(0, int),
+            }
+        )
         per_class = []
         for c in range(classes):
             own = boxes[labels == c] + rng.normal(0, 3, size=(int((labels == c).sum()), 4)).astype(np.float32)
@@ -123,13 +138,22 @@ def test_voc_map_equals_mmdet_eval_map_on_a_resample(mode):
 
     dets, gts = _det_case(0)
     stat = VOCMapStatistic(dets, gts, eval_mode=mode)
-    full, _ = eval_map(dets, gts, iou_thr=0.5, dataset="voc", logger="silent", eval_mode=mode,
-                       use_legacy_coordinate=True, nproc=1)
+    full, _ = eval_map(
+        dets, gts, iou_thr=0.5, dataset="voc", logger="silent", eval_mode=mode, use_legacy_coordinate=True, nproc=1
+    )
     assert stat(np.ones((1, len(gts))))[0] == pytest.approx(100 * full)
     rng = np.random.default_rng(2)
     for _ in range(3):
         idx = rng.integers(0, len(gts), size=len(gts))
-        ref, _ = eval_map([dets[i] for i in idx], [gts[i] for i in idx], iou_thr=0.5, dataset="voc",
-                          logger="silent", eval_mode=mode, use_legacy_coordinate=True, nproc=1)
+        ref, _ = eval_map(
+            [dets[i] for i in idx],
+            [gts[i] for i in idx],
+            iou_thr=0.5,
+            dataset="voc",
+            logger="silent",
+            eval_mode=mode,
+            use_legacy_coordinate=True,
+            nproc=1,
+        )
         w = np.bincount(idx, minlength=len(gts))[None, :].astype(float)
         assert stat(w)[0] == pytest.approx(100 * ref, abs=1e-4)  # eval_map sums in float32

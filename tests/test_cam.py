@@ -1,4 +1,5 @@
 """cam.py: CAM against an explicit loop, normalisation order and edge cases, Grad-CAM on a GAP+fc head."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Captioning: vocabulary, COCO readers, NIC loss, batched beam search vs a plain per-image search, COCO metrics."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-from cutmix_transfer.captioning import (END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, CocoCaptionDataset, NICCaptioner,
-                                        Vocabulary, beam_search, build_vocab, encode_batch, score_captions, tokenize)
+from cutmix_transfer.captioning import (
+    END_ID,
+    PAD_ID,
+    SPECIALS,
+    START_ID,
+    UNK_ID,
+    CocoCaptionDataset,
+    NICCaptioner,
+    Vocabulary,
+    beam_search,
+    build_vocab,
+    encode_batch,
+    score_captions,
+    tokenize,
+)
 from cutmix_transfer.datasets.coco_captions import load_coco_captions, load_coco_json, load_karpathy
 from cutmix_transfer.errors import ConfigError, DatasetError
 
@@ -200,9 +214,18 @@ def plain_beam_search(model, emb_row, k, max_len, length_norm=False):
     return [w for w in words if w != END_ID], score, done
 
 
-@pytest.mark.parametrize("k,seed,end_bias,end_gain,length_norm", [
-    (3, 0, -3.0, 8.0, False), (3, 1, -3.0, 8.0, False), (4, 2, -3.0, 8.0, False), (5, 0, -3.0, 8.0, False),
-    (1, 0, -1.0, 4.0, False), (3, 0, -2.0, 8.0, True), (3, 2, -2.0, 8.0, True)])
+@pytest.mark.parametrize(
+    "k,seed,end_bias,end_gain,length_norm",
+    [
+        (3, 0, -3.0, 8.0, False),
+        (3, 1, -3.0, 8.0, False),
+        (4, 2, -3.0, 8.0, False),
+        (5, 0, -3.0, 8.0, False),
+        (1, 0, -1.0, 4.0, False),
+        (3, 0, -2.0, 8.0, True),
+        (3, 2, -2.0, 8.0, True),
+    ],
+)
 def test_batched_beam_search_equals_plain_per_image(k, seed, end_bias, end_gain, length_norm):
     vocab = _tiny_vocab(12)
     m = _tiny_model(vocab, seed=seed, end_bias=end_bias, end_gain=end_gain)
@@ -311,12 +334,18 @@ def independent_cider_d(refs, hyps, sigma=6.0):
     return float(np.mean(scores))
 
 
-REFS = {1: ["a red square on a striped body", "the striped body has a red patch", "a small red block"],
-        2: ["a blue spot inside a large round object", "there is a blue square on it", "a large object"],
-        3: ["a green block on the left", "green patch on a striped thing on the left", "a thing on the left"],
-        4: ["a yellow square at the top", "yellow patch at the top of a body", "the body at the top is yellow"]}
-HYPS = {1: "a red square on a body", 2: "a blue square inside a large object", 3: "a green patch on the left",
-        4: "a yellow body at the top of a square"}
+REFS = {
+    1: ["a red square on a striped body", "the striped body has a red patch", "a small red block"],
+    2: ["a blue spot inside a large round object", "there is a blue square on it", "a large object"],
+    3: ["a green block on the left", "green patch on a striped thing on the left", "a thing on the left"],
+    4: ["a yellow square at the top", "yellow patch at the top of a body", "the body at the top is yellow"],
+}
+HYPS = {
+    1: "a red square on a body",
+    2: "a blue square inside a large object",
+    3: "a green patch on the left",
+    4: "a yellow body at the top of a square",
+}
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")

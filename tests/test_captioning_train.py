@@ -1,5 +1,6 @@
 """Captioning end to end on the generated COCO data: train_caption (a few iterations on mmengine's Runner) with a
 backbone checkpoint, the encoder's own learning rate, --freeze-encoder, --resume, and test_caption's record."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,14 +23,27 @@ import test_caption as test_tool  # noqa: E402
 import train_caption as train_tool  # noqa: E402
 
 CONFIG = str(ROOT / "configs" / "caption" / "nic_demo.py")
-TINY = ["model.embed_dim=16", "model.freeze_encoder=False", "model.hidden_dim=16", "model.max_len=8",
-        "train_dataloader.batch_size=4", "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
-        "train_dataloader.dataset.image_size=32", "train_dataloader.dataset.resize=36",
-        "train_dataloader.dataset.max_images=8", "train_dataloader.dataset.max_len=8",
-        "val_dataloader.num_workers=0", "val_dataloader.persistent_workers=False",
-        "val_dataloader.dataset.image_size=32", "test_dataloader.num_workers=0",
-        "test_dataloader.dataset.image_size=32", "train_cfg.max_epochs=1", "train_cfg.val_interval=1",
-        "default_hooks.logger.interval=1"]
+TINY = [
+    "model.embed_dim=16",
+    "model.freeze_encoder=False",
+    "model.hidden_dim=16",
+    "model.max_len=8",
+    "train_dataloader.batch_size=4",
+    "train_dataloader.num_workers=0",
+    "train_dataloader.persistent_workers=False",
+    "train_dataloader.dataset.image_size=32",
+    "train_dataloader.dataset.resize=36",
+    "train_dataloader.dataset.max_images=8",
+    "train_dataloader.dataset.max_len=8",
+    "val_dataloader.num_workers=0",
+    "val_dataloader.persistent_workers=False",
+    "val_dataloader.dataset.image_size=32",
+    "test_dataloader.num_workers=0",
+    "test_dataloader.dataset.image_size=32",
+    "train_cfg.max_epochs=1",
+    "train_cfg.val_interval=1",
+    "default_hooks.logger.interval=1",
+]
 
 
 def _sha256(path: Path) -> str:
@@ -53,8 +67,21 @@ def backbone(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(demo_root, backbone, tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("nic")
-    rc = train_tool.main([CONFIG, "--backbone", str(backbone), "--work-dir", str(work), "--seed", "0",
-                          "--data-root", str(demo_root / "coco"), "--cfg-options", *TINY])
+    rc = train_tool.main(
+        [
+            CONFIG,
+            "--backbone",
+            str(backbone),
+            "--work-dir",
+            str(work),
+            "--seed",
+            "0",
+            "--data-root",
+            str(demo_root / "coco"),
+            "--cfg-options",
+            *TINY,
+        ]
+    )
     assert rc == 0
     ckpt = Path((work / "last_checkpoint").read_text().strip())
     return {"work": work, "ckpt": ckpt, "root": demo_root / "coco"}
@@ -83,9 +110,25 @@ def test_train_writes_vocab_meta_and_encoder_lr(trained, backbone):
 
 def test_test_caption_record_matches_independent_scoring(trained, backbone, tmp_path):
     out = tmp_path / "test"
-    rc = test_tool.main([CONFIG, str(trained["ckpt"]), "--out", str(out), "--split", "test", "--beam", "2",
-                         "--no-meteor", "--data-root", str(trained["root"]), "--device", "cpu",
-                         "--cfg-options", "test_dataloader.dataset.image_size=32"])
+    rc = test_tool.main(
+        [
+            CONFIG,
+            str(trained["ckpt"]),
+            "--out",
+            str(out),
+            "--split",
+            "test",
+            "--beam",
+            "2",
+            "--no-meteor",
+            "--data-root",
+            str(trained["root"]),
+            "--device",
+            "cpu",
+            "--cfg-options",
+            "test_dataloader.dataset.image_size=32",
+        ]
+    )
     assert rc == 0
     rec = json.loads((out / "results.json").read_text())
     assert rec["kind"] == "captioning" and rec["split"] == "test" and rec["beam_size"] == 2
@@ -111,8 +154,19 @@ def test_test_caption_record_matches_independent_scoring(trained, backbone, tmp_
 
 def test_freeze_encoder_and_resume(demo_root, backbone, tmp_path):
     work = tmp_path / "frozen"
-    args = [CONFIG, "--backbone", str(backbone), "--work-dir", str(work), "--freeze-encoder",
-            "--data-root", str(demo_root / "coco"), "--cfg-options", *TINY, "train_cfg.val_interval=5"]
+    args = [
+        CONFIG,
+        "--backbone",
+        str(backbone),
+        "--work-dir",
+        str(work),
+        "--freeze-encoder",
+        "--data-root",
+        str(demo_root / "coco"),
+        "--cfg-options",
+        *TINY,
+        "train_cfg.val_interval=5",
+    ]
     assert train_tool.main(args) == 0
     sd = safe_torch_load(work / "epoch_1.pth")["state_dict"]
     start = torch.load(backbone, weights_only=True)
@@ -140,8 +194,15 @@ def test_tools_fail_with_one_line(tmp_path, backbone, capsys, demo_root):
 def test_configs_load_with_the_paper_setup():
     cfg = load_config(ROOT / "configs" / "caption" / "nic_coco_karpathy.py", where=CONFIGS_HINT, required=REQUIRED_KEYS)
     m = cfg.model
-    assert (m.type, m.arch, m.embed_dim, m.hidden_dim, m.dropout, m.beam_size, m.max_len) == \
-        ("NICCaptioner", "resnet50", 512, 512, 0.5, 3, 16)
+    assert (m.type, m.arch, m.embed_dim, m.hidden_dim, m.dropout, m.beam_size, m.max_len) == (
+        "NICCaptioner",
+        "resnet50",
+        512,
+        512,
+        0.5,
+        3,
+        16,
+    )
     assert cfg.vocab_min_count == 5 and cfg.train_dataloader.dataset.source == "karpathy"
     assert cfg.test_dataloader.dataset.split == "test"
     enc_lr = cfg.optim_wrapper.optimizer.lr * cfg.optim_wrapper.paramwise_cfg.custom_keys["encoder"].lr_mult

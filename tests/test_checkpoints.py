@@ -1,4 +1,5 @@
 """checkpoints.py: safe loading, every supported layout, arch inference, error paths, export."""
+
 from __future__ import annotations
 
 import argparse
@@ -50,12 +51,22 @@ def _save(obj, path: Path, legacy: bool = False) -> Path:
 # ---------------------------------------------------------------------------------------------- formats
 @pytest.mark.parametrize("legacy", [False, True])
 def test_cutmix_pytorch_format(tmp_path, r18, legacy):
-    obj = {"epoch": 299, "arch": "resnet", "state_dict": {"module." + k: v for k, v in r18.items()},
-           "best_err1": torch.tensor(21.4), "best_err5": 5.92, "optimizer": {"state": {}, "param_groups": []}}
+    obj = {
+        "epoch": 299,
+        "arch": "resnet",
+        "state_dict": {"module." + k: v for k, v in r18.items()},
+        "best_err1": torch.tensor(21.4),
+        "best_err5": 5.92,
+        "optimizer": {"state": {}, "param_groups": []},
+    }
     loaded = C.load_backbone_state(_save(obj, tmp_path / "cutmix.pth.tar", legacy))
     assert_same_weights(loaded.state_dict, r18)
-    assert (loaded.source_format, loaded.arch, loaded.num_classes, loaded.has_fc) == ("cutmix-pytorch", "resnet18", 5,
-                                                                                      True)
+    assert (loaded.source_format, loaded.arch, loaded.num_classes, loaded.has_fc) == (
+        "cutmix-pytorch",
+        "resnet18",
+        5,
+        True,
+    )
     assert loaded.meta["epoch"] == 299 and loaded.meta["best_err1"] == pytest.approx(21.4)
     assert loaded.sha256 == C.sha256_file(tmp_path / "cutmix.pth.tar")
 
@@ -75,8 +86,16 @@ def test_torchvision_references_checkpoint_with_namespace_args(tmp_path, r18):
 
 
 def test_timm_train_checkpoint(tmp_path, r18):
-    obj = {"epoch": 10, "arch": "resnet18", "state_dict": r18, "optimizer": {}, "version": 2,
-           "args": argparse.Namespace(model="resnet18"), "metric": 71.5, "state_dict_ema": r18}
+    obj = {
+        "epoch": 10,
+        "arch": "resnet18",
+        "state_dict": r18,
+        "optimizer": {},
+        "version": 2,
+        "args": argparse.Namespace(model="resnet18"),
+        "metric": 71.5,
+        "state_dict_ema": r18,
+    }
     loaded = C.load_backbone_state(_save(obj, tmp_path / "timm.pth.tar"))
     assert_same_weights(loaded.state_dict, r18)
     assert loaded.source_format == "timm" and loaded.meta["has_ema"] is True
@@ -105,8 +124,12 @@ def test_mmdet_detector_checkpoint_takes_backbone_only(tmp_path, r18):
 def test_wsolevaluation_resnet50(tmp_path):
     torch.manual_seed(1)
     sd = torchvision.models.resnet50(num_classes=200).state_dict()
-    obj = {"architecture": "resnet50", "epoch": 50, "state_dict": {"module." + k: v for k, v in sd.items()},
-           "optimizer": {}}
+    obj = {
+        "architecture": "resnet50",
+        "epoch": 50,
+        "state_dict": {"module." + k: v for k, v in sd.items()},
+        "optimizer": {},
+    }
     loaded = C.load_backbone_state(_save(obj, tmp_path / "wsol.pth.tar"))
     assert_same_weights(loaded.state_dict, sd)
     assert (loaded.source_format, loaded.arch, loaded.num_classes) == ("wsolevaluation", "resnet50", 200)
@@ -133,19 +156,23 @@ def test_wsolevaluation_vgg16_28x28_layout_is_renumbered(tmp_path):
     for k, v in sd.items():
         for a, b in shift.items():
             if k.startswith(a):
-                k = b + k[len(a):]
+                k = b + k[len(a) :]
         theirs[k] = v
     assert "features.23.weight" in theirs and "features.28.weight" not in theirs
-    loaded = C.load_backbone_state(_save({"architecture": "vgg16", "epoch": 1, "state_dict": theirs,
-                                          "optimizer": {}}, tmp_path / "vgg28.pth.tar"))
+    loaded = C.load_backbone_state(
+        _save({"architecture": "vgg16", "epoch": 1, "state_dict": theirs, "optimizer": {}}, tmp_path / "vgg28.pth.tar")
+    )
     assert_same_weights(loaded.state_dict, sd)
 
 
 def test_torchvision_vgg16_bn_classifier_is_not_a_gap_head(tmp_path):
     with torch.device("meta"):
         shapes = {k: v.shape for k, v in torchvision.models.vgg16_bn(num_classes=10).state_dict().items()}
-    sd = {k: torch.randn(s) if s else torch.tensor(3) for k, s in shapes.items() if not k.startswith("classifier.0")
-          and not k.startswith("classifier.3")}
+    sd = {
+        k: torch.randn(s) if s else torch.tensor(3)
+        for k, s in shapes.items()
+        if not k.startswith("classifier.0") and not k.startswith("classifier.3")
+    }
     sd.update({"classifier.6.weight": torch.randn(10, 4096), "classifier.6.bias": torch.randn(10)})
     loaded = C.load_backbone_state(_save(sd, tmp_path / "vgg_bn.pth"))
     assert (loaded.arch, loaded.has_fc, loaded.num_classes) == ("vgg16_bn", False, 10)
@@ -201,13 +228,22 @@ def test_real_mmengine_runner_checkpoint_loads_safely(tmp_path):
         def __getitem__(self, i):
             return {"inputs": torch.randn(3, 32, 32), "labels": i % 3}
 
-    runner = Runner(model=Cls(), work_dir=str(tmp_path / "work"),
-                    train_dataloader=dict(dataset=Data(), batch_size=2, collate_fn=dict(type="default_collate"),
-                                          sampler=dict(type="DefaultSampler", shuffle=False)),
-                    optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
-                    train_cfg=dict(by_epoch=True, max_epochs=1), default_hooks=dict(
-                        checkpoint=dict(type="CheckpointHook", interval=1), logger=dict(type="LoggerHook")),
-                    default_scope=None, log_level="WARNING", experiment_name="t")
+    runner = Runner(
+        model=Cls(),
+        work_dir=str(tmp_path / "work"),
+        train_dataloader=dict(
+            dataset=Data(),
+            batch_size=2,
+            collate_fn=dict(type="default_collate"),
+            sampler=dict(type="DefaultSampler", shuffle=False),
+        ),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1), logger=dict(type="LoggerHook")),
+        default_scope=None,
+        log_level="WARNING",
+        experiment_name="t",
+    )
     runner.train()
     ckpt = tmp_path / "work" / "epoch_1.pth"
     raw = C.safe_torch_load(ckpt)
@@ -251,8 +287,12 @@ def test_small_input_stem_is_cifar_resnet(tmp_path, r18):
 
 
 def test_cifar_resnet_is_unknown_layout(tmp_path):
-    sd = {"conv1.weight": torch.zeros(16, 3, 7, 7), "layer1.0.conv1.weight": torch.zeros(16, 16, 3, 3),
-          "layer2.0.conv1.weight": torch.zeros(32, 16, 3, 3), "layer3.0.conv1.weight": torch.zeros(64, 32, 3, 3)}
+    sd = {
+        "conv1.weight": torch.zeros(16, 3, 7, 7),
+        "layer1.0.conv1.weight": torch.zeros(16, 16, 3, 3),
+        "layer2.0.conv1.weight": torch.zeros(32, 16, 3, 3),
+        "layer3.0.conv1.weight": torch.zeros(64, 32, 3, 3),
+    }
     with pytest.raises(CheckpointError, match="unknown ResNet layout.*CIFAR"):
         C.load_backbone_state(_save(sd, tmp_path / "cifar.pth"))
 
@@ -348,9 +388,14 @@ def test_trust_loads_a_non_allow_listed_object(tmp_path, r18):
 
 
 def test_safe_globals_cover_numpy_and_containers(tmp_path):
-    obj = {"a": np.arange(4, dtype=np.int16), "s": np.float64(2.5), "dt": np.dtype("float32"),
-           "dd": collections.defaultdict(list), "od": collections.OrderedDict(y=2),
-           "ns": argparse.Namespace(lr=0.1)}
+    obj = {
+        "a": np.arange(4, dtype=np.int16),
+        "s": np.float64(2.5),
+        "dt": np.dtype("float32"),
+        "dd": collections.defaultdict(list),
+        "od": collections.OrderedDict(y=2),
+        "ns": argparse.Namespace(lr=0.1),
+    }
     got = C.safe_torch_load(_save(obj, tmp_path / "np.pth"))
     assert got["a"].dtype == np.int16 and got["a"].tolist() == [0, 1, 2, 3]
     assert got["s"] == 2.5 and got["dt"] == np.float32 and got["dd"]["new"] == [] and got["ns"].lr == 0.1
@@ -376,8 +421,10 @@ def test_getattr_is_restricted(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- export
 def test_export_torchvision_and_mmdet_roundtrip(tmp_path, r18):
-    src = _save({"epoch": 1, "arch": "resnet", "state_dict": r18, "best_err1": 30.0, "best_err5": 10.0,
-                 "optimizer": {}}, tmp_path / "src.pth")
+    src = _save(
+        {"epoch": 1, "arch": "resnet", "state_dict": r18, "best_err1": 30.0, "best_err5": 10.0, "optimizer": {}},
+        tmp_path / "src.pth",
+    )
     loaded = C.load_backbone_state(src)
     C.export_checkpoint(loaded, tmp_path / "tv.pth", to="torchvision")
     tv = C.safe_torch_load(tmp_path / "tv.pth")
@@ -409,8 +456,14 @@ def test_mmdet_export_loads_into_mmdet_resnet(tmp_path, r18):
 # ---------------------------------------------------------------------------------------------- the tool
 def _tool(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, str(REPO / "tools" / "convert_checkpoint.py"), *args],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / "convert_checkpoint.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def _tool_main():
@@ -425,8 +478,17 @@ def _tool_main():
 
 @pytest.fixture()
 def cutmix_src(tmp_path, r18) -> Path:
-    return _save({"epoch": 1, "arch": "resnet", "state_dict": {"module." + k: v for k, v in r18.items()},
-                  "best_err1": 30.0, "best_err5": 10.0, "optimizer": {}}, tmp_path / "src.pth")
+    return _save(
+        {
+            "epoch": 1,
+            "arch": "resnet",
+            "state_dict": {"module." + k: v for k, v in r18.items()},
+            "best_err1": 30.0,
+            "best_err5": 10.0,
+            "optimizer": {},
+        },
+        tmp_path / "src.pth",
+    )
 
 
 @pytest.mark.slow
@@ -475,10 +537,15 @@ def test_vgg16_mmdet_export_fits_mmdet_ssdvgg(tmp_path):
     C.convert_checkpoint(tmp_path / "vgg.pth", tmp_path / "det.pth", to="mmdet")
     exported = C.safe_torch_load(tmp_path / "det.pth")["state_dict"]
     assert not any(k.startswith(("conv6.", "fc.")) for k in exported)
-    ssd = mmdet_backbones.SSDVGG(depth=16, with_last_pool=False, ceil_mode=True, out_indices=(3, 4),
-                                 out_feature_indices=(22, 34))
+    ssd = mmdet_backbones.SSDVGG(
+        depth=16, with_last_pool=False, ceil_mode=True, out_indices=(3, 4), out_feature_indices=(22, 34)
+    )
     result = ssd.load_state_dict(exported, strict=False)
     assert result.unexpected_keys == []
-    assert sorted(result.missing_keys) == ["features.31.bias", "features.31.weight", "features.33.bias",
-                                           "features.33.weight"]  # SSD's own fc6/fc7 convs
+    assert sorted(result.missing_keys) == [
+        "features.31.bias",
+        "features.31.weight",
+        "features.33.bias",
+        "features.33.weight",
+    ]  # SSD's own fc6/fc7 convs
     assert torch.equal(ssd.features[28].weight, sd["features.28.weight"])

@@ -1,4 +1,5 @@
 """Classification pretraining: readers, transforms, model, metric, configs, checkpoints, resume after kill -9, DDP."""
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,17 @@ from PIL import Image
 
 from cutmix_transfer.augment import MixedBatch
 from cutmix_transfer.checkpoints import PROJECT_META_KEY, load_backbone_state, safe_torch_load
-from cutmix_transfer.classification import (AtomicCheckpointHook, CAMClassifier, CIFARDataset, CUBDataset,
-                                            ImageFolderDataset, TopKError, build_transform, topk_errors,
-                                            train_classifier)
+from cutmix_transfer.classification import (
+    AtomicCheckpointHook,
+    CAMClassifier,
+    CIFARDataset,
+    CUBDataset,
+    ImageFolderDataset,
+    TopKError,
+    build_transform,
+    topk_errors,
+    train_classifier,
+)
 from cutmix_transfer.datasets.cub import load_cub
 from cutmix_transfer.distributed import prepare_launcher
 from cutmix_transfer.errors import ConfigError, DatasetError
@@ -43,12 +52,19 @@ def _write_cifar100(root: Path, n_train: int = 6, n_test: int = 4) -> tuple[np.n
     for split, n in (("train", n_train), ("test", n_test)):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         fine = [int(x) for x in rng.integers(0, 100, size=n)]
-        obj = {b"filenames": [f"img_{i}.png".encode() for i in range(n)], b"batch_label": split.encode(),
-               b"fine_labels": fine, b"coarse_labels": [y // 5 for y in fine], b"data": data}
+        obj = {
+            b"filenames": [f"img_{i}.png".encode() for i in range(n)],
+            b"batch_label": split.encode(),
+            b"fine_labels": fine,
+            b"coarse_labels": [y // 5 for y in fine],
+            b"data": data,
+        }
         (folder / split).write_bytes(pickle.dumps(obj, protocol=2))
         out[split] = (data, fine)
-    meta = {b"fine_label_names": [f"class{i}".encode() for i in range(100)],
-            b"coarse_label_names": [f"super{i}".encode() for i in range(20)]}
+    meta = {
+        b"fine_label_names": [f"class{i}".encode() for i in range(100)],
+        b"coarse_label_names": [f"super{i}".encode() for i in range(20)],
+    }
     (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
     return out
 
@@ -71,8 +87,12 @@ def test_cifar10_reader(tmp_path):
     folder.mkdir()
     rng = np.random.default_rng(1)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        obj = {b"data": rng.integers(0, 256, size=(2, 3072), dtype=np.uint8), b"labels": [1, 9],
-               b"batch_label": name.encode(), b"filenames": [b"a.png", b"b.png"]}
+        obj = {
+            b"data": rng.integers(0, 256, size=(2, 3072), dtype=np.uint8),
+            b"labels": [1, 9],
+            b"batch_label": name.encode(),
+            b"filenames": [b"a.png", b"b.png"],
+        }
         (folder / name).write_bytes(pickle.dumps(obj, protocol=2))
     (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}))
     assert len(CIFARDataset(str(tmp_path), "train", IDENTITY)) == 10
@@ -135,9 +155,13 @@ def test_transforms():
 # ----------------------------------------------------------------------------------------------- model, metric
 def test_model_keys_forward_and_mixed_loss():
     torch.manual_seed(0)
-    model = CAMClassifier("resnet18", 5, wsol=True, zero_init_residual=True,
-                          data_preprocessor=dict(type="MixAugmentPreprocessor",
-                                                 augment=dict(mode="cutmix", beta=1.0, prob=1.0, seed=3)))
+    model = CAMClassifier(
+        "resnet18",
+        5,
+        wsol=True,
+        zero_init_residual=True,
+        data_preprocessor=dict(type="MixAugmentPreprocessor", augment=dict(mode="cutmix", beta=1.0, prob=1.0, seed=3)),
+    )
     keys = set(model.state_dict())
     assert {"backbone.conv1.weight", "backbone.layer4.1.bn2.weight", "backbone.fc.weight"} <= keys
     assert all(k.startswith("backbone.") for k in keys)
@@ -166,8 +190,9 @@ def test_model_rejects_bad_arch_and_mode():
     with pytest.raises(ConfigError):
         CAMClassifier("resnet7", 5)
     with pytest.raises(ConfigError):
-        CAMClassifier("resnet18", 5, data_preprocessor=dict(type="MixAugmentPreprocessor",
-                                                            augment=dict(mode="cutmixup")))
+        CAMClassifier(
+            "resnet18", 5, data_preprocessor=dict(type="MixAugmentPreprocessor", augment=dict(mode="cutmixup"))
+        )
 
 
 def test_topk_errors_against_numpy():
@@ -178,8 +203,9 @@ def test_topk_errors_against_numpy():
     top1 = 100 * np.mean(order[:, 0] != labels)
     top5 = 100 * np.mean([labels[i] not in order[i, :5] for i in range(50)])
     metric = TopKError()
-    metric.process({}, [{"gt_label": int(y), "pred_topk": torch.from_numpy(o[:5].copy())}
-                        for y, o in zip(labels, order)])
+    metric.process(
+        {}, [{"gt_label": int(y), "pred_topk": torch.from_numpy(o[:5].copy())} for y, o in zip(labels, order)]
+    )
     out = metric.compute_metrics(metric.results)
     assert out["top1_err"] == pytest.approx(top1) and out["top5_err"] == pytest.approx(top5)
     assert topk_errors(torch.tensor([[2, 0]]), torch.tensor([0]))["top1_err"] == 100.0
@@ -199,8 +225,9 @@ def test_imagenet_config_is_the_paper_recipe():
     assert cfg.train_dataloader.dataset.transform.preset == "imagenet_train"
 
 
-@pytest.mark.parametrize("family,modes", [("imagenet_resnet50", ("baseline", "mixup", "cutout")),
-                                          ("demo", ("baseline", "mixup", "cutout"))])
+@pytest.mark.parametrize(
+    "family,modes", [("imagenet_resnet50", ("baseline", "mixup", "cutout")), ("demo", ("baseline", "mixup", "cutout"))]
+)
 def test_variants_differ_only_in_the_augment(family, modes):
     ref = load_config(CONFIGS / f"{family}_cutmix.py").to_dict()
     ref_aug = ref["model"]["data_preprocessor"].pop("augment")
@@ -227,8 +254,7 @@ def test_other_configs_load():
 
 
 # ----------------------------------------------------------------------------------------------- training runs
-def _tiny_config(tmp_path: Path, demo_root: Path, mode: str = "cutmix", max_epochs: int = 1,
-                 extra: str = "") -> Path:
+def _tiny_config(tmp_path: Path, demo_root: Path, mode: str = "cutmix", max_epochs: int = 1, extra: str = "") -> Path:
     """demo_<mode> shrunk to the shared tiny demo (4 classes, 64 px, 16 train / 8 test images): 2 iters/epoch."""
     name = {"none": "baseline"}.get(mode, mode)
     text = f"""
@@ -267,6 +293,7 @@ def test_demo_pretraining_writes_loadable_checkpoint(tmp_path, demo_root, mode):
     assert raw["meta"][PROJECT_META_KEY]["wsol"] is True
     assert torch.equal(loaded.state_dict["fc.weight"], raw["state_dict"]["backbone.fc.weight"])
     import json
+
     record = json.loads(Path(out["record"]).read_text())
     assert record["kind"] == "classification" and record["checkpoint"]["method"] == method
     assert set(record["metrics"]) == {"top1_err", "top5_err"} and 0 <= record["metrics"]["top1_err"] <= 100
@@ -288,8 +315,9 @@ def test_atomic_checkpoint_hook_survives_a_crash_during_save(tmp_path):
         if crash["now"]:
             raise KeyboardInterrupt("killed during save")
 
-    runner = SimpleNamespace(save_checkpoint=save_checkpoint, work_dir=str(tmp_path),
-                             message_hub=MessageHub.get_instance("test_atomic_hook"))
+    runner = SimpleNamespace(
+        save_checkpoint=save_checkpoint, work_dir=str(tmp_path), message_hub=MessageHub.get_instance("test_atomic_hook")
+    )
     hook._save_checkpoint_with_step(runner, 1, {})
     assert (tmp_path / "last_checkpoint").read_text() == str(tmp_path / "epoch_1.pth")
     crash["now"] = True
@@ -325,14 +353,17 @@ class ProbeHook(Hook):
         params = {k: v.detach().clone() for k, v in model.named_parameters()}
         torch.save(params, os.path.join(runner.work_dir, f"{name}_rank{get_rank()}.pt"))
 '''
-_PROBE_CFG = ("custom_imports = dict(imports=['cutmix_transfer.classification', 'cls_probe'], "
-              "allow_failed_imports=False)\ncustom_hooks = [dict(type='CheckpointMetaHook'), dict(type='ProbeHook')]")
+_PROBE_CFG = (
+    "custom_imports = dict(imports=['cutmix_transfer.classification', 'cls_probe'], "
+    "allow_failed_imports=False)\ncustom_hooks = [dict(type='CheckpointMetaHook'), dict(type='ProbeHook')]"
+)
 
 
 def _env(tmp_path: Path) -> dict:
     (tmp_path / "cls_probe.py").write_text(_PROBE)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(tmp_path)]), OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(tmp_path)]), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1"
+    )
     return env
 
 
@@ -376,8 +407,13 @@ def test_ddp_two_cpu_processes_agree_on_weights(tmp_path, demo_root):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(_env(tmp_path), PYTHON=sys.executable, PORT=str(port))
-    res = subprocess.run(["bash", str(REPO / "tools" / "dist_train.sh"), str(cfg), "2", "--work-dir", str(work)],
-                         env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        ["bash", str(REPO / "tools" / "dist_train.sh"), str(cfg), "2", "--work-dir", str(work)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     p0, p1 = (torch.load(work / f"params_rank{r}.pt") for r in (0, 1))
     assert p0.keys() == p1.keys() and len(p0) > 0

@@ -1,5 +1,6 @@
 """What the tools share (cli.py): the common options, and a quiet start-up that hides only the known upstream
 notes (setuptools' pkg_resources warning, mmengine's FileClient / HardDiskBackend notes)."""
+
 from __future__ import annotations
 
 import argparse
@@ -63,13 +64,23 @@ def test_train_args_and_options():
     p = argparse.ArgumentParser()
     add_train_args(p, "a config")
     args = p.parse_args(["c.py", "--resume", "--cfg-options", "a.b=1", "--seed", "3"])
-    assert train_options(args) == {"work_dir": None, "cfg_options": {"a.b": 1}, "resume": True, "seed": 3,
-                                   "launcher": "none"}
+    assert train_options(args) == {
+        "work_dir": None,
+        "cfg_options": {"a.b": 1},
+        "resume": True,
+        "seed": 3,
+        "launcher": "none",
+    }
     p = argparse.ArgumentParser()
     add_train_args(p, "a config", resume_from_file=True, seed_default=0)
     assert train_options(p.parse_args(["c.py", "--resume"]))["resume"] == "auto"
     assert train_options(p.parse_args(["c.py", "--resume", "x.pth", "--work-dir", "w"])) == {
-        "work_dir": "w", "cfg_options": None, "resume": "x.pth", "seed": 0, "launcher": "none"}
+        "work_dir": "w",
+        "cfg_options": None,
+        "resume": "x.pth",
+        "seed": 0,
+        "launcher": "none",
+    }
     with pytest.raises(SystemExit):
         p.parse_args(["c.py", "--launcher", "torchrun"])
 
@@ -79,8 +90,16 @@ def test_classifier_eval_args():
     add_classifier_eval_args(p, image_size_help="side")
     add_cam_arg(p)
     args = parse_tool_args(p, ["--backbone", "b.pth", "--cam", CAM_METHODS[-1], "-v"])
-    assert (args.backbone, args.arch, args.image_size, args.device, args.seed, args.trust_checkpoint, args.verbose,
-            args.cam) == ("b.pth", None, 224, "auto", 0, False, True, CAM_METHODS[-1])
+    assert (
+        args.backbone,
+        args.arch,
+        args.image_size,
+        args.device,
+        args.seed,
+        args.trust_checkpoint,
+        args.verbose,
+        args.cam,
+    ) == ("b.pth", None, 224, "auto", 0, False, True, CAM_METHODS[-1])
     for bad in (["--backbone", "b.pth", "--cam", "nope"], ["--backbone", "b.pth", "--arch", "resnet9"], []):
         with pytest.raises(SystemExit):
             p.parse_args(bad)

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DEMO_KWARGS
+
 from cutmix_transfer.datasets import (
     WSOLSample,
     image_size_wh,
@@ -74,9 +74,7 @@ def test_load_cub_matches_files_and_masks(demo_root: Path):
             ys, xs = np.nonzero(mask)
             assert s.boxes_xyxy.dtype == np.float32 and s.boxes_xyxy.shape == (1, 4)
             assert s.boxes_xyxy[0].tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
-    assert not {s.image_id for s in load_cub(demo_root, "train")} & {
-        s.image_id for s in load_cub(demo_root, "test")
-    }
+    assert not {s.image_id for s in load_cub(demo_root, "train")} & {s.image_id for s in load_cub(demo_root, "test")}
 
 
 def test_load_cub_box_convention_and_masks_next_to_root(cub: Path):
@@ -88,9 +86,7 @@ def test_load_cub_box_convention_and_masks_next_to_root(cub: Path):
     shutil.move(str(cub / "segmentations"), str(cub.parent / "segmentations"))
     again = load_cub(cub, "test")
     assert all(
-        x.mask_path is not None
-        and x.mask_path.is_file()
-        and x.mask_path.parent.parent == cub.parent / "segmentations"
+        x.mask_path is not None and x.mask_path.is_file() and x.mask_path.parent.parent == cub.parent / "segmentations"
         for x in again
     )
     assert all(x.mask_path is None for x in load_cub(cub, "test", with_masks=False))
@@ -202,8 +198,7 @@ def test_load_imagenet_val_xml_equals_csv_and_xml_files(demo_root: Path):
         ).getroot()
         assert syn[s.label] == root.findtext("object/name")
         want = [
-            [float(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")]
-            for o in root.findall("object")
+            [float(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")] for o in root.findall("object")
         ]
         assert s.boxes_xyxy.tolist() == want
         img = cv2.imread(str(s.path))
@@ -352,12 +347,9 @@ def test_imagenet_xml_folder_empty(ilsvrc: Path):
 def _wsolevaluation_style_read(d: Path) -> tuple[list[str], dict, dict, dict]:
     """An independent reading that follows wsolevaluation's data_loaders.py semantics (split(','), int())."""
     ids = [ln.strip("\n") for ln in (d / "image_ids.txt").read_text().splitlines()]
-    labels = {
-        a: int(b) for a, b in (ln.split(",") for ln in (d / "class_labels.txt").read_text().splitlines())
-    }
+    labels = {a: int(b) for a, b in (ln.split(",") for ln in (d / "class_labels.txt").read_text().splitlines())}
     sizes = {
-        a: (int(w), int(h))
-        for a, w, h in (ln.split(",") for ln in (d / "image_sizes.txt").read_text().splitlines())
+        a: (int(w), int(h)) for a, w, h in (ln.split(",") for ln in (d / "image_sizes.txt").read_text().splitlines())
     }
     boxes: dict[str, list] = {}
     for ln in (d / "localization.txt").read_text().splitlines():
@@ -378,9 +370,7 @@ def test_wsol_metadata_round_trip_cub_and_imagenet(tmp_path: Path, demo_root: Pa
             assert labels[s.image_id] == s.label and sizes[s.image_id] == s.size_wh
             assert boxes[s.image_id] == s.boxes_xyxy.astype(int).tolist()
         back = load_wsol_metadata(out, data_root)
-        assert back == [
-            WSOLSample(s.image_id, s.path, s.label, s.boxes_xyxy, s.size_wh, None) for s in samples
-        ]
+        assert back == [WSOLSample(s.image_id, s.path, s.label, s.boxes_xyxy, s.size_wh, None) for s in samples]
 
 
 def test_wsol_metadata_multi_box_lines(tmp_path: Path):
@@ -395,9 +385,7 @@ def test_wsol_metadata_multi_box_lines(tmp_path: Path):
         WSOLSample("b/2.jpg", tmp_path / "b/2.jpg", 0, np.array([[0, 0, 4, 4]], np.float32), (8, 8)),
     ]
     write_wsol_metadata(samples, tmp_path / "m")
-    assert (
-        tmp_path / "m" / "localization.txt"
-    ).read_text() == "a/1.jpg,1,2,10,12\na/1.jpg,5,5,10,9\nb/2.jpg,0,0,4,4\n"
+    assert (tmp_path / "m" / "localization.txt").read_text() == "a/1.jpg,1,2,10,12\na/1.jpg,5,5,10,9\nb/2.jpg,0,0,4,4\n"
     back = load_wsol_metadata(tmp_path / "m", tmp_path, check_images=False)
     assert back[0].boxes_xyxy.tolist() == [[1, 2, 10, 12], [5, 5, 10, 9]] and back[1].label == 0
 
@@ -473,9 +461,7 @@ def test_write_wsol_metadata_rejects_what_the_format_cannot_hold(tmp_path: Path)
     with pytest.raises(DatasetError, match="comma"):
         write_wsol_metadata([WSOLSample("a,b.jpg", tmp_path, 0, box, (2, 2))], tmp_path / "m")
     with pytest.raises(DatasetError, match="no box"):
-        write_wsol_metadata(
-            [WSOLSample("a.jpg", tmp_path, 0, np.zeros((0, 4), np.float32), (2, 2))], tmp_path / "m"
-        )
+        write_wsol_metadata([WSOLSample("a.jpg", tmp_path, 0, np.zeros((0, 4), np.float32), (2, 2))], tmp_path / "m")
     with pytest.raises(DatasetError, match="twice"):
         write_wsol_metadata([WSOLSample("a.jpg", tmp_path, 0, box, (2, 2))] * 2, tmp_path / "m")
     assert not (tmp_path / "m").exists()

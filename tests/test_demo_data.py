@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DEMO_KWARGS
+
 from cutmix_transfer.datasets import demo
 from cutmix_transfer.datasets.demo.scene import STREAMS
 from cutmix_transfer.datasets.text import tokenize
@@ -64,8 +64,15 @@ def test_layout_table_and_rng_streams():
     """One writers table gives the layouts, their folders and their order; every RNG stream id is distinct."""
     assert demo.LAYOUTS == ("cub", "imagenet", "voc", "coco", "cifar100", "ood", "openimages")
     assert demo.DEFAULT_LAYOUTS == ("cub", "imagenet", "voc", "coco")
-    assert demo.LAYOUT_DIRS == {"cub": "CUB_200_2011", "imagenet": "ILSVRC", "voc": "VOCdevkit", "coco": "coco",
-                                "cifar100": "cifar-100-python", "ood": "ood", "openimages": "OpenImages"}
+    assert demo.LAYOUT_DIRS == {
+        "cub": "CUB_200_2011",
+        "imagenet": "ILSVRC",
+        "voc": "VOCdevkit",
+        "coco": "coco",
+        "cifar100": "cifar-100-python",
+        "ood": "ood",
+        "openimages": "OpenImages",
+    }
     assert len(set(STREAMS.values())) == len(STREAMS)
 
 
@@ -127,9 +134,7 @@ def test_scene_body_is_weakly_tinted_and_striped():
 def test_multi_object_scenes_do_not_overlap_and_tiny_are_difficult():
     diffs = 0
     for i in range(60):
-        sc = demo.render_scene(
-            np.random.default_rng(i), 160, 160, [0, 1, 2], 4, size_range=(0.16, 0.42), tiny_prob=0.3
-        )
+        sc = demo.render_scene(np.random.default_rng(i), 160, 160, [0, 1, 2], 4, size_range=(0.16, 0.42), tiny_prob=0.3)
         masks = [o.mask for o in sc.objects]
         for a in range(len(masks)):
             for b in range(a + 1, len(masks)):
@@ -207,9 +212,7 @@ def test_imagenet_layout(demo_root: Path):
         assert sum(xml_objs, []) == toks
         for o in xml_objs:  # 0-based inclusive pixel indices
             assert 0 <= int(o[1]) <= int(o[3]) <= w - 1 and 0 <= int(o[2]) <= int(o[4]) <= h - 1
-    assert sorted(r.split(",")[0] for r in rows[1:]) == [
-        f"ILSVRC2012_val_{i:08d}" for i in range(1, n_val + 1)
-    ]
+    assert sorted(r.split(",")[0] for r in rows[1:]) == [f"ILSVRC2012_val_{i:08d}" for i in range(1, n_val + 1)]
 
 
 def test_voc_layout(demo_root: Path):
@@ -222,9 +225,7 @@ def test_voc_layout(demo_root: Path):
         assert not set(sets["train"]) & set(sets["val"])
         assert (main / "test.txt").exists() == has_test
         ids = sets["trainval"] + ((main / "test.txt").read_text().split() if has_test else [])
-        assert len(ids) == DEMO_KWARGS["voc_trainval_images"] + (
-            DEMO_KWARGS["voc_test_images"] if has_test else 0
-        )
+        assert len(ids) == DEMO_KWARGS["voc_trainval_images"] + (DEMO_KWARGS["voc_test_images"] if has_test else 0)
         for img_id in ids:
             root = ET.parse(d / "Annotations" / f"{img_id}.xml").getroot()
             assert root.findtext("folder") == year and root.findtext("filename") == f"{img_id}.jpg"
@@ -240,9 +241,7 @@ def test_voc_layout(demo_root: Path):
                 assert 1 <= b[0] < b[2] <= w and 1 <= b[1] < b[3] <= h  # 1-based inclusive
         # per-class lists agree with the annotations (1 present, 0 only difficult, -1 absent)
         for cname in demo.VOC_CLASSES:
-            for img_id, flag in (
-                ln.split() for ln in (main / f"{cname}_trainval.txt").read_text().splitlines()
-            ):
+            for img_id, flag in (ln.split() for ln in (main / f"{cname}_trainval.txt").read_text().splitlines()):
                 objs = [
                     o
                     for o in ET.parse(d / "Annotations" / f"{img_id}.xml").getroot().findall("object")
@@ -452,6 +451,4 @@ def test_mmdet_voc_dataset_reads_the_demo_layout(demo_root: Path):
                 assert names[inst["bbox_label"]] == o.findtext("name")
                 assert inst["ignore_flag"] == int(o.findtext("difficult"))
                 # mmdet 3.3 turns VOC's 1-based corners into 0-based ones
-                assert inst["bbox"] == [
-                    int(o.findtext(f"bndbox/{t}")) - 1 for t in ("xmin", "ymin", "xmax", "ymax")
-                ]
+                assert inst["bbox"] == [int(o.findtext(f"bndbox/{t}")) - 1 for t in ("xmin", "ymin", "xmax", "ymax")]

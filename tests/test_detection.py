@@ -1,6 +1,7 @@
 """Detection transfer on the generated VOC layout: backbone weights really transferred (FPN, SSD, C4;
 ResNet-18 and -50), clear errors for missing data, and a few CPU iterations of train + test for Faster R-CNN
 and SSD300 through the tools, with the result record checked against its inputs."""
+
 from __future__ import annotations
 
 import copy
@@ -16,8 +17,14 @@ torchvision = pytest.importorskip("torchvision")
 import tools.test_det as test_det  # noqa: E402
 import tools.train_det as train_det  # noqa: E402
 from cutmix_transfer.checkpoints import BACKBONE_META_KEY, safe_torch_load  # noqa: E402
-from cutmix_transfer.detection import (VOCMetricPerClass, adapt_config_to_arch, check_voc_data,  # noqa: E402
-                                       prepare_training, report_backbone_keys, stage_channels)
+from cutmix_transfer.detection import (  # noqa: E402
+    VOCMetricPerClass,
+    adapt_config_to_arch,
+    check_voc_data,
+    prepare_training,
+    report_backbone_keys,
+    stage_channels,
+)
 from cutmix_transfer.detection.evaluate import _recorded_backbone  # noqa: E402
 from cutmix_transfer.errors import CheckpointError, ConfigError, DatasetError  # noqa: E402
 from cutmix_transfer.io import sha256_file  # noqa: E402
@@ -46,8 +53,9 @@ def _write_cutmix_style_checkpoint(arch: str, folder: Path) -> Path:
         if k.endswith(("running_mean", "running_var")):
             v.copy_(torch.rand_like(v) + 0.5)
     path = folder / f"{arch}_cutmix.pth.tar"
-    torch.save({"epoch": 300, "arch": arch, "best_err1": 21.4,
-                "state_dict": {f"module.{k}": v for k, v in sd.items()}}, path)
+    torch.save(
+        {"epoch": 300, "arch": arch, "best_err1": 21.4, "state_dict": {f"module.{k}": v for k, v in sd.items()}}, path
+    )
     return path
 
 
@@ -67,18 +75,17 @@ def r18_ckpt(tmp_path_factory) -> Path:
     return _write_cutmix_style_checkpoint("resnet18", tmp_path_factory.mktemp("ckpt18"))
 
 
-
-
 @pytest.mark.parametrize("name", ["faster_rcnn", "ssd300", "faster_rcnn_c4"])
 def test_detector_backbone_equals_checkpoint_after_init(name, configs, backbone_ckpt, voc_root, tmp_path):
     from mmdet.registry import MODELS
 
-    prepared = prepare_training(copy.deepcopy(configs[name]), backbone=backbone_ckpt, work_dir=tmp_path,
-                                data_root=voc_root)
+    prepared = prepare_training(
+        copy.deepcopy(configs[name]), backbone=backbone_ckpt, work_dir=tmp_path, data_root=voc_root
+    )
     model = MODELS.build(prepared.cfg.model)
     model.init_weights()
     raw = torch.load(backbone_ckpt, weights_only=True)["state_dict"]
-    expected = {k[len("module."):]: v for k, v in raw.items()}
+    expected = {k[len("module.") :]: v for k, v in raw.items()}
     targets = {"backbone": model.backbone.state_dict()}
     if name == "faster_rcnn_c4":
         targets["shared_head"] = model.roi_head.shared_head.state_dict()
@@ -97,8 +104,9 @@ def test_detector_backbone_equals_checkpoint_after_init(name, configs, backbone_
 
 
 def test_key_report_names_loaded_and_left_out(configs, backbone_ckpt, voc_root, tmp_path):
-    prepared = prepare_training(copy.deepcopy(configs["faster_rcnn"]), backbone=backbone_ckpt,
-                                work_dir=tmp_path, data_root=voc_root)
+    prepared = prepare_training(
+        copy.deepcopy(configs["faster_rcnn"]), backbone=backbone_ckpt, work_dir=tmp_path, data_root=voc_root
+    )
     runner = build_runner(prepared.cfg)
     assert any(isinstance(f, MMEngineNoteFilter) for f in runner.logger.filters)  # quiet about mmengine's notes
     report = report_backbone_keys(runner, prepared)
@@ -152,8 +160,9 @@ def test_missing_voc_data_names_the_path(tmp_path):
 
 
 def test_train_tool_reports_missing_data_in_one_line(tmp_path, r18_ckpt, capsys):
-    rc = train_det.main([str(FRCNN), "--backbone", str(r18_ckpt), "--work-dir", str(tmp_path / "w"),
-                         "--data-root", str(tmp_path)])
+    rc = train_det.main(
+        [str(FRCNN), "--backbone", str(r18_ckpt), "--work-dir", str(tmp_path / "w"), "--data-root", str(tmp_path)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
     assert f"{tmp_path}/VOC2007/ImageSets/Main/trainval.txt" in err[0]
@@ -164,9 +173,9 @@ def test_amp_without_gpu_is_a_config_error(configs, tmp_path, r18_ckpt, voc_root
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible: --amp is valid here")
     with pytest.raises(ConfigError, match="--amp"):
-        prepare_training(copy.deepcopy(configs["faster_rcnn"]), backbone=r18_ckpt, work_dir=tmp_path,
-                         data_root=voc_root,
-                         amp=True)
+        prepare_training(
+            copy.deepcopy(configs["faster_rcnn"]), backbone=r18_ckpt, work_dir=tmp_path, data_root=voc_root, amp=True
+        )
 
 
 def _cli_options(voc_root: Path, extra: list[str]) -> list[str]:
@@ -177,14 +186,23 @@ def _cli_options(voc_root: Path, extra: list[str]) -> list[str]:
 # test: step 1), with fewer proposals and sampled RoIs (its RoI head dominates CPU time); SSD stays at 300 px
 # (its anchors need it) with a shorter candidate list before NMS. 4 + 4 trainval images, batch 4: 2 iterations
 # per epoch; validation off (the test tool evaluates).
-SMALL_FRCNN = [f"train_dataloader.dataset.dataset.datasets.{i}.pipeline.2.scale=(128,128)"
-               for i in (0, 1)] + [
-    f"{s}_dataloader.dataset.pipeline.1.scale=(128,128)" for s in ("val", "test")] + [
-    "model.train_cfg.rpn_proposal.max_per_img=100", "model.train_cfg.rcnn.sampler.num=64",
-    "model.test_cfg.rpn.nms_pre=200", "model.test_cfg.rpn.max_per_img=50"]
+SMALL_FRCNN = (
+    [f"train_dataloader.dataset.dataset.datasets.{i}.pipeline.2.scale=(128,128)" for i in (0, 1)]
+    + [f"{s}_dataloader.dataset.pipeline.1.scale=(128,128)" for s in ("val", "test")]
+    + [
+        "model.train_cfg.rpn_proposal.max_per_img=100",
+        "model.train_cfg.rcnn.sampler.num=64",
+        "model.test_cfg.rpn.nms_pre=200",
+        "model.test_cfg.rpn.max_per_img=50",
+    ]
+)
 SMALL_SSD = ["model.test_cfg.nms_pre=100", "model.test_cfg.max_per_img=50"]
 FEW = [f"train_dataloader.dataset.dataset.datasets.{i}.indices=4" for i in (0, 1)] + [
-    "train_dataloader.batch_size=4", "val_cfg=None", "val_dataloader=None", "val_evaluator=None"]
+    "train_dataloader.batch_size=4",
+    "val_cfg=None",
+    "val_dataloader=None",
+    "val_evaluator=None",
+]
 RUNS = {"faster_rcnn": (FRCNN_DEMO, SMALL_FRCNN), "ssd300": (SSD_DEMO, SMALL_SSD)}
 
 
@@ -202,8 +220,21 @@ def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path
     config, extra = RUNS[detector]
     work = tmp_path / "work"
     common = FEW + ["train_cfg.max_epochs=1", "default_hooks.checkpoint.interval=1"]
-    assert train_det.main([str(config), "--backbone", str(r18_ckpt), "--work-dir", str(work), "--seed", "1",
-                           *_cli_options(voc_root, extra + common)]) == 0
+    assert (
+        train_det.main(
+            [
+                str(config),
+                "--backbone",
+                str(r18_ckpt),
+                "--work-dir",
+                str(work),
+                "--seed",
+                "1",
+                *_cli_options(voc_root, extra + common),
+            ]
+        )
+        == 0
+    )
     ckpt = work / "epoch_1.pth"
     meta = safe_torch_load(ckpt)["meta"]
     assert meta[BACKBONE_META_KEY]["sha256"] == sha256_file(r18_ckpt)
@@ -224,8 +255,20 @@ def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path
 
     if detector == "faster_rcnn":  # resume from the work dir's last checkpoint (mmengine's file, safe-loaded)
         more = extra + FEW + ["train_cfg.max_epochs=2", "default_hooks.checkpoint.interval=1"]
-        assert train_det.main([str(config), "--backbone", str(r18_ckpt), "--work-dir", str(work), "--resume",
-                               *_cli_options(voc_root, more)]) == 0
+        assert (
+            train_det.main(
+                [
+                    str(config),
+                    "--backbone",
+                    str(r18_ckpt),
+                    "--work-dir",
+                    str(work),
+                    "--resume",
+                    *_cli_options(voc_root, more),
+                ]
+            )
+            == 0
+        )
         resumed = safe_torch_load(work / "epoch_2.pth")["meta"]
         assert resumed["epoch"] == 2 and resumed["iter"] == 2 * meta["iter"]
 
@@ -235,19 +278,27 @@ def test_demo_voc_ground_truth_fed_back_as_predictions_gives_100(voc_root):
     from mmdet.datasets import VOCDataset
     from mmengine.structures import InstanceData
 
-    pipeline = [dict(type="LoadImageFromFile", _scope_="mmdet"),
-                dict(type="LoadAnnotations", with_bbox=True, _scope_="mmdet"),
-                dict(type="PackDetInputs", _scope_="mmdet")]
-    ds = VOCDataset(data_root=str(voc_root), ann_file="VOC2007/ImageSets/Main/test.txt",
-                    data_prefix=dict(sub_data_root="VOC2007/"), test_mode=True, pipeline=pipeline)
+    pipeline = [
+        dict(type="LoadImageFromFile", _scope_="mmdet"),
+        dict(type="LoadAnnotations", with_bbox=True, _scope_="mmdet"),
+        dict(type="PackDetInputs", _scope_="mmdet"),
+    ]
+    ds = VOCDataset(
+        data_root=str(voc_root),
+        ann_file="VOC2007/ImageSets/Main/test.txt",
+        data_prefix=dict(sub_data_root="VOC2007/"),
+        test_mode=True,
+        pipeline=pipeline,
+    )
     metric = VOCMetricPerClass(metric="mAP", eval_mode="11points")
     metric.dataset_meta = ds.metainfo
     n_boxes = 0
     for i in range(len(ds)):
         sample = ds[i]["data_samples"]
         gt = sample.gt_instances
-        sample.pred_instances = InstanceData(bboxes=gt.bboxes.clone(), labels=gt.labels.clone(),
-                                             scores=torch.ones(len(gt)))
+        sample.pred_instances = InstanceData(
+            bboxes=gt.bboxes.clone(), labels=gt.labels.clone(), scores=torch.ones(len(gt))
+        )
         n_boxes += len(gt)
         metric.process({}, [sample.to_dict()])
     res = metric.compute_metrics(metric.results)
@@ -257,8 +308,9 @@ def test_demo_voc_ground_truth_fed_back_as_predictions_gives_100(voc_root):
     for i in range(len(ds)):
         sample = ds[i]["data_samples"]
         gt = sample.gt_instances[1:]
-        sample.pred_instances = InstanceData(bboxes=gt.bboxes.clone(), labels=gt.labels.clone(),
-                                             scores=torch.ones(len(gt)))
+        sample.pred_instances = InstanceData(
+            bboxes=gt.bboxes.clone(), labels=gt.labels.clone(), scores=torch.ones(len(gt))
+        )
         metric.process({}, [sample.to_dict()])
     assert metric.compute_metrics(metric.results)["mAP"] < 1.0
 
@@ -278,6 +330,7 @@ def test_backbone_provenance_for_checkpoints_without_record(configs, r18_ckpt, t
 # ----------------------------------------------------------------------------------------------- bad VOC files
 def _voc_copy(voc_root: Path, tmp_path: Path) -> Path:
     import shutil
+
     return Path(shutil.copytree(voc_root, tmp_path / "VOCdevkit"))
 
 
@@ -306,6 +359,7 @@ def _break(voc: Path, how: str) -> Path:
 def _truncated_line(xml: Path) -> int:
     """The line where Python's own parser stops on the damaged file (independent of the tool)."""
     import xml.etree.ElementTree as ET
+
     try:
         ET.parse(xml)
     except ET.ParseError as e:
@@ -318,8 +372,9 @@ def test_train_tool_reports_a_bad_voc_file_in_one_line(how, r18_ckpt, voc_root, 
     voc = _voc_copy(voc_root, tmp_path)
     bad = _break(voc, how)
     opts = SMALL_FRCNN + FEW + ["train_cfg.max_epochs=1"]
-    rc = train_det.main([str(FRCNN_DEMO), "--backbone", str(r18_ckpt), "--work-dir", str(tmp_path / "w"),
-                         *_cli_options(voc, opts)])
+    rc = train_det.main(
+        [str(FRCNN_DEMO), "--backbone", str(r18_ckpt), "--work-dir", str(tmp_path / "w"), *_cli_options(voc, opts)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), err[-5:]
     assert str(bad) in err[0]
@@ -342,8 +397,9 @@ def test_test_tool_reports_invalid_voc_xml_in_one_line(r18_ckpt, voc_root, tmp_p
     init_default_scope("mmdet")
     ckpt = tmp_path / "detector.pth"  # an untrained detector: the dataset fails before any inference
     torch.save({"state_dict": MODELS.build(cfg.model).state_dict(), "meta": {}}, ckpt)
-    rc = test_det.main([str(FRCNN_DEMO), str(ckpt), "--backbone", str(r18_ckpt), "--out", str(tmp_path / "t"),
-                        "--data-root", str(voc)])
+    rc = test_det.main(
+        [str(FRCNN_DEMO), str(ckpt), "--backbone", str(r18_ckpt), "--out", str(tmp_path / "t"), "--data-root", str(voc)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err[-5:]
     assert str(xml) in err[0] and f"line {_truncated_line(xml)}," in err[0] and "not valid XML" in err[0]

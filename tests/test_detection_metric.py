@@ -1,6 +1,7 @@
 """VOC mAP as the detection records report it: mmdet's VOCMetric (+ per-class AP) against an independent
 implementation of the VOC devkit's AP (11-point VOC07 and 'area'), hand-computed cases, and ground truth fed
 back as predictions (100)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,9 +12,28 @@ pytest.importorskip("mmdet")
 
 from cutmix_transfer.detection import VOCMetricPerClass  # noqa: E402
 
-CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-           "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-           "tvmonitor")
+CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 def _metric(eval_mode: str = "11points") -> VOCMetricPerClass:
@@ -25,11 +45,15 @@ def _metric(eval_mode: str = "11points") -> VOCMetricPerClass:
 def _sample(gt_boxes, gt_labels, ign_boxes, ign_labels, pred_boxes, pred_scores, pred_labels) -> dict:
     f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32).reshape(-1, 4))  # noqa: E731
     i = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64).reshape(-1))  # noqa: E731
-    return {"gt_instances": {"bboxes": f(gt_boxes), "labels": i(gt_labels)},
-            "ignored_instances": {"bboxes": f(ign_boxes), "labels": i(ign_labels)},
-            "pred_instances": {"bboxes": f(pred_boxes), "scores": torch.as_tensor(np.asarray(pred_scores,
-                                                                                              np.float32)),
-                               "labels": i(pred_labels)}}
+    return {
+        "gt_instances": {"bboxes": f(gt_boxes), "labels": i(gt_labels)},
+        "ignored_instances": {"bboxes": f(ign_boxes), "labels": i(ign_labels)},
+        "pred_instances": {
+            "bboxes": f(pred_boxes),
+            "scores": torch.as_tensor(np.asarray(pred_scores, np.float32)),
+            "labels": i(pred_labels),
+        },
+    }
 
 
 def _run(metric: VOCMetricPerClass, samples: list[dict]) -> dict:
@@ -118,17 +142,35 @@ def _random_images(rng: np.random.Generator, n: int = 12) -> list[dict]:
             preds.append(np.concatenate([p, p + rng.uniform(10, 60, 2)]))
             scores.append(rng.random())
             plabels.append(int(rng.integers(0, 6)))
-        images.append(dict(gt_boxes=gt[~difficult], gt_labels=labels[~difficult], ign_boxes=gt[difficult],
-                           ign_labels=labels[difficult], pred_boxes=np.array(preds).reshape(-1, 4),
-                           pred_scores=np.array(scores), pred_labels=np.array(plabels, dtype=np.int64)))
+        images.append(
+            dict(
+                gt_boxes=gt[~difficult],
+                gt_labels=labels[~difficult],
+                ign_boxes=gt[difficult],
+                ign_labels=labels[difficult],
+                pred_boxes=np.array(preds).reshape(-1, 4),
+                pred_scores=np.array(scores),
+                pred_labels=np.array(plabels, dtype=np.int64),
+            )
+        )
     return images
 
 
 @pytest.mark.parametrize("mode", ["11points", "area"])
 def test_voc_metric_matches_independent_voc_devkit_ap(mode):
     images = _random_images(np.random.default_rng(3))
-    samples = [_sample(im["gt_boxes"], im["gt_labels"], im["ign_boxes"], im["ign_labels"], im["pred_boxes"],
-                       im["pred_scores"], im["pred_labels"]) for im in images]
+    samples = [
+        _sample(
+            im["gt_boxes"],
+            im["gt_labels"],
+            im["ign_boxes"],
+            im["ign_labels"],
+            im["pred_boxes"],
+            im["pred_scores"],
+            im["pred_labels"],
+        )
+        for im in images
+    ]
     res = _run(_metric(mode), samples)
     ref = {CLASSES[c]: _reference_ap(images, c, mode) for c in range(len(CLASSES))}
     ref = {k: v for k, v in ref.items() if v is not None}
@@ -142,16 +184,33 @@ def test_voc_metric_matches_independent_voc_devkit_ap(mode):
 def test_voc07_11point_and_area_by_hand():
     # One class, two objects; a false positive (0.9) outranks the one true positive (0.8): recall reaches 0.5
     # at precision 0.5. 11-point: 6 of the 11 recall levels (0..0.5) see precision 0.5 -> 3/11; area: 0.25.
-    sample = _sample([[10, 10, 50, 50], [100, 100, 150, 150]], [2, 2], [], [],
-                     [[200, 200, 240, 240], [11, 10, 50, 51]], [0.9, 0.8], [2, 2])
+    sample = _sample(
+        [[10, 10, 50, 50], [100, 100, 150, 150]],
+        [2, 2],
+        [],
+        [],
+        [[200, 200, 240, 240], [11, 10, 50, 51]],
+        [0.9, 0.8],
+        [2, 2],
+    )
     assert _run(_metric("11points"), [sample])["mAP"] == pytest.approx(3 / 11, abs=1e-6)
     assert _run(_metric("area"), [sample])["mAP"] == pytest.approx(0.25, abs=1e-6)
 
 
 def test_ground_truth_as_predictions_gives_100():
     images = _random_images(np.random.default_rng(0), n=8)
-    samples = [_sample(im["gt_boxes"], im["gt_labels"], im["ign_boxes"], im["ign_labels"], im["gt_boxes"],
-                       np.linspace(1.0, 0.5, len(im["gt_boxes"])), im["gt_labels"]) for im in images]
+    samples = [
+        _sample(
+            im["gt_boxes"],
+            im["gt_labels"],
+            im["ign_boxes"],
+            im["ign_labels"],
+            im["gt_boxes"],
+            np.linspace(1.0, 0.5, len(im["gt_boxes"])),
+            im["gt_labels"],
+        )
+        for im in images
+    ]
     for mode in ("11points", "area"):
         res = _run(_metric(mode), samples)
         assert res["mAP"] == pytest.approx(1.0)

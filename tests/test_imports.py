@@ -1,6 +1,7 @@
 """The package's import structure, read from the source with ast (function-level imports count): no import cycle
 among the package's modules, no private name imported from another module, no library module over 600 lines;
 and every module imports."""
+
 from __future__ import annotations
 
 import ast
@@ -107,7 +108,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 cycle = visit(nxt)
                 if cycle:
@@ -130,8 +131,10 @@ def test_cycle_finder_sees_a_cycle():
 
 
 def test_relative_imports_resolve():
-    assert _resolve("cutmix_transfer.wsol.evaluate", False, 2, "datasets.wsol_data") == \
-        "cutmix_transfer.datasets.wsol_data"
+    assert (
+        _resolve("cutmix_transfer.wsol.evaluate", False, 2, "datasets.wsol_data")
+        == "cutmix_transfer.datasets.wsol_data"
+    )
     assert _resolve("cutmix_transfer.wsol", True, 1, "boxes") == "cutmix_transfer.wsol.boxes"
 
 
@@ -141,15 +144,21 @@ def test_no_import_cycle():
 
 
 def test_no_private_name_imported_across_modules():
-    bad = [f"{MODULES[m].relative_to(REPO)}:{line} imports {name} from {src}"
-           for m in MODULES for src, name, line in _imports(m)
-           if name is not None and name.startswith("_") and not name.startswith("__") and src != m]
+    bad = [
+        f"{MODULES[m].relative_to(REPO)}:{line} imports {name} from {src}"
+        for m in MODULES
+        for src, name, line in _imports(m)
+        if name is not None and name.startswith("_") and not name.startswith("__") and src != m
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_no_library_module_over_600_lines():
-    long = {str(p.relative_to(REPO)): n for p in MODULES.values()
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in MODULES.values()
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 

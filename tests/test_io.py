@@ -1,4 +1,5 @@
 """Atomic writes: the file appears whole or not at all, with the permissions open() would give it."""
+
 from __future__ import annotations
 
 import os

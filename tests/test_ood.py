@@ -2,6 +2,7 @@
 hand-computed cases with ties and against a brute-force count, the detectors against per-image and analytic
 computations on tiny models, the noise sets' definition and determinism, the folder reader, the CIFAR layout
 checks, and the tool end to end on generated CIFAR-100 batches with a real-format checkpoint."""
+
 from __future__ import annotations
 
 import csv
@@ -54,9 +55,13 @@ def brute_metrics(s_in, s_out) -> dict[str, float]:
             prev_r = r
         return total
 
-    return {"tnr_at_tpr95": 100 * (1 - fpr[first]), "auroc": 100 * auroc,
-            "detection_acc": 100 * np.max(0.5 * (tpr + 1 - fpr)),
-            "aupr_in": 100 * ap(s_in, s_out), "aupr_out": 100 * ap(-s_out, -s_in)}
+    return {
+        "tnr_at_tpr95": 100 * (1 - fpr[first]),
+        "auroc": 100 * auroc,
+        "detection_acc": 100 * np.max(0.5 * (tpr + 1 - fpr)),
+        "aupr_in": 100 * ap(s_in, s_out),
+        "aupr_out": 100 * ap(-s_out, -s_in),
+    }
 
 
 class TwoConv(nn.Module):
@@ -71,8 +76,9 @@ class TwoConv(nn.Module):
         return self.c2(torch.relu(self.c1(x))).mean(dim=(2, 3))
 
 
-def write_cifar100(root: Path, train: np.ndarray, train_labels, test: np.ndarray, test_labels,
-                   num_classes: int = 100) -> Path:
+def write_cifar100(
+    root: Path, train: np.ndarray, train_labels, test: np.ndarray, test_labels, num_classes: int = 100
+) -> Path:
     """The python version of CIFAR-100 written by hand: root/cifar-100-python/{train,test,meta}, (N, 3072) uint8
     rows of R, G, B planes, bytes keys as in the original pickles."""
     folder = root / "cifar-100-python"
@@ -80,14 +86,20 @@ def write_cifar100(root: Path, train: np.ndarray, train_labels, test: np.ndarray
 
     def batch(images, labels, name):
         rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-        return {b"batch_label": name.encode(), b"data": np.ascontiguousarray(rows, dtype=np.uint8),
-                b"fine_labels": [int(y) for y in labels], b"coarse_labels": [int(y) // 5 for y in labels],
-                b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))]}
+        return {
+            b"batch_label": name.encode(),
+            b"data": np.ascontiguousarray(rows, dtype=np.uint8),
+            b"fine_labels": [int(y) for y in labels],
+            b"coarse_labels": [int(y) // 5 for y in labels],
+            b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))],
+        }
 
     for name, imgs, labels in (("train", train, train_labels), ("test", test, test_labels)):
         (folder / name).write_bytes(pickle.dumps(batch(imgs, labels, name), protocol=2))
-    meta = {b"fine_label_names": [f"class_{i:02d}".encode() for i in range(num_classes)],
-            b"coarse_label_names": [f"super_{i}".encode() for i in range(20)]}
+    meta = {
+        b"fine_label_names": [f"class_{i:02d}".encode() for i in range(num_classes)],
+        b"coarse_label_names": [f"super_{i}".encode() for i in range(20)],
+    }
     (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
     return folder
 
@@ -132,8 +144,9 @@ def test_metrics_hand_computed_tie_between_in_and_out():
 
 def test_metrics_all_tied_and_perfect():
     m = metrics.ood_metrics([1.0, 1.0], [1.0, 1.0, 1.0])
-    assert m == pytest.approx({"tnr_at_tpr95": 0.0, "auroc": 50.0, "detection_acc": 50.0, "aupr_in": 40.0,
-                               "aupr_out": 60.0})
+    assert m == pytest.approx(
+        {"tnr_at_tpr95": 0.0, "auroc": 50.0, "detection_acc": 50.0, "aupr_in": 40.0, "aupr_out": 60.0}
+    )
     m = metrics.ood_metrics([3, 2, 2], [1, 0, 1])
     assert m == pytest.approx({k: 100.0 for k in metrics.METRICS})
 
@@ -209,8 +222,8 @@ def test_odin_against_one_image_reference_on_a_conv_net():
     x = _images(5, seed=1)
     for t, eps in ((1000.0, 0.0014), (10.0, 0.01), (1.0, 0.03)):
         odin = detectors.build_detector("odin", temperature=t, epsilon=eps)
-        want = np.array([_odin_one_image(model, x[i:i + 1], t, eps) for i in range(len(x))])
-        one = np.array([float(odin(model, x[i:i + 1])[0][0]) for i in range(len(x))])
+        want = np.array([_odin_one_image(model, x[i : i + 1], t, eps) for i in range(len(x))])
+        one = np.array([float(odin(model, x[i : i + 1])[0][0]) for i in range(len(x))])
         assert np.allclose(one, want, rtol=0, atol=1e-8), (t, eps)  # float32 rounding: eps * sign / std order
         # batched: each image's score is its own (eval mode); float32 convolutions differ only in the last bits
         assert np.allclose(odin(model, x)[0].numpy(), want, rtol=0, atol=1e-8), (t, eps)
@@ -303,8 +316,13 @@ def test_folder_reader_recursive_sorted_resized(tmp_path):
     assert s.name == "LSUN_resize" and s.image_ids == ["test/a/9.png", "test/b/2.png", "test/gray.png"]
     items = ood_data.OODImages(s)
     x_big = np.asarray(Image.fromarray(big).resize((32, 32), Image.BILINEAR), np.float32) / np.float32(255)
-    for i, arr in enumerate((x_big, img32.astype(np.float32) / np.float32(255),
-                             np.repeat(img32[:, :, :1], 3, axis=2).astype(np.float32) / np.float32(255))):
+    for i, arr in enumerate(
+        (
+            x_big,
+            img32.astype(np.float32) / np.float32(255),
+            np.repeat(img32[:, :, :1], 3, axis=2).astype(np.float32) / np.float32(255),
+        )
+    ):
         want = ((arr - MEAN) / STD).transpose(2, 0, 1)
         assert np.allclose(items[i]["image"].numpy(), want, atol=1e-6) and items[i]["error"] == ""
 
@@ -321,8 +339,11 @@ def test_folder_and_set_errors(tmp_path):
     with pytest.raises(ConfigError, match="two sets are named 'LSUN'"):
         ood_data.resolve_ood_sets([str(tmp_path / "x/LSUN"), str(tmp_path / "y/LSUN")])
     sets = ood_data.resolve_ood_sets([str(tmp_path / "x/LSUN"), "Uniform", "gaussian"], seed=3, noise_count=5)
-    assert [(s.name, s.kind, len(s)) for s in sets] == [("LSUN", "folder", 1), ("uniform", "uniform", 5),
-                                                         ("gaussian", "gaussian", 5)]
+    assert [(s.name, s.kind, len(s)) for s in sets] == [
+        ("LSUN", "folder", 1),
+        ("uniform", "uniform", 5),
+        ("gaussian", "gaussian", 5),
+    ]
     (tmp_path / "x/LSUN/1.jpg").write_bytes(b"not a jpeg")
     item = ood_data.OODImages(ood_data.folder_set(tmp_path / "x/LSUN"))[1]
     assert "unreadable image" in item["error"] and "1.jpg" in item["error"]
@@ -348,8 +369,7 @@ def tiny(tmp_path_factory) -> dict:
     rng = np.random.default_rng(0)
     test = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
     test_labels = rng.integers(0, 100, 20)
-    write_cifar100(d / "cifar", rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), [0, 1, 2, 3], test,
-                   test_labels)
+    write_cifar100(d / "cifar", rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), [0, 1, 2, 3], test, test_labels)
     ood_images = {}
     for name, size in (("LSUN", (32, 32)), ("Imagenet_resize", (48, 40))):
         (d / "ood" / name / "test").mkdir(parents=True)
@@ -363,23 +383,60 @@ def tiny(tmp_path_factory) -> dict:
     torch.manual_seed(0)
     model = build_model("resnet18", 100)
     ckpt = d / "cutmix_r18_cifar.pth.tar"  # CutMix-PyTorch's release format
-    torch.save({"epoch": 1, "arch": "resnet18", "best_err1": 99.0,
-                "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    torch.save(
+        {
+            "epoch": 1,
+            "arch": "resnet18",
+            "best_err1": 99.0,
+            "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()},
+        },
+        ckpt,
+    )
     torch.manual_seed(1)
     torch.save(build_model("resnet18", 10).state_dict(), d / "ten_classes.pth")
-    return {"root": d, "cifar": d / "cifar", "test": test, "labels": test_labels, "ood": d / "ood",
-            "ood_images": ood_images, "model": model.eval(), "ckpt": ckpt, "ten": d / "ten_classes.pth"}
+    return {
+        "root": d,
+        "cifar": d / "cifar",
+        "test": test,
+        "labels": test_labels,
+        "ood": d / "ood",
+        "ood_images": ood_images,
+        "model": model.eval(),
+        "ckpt": ckpt,
+        "ten": d / "ten_classes.pth",
+    }
 
 
 def test_tool_end_to_end(tiny, tmp_path):
     out = tmp_path / "run"
-    args = ["--backbone", str(tiny["ckpt"]), "--in-dataset", "cifar100", "--data-root", str(tiny["cifar"]),
-            "--ood", str(tiny["ood"] / "LSUN"), str(tiny["ood"] / "Imagenet_resize"), "uniform", "gaussian",
-            "--noise-count", "9", "--batch-size", "8", "--device", "cpu", "--seed", "5", "--out", str(out),
-            "--no-progress"]
+    args = [
+        "--backbone",
+        str(tiny["ckpt"]),
+        "--in-dataset",
+        "cifar100",
+        "--data-root",
+        str(tiny["cifar"]),
+        "--ood",
+        str(tiny["ood"] / "LSUN"),
+        str(tiny["ood"] / "Imagenet_resize"),
+        "uniform",
+        "gaussian",
+        "--noise-count",
+        "9",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(TOOL), *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(TOOL), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mean" in proc.stdout and "tnr_at_tpr95" in proc.stdout
     rec = json.loads((out / "results.json").read_text())
@@ -394,8 +451,10 @@ def test_tool_end_to_end(tiny, tmp_path):
     want = msp_by_hand(model, manual_normalise(tiny["test"]))
     assert np.allclose(scores["in_distribution"], want, rtol=1e-6)  # float32 rounding across threads
     for name in ("LSUN", "Imagenet_resize"):
-        arrs = [np.asarray(Image.fromarray(a).resize((32, 32), Image.BILINEAR)) if a.shape[:2] != (32, 32) else a
-                for a in tiny["ood_images"][name]]
+        arrs = [
+            np.asarray(Image.fromarray(a).resize((32, 32), Image.BILINEAR)) if a.shape[:2] != (32, 32) else a
+            for a in tiny["ood_images"][name]
+        ]
         assert np.allclose(scores[name], msp_by_hand(model, manual_normalise(np.stack(arrs))), rtol=1e-6)
     for kind in ("uniform", "gaussian"):
         noise = np.stack([ood_data.noise_image(kind, 5, i) for i in range(9)])
@@ -443,8 +502,13 @@ def test_checkpoint_is_built_in_the_form_it_was_trained_in(tiny, tmp_path):
     torch.manual_seed(3)
     net = build_model("resnet18", 100, wsol=True).eval()  # stride-1 layer4: 2x2 maps at 32 px instead of 1x1
     path = tmp_path / "wsol_r18.pth"
-    torch.save({"meta": {"cutmix_transfer": {"arch": "resnet18", "wsol": True, "num_classes": 100}},
-                "state_dict": net.state_dict()}, path)
+    torch.save(
+        {
+            "meta": {"cutmix_transfer": {"arch": "resnet18", "wsol": True, "num_classes": 100}},
+            "state_dict": net.state_dict(),
+        },
+        path,
+    )
     model, loaded = load_classifier(path, ood_data.load_in_distribution("cifar100", tiny["cifar"]))
     standard = build_model("resnet18", 100, wsol=False).eval()
     standard.load_state_dict(net.state_dict())
@@ -456,11 +520,18 @@ def test_checkpoint_is_built_in_the_form_it_was_trained_in(tiny, tmp_path):
 
 def test_tool_errors(tiny, tmp_path, capsys):
     main = _tool_main()
-    base = ["--backbone", str(tiny["ckpt"]), "--data-root", str(tiny["cifar"]), "--out", str(tmp_path / "o"),
-            "--device", "cpu"]
+    base = [
+        "--backbone",
+        str(tiny["ckpt"]),
+        "--data-root",
+        str(tiny["cifar"]),
+        "--out",
+        str(tmp_path / "o"),
+        "--device",
+        "cpu",
+    ]
     lsun = str(tiny["ood"] / "LSUN")
-    line = _error_line(main, ["--backbone", str(tiny["ten"]), "--data-root", str(tiny["cifar"]), "--ood", lsun],
-                       capsys)
+    line = _error_line(main, ["--backbone", str(tiny["ten"]), "--data-root", str(tiny["cifar"]), "--ood", lsun], capsys)
     assert "class-count mismatch" in line and "10-class" in line and "100 classes" in line
     line = _error_line(main, base[:2] + ["--data-root", str(tmp_path), "--ood", lsun], capsys)
     assert "python version of CIFAR-100" in line and "cifar-100-python" in line and str(tmp_path) in line
@@ -476,8 +547,7 @@ def test_tool_errors(tiny, tmp_path, capsys):
     assert not (tmp_path / "o" / "results.json").exists()
     line = _error_line(main, base + ["--ood", lsun, "--detector", "msp", "--temperature", "2"], capsys)
     assert "--temperature does not apply" in line
-    assert main(base + ["--ood", str(bad), "uniform", "--noise-count", "3", "--skip-unreadable",
-                        "--no-progress"]) == 0
+    assert main(base + ["--ood", str(bad), "uniform", "--noise-count", "3", "--skip-unreadable", "--no-progress"]) == 0
     rec = json.loads((tmp_path / "o" / "results.json").read_text())
     assert rec["skipped_unreadable"]["count"] == 1
     assert rec["skipped_unreadable"]["images"][0]["image_id"] == "test/1.png"
@@ -487,11 +557,20 @@ def test_tool_errors(tiny, tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------------ demo writers
 def test_demo_cifar100_and_ood_layouts(tmp_path):
-    kwargs = dict(seed=2, num_classes=4, cifar_train_per_class=3, cifar_test_per_class=2, ood_images_per_set=3,
-                  layouts=("cifar100", "ood"), progress=False)
+    kwargs = dict(
+        seed=2,
+        num_classes=4,
+        cifar_train_per_class=3,
+        cifar_test_per_class=2,
+        ood_images_per_set=3,
+        layouts=("cifar100", "ood"),
+        progress=False,
+    )
     d = demo.make_demo_data(tmp_path / "a", **kwargs)
-    assert d.counts == {"cifar100": {"train": 12, "test": 8},
-                        "ood": {"Backgrounds": 3, "Backgrounds_resize": 3, "Crops_48": 3}}
+    assert d.counts == {
+        "cifar100": {"train": 12, "test": 8},
+        "ood": {"Backgrounds": 3, "Backgrounds_resize": 3, "Crops_48": 3},
+    }
     assert "cifar100" not in demo.DEFAULT_LAYOUTS and "ood" not in demo.DEFAULT_LAYOUTS
     folder = tmp_path / "a" / "cifar-100-python"
     assert sorted(p.name for p in folder.iterdir()) == ["meta", "test", "train"]
@@ -504,8 +583,9 @@ def test_demo_cifar100_and_ood_layouts(tmp_path):
     spec = demo.DemoSpec(seed=2, num_classes=4, cifar_test_per_class=2)
     data, labels, _ = demo_cifar.render_batch(spec, "test", 2)
     assert np.array_equal(raw[b"data"], data) and raw[b"fine_labels"] == labels
-    first = render_scene(image_rng(2, STREAMS["cifar_test"], 1), 32, 32, [labels[0]], 4,
-                         size_range=demo_cifar.OBJECT_SIZE).image
+    first = render_scene(
+        image_rng(2, STREAMS["cifar_test"], 1), 32, 32, [labels[0]], 4, size_range=demo_cifar.OBJECT_SIZE
+    ).image
     assert np.array_equal(raw[b"data"][0].reshape(3, 32, 32).transpose(1, 2, 0), first)
     # read by the project's CIFAR reader, through the OOD evaluation's in-distribution loader
     ind = ood_data.load_in_distribution("cifar100", tmp_path / "a")

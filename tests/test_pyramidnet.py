@@ -1,4 +1,5 @@
 """PyramidNet (CIFAR form of clovaai/CutMix-PyTorch's pyramidnet.py): structure, checkpoint loading, CAM."""
+
 from __future__ import annotations
 
 import pickle
@@ -81,8 +82,9 @@ def test_cam_on_pyramidnet():
     x = torch.randn(3, 3, 32, 32)
     cams, logits = CM.class_activation_maps(m, x, classes=[1, 4, 9])
     feats = m.features(x).detach()
-    want = torch.stack([(m.fc.weight[c][:, None, None] * feats[i]).sum(0) / feats.shape[1]
-                        for i, c in enumerate([1, 4, 9])])
+    want = torch.stack(
+        [(m.fc.weight[c][:, None, None] * feats[i]).sum(0) / feats.shape[1] for i, c in enumerate([1, 4, 9])]
+    )
     assert cams.shape == (3, 8, 8) and torch.allclose(cams, want, atol=1e-5)
     assert m.cam_target_layer() is m.relu_final
     assert CM.grad_cams(m, x, method="gradcam").shape == (3, 32, 32)
@@ -98,8 +100,14 @@ def _reference_checkpoint(arch: str, k: int) -> tuple[dict, dict]:
                 mod.running_mean.normal_()
                 mod.running_var.uniform_(0.5, 2.0)
     sd = {k: v.clone() for k, v in m.state_dict().items()}
-    obj = {"epoch": 299, "arch": "pyramidnet", "state_dict": {"module." + k: v for k, v in sd.items()},
-           "best_err1": 14.23, "best_err5": 2.9, "optimizer": {"state": {}, "param_groups": []}}
+    obj = {
+        "epoch": 299,
+        "arch": "pyramidnet",
+        "state_dict": {"module." + k: v for k, v in sd.items()},
+        "best_err1": 14.23,
+        "best_err5": 2.9,
+        "optimizer": {"state": {}, "param_groups": []},
+    }
     return obj, sd
 
 
@@ -145,9 +153,13 @@ def test_cifar_stem_resnet_loads(tmp_path):
     assert m.conv1.kernel_size == (3, 3) and isinstance(m.maxpool, nn.Identity)
     assert m.features(torch.randn(1, 3, 32, 32)).shape == (1, 512, 4, 4)
     sd = m.state_dict()
-    torch.save({"state_dict": {"backbone." + k: v for k, v in sd.items()},
-                "meta": {"cutmix_transfer": {"arch": "resnet18", "small_input_stem": True, "num_classes": 100}}},
-               tmp_path / "r18c.pth")
+    torch.save(
+        {
+            "state_dict": {"backbone." + k: v for k, v in sd.items()},
+            "meta": {"cutmix_transfer": {"arch": "resnet18", "small_input_stem": True, "num_classes": 100}},
+        },
+        tmp_path / "r18c.pth",
+    )
     model, loaded, report = B.build_from_checkpoint(tmp_path / "r18c.pth", wsol=False)
     assert loaded.arch == "resnet18_cifar" and not report.missing and not report.unexpected
     x = torch.randn(2, 3, 32, 32)
@@ -164,17 +176,25 @@ def _write_cifar(root: Path, num_classes: int, n: int = 8) -> np.ndarray:
     data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
     fine = [i % num_classes for i in range(n)]
     for split in ("train", "test"):
-        obj = {b"batch_label": split.encode(), b"filenames": [b"x.png"] * n, b"fine_labels": fine,
-               b"coarse_labels": [0] * n, b"data": data}
+        obj = {
+            b"batch_label": split.encode(),
+            b"filenames": [b"x.png"] * n,
+            b"fine_labels": fine,
+            b"coarse_labels": [0] * n,
+            b"data": data,
+        }
         (folder / split).write_bytes(pickle.dumps(obj, protocol=2))
     meta = {b"fine_label_names": [f"c{i}".encode() for i in range(num_classes)], b"coarse_label_names": [b"s"]}
     (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
     return data
 
 
-PAPER_AUGMENTS = {"baseline": dict(mode="none", beta=1.0, prob=0.5), "cutmix": dict(mode="cutmix", beta=1.0, prob=0.5),
-                  "mixup": dict(mode="mixup", beta=1.0, prob=1.0),
-                  "cutout": dict(mode="cutout", beta=1.0, prob=1.0, cutout_size=16)}
+PAPER_AUGMENTS = {
+    "baseline": dict(mode="none", beta=1.0, prob=0.5),
+    "cutmix": dict(mode="cutmix", beta=1.0, prob=0.5),
+    "mixup": dict(mode="mixup", beta=1.0, prob=1.0),
+    "cutout": dict(mode="cutout", beta=1.0, prob=1.0, cutout_size=16),
+}
 
 
 def test_pyramidnet200_configs_are_the_paper_recipe_and_differ_only_in_the_augment():
@@ -193,9 +213,11 @@ def test_pyramidnet200_configs_are_the_paper_recipe_and_differ_only_in_the_augme
         assert cfg == ref
 
 
-@pytest.mark.parametrize("name,num_classes", [(f"cifar100_pyramidnet200_{m}", 100) for m in PAPER_AUGMENTS]
-                         + [("cifar100_resnet_cutmix", 100), ("demo_cifar_pyramidnet_baseline", 10),
-                            ("demo_cifar_pyramidnet_cutmix", 10)])
+@pytest.mark.parametrize(
+    "name,num_classes",
+    [(f"cifar100_pyramidnet200_{m}", 100) for m in PAPER_AUGMENTS]
+    + [("cifar100_resnet_cutmix", 100), ("demo_cifar_pyramidnet_baseline", 10), ("demo_cifar_pyramidnet_cutmix", 10)],
+)
 def test_cifar_configs_build_model_and_dataset(tmp_path, name, num_classes):
     """Each CIFAR config builds its classifier and both readers on generated CIFAR-100-layout batches; the inputs
     are CutMix-PyTorch's: pixels / 255 normalised with its mean / std, the test image at 32 px without crop."""

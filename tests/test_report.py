@@ -1,4 +1,5 @@
 """The report groups result records by checkpoint sha256 and lays them out like the paper's table."""
+
 from __future__ import annotations
 
 import csv
@@ -32,14 +33,39 @@ def results(tmp_path: Path) -> Path:
     _write(r / "cls_cm", "classification", "b" * 64, "ckpt/demo_cutmix.pth", {"top1_err": 12.5, "top5_err": 2.0})
     _write(r / "wsol_base", "wsol", "a" * 64, "ckpt/demo_baseline.pth", {"top1_loc": 40.0, "maxboxacc_v2": 50.0})
     # two records of the same column for one checkpoint: the newest wins
-    _write(r / "wsol_cm_old", "wsol", "b" * 64, "ckpt/demo_cutmix.pth", {"top1_loc": 1.0, "maxboxacc_v2": 1.0},
-           created="2020-01-01T00:00:00+00:00")
-    _write(r / "wsol_cm", "wsol", "b" * 64, "ckpt/demo_cutmix.pth", {"top1_loc": 60.0, "maxboxacc_v2": 70.0},
-           created="2030-01-01T00:00:00+00:00")
-    _write(r / "det_cm", "detection", "b" * 64, "ckpt/demo_cutmix.pth", {"mAP": 33.3}, dataset="voc07",
-           detector="faster_rcnn")
-    _write(r / "cap_base", "captioning", "a" * 64, "ckpt/demo_baseline.pth",
-           {"BLEU-1": 61.0, "BLEU-4": 20.0, "METEOR": 21.0, "CIDEr": 70.0}, dataset="coco")
+    _write(
+        r / "wsol_cm_old",
+        "wsol",
+        "b" * 64,
+        "ckpt/demo_cutmix.pth",
+        {"top1_loc": 1.0, "maxboxacc_v2": 1.0},
+        created="2020-01-01T00:00:00+00:00",
+    )
+    _write(
+        r / "wsol_cm",
+        "wsol",
+        "b" * 64,
+        "ckpt/demo_cutmix.pth",
+        {"top1_loc": 60.0, "maxboxacc_v2": 70.0},
+        created="2030-01-01T00:00:00+00:00",
+    )
+    _write(
+        r / "det_cm",
+        "detection",
+        "b" * 64,
+        "ckpt/demo_cutmix.pth",
+        {"mAP": 33.3},
+        dataset="voc07",
+        detector="faster_rcnn",
+    )
+    _write(
+        r / "cap_base",
+        "captioning",
+        "a" * 64,
+        "ckpt/demo_baseline.pth",
+        {"BLEU-1": 61.0, "BLEU-4": 20.0, "METEOR": 21.0, "CIDEr": 70.0},
+        dataset="coco",
+    )
     (r / "junk").mkdir()
     (r / "junk" / "results.json").write_text(json.dumps({"not": "a record"}))
     return r
@@ -49,10 +75,21 @@ def test_rows_group_by_sha_and_newest_wins(results: Path):
     rows = build_rows(find_records([results]))
     assert [r.method for r in rows] == ["baseline", "cutmix"]
     base, cm = rows
-    assert base.values == {"top-1 err": 10.0, "CUB loc acc": 40.0, "CUB MaxBoxAccV2": 50.0, "BLEU-1": 61.0,
-                           "BLEU-4": 20.0, "METEOR": 21.0, "CIDEr": 70.0}
-    assert cm.values == {"top-1 err": 12.5, "CUB loc acc": 60.0, "CUB MaxBoxAccV2": 70.0,
-                         "Faster R-CNN VOC07 mAP": 33.3}
+    assert base.values == {
+        "top-1 err": 10.0,
+        "CUB loc acc": 40.0,
+        "CUB MaxBoxAccV2": 50.0,
+        "BLEU-1": 61.0,
+        "BLEU-4": 20.0,
+        "METEOR": 21.0,
+        "CIDEr": 70.0,
+    }
+    assert cm.values == {
+        "top-1 err": 12.5,
+        "CUB loc acc": 60.0,
+        "CUB MaxBoxAccV2": 70.0,
+        "Faster R-CNN VOC07 mAP": 33.3,
+    }
     assert cm.sources["CUB loc acc"].endswith("wsol_cm/results.json")
 
 
@@ -97,17 +134,24 @@ def test_tool_one_line_error_and_success(results: Path, tmp_path: Path):
     bad = subprocess.run(tool + [str(tmp_path / "missing")], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and bad.stderr.startswith("error: ")
-    ok = subprocess.run(tool + [str(results), "--out", str(tmp_path / "rep"), "--paper"],
-                        capture_output=True, text=True, cwd=ROOT)
+    ok = subprocess.run(
+        tool + [str(results), "--out", str(tmp_path / "rep"), "--paper"], capture_output=True, text=True, cwd=ROOT
+    )
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "rep" / "report.png").exists()
 
 
-@pytest.mark.parametrize("text,method", [
-    ("work_dirs/demo_cutmix/epoch_7.pth", "cutmix"), ("resnet50_mixup.pth", "mixup"),
-    ("CutMix-ResNet50.pth", "cutmix"), ("plain_r50.pth", "baseline"), ("r50.pth", None),
-    ("cutout-16.pth", "cutout"),
-])
+@pytest.mark.parametrize(
+    "text,method",
+    [
+        ("work_dirs/demo_cutmix/epoch_7.pth", "cutmix"),
+        ("resnet50_mixup.pth", "mixup"),
+        ("CutMix-ResNet50.pth", "cutmix"),
+        ("plain_r50.pth", "baseline"),
+        ("r50.pth", None),
+        ("cutout-16.pth", "cutout"),
+    ],
+)
 def test_guess_method(text, method):
     assert guess_method(text) == method
 
@@ -115,39 +159,72 @@ def test_guess_method(text, method):
 def _robustness_curves(shift: float) -> dict:
     sides = [0, 112, 224]
     ratios = [0.0, 0.5, 1.0]
-    return {"fgsm": {"eps": [8.0], "top1": [20.0 + shift]},
-            "occlusion": {"hole_sizes": sides, "hole_sizes_px": sides, "center_top1_err": [10.0, 40.0 + shift, 100.0],
-                          "boundary_top1_err": [100.0, 60.0 - shift, 10.0]},
-            "inbetween": {"num_pairs": 5,
-                          "mixup": {"ratios": ratios, "either": [90.0, 50.0 + shift, 90.0],
-                                    "dominant": [90.0, 50.0, 90.0], "neither": [10.0, 50.0 - shift, 10.0]},
-                          "cutmix": {"sides": sides, "sides_px": sides, "ratios": [0.0, 0.25, 1.0],
-                                     "either": [90.0, 80.0, 90.0], "dominant": [90.0, 70.0, 90.0],
-                                     "neither": [10.0, 20.0, 10.0]}}}
+    return {
+        "fgsm": {"eps": [8.0], "top1": [20.0 + shift]},
+        "occlusion": {
+            "hole_sizes": sides,
+            "hole_sizes_px": sides,
+            "center_top1_err": [10.0, 40.0 + shift, 100.0],
+            "boundary_top1_err": [100.0, 60.0 - shift, 10.0],
+        },
+        "inbetween": {
+            "num_pairs": 5,
+            "mixup": {
+                "ratios": ratios,
+                "either": [90.0, 50.0 + shift, 90.0],
+                "dominant": [90.0, 50.0, 90.0],
+                "neither": [10.0, 50.0 - shift, 10.0],
+            },
+            "cutmix": {
+                "sides": sides,
+                "sides_px": sides,
+                "ratios": [0.0, 0.25, 1.0],
+                "either": [90.0, 80.0, 90.0],
+                "dominant": [90.0, 70.0, 90.0],
+                "neither": [10.0, 20.0, 10.0],
+            },
+        },
+    }
 
 
 def test_robustness_column_paper_table11_and_overlaid_curves(results: Path, tmp_path: Path):
     from cutmix_transfer.report import PAPER_TABLE11_FGSM, robustness_series
 
     for name, sha, method, shift in (("rob_base", "a" * 64, "baseline", 0.0), ("rob_cm", "b" * 64, "cutmix", 5.0)):
-        _write(results / name, "robustness", sha, f"ckpt/demo_{method}.pth",
-               {"clean_top1": 90.0, "fgsm_top1_eps8": 20.0 + shift}, dataset="imagenet",
-               curves=_robustness_curves(shift))
+        _write(
+            results / name,
+            "robustness",
+            sha,
+            f"ckpt/demo_{method}.pth",
+            {"clean_top1": 90.0, "fgsm_top1_eps8": 20.0 + shift},
+            dataset="imagenet",
+            curves=_robustness_curves(shift),
+        )
     # a CUB record: its own figure, and not the ImageNet column
-    _write(results / "rob_cub", "robustness", "a" * 64, "ckpt/demo_baseline.pth", {"fgsm_top1_eps8": 77.0},
-           dataset="cub", curves=_robustness_curves(1.0))
+    _write(
+        results / "rob_cub",
+        "robustness",
+        "a" * 64,
+        "ckpt/demo_baseline.pth",
+        {"fgsm_top1_eps8": 77.0},
+        dataset="cub",
+        curves=_robustness_curves(1.0),
+    )
     records = find_records([results])
     rows = build_rows(records)
     assert [r.values.get("ImageNet FGSM top-1") for r in rows] == [20.0, 25.0]
     series = robustness_series(records)
     assert sorted(series) == ["cub", "imagenet"]
-    assert [(label, method) for label, method, _ in series["imagenet"]] == [("baseline", "baseline"),
-                                                                            ("cutmix", "cutmix")]
+    assert [(label, method) for label, method, _ in series["imagenet"]] == [
+        ("baseline", "baseline"),
+        ("cutmix", "cutmix"),
+    ]
     assert series["imagenet"][1][2]["occlusion"]["center_top1_err"][1] == 45.0
     paths = write_report([results], tmp_path / "report", paper=True)
     table = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
-    paper = {t["label"]: float(t["ImageNet FGSM top-1"]) for t in table
-             if t["reference"] == "1" and t["arch"] == "resnet50"}  # not the PyramidNet / CIFAR-100 rows
+    paper = {
+        t["label"]: float(t["ImageNet FGSM top-1"]) for t in table if t["reference"] == "1" and t["arch"] == "resnet50"
+    }  # not the PyramidNet / CIFAR-100 rows
     assert paper == {f"paper: {m}": v for m, v in PAPER_TABLE11_FGSM.items()}
     assert paper == {"paper: baseline": 8.2, "paper: mixup": 24.4, "paper: cutout": 11.5, "paper: cutmix": 31.0}
     for key in ("robustness_imagenet", "robustness_cub"):
@@ -160,8 +237,14 @@ def test_robustness_labels_of_two_checkpoints_of_one_method():
 
     recs = []
     for sha in ("c" * 64, "d" * 64):
-        rec = make_record("robustness", checkpoint_info(f"ckpt/{sha[:3]}_cutmix.pth", sha, "resnet18", "cutmix"),
-                          "imagenet", "val", {"fgsm_top1_eps8": 1.0}, curves=_robustness_curves(0.0))
+        rec = make_record(
+            "robustness",
+            checkpoint_info(f"ckpt/{sha[:3]}_cutmix.pth", sha, "resnet18", "cutmix"),
+            "imagenet",
+            "val",
+            {"fgsm_top1_eps8": 1.0},
+            curves=_robustness_curves(0.0),
+        )
         recs.append((Path("x"), rec))
     labels = [label for label, _, _ in robustness_series(recs)["imagenet"]]
     assert labels == ["cutmix (cccccccc)", "cutmix (dddddddd)"]
@@ -169,8 +252,15 @@ def test_robustness_labels_of_two_checkpoints_of_one_method():
 
 # ---- cell identity (issue 18): same checkpoint on other data is another cell; a rerun is one cell and a note ----
 def _rec(kind, sha, method, metrics, data=None, created=None, dataset="voc2007", **extra):
-    rec = make_record(kind, checkpoint_info(f"ckpt/demo_{method}.pth", sha, "resnet18", method), dataset, "test",
-                      metrics, **({"data": data} if data else {}), **extra)
+    rec = make_record(
+        kind,
+        checkpoint_info(f"ckpt/demo_{method}.pth", sha, "resnet18", method),
+        dataset,
+        "test",
+        metrics,
+        **({"data": data} if data else {}),
+        **extra,
+    )
     if created:
         rec["created"] = created
     return rec
@@ -182,12 +272,18 @@ def test_same_checkpoint_on_two_datasets_gives_two_cells(tmp_path: Path):
     demo = data_identity("voc2007", "test", tmp_path / "demo/VOCdevkit", ["000001", "000002"])
     other = data_identity("voc2007", "test", tmp_path / "small/VOCdevkit", ["009001", "009002", "009003"])
     _write_rec = lambda d, rec: write_record(tmp_path / d, rec)  # noqa: E731
-    _write_rec("demo/det", _rec("detection", "a" * 64, "baseline", {"mAP": 34.24}, demo, "2026-01-01T00:00:00",
-                                detector="faster_rcnn"))
-    _write_rec("other/det", _rec("detection", "a" * 64, "baseline", {"mAP": 0.0}, other, "2026-02-01T00:00:00",
-                                 detector="faster_rcnn"))
-    _write_rec("demo/det_cm", _rec("detection", "b" * 64, "cutmix", {"mAP": 13.66}, demo, "2026-01-01T00:00:01",
-                                   detector="faster_rcnn"))
+    _write_rec(
+        "demo/det",
+        _rec("detection", "a" * 64, "baseline", {"mAP": 34.24}, demo, "2026-01-01T00:00:00", detector="faster_rcnn"),
+    )
+    _write_rec(
+        "other/det",
+        _rec("detection", "a" * 64, "baseline", {"mAP": 0.0}, other, "2026-02-01T00:00:00", detector="faster_rcnn"),
+    )
+    _write_rec(
+        "demo/det_cm",
+        _rec("detection", "b" * 64, "cutmix", {"mAP": 13.66}, demo, "2026-01-01T00:00:01", detector="faster_rcnn"),
+    )
     notes: list[str] = []
     rows = build_rows(find_records([tmp_path]), notes, strict=True)  # different data is not a rerun
     base, cm = rows
@@ -204,10 +300,30 @@ def test_rerun_is_one_cell_with_a_note_and_strict_refuses(tmp_path: Path):
     from cutmix_transfer.results import data_identity
 
     cub = data_identity("cub", "test", tmp_path / "CUB", ["1", "2", "3"])
-    write_record(tmp_path / "old", _rec("wsol", "a" * 64, "baseline", {"top1_loc": 1.0, "maxboxacc_v2": 2.0}, cub,
-                                        "2026-01-01T00:00:00", dataset="cub"))
-    write_record(tmp_path / "new", _rec("wsol", "a" * 64, "baseline", {"top1_loc": 40.0, "maxboxacc_v2": 50.0}, cub,
-                                        "2026-03-01T00:00:00", dataset="cub"))
+    write_record(
+        tmp_path / "old",
+        _rec(
+            "wsol",
+            "a" * 64,
+            "baseline",
+            {"top1_loc": 1.0, "maxboxacc_v2": 2.0},
+            cub,
+            "2026-01-01T00:00:00",
+            dataset="cub",
+        ),
+    )
+    write_record(
+        tmp_path / "new",
+        _rec(
+            "wsol",
+            "a" * 64,
+            "baseline",
+            {"top1_loc": 40.0, "maxboxacc_v2": 50.0},
+            cub,
+            "2026-03-01T00:00:00",
+            dataset="cub",
+        ),
+    )
     notes: list[str] = []
     (row,) = build_rows(find_records([tmp_path]), notes)
     assert row.values == {"CUB loc acc": 40.0, "CUB MaxBoxAccV2": 50.0}
@@ -219,19 +335,31 @@ def test_rerun_is_one_cell_with_a_note_and_strict_refuses(tmp_path: Path):
     with pytest.raises(ConfigError, match="--strict: Rerun"):
         write_report([tmp_path], tmp_path / "rep2", strict=True, bootstrap=0)
     tool = [sys.executable, str(ROOT / "tools" / "report.py"), str(tmp_path / "old"), str(tmp_path / "new")]
-    bad = subprocess.run(tool + ["--strict", "--out", str(tmp_path / "rep3")], capture_output=True, text=True,
-                         cwd=ROOT)
+    bad = subprocess.run(tool + ["--strict", "--out", str(tmp_path / "rep3")], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --strict") and bad.stderr.count("\n") == 1
 
 
 def test_record_without_data_identity_is_its_own_value(tmp_path: Path):
     from cutmix_transfer.results import data_identity
 
-    write_record(tmp_path / "legacy", _rec("classification", "a" * 64, "baseline", {"top1_err": 9.0}, None,
-                                           "2026-01-01T00:00:00", dataset="imagenet"))
-    write_record(tmp_path / "new", _rec("classification", "a" * 64, "baseline", {"top1_err": 8.0},
-                                        data_identity("imagenet", "test", tmp_path, ["x"]), "2026-02-01T00:00:00",
-                                        dataset="imagenet"))
+    write_record(
+        tmp_path / "legacy",
+        _rec(
+            "classification", "a" * 64, "baseline", {"top1_err": 9.0}, None, "2026-01-01T00:00:00", dataset="imagenet"
+        ),
+    )
+    write_record(
+        tmp_path / "new",
+        _rec(
+            "classification",
+            "a" * 64,
+            "baseline",
+            {"top1_err": 8.0},
+            data_identity("imagenet", "test", tmp_path, ["x"]),
+            "2026-02-01T00:00:00",
+            dataset="imagenet",
+        ),
+    )
     notes: list[str] = []
     (row,) = build_rows(find_records([tmp_path]), notes)
     assert row.values == {"top-1 err [data 1]": 9.0, "top-1 err [data 2]": 8.0}
@@ -241,10 +369,16 @@ def test_record_without_data_identity_is_its_own_value(tmp_path: Path):
 
 def test_records_without_data_identity_on_two_roots_stay_apart(tmp_path: Path):
     """The issue's case with records written before the data block: the tools' `data_root` tells them apart."""
-    for d, root, value, created in (("demo", "data/demo/VOCdevkit", 34.24, "2026-01-01T00:00:00"),
-                                    ("other", "data/small/VOCdevkit", 0.0, "2026-02-01T00:00:00")):
-        write_record(tmp_path / d, _rec("detection", "a" * 64, "baseline", {"mAP": value}, None, created,
-                                        detector="faster_rcnn", data_root=root))
+    for d, root, value, created in (
+        ("demo", "data/demo/VOCdevkit", 34.24, "2026-01-01T00:00:00"),
+        ("other", "data/small/VOCdevkit", 0.0, "2026-02-01T00:00:00"),
+    ):
+        write_record(
+            tmp_path / d,
+            _rec(
+                "detection", "a" * 64, "baseline", {"mAP": value}, None, created, detector="faster_rcnn", data_root=root
+            ),
+        )
     notes: list[str] = []
     (row,) = build_rows(find_records([tmp_path]), notes, strict=True)
     assert row.values == {"Faster R-CNN VOC07 mAP [data 1]": 34.24, "Faster R-CNN VOC07 mAP [data 2]": 0.0}
@@ -272,8 +406,17 @@ def _robustness_pair(tmp_path: Path, n: int = 40):
     for sha, method, p in (("a" * 64, "baseline", 0.4), ("b" * 64, "cutmix", 0.6)):
         correct = (rng.random(n) < p).astype(int)
         folder = tmp_path / f"rob_{method}"
-        write_record(folder, _rec("robustness", sha, method, {"fgsm_top1_eps8": 100 * correct.mean()},
-                                  data_identity("imagenet", "val", tmp_path, ids), dataset="imagenet"))
+        write_record(
+            folder,
+            _rec(
+                "robustness",
+                sha,
+                method,
+                {"fgsm_top1_eps8": 100 * correct.mean()},
+                data_identity("imagenet", "val", tmp_path, ids),
+                dataset="imagenet",
+            ),
+        )
         lines = ["index,image_id,fgsm_correct_eps8"] + [f"{i},{ids[i]},{c}" for i, c in enumerate(correct)]
         # rows in another order than sorted ids: the report aligns images by id
         (folder / "per_image.csv").write_text("\n".join([lines[0]] + lines[1:][::-1]) + "\n")
@@ -290,17 +433,19 @@ def test_intervals_and_paired_difference_equal_direct_bootstrap(tmp_path: Path):
     for method in ("baseline", "cutmix"):
         ci = bootstrap_interval(mean_statistic(100.0 * correct[method]), 40, 300, seed=7)
         assert f"{ci.value:.2f} [{ci.low:.2f}, {ci.high:.2f}]" in md
-    d = paired_difference(mean_statistic(100.0 * correct["cutmix"]), mean_statistic(100.0 * correct["baseline"]),
-                          40, 300, seed=7)
+    d = paired_difference(
+        mean_statistic(100.0 * correct["cutmix"]), mean_statistic(100.0 * correct["baseline"]), 40, 300, seed=7
+    )
     p = f"p = {d.p_value:.3f}" if d.p_value > 0 else "p < 0.00333"  # never 0: at most 1 in 300 resamples
-    assert (f"ImageNet FGSM top-1, cutmix − baseline: {d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}], "
-            f"{p} (40 images)") in md
+    assert (
+        f"ImageNet FGSM top-1, cutmix − baseline: {d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}], {p} (40 images)"
+    ) in md
     table = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
     assert float(table[1]["ImageNet FGSM top-1 ci95_low"]) == pytest.approx(
-        bootstrap_interval(mean_statistic(100.0 * correct["cutmix"]), 40, 300, seed=7).low, abs=1e-4)
+        bootstrap_interval(mean_statistic(100.0 * correct["cutmix"]), 40, 300, seed=7).low, abs=1e-4
+    )
     # 0 turns the bootstrap off; the same seed gives the same report
-    assert "[" not in write_report([tmp_path], tmp_path / "rep0", bootstrap=0)["markdown"].read_text().split(
-        "\n")[2]
+    assert "[" not in write_report([tmp_path], tmp_path / "rep0", bootstrap=0)["markdown"].read_text().split("\n")[2]
     assert write_report([tmp_path], tmp_path / "rep1", bootstrap=300, seed=7)["markdown"].read_text() == md
 
 
@@ -322,8 +467,16 @@ def test_detection_interval_from_per_image_detections_matches_eval_map(tmp_path:
     dets, gts = _det_case(3, n=12)
     for i, g in enumerate(gts):
         g["img_id"] = f"{i:06d}"
-    full, _ = eval_map(dets, gts, iou_thr=0.5, dataset="voc", logger="silent", eval_mode="11points",
-                       use_legacy_coordinate=True, nproc=1)
+    full, _ = eval_map(
+        dets,
+        gts,
+        iou_thr=0.5,
+        dataset="voc",
+        logger="silent",
+        eval_mode="11points",
+        use_legacy_coordinate=True,
+        nproc=1,
+    )
     folder = tmp_path / "det"
     write_record(folder, _rec("detection", "a" * 64, "baseline", {"mAP": 100 * full}, detector="faster_rcnn"))
     write_per_image_detections(folder / "per_image_detections.npz", list(zip(gts, dets)), "11points", 0.5)
@@ -340,12 +493,20 @@ def test_detection_interval_from_per_image_detections_matches_eval_map(tmp_path:
 def test_ood_columns_and_table12_rows(results: Path, tmp_path: Path):
     """kind 'ood' records fill the mean TNR@TPR95 / AUROC columns; --paper adds Table 12 as PyramidNet rows."""
     for sha, name, tnr, auroc in (("a", "demo_baseline", 40.0, 80.5), ("b", "demo_cutmix", 70.25, 93.0)):
-        _write(results / f"ood_{name}", "ood", sha * 64, f"ckpt/{name}.pth",
-               {"tnr_at_tpr95": tnr, "auroc": auroc, "detection_acc": 1.0, "top1_err": 3.0}, dataset="cifar100",
-               detector="msp")
+        _write(
+            results / f"ood_{name}",
+            "ood",
+            sha * 64,
+            f"ckpt/{name}.pth",
+            {"tnr_at_tpr95": tnr, "auroc": auroc, "detection_acc": 1.0, "top1_err": 3.0},
+            dataset="cifar100",
+            detector="msp",
+        )
     rows = build_rows(find_records([results]))
-    assert [(r.values["OOD TNR@TPR95 (mean)"], r.values["OOD AUROC (mean)"]) for r in rows] == [(40.0, 80.5),
-                                                                                              (70.25, 93.0)]
+    assert [(r.values["OOD TNR@TPR95 (mean)"], r.values["OOD AUROC (mean)"]) for r in rows] == [
+        (40.0, 80.5),
+        (70.25, 93.0),
+    ]
     assert rows[0].values["top-1 err"] == 10.0  # the ood record's own top1_err is not a classification cell
     table = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert float(table[1]["OOD AUROC (mean)"]) == 93.0
@@ -358,8 +519,9 @@ def test_ood_columns_and_table12_rows(results: Path, tmp_path: Path):
     assert got == [(26.3, 87.3), (11.8, 49.3), (18.8, 68.7), (69.0, 94.4)]  # Table 12
     assert [float(t["top-1 err"]) if t["top-1 err"] else None for t in pyr] == [16.45, None, None, 14.47]
     resnet = [t for t in table if t["label"].startswith("paper: ")]
-    assert len(resnet) == len(PAPER_ROWS) and all(t["arch"] == "resnet50" and t["OOD AUROC (mean)"] == ""
-                                                  for t in resnet)
+    assert len(resnet) == len(PAPER_ROWS) and all(
+        t["arch"] == "resnet50" and t["OOD AUROC (mean)"] == "" for t in resnet
+    )
 
 
 def test_voc_metric_per_image_output_reproduces_its_map(demo_root: Path, tmp_path: Path):
@@ -373,11 +535,18 @@ def test_voc_metric_per_image_output_reproduces_its_map(demo_root: Path, tmp_pat
     from cutmix_transfer.detection.metric import VOCMetricPerClass
     from cutmix_transfer.report import per_image_statistic
 
-    pipeline = [dict(type="LoadImageFromFile", _scope_="mmdet"),
-                dict(type="LoadAnnotations", with_bbox=True, _scope_="mmdet"),
-                dict(type="PackDetInputs", _scope_="mmdet")]
-    ds = VOCDataset(data_root=str(demo_root / "VOCdevkit"), ann_file="VOC2007/ImageSets/Main/test.txt",
-                    data_prefix=dict(sub_data_root="VOC2007/"), test_mode=True, pipeline=pipeline)
+    pipeline = [
+        dict(type="LoadImageFromFile", _scope_="mmdet"),
+        dict(type="LoadAnnotations", with_bbox=True, _scope_="mmdet"),
+        dict(type="PackDetInputs", _scope_="mmdet"),
+    ]
+    ds = VOCDataset(
+        data_root=str(demo_root / "VOCdevkit"),
+        ann_file="VOC2007/ImageSets/Main/test.txt",
+        data_prefix=dict(sub_data_root="VOC2007/"),
+        test_mode=True,
+        pipeline=pipeline,
+    )
     g = torch.Generator().manual_seed(0)
     metric = VOCMetricPerClass(metric="mAP", eval_mode="11points")
     metric.dataset_meta = ds.metainfo
@@ -401,8 +570,15 @@ def test_voc_metric_per_image_output_reproduces_its_map(demo_root: Path, tmp_pat
 def test_ood_columns_show_the_papers_detector_only(results: Path):
     """An odin / energy record of the same checkpoint and data is another measurement, not a rerun of the msp cell."""
     for det, tnr in (("msp", 40.0), ("energy", 55.0), ("odin", 60.0)):
-        _write(results / f"ood_{det}", "ood", "a" * 64, "ckpt/demo_baseline.pth",
-               {"tnr_at_tpr95": tnr, "auroc": 80.0, "top1_err": 3.0}, dataset="cifar100", detector=det)
+        _write(
+            results / f"ood_{det}",
+            "ood",
+            "a" * 64,
+            "ckpt/demo_baseline.pth",
+            {"tnr_at_tpr95": tnr, "auroc": 80.0, "top1_err": 3.0},
+            dataset="cifar100",
+            detector=det,
+        )
     notes: list[str] = []
     rows = build_rows(find_records([results]), notes, strict=False)
     assert rows[0].values["OOD TNR@TPR95 (mean)"] == 40.0
@@ -412,8 +588,15 @@ def test_ood_columns_show_the_papers_detector_only(results: Path):
 def test_maps_only_wsol_record_joins_its_source_checkpoint_row(results: Path):
     """A --scoremaps run on this project's cams.npz is keyed by the maps' sha256 and carries the source checkpoint:
     the report puts it in that checkpoint's row (here on other data than the model-path record: its own cell)."""
-    _write(results / "wsol_maps", "wsol", "c" * 64, "wsol_base/cams.npz", {"top1_loc": 0.0, "maxboxacc_v2": 55.5},
-           dataset="imagenet", source_checkpoint={"path": "ckpt/demo_baseline.pth", "sha256": "a" * 64})
+    _write(
+        results / "wsol_maps",
+        "wsol",
+        "c" * 64,
+        "wsol_base/cams.npz",
+        {"top1_loc": 0.0, "maxboxacc_v2": 55.5},
+        dataset="imagenet",
+        source_checkpoint={"path": "ckpt/demo_baseline.pth", "sha256": "a" * 64},
+    )
     rows = build_rows(find_records([results]))
     assert len(rows) == 2  # no third row for the maps' own sha256
     assert rows[0].sha256 == "a" * 64 and rows[0].values["ImageNet MaxBoxAccV2"] == 55.5

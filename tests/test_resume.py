@@ -7,6 +7,7 @@ train_cls at a random moment after the first checkpoint, then (resumed) during i
 train_det and train_caption during a checkpoint write (the last one for train_det and train_caption, which is
 written after the final validation). A kill point that is not reached, or a run that ends first, fails the test.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,8 +71,9 @@ def _run(cmd: list[str], timeout: float = 300, env: dict | None = None) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
 
 
-def _kill_when(cmd: list[str], ready: Callable[[], bool], delay: float, log: Path, timeout: float = 240,
-               env: dict | None = None) -> None:
+def _kill_when(
+    cmd: list[str], ready: Callable[[], bool], delay: float, log: Path, timeout: float = 240, env: dict | None = None
+) -> None:
     """Start `cmd`, SIGKILL its process group (loader workers, torchrun's ranks) `delay` seconds after `ready()`
     first holds (polled every millisecond)."""
     with open(log, "w") as err:
@@ -159,8 +161,15 @@ def cls_reference(tmp_path_factory, demo_root) -> dict:
     config = _tiny_cls_config(tmp, demo_root)
 
     def cmd(work: Path) -> list[str]:
-        return [sys.executable, str(REPO / "tools" / "train_cls.py"), str(config), "--work-dir", str(work),
-                "--seed", "3"]
+        return [
+            sys.executable,
+            str(REPO / "tools" / "train_cls.py"),
+            str(config),
+            "--work-dir",
+            str(work),
+            "--seed",
+            "3",
+        ]
 
     ref = tmp / "reference"
     _run(cmd(ref))
@@ -229,8 +238,9 @@ def _kill_in_write_then_resume(cmd: list[str], work: Path, epoch: int, env: dict
     the end. `env`: extra environment variables of both runs."""
     partial = work / f".epoch_{epoch}.pth.tmp"
     slow = dict(_env(slow_disk=work.parent / f"{work.name}_slow_disk"), **(env or {}))
-    _kill_when(cmd, lambda: partial.exists() and partial.stat().st_size > 0, 0.5, work.parent / f"{work.name}.log",
-               env=slow)
+    _kill_when(
+        cmd, lambda: partial.exists() and partial.stat().st_size > 0, 0.5, work.parent / f"{work.name}.log", env=slow
+    )
     assert partial.exists() and not (work / f"epoch_{epoch}.pth").exists()
     assert _last(work) == (str(work / f"epoch_{epoch - 1}.pth") if epoch > 1 else "")
     _run(cmd + ["--resume"], env=dict(_env(), **(env or {})))
@@ -238,13 +248,23 @@ def _kill_in_write_then_resume(cmd: list[str], work: Path, epoch: int, env: dict
 
 # Faster R-CNN on the demo config at 128 px with few proposals; 4 + 4 trainval images at batch 4: 2 iterations an
 # epoch, 2 epochs, validation (mAP on the 4 test images) after the last one.
-DET_OPTIONS = [f"train_dataloader.dataset.dataset.datasets.{i}.pipeline.2.scale=(128,128)" for i in (0, 1)] + [
-    f"train_dataloader.dataset.dataset.datasets.{i}.indices=4" for i in (0, 1)] + [
-    "val_dataloader.dataset.pipeline.1.scale=(128,128)", "train_dataloader.batch_size=4",
-    "model.train_cfg.rpn_proposal.max_per_img=100", "model.train_cfg.rcnn.sampler.num=64",
-    "model.test_cfg.rpn.nms_pre=200", "model.test_cfg.rpn.max_per_img=50", "train_cfg.max_epochs=2",
-    "train_cfg.val_interval=2", "default_hooks.checkpoint.interval=1", "default_hooks.checkpoint.max_keep_ckpts=1",
-    "default_hooks.logger.interval=1"]
+DET_OPTIONS = (
+    [f"train_dataloader.dataset.dataset.datasets.{i}.pipeline.2.scale=(128,128)" for i in (0, 1)]
+    + [f"train_dataloader.dataset.dataset.datasets.{i}.indices=4" for i in (0, 1)]
+    + [
+        "val_dataloader.dataset.pipeline.1.scale=(128,128)",
+        "train_dataloader.batch_size=4",
+        "model.train_cfg.rpn_proposal.max_per_img=100",
+        "model.train_cfg.rcnn.sampler.num=64",
+        "model.test_cfg.rpn.nms_pre=200",
+        "model.test_cfg.rpn.max_per_img=50",
+        "train_cfg.max_epochs=2",
+        "train_cfg.val_interval=2",
+        "default_hooks.checkpoint.interval=1",
+        "default_hooks.checkpoint.max_keep_ckpts=1",
+        "default_hooks.logger.interval=1",
+    ]
+)
 
 
 @pytest.mark.slow
@@ -253,9 +273,21 @@ def test_train_det_killed_during_a_checkpoint_write_resumes_exactly(tmp_path, de
 
     def cmd(work: Path) -> list[str]:
         config = REPO / "configs" / "voc_faster_rcnn_demo.py"
-        return [sys.executable, str(REPO / "tools" / "train_det.py"), str(config),
-                "--backbone", str(r18_backbone), "--work-dir", str(work), "--seed", "2",
-                "--data-root", str(demo_root / "VOCdevkit"), "--cfg-options", *DET_OPTIONS]
+        return [
+            sys.executable,
+            str(REPO / "tools" / "train_det.py"),
+            str(config),
+            "--backbone",
+            str(r18_backbone),
+            "--work-dir",
+            str(work),
+            "--seed",
+            "2",
+            "--data-root",
+            str(demo_root / "VOCdevkit"),
+            "--cfg-options",
+            *DET_OPTIONS,
+        ]
 
     _run(cmd(tmp_path / "reference"))
     _kill_in_write_then_resume(cmd(tmp_path / "killed"), tmp_path / "killed", 2)
@@ -263,22 +295,45 @@ def test_train_det_killed_during_a_checkpoint_write_resumes_exactly(tmp_path, de
     assert final["meta"]["iter"] == 4 and "val/pascal_voc/mAP" in final["message_hub"]["log_scalars"]
 
 
-CAPTION_OPTIONS = ["model.embed_dim=16", "model.freeze_encoder=False", "model.hidden_dim=16", "model.max_len=8",
-                   "train_dataloader.batch_size=4", "train_dataloader.num_workers=1",
-                   "train_dataloader.dataset.image_size=32", "train_dataloader.dataset.resize=36",
-                   "train_dataloader.dataset.max_images=8", "train_dataloader.dataset.max_len=8",
-                   "val_dataloader.num_workers=0", "val_dataloader.persistent_workers=False",
-                   "val_dataloader.dataset.image_size=32", "train_cfg.max_epochs=2", "train_cfg.val_interval=1",
-                   "default_hooks.logger.interval=1"]
+CAPTION_OPTIONS = [
+    "model.embed_dim=16",
+    "model.freeze_encoder=False",
+    "model.hidden_dim=16",
+    "model.max_len=8",
+    "train_dataloader.batch_size=4",
+    "train_dataloader.num_workers=1",
+    "train_dataloader.dataset.image_size=32",
+    "train_dataloader.dataset.resize=36",
+    "train_dataloader.dataset.max_images=8",
+    "train_dataloader.dataset.max_len=8",
+    "val_dataloader.num_workers=0",
+    "val_dataloader.persistent_workers=False",
+    "val_dataloader.dataset.image_size=32",
+    "train_cfg.max_epochs=2",
+    "train_cfg.val_interval=1",
+    "default_hooks.logger.interval=1",
+]
 
 
 @pytest.mark.slow
 def test_train_caption_killed_during_a_checkpoint_write_resumes_exactly(tmp_path, demo_root, r18_backbone):
     def cmd(work: Path) -> list[str]:
         config = REPO / "configs" / "caption" / "nic_demo.py"
-        return [sys.executable, str(REPO / "tools" / "train_caption.py"), str(config),
-                "--backbone", str(r18_backbone), "--work-dir", str(work), "--seed", "4",
-                "--data-root", str(demo_root / "coco"), "--cfg-options", *CAPTION_OPTIONS]
+        return [
+            sys.executable,
+            str(REPO / "tools" / "train_caption.py"),
+            str(config),
+            "--backbone",
+            str(r18_backbone),
+            "--work-dir",
+            str(work),
+            "--seed",
+            "4",
+            "--data-root",
+            str(demo_root / "coco"),
+            "--cfg-options",
+            *CAPTION_OPTIONS,
+        ]
 
     _run(cmd(tmp_path / "reference"))
     _kill_in_write_then_resume(cmd(tmp_path / "killed"), tmp_path / "killed", 2)
@@ -307,8 +362,13 @@ def test_seeded_samples_do_not_depend_on_workers_and_differ_by_epoch():
 
     def loader(workers: int) -> torch.utils.data.DataLoader:
         ds = SeededDataset(_RandomDataset())
-        return torch.utils.data.DataLoader(ds, batch_size=2, sampler=SeededSampler(ds, shuffle=True, seed=5),
-                                           num_workers=workers, persistent_workers=workers > 0)
+        return torch.utils.data.DataLoader(
+            ds,
+            batch_size=2,
+            sampler=SeededSampler(ds, shuffle=True, seed=5),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
 
     torch.manual_seed(0)
     before = torch.rand(())

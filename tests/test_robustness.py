@@ -2,6 +2,7 @@
 FGSM against per-image autograd on a tiny float64 model, occlusion masks and in-between images against hand-built
 arrays, the batched curves against a per-image loop, the tool's numbers against a hand-written pipeline, torchrun
 against one process, and every user error as a one-line exit code 2."""
+
 from __future__ import annotations
 
 import csv
@@ -85,8 +86,14 @@ def _tool_main():
 
 def _run_tool(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, str(TOOL), *args, "--no-progress", "--workers", "0"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(TOOL), *args, "--no-progress", "--workers", "0"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -119,20 +126,20 @@ def test_fgsm_matches_per_image_autograd_with_clipping_and_accuracy():
     sign, logits = input_gradient_sign(model, x, y)
     _, preds = fgsm_predictions(model, x, y, eps)
     for i in range(len(x)):  # independent: one image at a time, normalised by hand, its own loss
-        xi = x[i:i + 1].clone().requires_grad_(True)
+        xi = x[i : i + 1].clone().requires_grad_(True)
         out = net(_normalise_by_hand(xi))
-        loss = nn.functional.cross_entropy(out, y[i:i + 1])
+        loss = nn.functional.cross_entropy(out, y[i : i + 1])
         (gi,) = torch.autograd.grad(loss, xi)
         torch.testing.assert_close(logits[i], out[0].detach())
         torch.testing.assert_close(sign[i], gi[0].sign(), rtol=0, atol=0)
         for k, e in enumerate(eps):
             adv_hand = torch.clamp(x[i] + e / 255.0 * gi[0].sign(), 0.0, 1.0)
-            adv = fgsm_perturb(x[i:i + 1], sign[i:i + 1], e)[0]
+            adv = fgsm_perturb(x[i : i + 1], sign[i : i + 1], e)[0]
             torch.testing.assert_close(adv, adv_hand, rtol=0, atol=0)
             assert int(net(_normalise_by_hand(adv_hand[None])).argmax()) == int(preds[i, k])
     adv = fgsm_perturb(x, sign, 64.0)
     assert float(adv.min()) >= 0.0 and float(adv.max()) <= 1.0
-    clipped = (x + 64 / 255 * sign != adv)
+    clipped = x + 64 / 255 * sign != adv
     assert clipped.any() and ((adv[clipped] == 0) | (adv[clipped] == 1)).all()
     moved = ~clipped & (sign != 0)
     torch.testing.assert_close((adv - x).abs()[moved], torch.full_like(adv[moved], 64 / 255))
@@ -212,10 +219,14 @@ def test_pairs_are_seeded_and_of_different_classes():
 def test_hit_rates_hand_counted():
     la, lb = np.array([0, 1, 2, 3]), np.array([5, 6, 7, 8])
     ratios = [0.2, 0.5, 0.8]
-    preds = np.array([[0, 0, 5],    # a, a, b
-                      [6, 6, 6],    # b, b, b
-                      [9, 2, 9],    # neither, a, neither
-                      [3, 9, 9]])   # a, neither, neither
+    preds = np.array(
+        [
+            [0, 0, 5],  # a, a, b
+            [6, 6, 6],  # b, b, b
+            [9, 2, 9],  # neither, a, neither
+            [3, 9, 9],
+        ]
+    )  # a, neither, neither
     r = hit_rates(preds, la, lb, ratios)
     assert r["either"] == [75.0, 75.0, 50.0]
     assert r["neither"] == [25.0, 25.0, 50.0]
@@ -238,10 +249,10 @@ def test_curves_equal_a_per_image_loop():
                 img = x[i].numpy().copy()
                 a = (12 - s) // 2
                 if mode == "center":
-                    img[:, a:a + s, a:a + s] = 0
+                    img[:, a : a + s, a : a + s] = 0
                 else:
                     keep = np.zeros_like(img)
-                    keep[:, a:a + s, a:a + s] = img[:, a:a + s, a:a + s]
+                    keep[:, a : a + s, a : a + s] = img[:, a : a + s, a : a + s]
                     img = keep
                 loop[i, t] = int(model(torch.from_numpy(img)[None]).argmax())
         np.testing.assert_array_equal(batched, loop)
@@ -259,7 +270,7 @@ def test_curves_equal_a_per_image_loop():
         for t, s in enumerate(sides):
             img = x[i].numpy().copy()
             a = (12 - s) // 2
-            img[:, a:a + s, a:a + s] = b[i].numpy()[:, a:a + s, a:a + s]
+            img[:, a : a + s, a : a + s] = b[i].numpy()[:, a : a + s, a : a + s]
             assert cut[i, t] == int(model(torch.from_numpy(img)[None]).argmax())
     either = [100.0 * np.mean((mix[:, t] == y) | (mix[:, t] == yb)) for t in range(len(ratios))]
     assert hit_rates(mix, y, yb, ratios)["either"] == pytest.approx(either)
@@ -292,16 +303,40 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
             m.running_var.uniform_(0.5, 2.0)
     torch.save(plain.state_dict(), d / "baseline_r18.pth")
     sd = {"backbone." + k: v for k, v in plain.state_dict().items()}
-    meta = {"epoch": 4, "cutmix_transfer": {"arch": "resnet18", "method": "cutmix", "num_classes": NUM_CLASSES,
-                                            "wsol": True}}
+    meta = {
+        "epoch": 4,
+        "cutmix_transfer": {"arch": "resnet18", "method": "cutmix", "num_classes": NUM_CLASSES, "wsol": True},
+    }
     torch.save({"meta": meta, "state_dict": sd}, d / "ours_wsol.pth")
     torch.manual_seed(12)
     torch.save(build_model("resnet18", 5).state_dict(), d / "five.pth")
     return {"plain": d / "baseline_r18.pth", "wsol": d / "ours_wsol.pth", "five": d / "five.pth"}
 
 
-GRID = ["--eps", "2", "8", "--hole-sizes", "0", "56", "112", "224", "--mixup-ratios", "0", "0.5", "1",
-        "--cutmix-sides", "0", "112", "224", "--pairs", "6", "--image-size", "64", "--batch-size", "3"]
+GRID = [
+    "--eps",
+    "2",
+    "8",
+    "--hole-sizes",
+    "0",
+    "56",
+    "112",
+    "224",
+    "--mixup-ratios",
+    "0",
+    "0.5",
+    "1",
+    "--cutmix-sides",
+    "0",
+    "112",
+    "224",
+    "--pairs",
+    "6",
+    "--image-size",
+    "64",
+    "--batch-size",
+    "3",
+]
 
 
 @pytest.fixture(scope="module")
@@ -311,8 +346,22 @@ def single_run(demo_root, ckpts, tmp_path_factory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rc = _tool_main()(["--backbone", str(ckpts["plain"]), "--dataset", "imagenet", "--data-root",
-                           str(demo_root / "ILSVRC"), "--out", str(out), "--workers", "0", "--no-progress", *GRID])
+        rc = _tool_main()(
+            [
+                "--backbone",
+                str(ckpts["plain"]),
+                "--dataset",
+                "imagenet",
+                "--data-root",
+                str(demo_root / "ILSVRC"),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "--no-progress",
+                *GRID,
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert rc == 0
@@ -362,7 +411,7 @@ def test_tool_numbers_equal_a_hand_written_pipeline(single_run, demo_root, ckpts
         for s in occ["hole_sizes_px"]:
             m = torch.ones(64, 64) if mode == "center" else torch.zeros(64, 64)
             a = (64 - s) // 2
-            m[a:a + s, a:a + s] = 0 if mode == "center" else 1
+            m[a : a + s, a : a + s] = 0 if mode == "center" else 1
             with torch.no_grad():
                 p = net(_normalise_by_hand(x * m).float()).argmax(1)
             errs.append(100.0 * float((p != y).float().mean()))
@@ -383,7 +432,7 @@ def test_tool_numbers_equal_a_hand_written_pipeline(single_run, demo_root, ckpts
     for t, s in enumerate([0, 32, 64]):
         img = xa.clone()
         a = (64 - s) // 2
-        img[..., a:a + s, a:a + s] = xb[..., a:a + s, a:a + s]
+        img[..., a : a + s, a : a + s] = xb[..., a : a + s, a : a + s]
         with torch.no_grad():
             p = net(_normalise_by_hand(img).float()).argmax(1).numpy()
         np.testing.assert_array_equal(cut[:, t], p)
@@ -395,18 +444,35 @@ def test_tool_numbers_equal_a_hand_written_pipeline(single_run, demo_root, ckpts
 
 def test_form_follows_the_checkpoint_meta_and_the_flags(demo_root, ckpts, tmp_path):
     main = _tool_main()
-    base = ["--dataset", "imagenet", "--data-root", str(demo_root / "ILSVRC"), "--tests", "fgsm", "--image-size",
-            "64", "--workers", "0", "--no-progress"]
+    base = [
+        "--dataset",
+        "imagenet",
+        "--data-root",
+        str(demo_root / "ILSVRC"),
+        "--tests",
+        "fgsm",
+        "--image-size",
+        "64",
+        "--workers",
+        "0",
+        "--no-progress",
+    ]
     forms = {}
-    for name, ckpt, extra in (("meta", "wsol", []), ("forced", "plain", ["--wsol"]),
-                              ("standard", "wsol", ["--standard-form"])):
+    for name, ckpt, extra in (
+        ("meta", "wsol", []),
+        ("forced", "plain", ["--wsol"]),
+        ("standard", "wsol", ["--standard-form"]),
+    ):
         out = tmp_path / name
         assert main(["--backbone", str(ckpts[ckpt]), "--out", str(out), *base, *extra]) == 0
         rec = json.loads((out / "results.json").read_text())
         forms[name] = (rec["protocol"]["wsol_form"], rec["protocol"]["form_source"])
         assert rec["num_pairs"] == 0 and "occlusion" not in rec["curves"]
-    assert forms == {"meta": (True, "checkpoint meta"), "forced": (True, "command line"),
-                     "standard": (False, "command line")}
+    assert forms == {
+        "meta": (True, "checkpoint meta"),
+        "forced": (True, "command line"),
+        "standard": (False, "command line"),
+    }
     # same weights, same form -> same numbers: the wsol-meta checkpoint forced standard equals the plain one
     a = json.loads((tmp_path / "standard" / "results.json").read_text())
     assert a["checkpoint"]["method"] == "cutmix"
@@ -416,9 +482,31 @@ def test_cub_test_split(demo_root, ckpts, tmp_path):
     from cutmix_transfer.datasets.cub import load_cub
 
     out = tmp_path / "cub"
-    assert _tool_main()(["--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root",
-                         str(demo_root / "CUB_200_2011"), "--out", str(out), "--tests", "occlusion", "--hole-sizes",
-                         "0", "224", "--image-size", "64", "--workers", "0", "--no-progress"]) == 0
+    assert (
+        _tool_main()(
+            [
+                "--backbone",
+                str(ckpts["plain"]),
+                "--dataset",
+                "cub",
+                "--data-root",
+                str(demo_root / "CUB_200_2011"),
+                "--out",
+                str(out),
+                "--tests",
+                "occlusion",
+                "--hole-sizes",
+                "0",
+                "224",
+                "--image-size",
+                "64",
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rec = json.loads((out / "results.json").read_text())
     test = load_cub(demo_root / "CUB_200_2011", "test")
     assert (rec["dataset"], rec["split"], rec["num_images"]) == ("cub", "test", len(test))
@@ -432,16 +520,31 @@ def test_cub_test_split(demo_root, ckpts, tmp_path):
 
 def test_determinism_and_seeded_pairs(demo_root, ckpts, tmp_path, single_run):
     main = _tool_main()
-    args = ["--backbone", str(ckpts["plain"]), "--dataset", "imagenet", "--data-root", str(demo_root / "ILSVRC"),
-            "--tests", "inbetween", "--workers", "0", "--no-progress", *GRID]
+    args = [
+        "--backbone",
+        str(ckpts["plain"]),
+        "--dataset",
+        "imagenet",
+        "--data-root",
+        str(demo_root / "ILSVRC"),
+        "--tests",
+        "inbetween",
+        "--workers",
+        "0",
+        "--no-progress",
+        *GRID,
+    ]
     for seed in (0, 1):
         assert main(args + ["--out", str(tmp_path / f"seed{seed}"), "--seed", str(seed)]) == 0
     # seed 0 again (single_run ran with every test): the same pairs and predictions, so the same curves
     again = json.loads((tmp_path / "seed0" / "results.json").read_text())
     first = json.loads((single_run / "results.json").read_text())
     assert again["curves"] == {"inbetween": first["curves"]["inbetween"]}
-    with np.load(tmp_path / "seed0" / "predictions.npz") as a, np.load(single_run / "predictions.npz") as b, \
-            np.load(tmp_path / "seed1" / "predictions.npz") as c:
+    with (
+        np.load(tmp_path / "seed0" / "predictions.npz") as a,
+        np.load(single_run / "predictions.npz") as b,
+        np.load(tmp_path / "seed1" / "predictions.npz") as c,
+    ):
         for k in ("pairs", "mixup_pred", "cutmix_pred"):
             np.testing.assert_array_equal(a[k], b[k])
         assert not np.array_equal(a["pairs"], c["pairs"])
@@ -452,10 +555,34 @@ def test_determinism_and_seeded_pairs(demo_root, ckpts, tmp_path, single_run):
 def test_torchrun_two_processes_equal_single(demo_root, ckpts, single_run, tmp_path):
     out = tmp_path / "dist"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(TOOL),
-           "--backbone", str(ckpts["plain"]), "--dataset", "imagenet", "--data-root", str(demo_root / "ILSVRC"),
-           "--out", str(out), "--workers", "0", "--device", "cpu", "--no-progress", *GRID]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(TOOL),
+        "--backbone",
+        str(ckpts["plain"]),
+        "--dataset",
+        "imagenet",
+        "--data-root",
+        str(demo_root / "ILSVRC"),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+        *GRID,
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = json.loads((single_run / "results.json").read_text())
@@ -471,15 +598,31 @@ def test_torchrun_two_processes_equal_single(demo_root, ckpts, single_run, tmp_p
 
 # ------------------------------------------------------------------------------------------------ errors
 def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):
-    line = _one_line_error(_run_tool("--backbone", str(ckpts["five"]), "--dataset", "imagenet", "--data-root",
-                                     str(demo_root / "ILSVRC"), "--out", str(tmp_path), "--image-size", "64"))
+    line = _one_line_error(
+        _run_tool(
+            "--backbone",
+            str(ckpts["five"]),
+            "--dataset",
+            "imagenet",
+            "--data-root",
+            str(demo_root / "ILSVRC"),
+            "--out",
+            str(tmp_path),
+            "--image-size",
+            "64",
+        )
+    )
     assert "5-class" in line and "4 classes" in line and str(ckpts["five"]) in line
     assert not (tmp_path / "results.json").exists()
 
 
 def test_error_missing_dataset(ckpts, tmp_path, capsys):
-    assert _tool_main()(["--backbone", str(ckpts["plain"]), "--dataset", "imagenet", "--data-root",
-                         str(tmp_path / "nowhere")]) == 2
+    assert (
+        _tool_main()(
+            ["--backbone", str(ckpts["plain"]), "--dataset", "imagenet", "--data-root", str(tmp_path / "nowhere")]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(tmp_path / "nowhere") in err[0] and "--data-root" in err[0]
 
@@ -491,13 +634,29 @@ def test_unreadable_image_fails_naming_it_or_is_skipped(ckpts, demo_root, tmp_pa
     shutil.copytree(demo_root / "ILSVRC", root)
     bad = load_imagenet_val(root)[2]
     bad.path.write_bytes(b"this is not a jpeg")
-    args = ["--backbone", str(ckpts["plain"]), "--dataset", "imagenet", "--data-root", str(root), "--image-size",
-            "64", "--tests", "fgsm", "occlusion", "--hole-sizes", "0", "112"]
+    args = [
+        "--backbone",
+        str(ckpts["plain"]),
+        "--dataset",
+        "imagenet",
+        "--data-root",
+        str(root),
+        "--image-size",
+        "64",
+        "--tests",
+        "fgsm",
+        "occlusion",
+        "--hole-sizes",
+        "0",
+        "112",
+    ]
     line = _one_line_error(_run_tool(*args, "--out", str(tmp_path / "fail")))
     assert str(bad.path) in line and "--skip-unreadable" in line
     assert not (tmp_path / "fail" / "results.json").exists()
-    assert _tool_main()([*args, "--out", str(tmp_path / "skip"), "--skip-unreadable", "--workers", "0",
-                         "--no-progress"]) == 0
+    assert (
+        _tool_main()([*args, "--out", str(tmp_path / "skip"), "--skip-unreadable", "--workers", "0", "--no-progress"])
+        == 0
+    )
     rec = json.loads((tmp_path / "skip" / "results.json").read_text())
     assert rec["skipped_unreadable"]["count"] == 1 and rec["num_images"] == 7
     assert rec["skipped_unreadable"]["images"][0]["image_id"] == bad.image_id
@@ -507,11 +666,17 @@ def test_unreadable_image_fails_naming_it_or_is_skipped(ckpts, demo_root, tmp_pa
 def test_error_bad_options(ckpts, demo_root, capsys):
     main = _tool_main()
     base = ["--backbone", str(ckpts["plain"]), "--dataset", "imagenet", "--data-root", str(demo_root / "ILSVRC")]
-    for extra, needle in ((["--eps", "0"], "(0, 255]"), (["--eps", "300"], "(0, 255]"),
-                          (["--eps", "-2"], "(0, 255]"), (["--hole-sizes", "230"], "--hole-sizes"),
-                          (["--mixup-ratios", "1.5"], "--mixup-ratios"), (["--pairs", "0"], "--pairs"),
-                          (["--image-size", "8"], "--image-size"), (["--device", "nonsense"], "--device"),
-                          (["--max-images", "0"], "--max-images")):
+    for extra, needle in (
+        (["--eps", "0"], "(0, 255]"),
+        (["--eps", "300"], "(0, 255]"),
+        (["--eps", "-2"], "(0, 255]"),
+        (["--hole-sizes", "230"], "--hole-sizes"),
+        (["--mixup-ratios", "1.5"], "--mixup-ratios"),
+        (["--pairs", "0"], "--pairs"),
+        (["--image-size", "8"], "--image-size"),
+        (["--device", "nonsense"], "--device"),
+        (["--max-images", "0"], "--max-images"),
+    ):
         assert main(base + extra) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], (extra, err)

@@ -1,5 +1,6 @@
 """The evaluation tools' shared set-up: device, seeds, input size (runtime.py) and the torchrun helpers
 (distributed.py), checked against plain torch / numpy."""
+
 from __future__ import annotations
 
 import random

@@ -1,4 +1,5 @@
 """The pinned stack works here: imports, mmcv's compiled ops, mmdet detectors on CPU, and the two compat fixes."""
+
 from __future__ import annotations
 
 import pickle
@@ -65,8 +66,11 @@ def _det_batch(n: int, h: int, w: int, num_classes: int = 20):
     inputs, samples = [], []
     for _ in range(n):
         inputs.append(torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=gen))
-        s = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0),
-                                        pad_shape=(h, w), batch_input_shape=(h, w)))
+        s = DetDataSample(
+            metainfo=dict(
+                img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0), pad_shape=(h, w), batch_input_shape=(h, w)
+            )
+        )
         gt = InstanceData()
         gt.bboxes = _random_boxes(3, min(h, w), gen)
         gt.labels = torch.randint(0, num_classes, (3,), generator=gen)
@@ -76,14 +80,15 @@ def _det_batch(n: int, h: int, w: int, num_classes: int = 20):
 
 
 def _build_detector(base: str, **overrides):
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from mmdet.registry import MODELS
 
     init_default_scope("mmdet")
     cfg = Config.fromfile(base) if base.endswith(".py") and not base.startswith("mmdet::") else None
     if cfg is None:
         from mmengine.config import Config as C
+
         cfg = C.fromstring(f"_base_ = '{base}'\n", file_format=".py")
     cfg.merge_from_dict(overrides)
     cfg.model.backbone.init_cfg = None  # no download: random init
@@ -158,12 +163,19 @@ def test_runner_checkpoint_resumes_and_untrusted_pickle_is_refused(tmp_path):
         return dict(inputs=torch.stack([b[0] for b in batch]), labels=torch.stack([b[1] for b in batch]))
 
     def runner(work_dir, resume):
-        return Runner(model=Tiny(), work_dir=str(work_dir), train_cfg=dict(by_epoch=True, max_epochs=2),
-                      train_dataloader=dict(dataset=data, batch_size=4, sampler=dict(type="DefaultSampler",
-                                            shuffle=False), collate_fn=collate),
-                      optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
-                      default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1)),
-                      resume=resume, randomness=dict(seed=0), default_scope="mmengine")
+        return Runner(
+            model=Tiny(),
+            work_dir=str(work_dir),
+            train_cfg=dict(by_epoch=True, max_epochs=2),
+            train_dataloader=dict(
+                dataset=data, batch_size=4, sampler=dict(type="DefaultSampler", shuffle=False), collate_fn=collate
+            ),
+            optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),
+            default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=1)),
+            resume=resume,
+            randomness=dict(seed=0),
+            default_scope="mmengine",
+        )
 
     r = runner(tmp_path, resume=False)
     r.train()
@@ -186,4 +198,5 @@ def test_runner_checkpoint_resumes_and_untrusted_pickle_is_refused(tmp_path):
         CheckpointLoader.load_checkpoint(str(evil), map_location="cpu")
     assert not (tmp_path / "pwned").exists()
     import os
+
     assert not os.path.exists("/tmp/cutmix_transfer_pwned")

@@ -1,5 +1,6 @@
 """Figures: boxes land on the right pixels, the heatmap blend is what it says, and tools/vis_cam.py writes overlays
 (and fails in one line on bad input)."""
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,8 @@ def test_draw_box_covers_exactly_the_border_pixels(scale):
     hit = _band(canvas, (255, 0, 0))
     expect = np.zeros(hit.shape, bool)
     x0, y0, x1, y1 = 2 * scale, 3 * scale, 10 * scale - 1, 8 * scale - 1  # pixels 2..9 x 3..7, upscaled
-    expect[y0, x0:x1 + 1] = expect[y1, x0:x1 + 1] = True
-    expect[y0:y1 + 1, x0] = expect[y0:y1 + 1, x1] = True
+    expect[y0, x0 : x1 + 1] = expect[y1, x0 : x1 + 1] = True
+    expect[y0 : y1 + 1, x0] = expect[y0 : y1 + 1, x1] = True
     np.testing.assert_array_equal(hit, expect)
 
 
@@ -82,16 +83,31 @@ def test_colorize_range():
 
 def test_figures_write_pngs(tmp_path):
     rng = np.random.default_rng(1)
-    cases = [Case(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), rng.random((224, 224)).astype(np.float32),
-                  np.array([[10, 20, 100, 150]]), np.array([[0, 0, 223, 223]]), f"case {i}") for i in range(3)]
+    cases = [
+        Case(
+            rng.integers(0, 256, (224, 224, 3), dtype=np.uint8),
+            rng.random((224, 224)).astype(np.float32),
+            np.array([[10, 20, 100, 150]]),
+            np.array([[0, 0, 223, 223]]),
+            f"case {i}",
+        )
+        for i in range(3)
+    ]
     save_case(tmp_path / "one.png", cases[0])
     save_grid(tmp_path / "grid.png", [("best", cases[:2]), ("worst", cases[2:])])
     thr = np.arange(0, 1, 0.01).tolist()
-    record = {"curves": {"thresholds": thr, **{f"boxacc_v{v}_iou{i}": list(np.linspace(0, 50, 100))
-                                                for v in (1, 2) for i in (30, 50, 70)}},
-              "protocol": {"iou_thresholds": [30, 50, 70], "fixed_threshold": 0.2},
-              "metrics": {"maxboxacc": 50.0, "maxboxacc_v2": 50.0}, "checkpoint": {"path": "x.pth"},
-              "dataset": "cub", "split": "test", "num_images": 3}
+    record = {
+        "curves": {
+            "thresholds": thr,
+            **{f"boxacc_v{v}_iou{i}": list(np.linspace(0, 50, 100)) for v in (1, 2) for i in (30, 50, 70)},
+        },
+        "protocol": {"iou_thresholds": [30, 50, 70], "fixed_threshold": 0.2},
+        "metrics": {"maxboxacc": 50.0, "maxboxacc_v2": 50.0},
+        "checkpoint": {"path": "x.pth"},
+        "dataset": "cub",
+        "split": "test",
+        "num_images": 3,
+    }
     save_boxacc_curves(tmp_path / "curves.png", record)
     for name in ("one.png", "grid.png", "curves.png"):
         img = cv2.imread(str(tmp_path / name))
@@ -109,14 +125,24 @@ def ckpt(tmp_path_factory) -> Path:
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, str(TOOL), *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=240)
+    return subprocess.run(
+        [sys.executable, str(TOOL), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=240
+    )
 
 
 def test_vis_cam_tool_writes_overlays(ckpt, demo_root, tmp_path):
     images = sorted((demo_root / "ILSVRC" / "Data" / "CLS-LOC" / "val").glob("*.JPEG"))[:2]
-    proc = _run("--backbone", str(ckpt), *map(str, images), "--out", str(tmp_path / "vis"), "--class", "2",
-                "--class-names", str(demo_root / "CUB_200_2011" / "classes.txt"))
+    proc = _run(
+        "--backbone",
+        str(ckpt),
+        *map(str, images),
+        "--out",
+        str(tmp_path / "vis"),
+        "--class",
+        "2",
+        "--class-names",
+        str(demo_root / "CUB_200_2011" / "classes.txt"),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     written = [Path(p) for p in proc.stdout.split()]
     assert len(written) == 2 and all(p.parent == tmp_path / "vis" for p in written)

@@ -1,4 +1,5 @@
 """wsol.boxes: hand-computed boxes and IoUs, and the fast path equal to the per-threshold oracle."""
+
 from __future__ import annotations
 
 import cv2
@@ -35,7 +36,7 @@ def blobs(rng, n):
     for _ in range(n):
         cy, cx = rng.uniform(-20, S + 20, 2)
         sy, sx = rng.uniform(5, 50, 2)
-        m += rng.uniform(0.3, 1) * np.exp(-((yy - cy) ** 2 / (2 * sy ** 2) + (xx - cx) ** 2 / (2 * sx ** 2)))
+        m += rng.uniform(0.3, 1) * np.exp(-((yy - cy) ** 2 / (2 * sy**2) + (xx - cx) ** 2 / (2 * sx**2)))
     return _norm(m)
 
 
@@ -70,23 +71,23 @@ def lines(rng):
         p = tuple(int(v) for v in rng.integers(0, S, 2))
         q = tuple(int(v) for v in rng.integers(0, S, 2))
         cv2.line(m, p, q, float(rng.uniform(0.1, 1)), 1)
-    m[0, :] = 0.5            # a line along the border
+    m[0, :] = 0.5  # a line along the border
     m[:, S - 1] = 0.8
     return _norm(m)
 
 
 def checker_and_touching():
     m = np.zeros((S, S), np.float32)
-    m[10:40, 10:40] = (np.indices((30, 30)).sum(0) % 2).astype(np.float32)   # diagonal-touching pixels
+    m[10:40, 10:40] = (np.indices((30, 30)).sum(0) % 2).astype(np.float32)  # diagonal-touching pixels
     m[50:60, 50:60] = 0.6
-    m[60:70, 60:70] = 0.6                     # touches the first square diagonally only
+    m[60:70, 60:70] = 0.6  # touches the first square diagonally only
     m[50:60, 80:90] = 0.6
-    m[50:60, 90:100] = 0.4                    # 4-touching at a lower level
+    m[50:60, 90:100] = 0.4  # 4-touching at a lower level
     m[100:110, 100:110] = 0.6
-    m[100:110, 111:121] = 0.6                 # one-pixel gap
-    m[150:170, 150:170] = 0.6                 # two equal-area squares (a tie for V1)
+    m[100:110, 111:121] = 0.6  # one-pixel gap
+    m[150:170, 150:170] = 0.6  # two equal-area squares (a tie for V1)
     m[150:170, 190:210] = 0.6
-    m[200:224, 0:24] = 1.0                    # in the corner, touching two borders
+    m[200:224, 0:24] = 1.0  # in the corner, touching two borders
     return m
 
 
@@ -94,7 +95,7 @@ def ties_at_cut():
     # 8-bit levels placed exactly on the cuts of interval 0.01: q == int(t * 255) must be background
     m = np.zeros((S, S), np.float64)
     for i, lvl in enumerate(range(0, 256, 7)):
-        m[(i * 6) % S:(i * 6) % S + 5, (i * 11) % 200:(i * 11) % 200 + 20] = lvl / 255.0
+        m[(i * 6) % S : (i * 6) % S + 5, (i * 11) % 200 : (i * 11) % 200 + 20] = lvl / 255.0
     m[0, 0] = 1.0
     return m.astype(np.float32)
 
@@ -108,8 +109,11 @@ def all_maps(seed: int = 0) -> list[tuple[str, np.ndarray]]:
     maps += [("plateaus_fine", plateaus(rng, 3, 28))]
     maps += [("pixels_same", sparse_pixels(rng, 30, True)), ("pixels", sparse_pixels(rng, 40, False))]
     maps += [("lines", lines(rng)), ("checker", checker_and_touching()), ("ties", ties_at_cut())]
-    maps += [("empty", np.zeros((S, S), np.float32)), ("ones", np.ones((S, S), np.float32)),
-             ("half", np.full((S, S), 0.5, np.float32))]
+    maps += [
+        ("empty", np.zeros((S, S), np.float32)),
+        ("ones", np.ones((S, S), np.float32)),
+        ("half", np.full((S, S), 0.5, np.float32)),
+    ]
     single = np.zeros((S, S), np.float32)
     single[S - 1, S - 1] = 1.0
     maps += [("single_corner", single)]
@@ -132,8 +136,8 @@ def test_thresholds_are_reference_arange():
 
 def test_quantize_floor_and_strict_threshold():
     m = np.zeros((S, S), np.float32)
-    m[10:20, 30:50] = 0.5       # q = 127
-    m[12:14, 32:34] = 1.0       # q = 255
+    m[10:20, 30:50] = 0.5  # q = 127
+    m[12:14, 32:34] = 1.0  # q = 255
     assert B.quantize_scoremap(m)[10, 30] == 127 and B.quantize_scoremap(m)[12, 32] == 255
     # t = 0.498 -> cut int(0.498 * 255) = 126 < 127 -> the 10x20 rectangle; box x1 = x + w, y1 = y + h
     assert B.boxes_at_threshold(m, 0.498, False).tolist() == [[30, 10, 50, 20]]
@@ -152,8 +156,8 @@ def test_box_clipped_at_border():
 
 def test_v1_uses_polygon_area_not_pixel_count():
     m = np.zeros((S, S), np.float32)
-    m[100, 10:110] = 1.0              # 100 pixels, polygon area 0
-    m[150:153, 150:153] = 1.0         # 9 pixels, polygon area 4
+    m[100, 10:110] = 1.0  # 100 pixels, polygon area 0
+    m[150:153, 150:153] = 1.0  # 9 pixels, polygon area 4
     assert B.boxes_at_threshold(m, 0.5, False).tolist() == [[150, 150, 153, 153]]
     v2 = sorted(B.boxes_at_threshold(m, 0.5, True).tolist())
     assert v2 == [[10, 100, 110, 101], [150, 150, 153, 153]]
@@ -162,7 +166,7 @@ def test_v1_uses_polygon_area_not_pixel_count():
 def test_v2_includes_hole_contours():
     m = np.zeros((S, S), np.float32)
     m[50:150, 50:150] = 1.0
-    m[90:110, 90:110] = 0.0           # hole pixels 90..109
+    m[90:110, 90:110] = 0.0  # hole pixels 90..109
     boxes = sorted(B.boxes_at_threshold(m, 0.5, True).tolist())
     # the hole border runs through the foreground pixels 89..110 around it -> x1 = 89 + 22 = 111
     assert boxes == [[50, 50, 150, 150], [89, 89, 111, 111]]
@@ -206,7 +210,7 @@ def test_fast_equals_oracle(interval):
     thr = B.cam_thresholds(interval)
     rng = np.random.default_rng(1)
     maps = all_maps(0)
-    if interval == 0.001:   # the 0.001 oracle is slow: the adversarial maps plus a few smooth ones
+    if interval == 0.001:  # the 0.001 oracle is slow: the adversarial maps plus a few smooth ones
         maps = [m for m in maps if not m[0].startswith(("cam28", "noise3", "blobs6"))]
     for name, m in maps:
         gt = gts_for(rng)
@@ -221,7 +225,7 @@ def test_fast_equals_oracle(interval):
 
 def test_fast_equals_oracle_odd_shapes_and_thresholds():
     rng = np.random.default_rng(5)
-    thr = np.array([0.0, 0.999, 1.0, 0.2, 0.2, 0.5, 0.0001])   # unsorted, repeated, both ends
+    thr = np.array([0.0, 0.999, 1.0, 0.2, 0.2, 0.5, 0.0001])  # unsorted, repeated, both ends
     for shape in [(1, 1), (1, 30), (30, 1), (3, 3), (37, 61)]:
         for _ in range(5):
             m = _norm(rng.random(shape) ** 3)
@@ -239,7 +243,7 @@ def test_tie_order_many_equal_contours():
         m = np.zeros((S, S), np.float32)
         for _ in range(12):
             y, x = rng.integers(0, S - 4, 2)
-            m[y:y + 3, x:x + 3] = rng.choice([0.5, 1.0])
+            m[y : y + 3, x : x + 3] = rng.choice([0.5, 1.0])
         gt = gts_for(rng)
         ref = B.max_iou_curve_reference(m, gt, thr, False)
         assert np.array_equal(B.max_iou_curve(m, gt, thr, False), ref)
@@ -269,7 +273,7 @@ def _opencv_contours(binary: np.ndarray) -> list[tuple[int, ...]]:
 
 def _assert_follower_matches_opencv(q: np.ndarray, levels: np.ndarray, what: str) -> None:
     raw = np.frombuffer(B._contours.trace_levels(q, q.shape[0], q.shape[1], levels), np.int64).reshape(-1, 6)
-    assert (np.diff(raw[:, 0]) >= 0).all()                         # grouped by level, in level order
+    assert (np.diff(raw[:, 0]) >= 0).all()  # grouped by level, in level order
     for m, v in enumerate(levels):
         ours = sorted(map(tuple, raw[raw[:, 0] == m, 1:].tolist()))
         assert ours == _opencv_contours((q >= v).astype(np.uint8) * 255), f"{what}, level {v}"
@@ -322,7 +326,7 @@ def test_follower_rejects_bad_arguments():
         B._contours.trace_levels(q, 4, 5, np.array([3, 2], np.int64))
     with pytest.raises(ValueError, match="strictly increasing"):
         B._contours.trace_levels(q, 4, 5, np.array([0], np.int64))
-    assert B._contours.trace_levels(q, 4, 5, np.array([1, 7], np.int64)) == b""   # empty masks: no contour
+    assert B._contours.trace_levels(q, 4, 5, np.array([1, 7], np.int64)) == b""  # empty masks: no contour
 
 
 def test_tie_between_differently_scoring_boxes_is_settled_by_opencv(monkeypatch):
@@ -345,7 +349,7 @@ def test_tie_between_differently_scoring_boxes_is_settled_by_opencv(monkeypatch)
         monkeypatch.setattr(B, "_boxes_from_binary", counted)
         v1, _ = B.iou_curves(m, gt, thr)
         monkeypatch.setattr(B, "_boxes_from_binary", real)
-        assert calls == [False]                               # the one level where the squares tie
+        assert calls == [False]  # the one level where the squares tie
         assert np.array_equal(v1, B.max_iou_curve_reference(m, gt, thr, False))
 
 

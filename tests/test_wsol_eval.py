@@ -2,6 +2,7 @@
 independent computations: hand-computed CAMs fed through the pipeline, the per-threshold oracle on the saved maps,
 an independent CAM and PxAP, determinism, torchrun sharding, and every user error as a one-line exit code 2 of the
 real tool."""
+
 from __future__ import annotations
 
 import csv
@@ -49,15 +50,26 @@ def _tool_main():
 
 def _run_tool(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, str(TOOL), *args, "--no-progress", "--workers", "0"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(TOOL), *args, "--no-progress", "--workers", "0"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _hand_boxes_224(boxes: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     """GT boxes rescaled to 224 by hand: int(x * 224 / W), int(y * 224 / H)."""
     w, h = size_wh
-    return np.array([[int(b[0] * 224 / w), int(b[1] * 224 / h), int(b[2] * 224 / w), int(b[3] * 224 / h)]
-                     for b in np.asarray(boxes, dtype=np.float64)], dtype=np.int64)
+    return np.array(
+        [
+            [int(b[0] * 224 / w), int(b[1] * 224 / h), int(b[2] * 224 / w), int(b[3] * 224 / h)]
+            for b in np.asarray(boxes, dtype=np.float64)
+        ],
+        dtype=np.int64,
+    )
 
 
 def _hand_iou(a, b) -> float:
@@ -103,8 +115,16 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
     torch.save(plain.state_dict(), d / "baseline_r18.pth")
     torch.manual_seed(2)
     cut = build_model("resnet18", NUM_CLASSES)
-    torch.save({"epoch": 3, "arch": "resnet18", "best_err1": 50.0, "best_err5": 0.0,
-                "state_dict": {f"module.{k}": v for k, v in cut.state_dict().items()}}, d / "cutmix_r18.pth.tar")
+    torch.save(
+        {
+            "epoch": 3,
+            "arch": "resnet18",
+            "best_err1": 50.0,
+            "best_err5": 0.0,
+            "state_dict": {f"module.{k}": v for k, v in cut.state_dict().items()},
+        },
+        d / "cutmix_r18.pth.tar",
+    )
     torch.manual_seed(3)
     torch.save(build_model("resnet18", 5).state_dict(), d / "five_classes.pth")
     return {"plain": d / "baseline_r18.pth", "cutmix": d / "cutmix_r18.pth.tar", "five": d / "five_classes.pth"}
@@ -118,9 +138,26 @@ def cub_run(demo_root, ckpts, tmp_path_factory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rc = _tool_main()(["--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root",
-                           str(demo_root / "CUB_200_2011"), "--out", str(out), "--save-cams", "--vis", "2",
-                           "--batch-size", "8", "--workers", "0", "--no-progress"])
+        rc = _tool_main()(
+            [
+                "--backbone",
+                str(ckpts["plain"]),
+                "--dataset",
+                "cub",
+                "--data-root",
+                str(demo_root / "CUB_200_2011"),
+                "--out",
+                str(out),
+                "--save-cams",
+                "--vis",
+                "2",
+                "--batch-size",
+                "8",
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert rc == 0
@@ -133,9 +170,9 @@ def _fake_scoremaps(monkeypatch, maps: np.ndarray, logits: np.ndarray, labels: l
 
     def fake(model, images, batch_labels, method="cam"):
         p, b = state["pos"], images.shape[0]
-        assert batch_labels.tolist() == labels[p:p + b]
+        assert batch_labels.tolist() == labels[p : p + b]
         state["pos"] += b
-        return maps[p:p + b].astype(np.float32), logits[p:p + b].astype(np.float32)
+        return maps[p : p + b].astype(np.float32), logits[p : p + b].astype(np.float32)
 
     monkeypatch.setattr(evaluate, "compute_scoremaps", fake)
 
@@ -184,16 +221,24 @@ def test_known_cams_hand_computed_imagenet(demo_root, ckpts, tmp_path, monkeypat
             x0, y0, x1, y1 = gts[-1]  # the last GT box, shifted right by a known amount
             shift = 6 * i
             a, b = min(x0 + shift, 223), min(x1 + shift, 223)
-            maps[i, y0:y1 + 1, a:b + 1] = 1.0
+            maps[i, y0 : y1 + 1, a : b + 1] = 1.0
             pred = (a, y0, min(b + 1, 223), min(y1 + 1, 223))
         expected_iou.append(max(_hand_iou(pred, g) for g in gts))
         pred_cls = labels[i] if i % 2 == 0 else (labels[i] + 1) % NUM_CLASSES
         logits[i, pred_cls] = 5.0
         correct.append(pred_cls == labels[i])
     _fake_scoremaps(monkeypatch, maps, logits, labels)
-    res = evaluate.evaluate_wsol(evaluate.WSOLEvalConfig(
-        backbone=ckpts["plain"], dataset="imagenet", data_root=demo_root / "ILSVRC", out=tmp_path, workers=0,
-        batch_size=3, progress=False))
+    res = evaluate.evaluate_wsol(
+        evaluate.WSOLEvalConfig(
+            backbone=ckpts["plain"],
+            dataset="imagenet",
+            data_root=demo_root / "ILSVRC",
+            out=tmp_path,
+            workers=0,
+            batch_size=3,
+            progress=False,
+        )
+    )
     iou = np.array(expected_iou)
     correct = np.array(correct)
     m = res.metrics
@@ -223,12 +268,19 @@ def test_metadata_layout_gives_the_raw_layout_result(demo_root, ckpts, tmp_path,
     logits = rng.normal(size=(len(samples), NUM_CLASSES)).astype(np.float32)
     labels = [int(s.label) for s in samples]
     results = []
-    for kw in ({"data_root": demo_root / "CUB_200_2011"},
-               {"data_root": demo_root / "CUB_200_2011", "metadata": tmp_path / "metadata" / "CUB"}):
+    for kw in (
+        {"data_root": demo_root / "CUB_200_2011"},
+        {"data_root": demo_root / "CUB_200_2011", "metadata": tmp_path / "metadata" / "CUB"},
+    ):
         _fake_scoremaps(monkeypatch, maps, logits, labels)
         out = tmp_path / ("meta" if "metadata" in kw else "raw")
-        results.append(evaluate.evaluate_wsol(evaluate.WSOLEvalConfig(
-            backbone=ckpts["plain"], dataset="cub", out=out, workers=0, batch_size=5, progress=False, **kw)))
+        results.append(
+            evaluate.evaluate_wsol(
+                evaluate.WSOLEvalConfig(
+                    backbone=ckpts["plain"], dataset="cub", out=out, workers=0, batch_size=5, progress=False, **kw
+                )
+            )
+        )
     raw, meta = results
     assert meta.record["data_source"] == "metadata" and raw.record["data_source"] == "raw"
     for k, v in meta.metrics.items():
@@ -241,8 +293,14 @@ def test_metadata_layout_gives_the_raw_layout_result(demo_root, ckpts, tmp_path,
 # ------------------------------------------------------------------------------------------------ end to end
 def test_end_to_end_cub_against_oracle(cub_run, demo_root, ckpts):
     out = cub_run
-    for name in ("results.json", "per_image.csv", "cams.npz", "vis/curves.png", "vis/best_worst.png",
-                 "vis/pxap_pr.png"):
+    for name in (
+        "results.json",
+        "per_image.csv",
+        "cams.npz",
+        "vis/curves.png",
+        "vis/best_worst.png",
+        "vis/pxap_pr.png",
+    ):
         assert (out / name).is_file(), name
     assert len(list((out / "vis" / "images").glob("*.png"))) == 2
     for png in (out / "vis").rglob("*.png"):
@@ -252,8 +310,9 @@ def test_end_to_end_cub_against_oracle(cub_run, demo_root, ckpts):
     rec = json.loads((out / "results.json").read_text())
     samples = load_cub(demo_root / "CUB_200_2011", "test")
     n = len(samples)
-    rel_ids = [line.split()[1] for line in (demo_root / "CUB_200_2011" / "images.txt").read_text().split("\n")
-               if line.strip()]
+    rel_ids = [
+        line.split()[1] for line in (demo_root / "CUB_200_2011" / "images.txt").read_text().split("\n") if line.strip()
+    ]
     assert rec["kind"] == "wsol" and rec["dataset"] == "cub" and rec["split"] == "test"
     assert rec["checkpoint"]["sha256"] == sha256_file(ckpts["plain"])
     assert rec["checkpoint"]["arch"] == rec["arch"] == "resnet18" and rec["cam_method"] == "cam"
@@ -291,7 +350,7 @@ def test_end_to_end_cub_against_oracle(cub_run, demo_root, ckpts):
     acc50 = (v1 >= 0.5).sum(0) * 100.0 / n
     assert m["maxboxacc"] == acc50.max()
     assert rec["best_thresholds"]["maxboxacc"] == THR[int(acc50.argmax())]
-    assert m["maxboxacc_v2"] == pytest.approx(np.mean([((v2 >= t).sum(0) * 100.0 / n).max() for t in (.3, .5, .7)]))
+    assert m["maxboxacc_v2"] == pytest.approx(np.mean([((v2 >= t).sum(0) * 100.0 / n).max() for t in (0.3, 0.5, 0.7)]))
     assert m["gt_known_loc"] == pytest.approx(100 * np.mean(fixed >= 0.5))
     assert m["top1_cls"] == pytest.approx(100 * np.mean(preds == labels))
     assert m["top1_loc"] == pytest.approx(100 * np.mean((preds == labels) & (fixed >= 0.5)))
@@ -336,8 +395,28 @@ def test_second_checkpoint_and_determinism(demo_root, ckpts, tmp_path, cub_run):
     recs = []
     for k in range(2):
         out = tmp_path / f"run{k}"
-        assert main(["--backbone", str(ckpts["cutmix"]), "--dataset", "cub", "--data-root", str(root),
-                     "--out", str(out), "--batch-size", "2", "--workers", "0", "--no-progress", "--seed", "7"]) == 0
+        assert (
+            main(
+                [
+                    "--backbone",
+                    str(ckpts["cutmix"]),
+                    "--dataset",
+                    "cub",
+                    "--data-root",
+                    str(root),
+                    "--out",
+                    str(out),
+                    "--batch-size",
+                    "2",
+                    "--workers",
+                    "0",
+                    "--no-progress",
+                    "--seed",
+                    "7",
+                ]
+            )
+            == 0
+        )
         recs.append(json.loads((out / "results.json").read_text()))
     assert recs[0]["metrics"] == recs[1]["metrics"] and recs[0]["curves"] == recs[1]["curves"]
     assert (tmp_path / "run0" / "per_image.csv").read_text() == (tmp_path / "run1" / "per_image.csv").read_text()
@@ -351,11 +430,36 @@ def test_second_checkpoint_and_determinism(demo_root, ckpts, tmp_path, cub_run):
 def test_torchrun_two_processes_equal_single(demo_root, ckpts, cub_run, tmp_path):
     out = tmp_path / "dist"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(TOOL),
-           "--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(demo_root / "CUB_200_2011"),
-           "--out", str(out), "--save-cams", "--batch-size", "8", "--workers", "0", "--device", "cpu",
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(TOOL),
+        "--backbone",
+        str(ckpts["plain"]),
+        "--dataset",
+        "cub",
+        "--data-root",
+        str(demo_root / "CUB_200_2011"),
+        "--out",
+        str(out),
+        "--save-cams",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = json.loads((cub_run / "results.json").read_text())
@@ -394,17 +498,29 @@ def _tiny_cub(demo_root: Path, dst: Path, test_ids: int) -> Path:
 
 
 def test_error_missing_dataset_folder(ckpts, tmp_path):
-    line = _one_line_error(_run_tool("--backbone", str(ckpts["plain"]), "--dataset", "cub",
-                                     "--data-root", str(tmp_path / "nowhere")))
+    line = _one_line_error(
+        _run_tool("--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(tmp_path / "nowhere"))
+    )
     assert str(tmp_path / "nowhere") in line and "CUB_200_2011" in line and "--data-root" in line
     with pytest.raises(DatasetError, match=r"(?s)nowhere.*ILSVRC.*--data-root"):
         load_eval_data("imagenet", tmp_path / "nowhere", None)
 
 
 def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):
-    line = _one_line_error(_run_tool("--backbone", str(ckpts["five"]), "--dataset", "cub",
-                                     "--data-root", str(demo_root / "CUB_200_2011"), "--out", str(tmp_path)))
-    assert "5" in line and "4 classes" in line and "fine-tune it on the dataset first" in line and "train_cls.py" in line
+    line = _one_line_error(
+        _run_tool(
+            "--backbone",
+            str(ckpts["five"]),
+            "--dataset",
+            "cub",
+            "--data-root",
+            str(demo_root / "CUB_200_2011"),
+            "--out",
+            str(tmp_path),
+        )
+    )
+    assert "5" in line and "4 classes" in line and "train_cls.py" in line
+    assert "fine-tune it on the dataset first" in line
     assert not (tmp_path / "results.json").exists()
 
 
@@ -418,13 +534,39 @@ def test_unreadable_image_fails_or_is_skipped(ckpts, demo_root, tmp_path):
     root = _tiny_cub(demo_root, tmp_path, test_ids=2)
     bad = load_cub(root, "test")[0]
     bad.path.write_bytes(b"this is not a jpeg")
-    line = _one_line_error(_run_tool("--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(root),
-                                     "--out", str(tmp_path / "fail")))
+    line = _one_line_error(
+        _run_tool(
+            "--backbone",
+            str(ckpts["plain"]),
+            "--dataset",
+            "cub",
+            "--data-root",
+            str(root),
+            "--out",
+            str(tmp_path / "fail"),
+        )
+    )
     assert str(bad.path) in line and "--skip-unreadable" in line
     assert not (tmp_path / "fail" / "results.json").exists()
-    assert _tool_main()(["--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(root),
-                         "--out", str(tmp_path / "skip"), "--skip-unreadable", "--workers", "0",
-                         "--no-progress"]) == 0
+    assert (
+        _tool_main()(
+            [
+                "--backbone",
+                str(ckpts["plain"]),
+                "--dataset",
+                "cub",
+                "--data-root",
+                str(root),
+                "--out",
+                str(tmp_path / "skip"),
+                "--skip-unreadable",
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rec = json.loads((tmp_path / "skip" / "results.json").read_text())
     assert rec["skipped_unreadable"]["count"] == 1 and rec["num_images"] == 1
     assert rec["skipped_unreadable"]["images"][0]["image_id"] == bad.image_id
@@ -434,9 +576,13 @@ def test_unreadable_image_fails_or_is_skipped(ckpts, demo_root, tmp_path):
 def test_error_bad_options(ckpts, demo_root, capsys):
     main = _tool_main()
     base = ["--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(demo_root / "CUB_200_2011")]
-    for extra, needle in ((["--iou", "30", "70"], "50"), (["--cam-curve-interval", "0"], "interval"),
-                          (["--split", "val"], "--metadata"), (["--device", "nonsense"], "--device"),
-                          (["--image-size", "8"], "--image-size")):
+    for extra, needle in (
+        (["--iou", "30", "70"], "50"),
+        (["--cam-curve-interval", "0"], "interval"),
+        (["--split", "val"], "--metadata"),
+        (["--device", "nonsense"], "--device"),
+        (["--image-size", "8"], "--image-size"),
+    ):
         assert main(base + extra) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err

@@ -1,4 +1,5 @@
 """wsol.metrics: BoxAcc, MaxBoxAcc(V2), fixed-threshold localization and PxAP vs hand computations."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,8 @@ def _three_images():
     maps, gts, boxes = [], [], []
     for (oy0, oy1, ox0, ox1), (iy0, iy1, ix0, ix1), gt in specs:
         m = np.zeros((S, S), np.float32)
-        m[oy0:oy1 + 1, ox0:ox1 + 1] = 0.4
-        m[iy0:iy1 + 1, ix0:ix1 + 1] = 1.0
+        m[oy0 : oy1 + 1, ox0 : ox1 + 1] = 0.4
+        m[iy0 : iy1 + 1, ix0 : ix1 + 1] = 1.0
         maps.append(m)
         gts.append(np.array(gt))
         outer = [ox0, oy0, min(ox1 + 1, S - 1), min(oy1 + 1, S - 1)]
@@ -60,7 +61,7 @@ def test_boxacc_three_images_by_hand():
     #                     t=0.5: img0 no, img1 inner box [100,100,140,140] = its gt: yes, img2 no -> 33.3
     assert res["boxacc_v1_iou50"] == pytest.approx([100 / 3, 100 / 3, 100 / 3, 100 / 3])
     assert res["maxboxacc"] == pytest.approx(100 / 3)
-    assert res["maxboxacc_best_threshold"] == 0.0          # first of the tied maxima
+    assert res["maxboxacc_best_threshold"] == 0.0  # first of the tied maxima
     want_v2 = np.mean([(best >= i / 100).mean(0).max() * 100 for i in (30, 50, 70)])
     assert res["maxboxacc_v2"] == pytest.approx(want_v2)
     # fixed threshold 0.5 (inner boxes): GT-known correct for img1 only; its class is wrong -> top-1 loc 0

@@ -1,6 +1,7 @@
 """OpenImages30k in wsolevaluation's layout: the reader (masks per image, the ignore file on the first line only,
 none for custom data), the masks' > 0.5 foreground and ignore regions, PxAP against hand-computed cases, and the
 demo layout scored end to end with tools/wsol_eval.py --scoremaps."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -74,7 +75,8 @@ def _layout(root: Path) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
     (meta / "class_labels.txt").write_text(f"{ids[0]},0\n{ids[1]},0\n{ids[2]},1\n")
     (meta / "localization.txt").write_text(
         f"{ids[0]},test/c0/a_m0.png,test/ignore/a.png\n{ids[1]},test/c0/b_m0.png,test/ignore/b.png\n"
-        f"{ids[0]},test/c0/a_m1.png,\n{ids[2]},test/c1/c_m0.png,\n")
+        f"{ids[0]},test/c0/a_m1.png,\n{ids[2]},test/c1/c_m0.png,\n"
+    )
     return ids, fg, ign
 
 
@@ -92,8 +94,9 @@ def test_reader_and_masks(tmp_path):
     small = np.zeros((112, 112))
     small[3:7, 5:9] = 200
     _png(tmp_path / "small.png", small)
-    np.testing.assert_array_equal(load_instance_masks_224([tmp_path / "small.png"], None)[0],
-                                  np.repeat(np.repeat(small > 0, 2, 0), 2, 1))
+    np.testing.assert_array_equal(
+        load_instance_masks_224([tmp_path / "small.png"], None)[0], np.repeat(np.repeat(small > 0, 2, 0), 2, 1)
+    )
     loc = tmp_path / "metadata" / "OpenImages" / "test" / "localization.txt"
     loc.write_text(loc.read_text() + f"{ids[1]},test/c0/b_m0.png,test/ignore/a.png\n")
     with pytest.raises(DatasetError, match="second ignore file"):
@@ -115,8 +118,26 @@ def test_pxap_hand_computed_with_ignore_regions(tmp_path):
         (root / i).parent.mkdir(parents=True, exist_ok=True)
         np.save(root / (i + ".npy"), m.astype(np.float32))
     out = tmp_path / "out"
-    assert _tool_main()(["--scoremaps", str(root), "--dataset", "openimages", "--data-root", str(tmp_path / "oi"),
-                         "--out", str(out), "--workers", "0", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        _tool_main()(
+            [
+                "--scoremaps",
+                str(root),
+                "--dataset",
+                "openimages",
+                "--data-root",
+                str(tmp_path / "oi"),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     rec = json.loads((out / "results.json").read_text())
     expected = _hand_pxap(maps, fg, ign)
     assert rec["metrics"]["pxap"] == pytest.approx(expected, rel=1e-12)
@@ -126,8 +147,16 @@ def test_pxap_hand_computed_with_ignore_regions(tmp_path):
 
 
 def test_demo_openimages_end_to_end(tmp_path):
-    demo = make_demo_data(tmp_path / "demo", seed=0, image_size=48, per_class=1, num_classes=3,
-                          openimages_per_class=2, layouts=("openimages",), progress=False)
+    demo = make_demo_data(
+        tmp_path / "demo",
+        seed=0,
+        image_size=48,
+        per_class=1,
+        num_classes=3,
+        openimages_per_class=2,
+        layouts=("openimages",),
+        progress=False,
+    )
     root = demo.root / "OpenImages"
     samples = load_openimages(root / "metadata" / "OpenImages" / "test", root)
     assert len(samples) == 6 and any(s.ignore_path for s in samples) and any(s.ignore_path is None for s in samples)
@@ -141,17 +170,38 @@ def test_demo_openimages_end_to_end(tmp_path):
         np.save(tmp_path / "maps" / (s.image_id + ".npy"), m)
         f = np.zeros((224, 224), bool)
         for p in s.mask_paths:
-            f |= cv2.resize(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), (224, 224),
-                            interpolation=cv2.INTER_NEAREST) > 0
+            f |= cv2.resize(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), (224, 224), interpolation=cv2.INTER_NEAREST) > 0
         g = np.zeros((224, 224), bool)
         if s.ignore_path is not None:
-            g = cv2.resize(cv2.imread(str(s.ignore_path), cv2.IMREAD_GRAYSCALE), (224, 224),
-                           interpolation=cv2.INTER_NEAREST) > 0
+            g = (
+                cv2.resize(
+                    cv2.imread(str(s.ignore_path), cv2.IMREAD_GRAYSCALE), (224, 224), interpolation=cv2.INTER_NEAREST
+                )
+                > 0
+            )
         fgs.append(f)
         igs.append(g & ~f)
     out = tmp_path / "out"
-    assert _tool_main()(["--scoremaps", str(tmp_path / "maps"), "--dataset", "openimages", "--data-root", str(root),
-                         "--out", str(out), "--workers", "0", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        _tool_main()(
+            [
+                "--scoremaps",
+                str(tmp_path / "maps"),
+                "--dataset",
+                "openimages",
+                "--data-root",
+                str(root),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     rec = json.loads((out / "results.json").read_text())
     # the maps take many values: count over the reference's bins (score >= each threshold) by hand
     thr = np.concatenate([[2.0, 1.0], np.arange(0, 1, 0.01)[::-1]])

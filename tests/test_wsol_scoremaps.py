@@ -1,6 +1,7 @@
 """Scoring saved maps (tools/wsol_eval.py --scoremaps): the numbers equal the model path on the same maps, for
 this project's cams.npz and for wsolevaluation's <scoremap_root>/<image_id>.npy layout; other sizes are resized and
 normalised as the model path does; bad maps are one-line errors naming the id and the file."""
+
 from __future__ import annotations
 
 import csv
@@ -50,16 +51,54 @@ def model_run(demo_root, tmp_path_factory):
     torch.manual_seed(5)
     torch.save(build_model("resnet18", 4).state_dict(), d / "r18.pth")
     out = d / "out"
-    assert _tool_main()(["--backbone", str(d / "r18.pth"), "--dataset", "cub", "--data-root",
-                         str(demo_root / "CUB_200_2011"), "--out", str(out), "--save-cams", "--workers", "0",
-                         "--no-progress", "--device", "cpu", "--batch-size", "4"]) == 0
+    assert (
+        _tool_main()(
+            [
+                "--backbone",
+                str(d / "r18.pth"),
+                "--dataset",
+                "cub",
+                "--data-root",
+                str(demo_root / "CUB_200_2011"),
+                "--out",
+                str(out),
+                "--save-cams",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--batch-size",
+                "4",
+            ]
+        )
+        == 0
+    )
     return d / "r18.pth", out
 
 
 def _scoremaps_run(demo_root, maps_path: Path, out: Path, *extra: str) -> dict:
-    assert _tool_main()(["--scoremaps", str(maps_path), "--dataset", "cub", "--data-root",
-                         str(demo_root / "CUB_200_2011"), "--out", str(out), "--workers", "0", "--no-progress",
-                         "--device", "cpu", *extra]) == 0
+    assert (
+        _tool_main()(
+            [
+                "--scoremaps",
+                str(maps_path),
+                "--dataset",
+                "cub",
+                "--data-root",
+                str(demo_root / "CUB_200_2011"),
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "--no-progress",
+                "--device",
+                "cpu",
+                *extra,
+            ]
+        )
+        == 0
+    )
     return json.loads((out / "results.json").read_text())
 
 
@@ -82,8 +121,9 @@ def test_saved_maps_equal_the_model_path(model_run, demo_root, tmp_path):
         assert set(rec["not_reported"]) == {"top1_cls", "top1_loc", "top1_loc_at_best_threshold"}
         assert "checkpoint" in rec["not_reported"]["top1_cls"]
         rows, ref_rows = _csv(tmp_path / f"run_{maps_path.name}" / "per_image.csv"), _csv(out / "per_image.csv")
-        assert [(r["image_id"], r["iou"], r["iou_fixed"], r["iou_v2"]) for r in rows] == \
-            [(r["image_id"], r["iou"], r["iou_fixed"], r["iou_v2"]) for r in ref_rows]
+        assert [(r["image_id"], r["iou"], r["iou_fixed"], r["iou_v2"]) for r in rows] == [
+            (r["image_id"], r["iou"], r["iou_fixed"], r["iou_v2"]) for r in ref_rows
+        ]
         assert all(r["predicted"] == "" for r in rows)
     # keyed by the maps' sha256; cams.npz also names the checkpoint that made them
     rec_npz = json.loads((tmp_path / "run_cams.npz" / "results.json").read_text())
@@ -119,8 +159,17 @@ def test_bad_maps_are_one_line_errors(model_run, demo_root, tmp_path, capsys):
     with np.load(out / "cams.npz") as z:
         ids, maps = z["image_ids"].tolist(), np.array(z["cams"])
     main = _tool_main()
-    base = ["--dataset", "cub", "--data-root", str(demo_root / "CUB_200_2011"), "--workers", "0", "--no-progress",
-            "--device", "cpu"]
+    base = [
+        "--dataset",
+        "cub",
+        "--data-root",
+        str(demo_root / "CUB_200_2011"),
+        "--workers",
+        "0",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
 
     def run(root: Path) -> str:
         assert main(["--scoremaps", str(root), "--out", str(tmp_path / "o"), *base]) == 2
@@ -140,8 +189,7 @@ def test_bad_maps_are_one_line_errors(model_run, demo_root, tmp_path, capsys):
     np.save(shaped / (ids[3] + ".npy"), np.zeros((2, 3, 224, 224), np.float32))
     line = run(shaped)
     assert ids[3] in line and "shape" in line and str(shaped) in line
-    assert main(["--scoremaps", str(out / "cams.npz"), "--backbone", "x.pth", "--out", str(tmp_path / "o"),
-                 *base]) == 2
+    assert main(["--scoremaps", str(out / "cams.npz"), "--backbone", "x.pth", "--out", str(tmp_path / "o"), *base]) == 2
     assert "not both" in _one_line(capsys)
     assert not (tmp_path / "o" / "results.json").exists()
 
@@ -153,8 +201,14 @@ def test_tool_prints_an_aligned_table_then_the_folder(model_run, demo_root, tmp_
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == f"results: {tmp_path / 't'}"
     table = lines[-7:-1]
-    assert [ln.split("  ")[0].strip() for ln in table] == ["top-1 cls", "top-1 loc", "GT-known loc", "MaxBoxAcc",
-                                                          "MaxBoxAccV2", "PxAP"]
+    assert [ln.split("  ")[0].strip() for ln in table] == [
+        "top-1 cls",
+        "top-1 loc",
+        "GT-known loc",
+        "MaxBoxAcc",
+        "MaxBoxAccV2",
+        "PxAP",
+    ]
     assert len({len(ln) for ln in table}) == 1  # values right-aligned in one column
     rec = json.loads((tmp_path / "t" / "results.json").read_text())
     assert table[3].endswith(f"{rec['metrics']['maxboxacc']:.2f}") and table[0].endswith("n/a")

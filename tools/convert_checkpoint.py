@@ -9,6 +9,7 @@ The mmdet file is {'state_dict': backbone weights without the fc head, 'meta': s
 `backbone.init_cfg = dict(type='Pretrained', checkpoint=<file>)`. Loading is safe (weights_only with an
 allow-list); a file that needs arbitrary unpickling is refused unless --trust-checkpoint is given.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
     loaded = convert_checkpoint(args.src, args.dst, to=args.to, arch=args.arch, trust=args.trust_checkpoint)
     head = f"fc with {loaded.num_classes} classes" if loaded.has_fc else "no fc head"
-    print(f"{args.src}: {loaded.source_format} {loaded.arch} ({head}), sha256 {loaded.sha256[:12]} "
-          f"-> {args.dst} ({args.to})")
+    print(
+        f"{args.src}: {loaded.source_format} {loaded.arch} ({head}), sha256 {loaded.sha256[:12]} "
+        f"-> {args.dst} ({args.to})"
+    )
     return 0
 
 

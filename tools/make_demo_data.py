@@ -22,22 +22,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="data/demo", help="folder that receives the layouts (default data/demo)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    p.add_argument(
-        "--image-size", type=int, default=96, help="side of CUB images; ImageNet/COCO vary around it"
-    )
-    p.add_argument(
-        "--per-class", type=int, default=300, help="CUB train images per class; other counts follow"
-    )
-    p.add_argument(
-        "--num-classes", type=int, default=10, help="number of classes (<= 20 with the VOC layout)"
-    )
-    p.add_argument(
-        "--test-per-class", type=int, default=None, help="CUB test images per class (per-class // 6)"
-    )
+    p.add_argument("--image-size", type=int, default=96, help="side of CUB images; ImageNet/COCO vary around it")
+    p.add_argument("--per-class", type=int, default=300, help="CUB train images per class; other counts follow")
+    p.add_argument("--num-classes", type=int, default=10, help="number of classes (<= 20 with the VOC layout)")
+    p.add_argument("--test-per-class", type=int, default=None, help="CUB test images per class (per-class // 6)")
     p.add_argument("--imagenet-val-per-class", type=int, default=None, help="ImageNet val images per class")
-    p.add_argument(
-        "--imagenet-train-per-class", type=int, default=0, help="ImageNet train images per class (0)"
-    )
+    p.add_argument("--imagenet-train-per-class", type=int, default=0, help="ImageNet train images per class (0)")
     p.add_argument("--det-image-size", type=int, default=160, help="VOC image side (varies by +-20%%)")
     p.add_argument("--voc-trainval", type=int, default=None, help="VOC2007 and VOC2012 trainval images each")
     p.add_argument("--voc-test", type=int, default=None, help="VOC2007 test images")
@@ -46,11 +36,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cifar-train-per-class", type=int, default=100, help="CIFAR-100 layout train images per class")
     p.add_argument("--cifar-test-per-class", type=int, default=20, help="CIFAR-100 layout test images per class")
     p.add_argument("--ood-per-set", type=int, default=200, help="images in each OOD folder of the 'ood' layout")
-    p.add_argument("--openimages-per-class", type=int, default=4,
-                   help="images per class in each split of the 'openimages' layout")
     p.add_argument(
-        "--layouts", nargs="+", choices=LAYOUTS, default=list(DEFAULT_LAYOUTS),
-        help="which layouts to write (default: all but cifar100, ood and openimages)"
+        "--openimages-per-class", type=int, default=4, help="images per class in each split of the 'openimages' layout"
+    )
+    p.add_argument(
+        "--layouts",
+        nargs="+",
+        choices=LAYOUTS,
+        default=list(DEFAULT_LAYOUTS),
+        help="which layouts to write (default: all but cifar100, ood and openimages)",
     )
     p.add_argument("--force", action="store_true", help="regenerate even when a complete folder matches")
     p.add_argument("--verbose", action="store_true")

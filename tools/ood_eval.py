@@ -13,6 +13,7 @@ uniform / gaussian (ODIN's definitions, --noise-count images each, from --seed).
 <out>/scores.npz (in_distribution + one array per OOD set; higher = more in-distribution), <out>/per_image/*.csv
 and <out>/ood.png. The checkpoint must be a classifier of the dataset's classes (CIFAR-100: 100).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,15 +28,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", required=True, help="classifier checkpoint (any format checkpoints.py reads)")
     add_arch_arg(p)
-    p.add_argument("--in-dataset", default="cifar100", choices=list(IN_DATASETS),
-                   help="in-distribution test set (default cifar100)")
+    p.add_argument(
+        "--in-dataset",
+        default="cifar100",
+        choices=list(IN_DATASETS),
+        help="in-distribution test set (default cifar100)",
+    )
     p.add_argument("--data-root", default=None, help="folder holding cifar-100-python/ (default data/cifar)")
-    p.add_argument("--ood", nargs="+", required=True, metavar="DIR_OR_NAME",
-                   help="OOD sets: folders of images (ODIN's Imagenet, Imagenet_resize, LSUN, LSUN_resize, iSUN) "
-                        "and/or uniform, gaussian")
-    p.add_argument("--detector", default="msp", choices=sorted(DETECTORS),
-                   help="msp: max softmax, the CutMix paper's (default); odin: temperature + input perturbation; "
-                        "energy: free energy")
+    p.add_argument(
+        "--ood",
+        nargs="+",
+        required=True,
+        metavar="DIR_OR_NAME",
+        help="OOD sets: folders of images (ODIN's Imagenet, Imagenet_resize, LSUN, LSUN_resize, iSUN) "
+        "and/or uniform, gaussian",
+    )
+    p.add_argument(
+        "--detector",
+        default="msp",
+        choices=sorted(DETECTORS),
+        help="msp: max softmax, the CutMix paper's (default); odin: temperature + input perturbation; "
+        "energy: free energy",
+    )
     p.add_argument("--temperature", type=float, default=None, help="odin (default 1000) / energy (default 1)")
     p.add_argument("--epsilon", type=float, default=None, help="odin's perturbation magnitude (default 0.0014)")
     p.add_argument("--out", default=None, help="output folder (default work_dirs/ood/<checkpoint>_<detector>)")
@@ -43,10 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="data loader processes (default 0: in this process)")
     p.add_argument("--device", default="auto", help="auto (cuda when visible, else cpu) | cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise sets and of torch (default 0)")
-    p.add_argument("--noise-count", type=int, default=DEFAULT_NOISE_COUNT,
-                   help=f"images per noise set (default {DEFAULT_NOISE_COUNT}, as ODIN)")
-    p.add_argument("--skip-unreadable", action="store_true",
-                   help="leave unreadable OOD images out (listed in results.json) instead of failing")
+    p.add_argument(
+        "--noise-count",
+        type=int,
+        default=DEFAULT_NOISE_COUNT,
+        help=f"images per noise set (default {DEFAULT_NOISE_COUNT}, as ODIN)",
+    )
+    p.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="leave unreadable OOD images out (listed in results.json) instead of failing",
+    )
     add_trust_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_verbose_arg(p)
@@ -57,11 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
     cfg = OODEvalConfig(
-        backbone=args.backbone, ood=tuple(args.ood), in_dataset=args.in_dataset, data_root=args.data_root,
-        detector=args.detector, temperature=args.temperature, epsilon=args.epsilon, out=args.out,
-        batch_size=args.batch_size, workers=args.workers, device=args.device, seed=args.seed,
-        noise_count=args.noise_count, skip_unreadable=args.skip_unreadable, arch=args.arch,
-        trust_checkpoint=args.trust_checkpoint, progress=not args.no_progress)
+        backbone=args.backbone,
+        ood=tuple(args.ood),
+        in_dataset=args.in_dataset,
+        data_root=args.data_root,
+        detector=args.detector,
+        temperature=args.temperature,
+        epsilon=args.epsilon,
+        out=args.out,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        seed=args.seed,
+        noise_count=args.noise_count,
+        skip_unreadable=args.skip_unreadable,
+        arch=args.arch,
+        trust_checkpoint=args.trust_checkpoint,
+        progress=not args.no_progress,
+    )
     result = evaluate_ood(cfg)
     rec = result.record
     width = max(len(n) for n in ["mean", *rec["ood_sets"]])
@@ -69,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in rec["ood_sets"]:
         print(f"{name:<{width}}  " + "  ".join(f"{rec['per_set'][name][k]:13.2f}" for k in METRICS))
     print(f"{'mean':<{width}}  " + "  ".join(f"{rec['mean'][k]:13.2f}" for k in METRICS))
-    print(f"{rec['dataset']} top-1 err {rec['metrics']['top1_err']:.2f}, detector {rec['detector']} "
-          f"-> {result.out_dir}")
+    print(
+        f"{rec['dataset']} top-1 err {rec['metrics']['top1_err']:.2f}, detector {rec['detector']} -> {result.out_dir}"
+    )
     return 0
 
 

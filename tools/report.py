@@ -12,6 +12,7 @@ A cell is (checkpoint, column, data): one checkpoint evaluated on different data
 under the table (--strict: an error). Numbers with per-image results get a 95% bootstrap interval over images
 and each pair of checkpoints on the same images a paired difference (docs/report_statistics.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,12 +27,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("result_dirs", nargs="+", help="folders searched recursively for results.json records")
     p.add_argument("--out", default="work_dirs/report", help="where report.md, report.csv, report.png go")
     p.add_argument("--paper", action="store_true", help="add the CutMix paper's ResNet-50 numbers as reference rows")
-    p.add_argument("--strict", action="store_true",
-                   help="two records of the same cell (same checkpoint, task and data: a rerun) is an error, not a "
-                        "note under the table")
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                   help="resamples of the evaluated images for each 95%% interval and paired difference "
-                        "(default 1000; 0 = no intervals)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="two records of the same cell (same checkpoint, task and data: a rerun) is an error, not a "
+        "note under the table",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="resamples of the evaluated images for each 95%% interval and paired difference "
+        "(default 1000; 0 = no intervals)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
     return p
 
@@ -39,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    paths = write_report(args.result_dirs, args.out, paper=args.paper, strict=args.strict,
-                         bootstrap=args.bootstrap, seed=args.seed)
+    paths = write_report(
+        args.result_dirs, args.out, paper=args.paper, strict=args.strict, bootstrap=args.bootstrap, seed=args.seed
+    )
     print(paths["markdown"].read_text())
     for kind, path in paths.items():
         print(f"wrote {kind}: {path}")

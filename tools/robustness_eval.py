@@ -13,6 +13,7 @@ Writes <out>/results.json (clean top-1, FGSM top-1 per eps, every curve; the che
 test) and <out>/curves.png (one panel per test). The checkpoint must classify the dataset's classes
 (ImageNet 1000, CUB 200, the demo's 10); it is built in the form it was trained in (its meta), or --wsol.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,31 +26,62 @@ from cutmix_transfer.robustness.evaluate import DEFAULT_PAIRS
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_classifier_eval_args(p, image_size_help="network input side S: resize S/0.875, centre crop S (default "
-                                                "224; the demo's 96); hole sizes scale with it")
+    add_classifier_eval_args(
+        p,
+        image_size_help="network input side S: resize S/0.875, centre crop S (default "
+        "224; the demo's 96); hole sizes scale with it",
+    )
     p.add_argument("--dataset", required=True, choices=["imagenet", "cub"], help="ImageNet val or CUB test")
     p.add_argument("--data-root", default=None, help="dataset folder (default data/ILSVRC or data/CUB_200_2011)")
     p.add_argument("--tests", nargs="+", default=list(TESTS), choices=TESTS, help="which tests to run (all)")
-    p.add_argument("--eps", type=float, nargs="+", default=[8.0],
-                   help="FGSM eps in 1/255 units, each in (0, 255] (default 8: Table 11)")
-    p.add_argument("--hole-sizes", type=int, nargs="+", default=list(DEFAULT_SIDES),
-                   help="occlusion square sides in the 224 frame (default 0 16 ... 224)")
-    p.add_argument("--mixup-ratios", type=float, nargs="+", default=list(DEFAULT_MIXUP_RATIOS),
-                   help="Mixup shares of the second image (default 0 0.1 ... 1)")
-    p.add_argument("--cutmix-sides", type=int, nargs="+", default=list(DEFAULT_SIDES),
-                   help="sides of the pasted square of the second image, 224 frame (default 0 16 ... 224)")
+    p.add_argument(
+        "--eps",
+        type=float,
+        nargs="+",
+        default=[8.0],
+        help="FGSM eps in 1/255 units, each in (0, 255] (default 8: Table 11)",
+    )
+    p.add_argument(
+        "--hole-sizes",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SIDES),
+        help="occlusion square sides in the 224 frame (default 0 16 ... 224)",
+    )
+    p.add_argument(
+        "--mixup-ratios",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_MIXUP_RATIOS),
+        help="Mixup shares of the second image (default 0 0.1 ... 1)",
+    )
+    p.add_argument(
+        "--cutmix-sides",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SIDES),
+        help="sides of the pasted square of the second image, 224 frame (default 0 16 ... 224)",
+    )
     p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS, help=f"in-between pairs (default {DEFAULT_PAIRS})")
-    p.add_argument("--max-images", type=int, default=None,
-                   help="evaluate a seeded random subset of this many images (default: the whole split)")
+    p.add_argument(
+        "--max-images",
+        type=int,
+        default=None,
+        help="evaluate a seeded random subset of this many images (default: the whole split)",
+    )
     form = p.add_mutually_exclusive_group()
     form.add_argument("--wsol", action="store_true", help="build the stride-1 WSOL form whatever the meta says")
-    form.add_argument("--standard-form", action="store_true",
-                      help="build the standard torchvision form whatever the meta says")
+    form.add_argument(
+        "--standard-form", action="store_true", help="build the standard torchvision form whatever the meta says"
+    )
     p.add_argument("--out", default=None, help="output folder (default work_dirs/robustness/<checkpoint>_<dataset>)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=4, help="data loader processes")
-    p.add_argument("--skip-unreadable", action="store_true",
-                   help="count unreadable images as skipped (listed in results.json) instead of failing")
+    p.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="count unreadable images as skipped (listed in results.json) instead of failing",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -58,12 +90,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
     cfg = RobustnessConfig(
-        backbone=args.backbone, dataset=args.dataset, data_root=args.data_root, arch=args.arch, tests=args.tests,
-        eps=args.eps, hole_sizes=args.hole_sizes, mixup_ratios=args.mixup_ratios, cutmix_sides=args.cutmix_sides,
-        pairs=args.pairs, max_images=args.max_images, image_size=args.image_size,
-        wsol_form=True if args.wsol else False if args.standard_form else None, out=args.out,
-        batch_size=args.batch_size, workers=args.workers, device=args.device, seed=args.seed,
-        trust_checkpoint=args.trust_checkpoint, skip_unreadable=args.skip_unreadable, progress=not args.no_progress)
+        backbone=args.backbone,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        arch=args.arch,
+        tests=args.tests,
+        eps=args.eps,
+        hole_sizes=args.hole_sizes,
+        mixup_ratios=args.mixup_ratios,
+        cutmix_sides=args.cutmix_sides,
+        pairs=args.pairs,
+        max_images=args.max_images,
+        image_size=args.image_size,
+        wsol_form=True if args.wsol else False if args.standard_form else None,
+        out=args.out,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        seed=args.seed,
+        trust_checkpoint=args.trust_checkpoint,
+        skip_unreadable=args.skip_unreadable,
+        progress=not args.no_progress,
+    )
     result = evaluate_robustness(cfg)
     if result.files:
         print(" ".join(f"{k}={v:.2f}" for k, v in result.metrics.items()) + f" -> {result.out_dir}")

@@ -6,6 +6,7 @@
 Writes <out>/results.json (a 'captioning' record in percent, linked to the backbone checkpoint's sha256),
 <out>/captions.json and <out>/samples.png. SPICE is reported as unavailable (it needs a download).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,12 +34,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
     scorers = ("bleu", "rouge", "cider") if args.no_meteor else ("bleu", "meteor", "rouge", "cider")
-    res = evaluate_captioner(args.config, args.checkpoint, out=args.out, split=args.split, beam_size=args.beam,
-                             seed=args.seed, trust=args.trust_checkpoint, cfg_options=args.cfg_options,
-                             data_root=args.data_root, device=args.device, scorers=scorers)
+    res = evaluate_captioner(
+        args.config,
+        args.checkpoint,
+        out=args.out,
+        split=args.split,
+        beam_size=args.beam,
+        seed=args.seed,
+        trust=args.trust_checkpoint,
+        cfg_options=args.cfg_options,
+        data_root=args.data_root,
+        device=args.device,
+        scorers=scorers,
+    )
     m = res.record["metrics"]
-    print(f"{res.record['num_images']} images, beam {args.beam}: " + ", ".join(f"{k} {v:.1f}" for k, v in m.items())
-          + f"; SPICE unavailable offline; record {res.path}")
+    print(
+        f"{res.record['num_images']} images, beam {args.beam}: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in m.items())
+        + f"; SPICE unavailable offline; record {res.path}"
+    )
     return 0
 
 

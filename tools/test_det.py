@@ -5,6 +5,7 @@
 The record (<out>/results.json, kind 'detection') carries the BACKBONE checkpoint's sha256, read from the
 detector checkpoint that tools/train_det.py saved, so the report lines it up with the same pretraining.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="the config the detector was trained with")
     p.add_argument("checkpoint", help="detector checkpoint written by tools/train_det.py")
     p.add_argument("--out", help="folder for results.json and logs (default: next to CHECKPOINT)")
-    p.add_argument("--eval-mode", choices=["11points", "area"], default=None,
-                   help="AP: '11points' (VOC07, the paper's; the configs' default) or 'area' (VOC2012 style)")
-    p.add_argument("--backbone", metavar="CKPT",
-                   help="the backbone the detector started from (for a checkpoint not from train_det.py)")
+    p.add_argument(
+        "--eval-mode",
+        choices=["11points", "area"],
+        default=None,
+        help="AP: '11points' (VOC07, the paper's; the configs' default) or 'area' (VOC2012 style)",
+    )
+    p.add_argument(
+        "--backbone",
+        metavar="CKPT",
+        help="the backbone the detector started from (for a checkpoint not from train_det.py)",
+    )
     p.add_argument("--data-root", help="VOCdevkit folder (replaces the data_root of every VOC dataset)")
     add_run_args(p)
     return p
@@ -31,12 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    outcome = evaluate_detector(args.config, args.checkpoint, out=args.out, cfg_options=args.cfg_options,
-                                eval_mode=args.eval_mode, seed=args.seed, backbone=args.backbone,
-                                trust=args.trust_checkpoint, launcher=args.launcher, data_root=args.data_root)
+    outcome = evaluate_detector(
+        args.config,
+        args.checkpoint,
+        out=args.out,
+        cfg_options=args.cfg_options,
+        eval_mode=args.eval_mode,
+        seed=args.seed,
+        backbone=args.backbone,
+        trust=args.trust_checkpoint,
+        launcher=args.launcher,
+        data_root=args.data_root,
+    )
     rec = outcome.record
-    print(f"{rec['detector']} VOC07 test mAP ({rec['eval_mode']}): {rec['metrics']['mAP']:.2f}"
-          f"  -> {outcome.path}")
+    print(f"{rec['detector']} VOC07 test mAP ({rec['eval_mode']}): {rec['metrics']['mAP']:.2f}  -> {outcome.path}")
     for name, ap in rec["per_class_ap"].items():
         print(f"  {name:<12s} {ap:6.2f}")
     return 0

@@ -8,6 +8,7 @@ The vocabulary (<work_dir>/vocab.json) is built from the training captions; chec
 (default work_dirs/<config name>) with the vocabulary and the backbone's sha256 in their meta, for
 tools/test_caption.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,19 +21,30 @@ from cutmix_transfer.cli import add_train_args, main_guard, parse_tool_args, tra
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_train_args(p, "captioning config, e.g. configs/caption/nic_demo.py")
-    p.add_argument("--backbone", help="encoder checkpoint (CutMix-PyTorch, torchvision, tools/train_cls.py, ...); "
-                                      "its arch replaces the config's")
+    p.add_argument(
+        "--backbone",
+        help="encoder checkpoint (CutMix-PyTorch, torchvision, tools/train_cls.py, ...); "
+        "its arch replaces the config's",
+    )
     p.add_argument("--freeze-encoder", action="store_true", help="train the decoder only (encoder weights fixed)")
-    p.add_argument("--data-root", help="the COCO folder (annotations/, train2014/, val2014/, dataset_coco.json); "
-                                       "default: the config's data_root")
+    p.add_argument(
+        "--data-root",
+        help="the COCO folder (annotations/, train2014/, val2014/, dataset_coco.json); default: the config's data_root",
+    )
     return p
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    out = train_captioner(args.config, backbone=args.backbone, freeze_encoder=args.freeze_encoder,
-                          trust_checkpoint=args.trust_checkpoint, data_root=args.data_root, **train_options(args))
+    out = train_captioner(
+        args.config,
+        backbone=args.backbone,
+        freeze_encoder=args.freeze_encoder,
+        trust_checkpoint=args.trust_checkpoint,
+        data_root=args.data_root,
+        **train_options(args),
+    )
     scores = ", ".join(f"{k} {v:.1f}" for k, v in out["metrics"].items()) or "no validation"
     print(f"trained: {scores}; vocabulary {out['vocab_size']} tokens; checkpoint {out['checkpoint']}")
     return 0

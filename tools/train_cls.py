@@ -8,6 +8,7 @@ Checkpoints land in the work dir (default work_dirs/<config name>/epoch_N.pth) w
 meta; tools/wsol_eval.py and tools/train_det.py read them. The last validation's top-1/top-5 error is written to
 <work_dir>/results.json for tools/report.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,9 @@ from cutmix_transfer.cli import add_train_args, main_guard, parse_tool_args, tra
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_train_args(p, "classification config, e.g. configs/cls/demo_cutmix.py",
-                   trust_help="the model.pretrained checkpoint")
+    add_train_args(
+        p, "classification config, e.g. configs/cls/demo_cutmix.py", trust_help="the model.pretrained checkpoint"
+    )
     return p
 
 

@@ -5,6 +5,7 @@
 The checkpoint is loaded safely in any supported format, converted to <work_dir>/backbone_mmdet.pth and set as
 the backbone's Pretrained init; the config follows its depth; the log lists the keys loaded and left out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,16 @@ from cutmix_transfer.detection import train_detector
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_train_args(p, "detection config, e.g. configs/voc_faster_rcnn_cutmix.py", resume_from_file=True,
-                   seed_default=0, seed_help="random seed")
-    p.add_argument("--backbone", metavar="CKPT",
-                   help="backbone checkpoint (overrides the config's backbone_checkpoint)")
+    add_train_args(
+        p,
+        "detection config, e.g. configs/voc_faster_rcnn_cutmix.py",
+        resume_from_file=True,
+        seed_default=0,
+        seed_help="random seed",
+    )
+    p.add_argument(
+        "--backbone", metavar="CKPT", help="backbone checkpoint (overrides the config's backbone_checkpoint)"
+    )
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--data-root", help="VOCdevkit folder (replaces the data_root of every VOC dataset)")
     return p
@@ -28,8 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    work_dir = train_detector(args.config, backbone=args.backbone, amp=args.amp, trust=args.trust_checkpoint,
-                              data_root=args.data_root, **train_options(args))
+    work_dir = train_detector(
+        args.config,
+        backbone=args.backbone,
+        amp=args.amp,
+        trust=args.trust_checkpoint,
+        data_root=args.data_root,
+        **train_options(args),
+    )
     print(f"trained: checkpoints and logs in {work_dir}")
     return 0
 

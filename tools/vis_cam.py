@@ -8,6 +8,7 @@ Each image is resized to 224x224 as in evaluation (--image-size S: S x S for a b
 --class (default: the top-1 class) is drawn over the image at its own size, titled with the class, its probability
 and the top-5. Writes <out>/<n>_<name>_cam.png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_eval_args(p, image_size_help="network input side (default 224, as in evaluation)")
     add_cam_arg(p)
     p.add_argument("--class", dest="class_index", type=int, default=None, help="class index (default: top-1)")
-    p.add_argument("--class-names", default=None,
-                   help="classes.txt (CUB), LOC_synset_mapping.txt (ImageNet) or one name per line")
+    p.add_argument(
+        "--class-names", default=None, help="classes.txt (CUB), LOC_synset_mapping.txt (ImageNet) or one name per line"
+    )
     p.add_argument("--out", default="work_dirs/vis_cam", help="output folder")
     p.add_argument("--alpha", type=float, default=0.5, help="heatmap weight in the overlay")
     p.add_argument("--standard-form", action="store_true", help="keep the ResNet's stride-2 layer4")
@@ -34,11 +36,23 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    written = vis_cam(VisCamConfig(backbone=args.backbone, images=args.images, class_index=args.class_index,
-                                   class_names=args.class_names, arch=args.arch, cam=args.cam, out=args.out,
-                                   device=args.device, seed=args.seed, trust_checkpoint=args.trust_checkpoint,
-                                   wsol_form=not args.standard_form, alpha=args.alpha,
-                                   input_size=args.image_size))
+    written = vis_cam(
+        VisCamConfig(
+            backbone=args.backbone,
+            images=args.images,
+            class_index=args.class_index,
+            class_names=args.class_names,
+            arch=args.arch,
+            cam=args.cam,
+            out=args.out,
+            device=args.device,
+            seed=args.seed,
+            trust_checkpoint=args.trust_checkpoint,
+            wsol_form=not args.standard_form,
+            alpha=args.alpha,
+            input_size=args.image_size,
+        )
+    )
     for path in written:
         print(path)
     return 0

@@ -17,6 +17,7 @@ the source checkpoint), with --vis N <out>/vis/ (overlays of the first N images,
 The checkpoint must be a classifier of the dataset's classes (CUB 200, ImageNet 1000, OpenImages 100). Saved maps
 give the localization metrics only (top-1 numbers need a checkpoint); OpenImages has masks only (PxAP).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,36 +31,67 @@ from cutmix_transfer.wsol.outputs import metrics_table
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_classifier_eval_args(p, image_size_help="network input side (default 224, the protocol); boxes, masks and "
-                                                "CAMs stay at 224", backbone_required=False)
+    add_classifier_eval_args(
+        p,
+        image_size_help="network input side (default 224, the protocol); boxes, masks and CAMs stay at 224",
+        backbone_required=False,
+    )
     add_cam_arg(p)
-    p.add_argument("--scoremaps", default=None, metavar="PATH",
-                   help="score saved maps instead of a checkpoint: a cams.npz (--save-cams) or wsolevaluation's "
-                        "scoremap_root with <image_id>.npy per image")
+    p.add_argument(
+        "--scoremaps",
+        default=None,
+        metavar="PATH",
+        help="score saved maps instead of a checkpoint: a cams.npz (--save-cams) or wsolevaluation's "
+        "scoremap_root with <image_id>.npy per image",
+    )
     p.add_argument("--dataset", required=True, choices=list(DATASETS))
-    p.add_argument("--data-root", default=None,
-                   help="dataset folder (default data/CUB_200_2011, data/ILSVRC or data/OpenImages); with --metadata, "
-                        "the folder the image ids are relative to (or the dataset folder above it)")
-    p.add_argument("--metadata", default=None,
-                   help="wsolevaluation metadata folder (metadata/CUB or metadata/CUB/test) instead of the raw layout; "
-                        "OpenImages: metadata/OpenImages (default <data-root>/metadata/OpenImages)")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="dataset folder (default data/CUB_200_2011, data/ILSVRC or data/OpenImages); with --metadata, "
+        "the folder the image ids are relative to (or the dataset folder above it)",
+    )
+    p.add_argument(
+        "--metadata",
+        default=None,
+        help="wsolevaluation metadata folder (metadata/CUB or metadata/CUB/test) instead of the raw layout; "
+        "OpenImages: metadata/OpenImages (default <data-root>/metadata/OpenImages)",
+    )
     p.add_argument("--split", default=None, help="test|val|train (default: val for ImageNet, else test)")
     p.add_argument("--iou", type=int, nargs="+", default=[30, 50, 70], help="IoU thresholds in percent (with 50)")
     p.add_argument("--cam-curve-interval", type=float, default=0.01, help="CAM threshold step (0.001: finer)")
-    p.add_argument("--fixed-threshold", type=float, default=0.2,
-                   help="CAM threshold of the paper's top-1 / GT-known localization (CAM paper: 0.2)")
+    p.add_argument(
+        "--fixed-threshold",
+        type=float,
+        default=0.2,
+        help="CAM threshold of the paper's top-1 / GT-known localization (CAM paper: 0.2)",
+    )
     p.add_argument("--out", default=None, help="output folder (default work_dirs/wsol/<checkpoint>_<dataset>)")
     p.add_argument("--save-cams", action="store_true", help="write cams.npz with the scored maps")
     p.add_argument("--vis", type=int, default=0, metavar="N", help="write figures for N images and N best/worst")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=default_workers(),
-                   help="data loader processes (default: 4, at most the usable cores)")
-    p.add_argument("--box-workers", type=int, default=-1,
-                   help="processes extracting boxes alongside the forward pass (-1: auto, 0: none)")
-    p.add_argument("--skip-unreadable", action="store_true",
-                   help="count unreadable images as skipped (listed in results.json) instead of failing")
-    p.add_argument("--standard-form", action="store_true",
-                   help="keep the ResNet's stride-2 layer4 (default: wsolevaluation's stride-1 WSOL form)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="data loader processes (default: 4, at most the usable cores)",
+    )
+    p.add_argument(
+        "--box-workers",
+        type=int,
+        default=-1,
+        help="processes extracting boxes alongside the forward pass (-1: auto, 0: none)",
+    )
+    p.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="count unreadable images as skipped (listed in results.json) instead of failing",
+    )
+    p.add_argument(
+        "--standard-form",
+        action="store_true",
+        help="keep the ResNet's stride-2 layer4 (default: wsolevaluation's stride-1 WSOL form)",
+    )
     p.add_argument("--large-feature-map", action="store_true", help="also layer3 stride 1 (wsolevaluation option)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -69,14 +101,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
     cfg = WSOLEvalConfig(
-        backbone=args.backbone, dataset=args.dataset, data_root=args.data_root, metadata=args.metadata,
-        arch=args.arch, cam=args.cam, split=args.split, iou_thresholds=tuple(args.iou),
-        cam_curve_interval=args.cam_curve_interval, fixed_threshold=args.fixed_threshold, out=args.out,
-        save_cams=args.save_cams, vis=args.vis, batch_size=args.batch_size, workers=args.workers,
-        box_workers=args.box_workers, device=args.device, seed=args.seed, trust_checkpoint=args.trust_checkpoint,
-        skip_unreadable=args.skip_unreadable, wsol_form=not args.standard_form,
-        large_feature_map=args.large_feature_map, progress=not args.no_progress,
-        input_size=args.image_size, scoremaps=args.scoremaps)
+        backbone=args.backbone,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        metadata=args.metadata,
+        arch=args.arch,
+        cam=args.cam,
+        split=args.split,
+        iou_thresholds=tuple(args.iou),
+        cam_curve_interval=args.cam_curve_interval,
+        fixed_threshold=args.fixed_threshold,
+        out=args.out,
+        save_cams=args.save_cams,
+        vis=args.vis,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        box_workers=args.box_workers,
+        device=args.device,
+        seed=args.seed,
+        trust_checkpoint=args.trust_checkpoint,
+        skip_unreadable=args.skip_unreadable,
+        wsol_form=not args.standard_form,
+        large_feature_map=args.large_feature_map,
+        progress=not args.no_progress,
+        input_size=args.image_size,
+        scoremaps=args.scoremaps,
+    )
     result = evaluate_wsol(cfg)
     if result.record.get("world_size", 1) == 1 or result.files:
         print(metrics_table(result.metrics, result.record.get("not_reported", {})))

@@ -14,27 +14,55 @@ custom_imports = dict(imports=['cutmix_transfer.captioning'], allow_failed_impor
 
 data_root = 'data/coco'  # annotations/, train2014/, val2014/, dataset_coco.json (Karpathy's split)
 image_size = 224
-max_len = 16              # words per caption (Karpathy's prepro); longer captions are cut
-vocab_min_count = 5       # Show and Tell: words that occur at least 5 times in the training captions
+max_len = 16  # words per caption (Karpathy's prepro); longer captions are cut
+vocab_min_count = 5  # Show and Tell: words that occur at least 5 times in the training captions
 max_epochs = 30
 beam_size = 3
 
-model = dict(type='NICCaptioner', vocab=None,  # tools/train_caption.py fills vocab from <work_dir>/vocab.json
-             arch='resnet50', backbone_checkpoint=None,  # --backbone CKPT (its arch wins over this one)
-             embed_dim=512, hidden_dim=512, dropout=0.5, freeze_encoder=False, norm_eval=True,
-             max_len=max_len, beam_size=beam_size, length_norm=False)
+model = dict(
+    type='NICCaptioner',
+    vocab=None,  # tools/train_caption.py fills vocab from <work_dir>/vocab.json
+    arch='resnet50',
+    backbone_checkpoint=None,  # --backbone CKPT (its arch wins over this one)
+    embed_dim=512,
+    hidden_dim=512,
+    dropout=0.5,
+    freeze_encoder=False,
+    norm_eval=True,
+    max_len=max_len,
+    beam_size=beam_size,
+    length_norm=False,
+)
 
 train_dataloader = dict(
-    batch_size=32, num_workers=4,
-    dataset=dict(type='CocoCaptions', root=data_root, split='train', source='karpathy', image_size=image_size,
-                 resize=256, max_len=max_len, captions_per_image=5))
+    batch_size=32,
+    num_workers=4,
+    dataset=dict(
+        type='CocoCaptions',
+        root=data_root,
+        split='train',
+        source='karpathy',
+        image_size=image_size,
+        resize=256,
+        max_len=max_len,
+        captions_per_image=5,
+    ),
+)
 val_dataloader = dict(
-    batch_size=64, num_workers=4,
-    dataset=dict(type='CocoCaptions', root=data_root, split='val', source='karpathy', image_size=image_size,
-                 max_len=max_len))
+    batch_size=64,
+    num_workers=4,
+    dataset=dict(
+        type='CocoCaptions', root=data_root, split='val', source='karpathy', image_size=image_size, max_len=max_len
+    ),
+)
 # the validation loader on the Karpathy test split, without persistent workers (one pass)
-test_dataloader = dict(_base_.val_dataloader, batch_size=64, num_workers=4, persistent_workers=False,
-                       dataset=dict(val_dataloader['dataset'], split='test'))
+test_dataloader = dict(
+    _base_.val_dataloader,
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=False,
+    dataset=dict(val_dataloader['dataset'], split='test'),
+)
 # Validation during training: BLEU, ROUGE-L, CIDEr-D with the PTB tokenizer (tools/test_caption.py adds METEOR).
 val_evaluator = dict(type='CaptionMetric', scorers=['bleu', 'rouge', 'cider'])
 test_evaluator = val_evaluator
@@ -46,7 +74,8 @@ test_cfg = dict()
 optim_wrapper = dict(
     optimizer=dict(type='Adam', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.0),
     clip_grad=dict(max_norm=5.0),
-    paramwise_cfg=dict(custom_keys={'encoder': dict(lr_mult=0.02)}))
+    paramwise_cfg=dict(custom_keys={'encoder': dict(lr_mult=0.02)}),
+)
 param_scheduler = [dict(type='StepLR', by_epoch=True, step_size=3, gamma=0.8)]
 
 # runtime: configs/cls/_base_/default_runtime.py, keeping the 3 best checkpoints by CIDEr-D

@@ -23,17 +23,29 @@ max_epochs = 8
 # Fine-tune instead with --cfg-options model.freeze_encoder=False (nic_coco_karpathy.py fine-tunes by default).
 model = dict(arch='resnet18', embed_dim=256, hidden_dim=256, image_norm=True, freeze_encoder=True)
 train_dataloader = dict(
-    batch_size=32, num_workers=1, persistent_workers=True,
-    dataset=dict(root=data_root, image_size=image_size, resize=104))
-val_dataloader = dict(batch_size=64, num_workers=1, persistent_workers=True,
-                      dataset=dict(root=data_root, image_size=image_size))
-test_dataloader = dict(batch_size=64, num_workers=1,
-                       dataset=dict(root=data_root, image_size=image_size))
+    batch_size=32,
+    num_workers=1,
+    persistent_workers=True,
+    dataset=dict(root=data_root, image_size=image_size, resize=104),
+)
+val_dataloader = dict(
+    batch_size=64, num_workers=1, persistent_workers=True, dataset=dict(root=data_root, image_size=image_size)
+)
+test_dataloader = dict(batch_size=64, num_workers=1, dataset=dict(root=data_root, image_size=image_size))
 
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)  # validate once, after the last epoch
 # A fresh decoder on 750 images needs a larger step than Adam's 5e-4 to say anything within a minute.
 optim_wrapper = dict(optimizer=dict(lr=2e-3), paramwise_cfg=dict(custom_keys={'encoder': dict(lr_mult=0.05)}))
-param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, T_max=max_epochs, eta_min=0.0, begin=0,
-                        end=max_epochs, convert_to_iter_based=True)]
+param_scheduler = [
+    dict(
+        type='CosineAnnealingLR',
+        by_epoch=True,
+        T_max=max_epochs,
+        eta_min=0.0,
+        begin=0,
+        end=max_epochs,
+        convert_to_iter_based=True,
+    )
+]
 default_hooks = dict(logger=dict(interval=5), checkpoint=dict(max_keep_ckpts=1, save_best=None))
 log_processor = dict(window_size=5)

@@ -5,10 +5,15 @@
 # {mixup,cutout,cutmix}.py each change only the augment. configs/cls/cifar100_resnet_cutmix.py is a quicker,
 # smaller stand-in (ResNet-18), not the paper's network.
 # Data: data/cifar/cifar-100-python/{train,test,meta} (the python version of CIFAR-100).
-_base_ = ['_base_/models/pyramidnet200_cifar100.py', '_base_/datasets/cifar100_bs64.py',
-          '_base_/schedules/cifar_bs64_300e.py', '_base_/default_runtime.py']
+_base_ = [
+    '_base_/models/pyramidnet200_cifar100.py',
+    '_base_/datasets/cifar100_bs64.py',
+    '_base_/schedules/cifar_bs64_300e.py',
+    '_base_/default_runtime.py',
+]
 
-default_hooks = dict(logger=dict(interval=100),
-                     checkpoint=dict(interval=10, max_keep_ckpts=2, save_best='top1_err', rule='less'))
+default_hooks = dict(
+    logger=dict(interval=100), checkpoint=dict(interval=10, max_keep_ckpts=2, save_best='top1_err', rule='less')
+)
 env_cfg = dict(cudnn_benchmark=True)
 log_processor = dict(window_size=100)

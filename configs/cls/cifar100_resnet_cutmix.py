@@ -5,12 +5,17 @@
 # the small-input stem (3x3 stride-1 conv1, no max-pool; the loader reads it back as arch 'resnet18_cifar'), so
 # its numbers are not comparable with the paper's PyramidNet table.
 # Data: the python-pickle layout, data/cifar/cifar-100-python/{train,test,meta}.
-_base_ = ['_base_/models/resnet18_cifar.py', '_base_/datasets/cifar100_bs64.py',
-          '_base_/schedules/cifar_bs64_300e.py', '_base_/default_runtime.py']
+_base_ = [
+    '_base_/models/resnet18_cifar.py',
+    '_base_/datasets/cifar100_bs64.py',
+    '_base_/schedules/cifar_bs64_300e.py',
+    '_base_/default_runtime.py',
+]
 
 model = dict(data_preprocessor=dict(augment=dict(mode='cutmix')))
 
-default_hooks = dict(logger=dict(interval=100),
-                     checkpoint=dict(interval=10, max_keep_ckpts=2, save_best='top1_err', rule='less'))
+default_hooks = dict(
+    logger=dict(interval=100), checkpoint=dict(interval=10, max_keep_ckpts=2, save_best='top1_err', rule='less')
+)
 env_cfg = dict(cudnn_benchmark=True)
 log_processor = dict(window_size=100)

@@ -6,8 +6,12 @@
 # CKPT: CutMix-PyTorch's release, torchvision weights, or a checkpoint of imagenet_resnet50_*.py. The fine-tuned
 # checkpoints carry the pretraining method of CKPT (from its meta, else its file name, e.g. *cutmix*); the
 # fine-tuning itself uses no regional augment.
-_base_ = ['_base_/models/resnet50_cub_wsol.py', '_base_/datasets/cub_bs32.py',
-          '_base_/schedules/cub_bs32_50e.py', '_base_/default_runtime.py']
+_base_ = [
+    '_base_/models/resnet50_cub_wsol.py',
+    '_base_/datasets/cub_bs32.py',
+    '_base_/schedules/cub_bs32_50e.py',
+    '_base_/default_runtime.py',
+]
 
 default_hooks = dict(checkpoint=dict(interval=5, max_keep_ckpts=2))
 env_cfg = dict(cudnn_benchmark=True)

@@ -4,11 +4,14 @@
 # imagenet_resnet50_{cutmix,mixup,cutout}.py are this config with another augment mode.
 # batch_size is per process: tools/dist_train.sh configs/cls/imagenet_resnet50_cutmix.py 4 gives 4 x 64 = 256
 # (datasets/imagenet_bs64.py says how to keep the total with another GPU count).
-_base_ = ['_base_/models/resnet50.py', '_base_/datasets/imagenet_bs64.py',
-          '_base_/schedules/imagenet_bs256_300e.py', '_base_/default_runtime.py']
+_base_ = [
+    '_base_/models/resnet50.py',
+    '_base_/datasets/imagenet_bs64.py',
+    '_base_/schedules/imagenet_bs256_300e.py',
+    '_base_/default_runtime.py',
+]
 
-default_hooks = dict(logger=dict(interval=100),
-                     checkpoint=dict(max_keep_ckpts=3, save_best='top1_err', rule='less'))
+default_hooks = dict(logger=dict(interval=100), checkpoint=dict(max_keep_ckpts=3, save_best='top1_err', rule='less'))
 env_cfg = dict(cudnn_benchmark=True)
 log_processor = dict(window_size=100)
 visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])

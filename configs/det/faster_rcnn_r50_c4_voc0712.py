@@ -13,7 +13,8 @@ model = dict(
     data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
     # init_cfg stays mmdet's Pretrained (a caffe file here); method configs / train_det.py replace the path
     backbone=dict(style='pytorch'),
-    roi_head=dict(shared_head=dict(style='pytorch')))
+    roi_head=dict(shared_head=dict(style='pytorch')),
+)
 
 val_evaluator = dict(type='VOCMetricPerClass', metric='mAP', eval_mode='11points')
 test_evaluator = val_evaluator

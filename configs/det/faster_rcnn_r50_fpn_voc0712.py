@@ -19,7 +19,8 @@ model = dict(
     # torchvision ResNets put the stride on the 3x3 conv ('pytorch' style); BN statistics frozen
     # (norm_eval) and stem + layer1 frozen, as mmdet's ImageNet-initialised detectors do. init_cfg stays
     # mmdet's Pretrained; each method config sets its checkpoint, tools/train_det.py the converted file.
-    backbone=dict(style='pytorch', norm_eval=True, frozen_stages=1))
+    backbone=dict(style='pytorch', norm_eval=True, frozen_stages=1),
+)
 
 # VOC07 mAP at IoU 0.5 with the 11-point interpolated AP, as the CutMix paper reports it ('area' is the
 # VOC2012-style AP: tools/test_det.py --eval-mode area). VOCMetricPerClass = mmdet's VOCMetric + per-class AP.

@@ -23,8 +23,9 @@ custom_imports = dict(imports=['cutmix_transfer.detection'], allow_failed_import
 model = dict(
     # torchvision normalisation (RGB, ImageNet mean/std on 0-255) instead of VGG-caffe's std 1. The mean is
     # the one the Expand transform of the base pipeline already fills with.
-    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
-                           pad_size_divisor=1),
+    data_preprocessor=dict(
+        mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=1
+    ),
     backbone=dict(
         _delete_=True,
         type='ResNet',
@@ -34,17 +35,21 @@ model = dict(
         frozen_stages=1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=True,
-        style='pytorch'),  # init_cfg: set by each method config / tools/train_det.py
+        style='pytorch',
+    ),  # init_cfg: set by each method config / tools/train_det.py
     neck=dict(
         in_channels=(512, 1024, 2048),
         out_channels=(512, 1024, 2048, 512, 256, 256),
         level_strides=(2, 1, 1),
         level_paddings=(1, 0, 0),
-        l2_norm_scale=20),
+        l2_norm_scale=20,
+    ),
     bbox_head=dict(
         # mmdet 3.3.0's SSDHead fails in predict ('no attribute loss_cls'); cutmix_transfer.compat's fix.
         type='SSDHeadFixed',
-        in_channels=(512, 1024, 2048, 512, 256, 256)))
+        in_channels=(512, 1024, 2048, 512, 256, 256),
+    ),
+)
 
 val_evaluator = dict(type='VOCMetricPerClass', metric='mAP', eval_mode='11points')
 test_evaluator = val_evaluator

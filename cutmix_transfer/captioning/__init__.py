@@ -5,6 +5,7 @@ Importing this package registers in mmengine's root registries: the dataset 'Coc
 'NICCaptioner', the metric 'CaptionMetric', and (from cutmix_transfer.runner) the hooks
 'AtomicCheckpointHook' / 'CheckpointMetaHook' and the wrapper 'CPUDistributedDataParallel'.
 """
+
 from .. import distributed  # noqa: F401  (registers CPUDistributedDataParallel)
 from ..datasets.text import tokenize
 from ..runner import AtomicCheckpointHook, CheckpointMetaHook
@@ -16,8 +17,33 @@ from .model import NICCaptioner
 from .train import prepare_vocab, train_captioner
 from .vocab import END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, Vocabulary, build_vocab, encode_batch
 
-__all__ = ["AtomicCheckpointHook", "BeamOutput", "CaptionEval", "CaptionMetric", "CheckpointMetaHook",
-           "CocoCaptionDataset", "END_ID", "METRIC_NAMES", "NICCaptioner", "PAD_ID", "SPECIALS", "START_ID", "UNK_ID",
-           "Vocabulary", "beam_search", "build_vocab", "caption_dataset", "caption_transform", "encode_batch",
-           "evaluate_captioner", "load_captioner", "prepare_vocab", "sample_figure", "score_captions",
-           "to_percent", "tokenize", "train_captioner", "training_tokens"]
+__all__ = [
+    "AtomicCheckpointHook",
+    "BeamOutput",
+    "CaptionEval",
+    "CaptionMetric",
+    "CheckpointMetaHook",
+    "CocoCaptionDataset",
+    "END_ID",
+    "METRIC_NAMES",
+    "NICCaptioner",
+    "PAD_ID",
+    "SPECIALS",
+    "START_ID",
+    "UNK_ID",
+    "Vocabulary",
+    "beam_search",
+    "build_vocab",
+    "caption_dataset",
+    "caption_transform",
+    "encode_batch",
+    "evaluate_captioner",
+    "load_captioner",
+    "prepare_vocab",
+    "sample_figure",
+    "score_captions",
+    "to_percent",
+    "tokenize",
+    "train_captioner",
+    "training_tokens",
+]

@@ -7,11 +7,13 @@ Evaluation items: `{'inputs', 'image_id'}`; the references travel in `metainfo['
 ({image_id: [raw captions]}), which mmengine hands to the metric as `dataset_meta`.
 No horizontal flip: captions say "on the left" / "on the right".
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from mmengine.registry import DATASETS
@@ -44,17 +46,29 @@ def caption_transform(size: int, train: bool, resize: int | None = None) -> T.Co
 class CocoCaptionDataset(Dataset):
     """COCO captions (Karpathy split or COCO json) for NIC; see the module docstring for the items."""
 
-    def __init__(self, root: str, split: str, vocab: Vocabulary | Sequence[str] | str | None = None,
-                 source: Source = "auto", karpathy_json: str | None = None, image_size: int = 224,
-                 resize: int | None = None, train: bool | None = None, max_len: int = 16,
-                 captions_per_image: int = 5, max_images: int | None = None, check_files: bool = True) -> None:
+    def __init__(
+        self,
+        root: str,
+        split: str,
+        vocab: Vocabulary | Sequence[str] | str | None = None,
+        source: Source = "auto",
+        karpathy_json: str | None = None,
+        image_size: int = 224,
+        resize: int | None = None,
+        train: bool | None = None,
+        max_len: int = 16,
+        captions_per_image: int = 5,
+        max_images: int | None = None,
+        check_files: bool = True,
+    ) -> None:
         """`train` (default: split == 'train') selects caption targets and the random-crop transform; `vocab`
         (a Vocabulary, its word list or a vocab.json path) is needed for training items only."""
         super().__init__()
         self.root, self.split = Path(root), split
         self.train = split == "train" if train is None else bool(train)
-        self.items: list[CaptionImage] = load_coco_captions(root, split, source=source, karpathy_json=karpathy_json,
-                                                            check_files=check_files)
+        self.items: list[CaptionImage] = load_coco_captions(
+            root, split, source=source, karpathy_json=karpathy_json, check_files=check_files
+        )
         if max_images is not None:
             self.items = self.items[: int(max_images)]
         if isinstance(vocab, str):
@@ -67,10 +81,14 @@ class CocoCaptionDataset(Dataset):
             raise ConfigError(f"captions_per_image ({captions_per_image}) and max_len ({max_len}) must be >= 1")
         self.vocab, self.max_len, self.captions_per_image = vocab, int(max_len), int(captions_per_image)
         self.transform = caption_transform(image_size, self.train, resize)
-        self._targets = ([encode_batch(vocab, it.tokens, self.max_len) for it in self.items]
-                         if self.train else None)
-        logger.info("COCO captions %s/%s: %d images, %d captions", root, split, len(self.items),
-                    sum(len(it.captions) for it in self.items))
+        self._targets = [encode_batch(vocab, it.tokens, self.max_len) for it in self.items] if self.train else None
+        logger.info(
+            "COCO captions %s/%s: %d images, %d captions",
+            root,
+            split,
+            len(self.items),
+            sum(len(it.captions) for it in self.items),
+        )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -102,4 +120,3 @@ class CocoCaptionDataset(Dataset):
 def training_tokens(items: Sequence[CaptionImage]) -> list[list[str]]:
     """All tokenised captions of the given images (the input of `build_vocab`)."""
     return [toks for it in items for toks in it.tokens]
-

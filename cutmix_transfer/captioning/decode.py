@@ -11,6 +11,7 @@ The search (the same for every batch size, greedy = beam 1):
 - the answer is the beam with the highest summed log-probability (with `length_norm`, the highest mean
   log-probability per generated token, <end> included; off by default, as in Show and Tell's beam search).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,8 +50,9 @@ def reorder_state(state: State, index: torch.Tensor) -> State:
     return state[0].index_select(1, index), state[1].index_select(1, index)
 
 
-def beam_search(model: StepDecoder, img_emb: torch.Tensor, beam_size: int = 3, max_len: int = 16,
-                length_norm: bool = False) -> BeamOutput:
+def beam_search(
+    model: StepDecoder, img_emb: torch.Tensor, beam_size: int = 3, max_len: int = 16, length_norm: bool = False
+) -> BeamOutput:
     """Caption a batch of image embeddings (B, E) with a beam of `beam_size` per image, all in one batch."""
     if not isinstance(beam_size, int) or beam_size < 1:
         raise ConfigError(f"beam size must be a positive integer, got {beam_size!r}")

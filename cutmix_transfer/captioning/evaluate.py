@@ -5,13 +5,15 @@ Outputs in `out`: results.json (kind 'captioning'; BLEU-1..4, METEOR, ROUGE-L, C
 backbone's WSOL and detection numbers; the captioner's own file and sha256 are in `captioner_checkpoint`),
 captions.json (COCO results format [{image_id, caption}] plus per-image scores) and samples.png.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,8 +43,9 @@ class CaptionEval:
     captions: dict[int, str]
 
 
-def load_captioner(checkpoint: str | os.PathLike, cfg_model: dict | None = None, trust: bool = False
-                   ) -> tuple[NICCaptioner, dict]:
+def load_captioner(
+    checkpoint: str | os.PathLike, cfg_model: dict | None = None, trust: bool = False
+) -> tuple[NICCaptioner, dict]:
     """Rebuild a NICCaptioner from a checkpoint written by tools/train_caption.py; -> (model in eval mode, meta).
 
     The vocabulary, arch and sizes come from the checkpoint's meta[PROJECT_META_KEY]; `cfg_model` may add
@@ -54,23 +57,37 @@ def load_captioner(checkpoint: str | os.PathLike, cfg_model: dict | None = None,
     obj = safe_torch_load(path, trust=trust)
     meta = ((obj.get("meta") or {}).get(PROJECT_META_KEY) or {}) if isinstance(obj, dict) else {}
     if meta.get("task") != "captioning" or "vocab" not in meta:
-        raise CheckpointError(f"{path} is not a NIC captioner checkpoint (its meta has no captioning vocabulary); "
-                              f"train one with tools/train_caption.py, or pass a backbone to it with --backbone")
+        raise CheckpointError(
+            f"{path} is not a NIC captioner checkpoint (its meta has no captioning vocabulary); "
+            f"train one with tools/train_caption.py, or pass a backbone to it with --backbone"
+        )
     state = obj.get("state_dict", obj)
     kw = {k: v for k, v in (cfg_model or {}).items() if k in ("beam_size", "length_norm", "norm_eval")}
-    model = NICCaptioner(vocab=meta["vocab"], arch=meta["arch"], embed_dim=meta["embed_dim"],
-                         hidden_dim=meta["hidden_dim"], dropout=meta.get("dropout", 0.5), max_len=meta["max_len"],
-                         image_norm=bool(meta.get("image_norm", False)),
-                         **kw)
+    model = NICCaptioner(
+        vocab=meta["vocab"],
+        arch=meta["arch"],
+        embed_dim=meta["embed_dim"],
+        hidden_dim=meta["hidden_dim"],
+        dropout=meta.get("dropout", 0.5),
+        max_len=meta["max_len"],
+        image_norm=bool(meta.get("image_norm", False)),
+        **kw,
+    )
     check_state_fits(model, state, path, "the NIC model its meta describes")
     model.load_state_dict({k: state[k] for k in model.state_dict()})
     model.encoder_info = dict(meta.get("encoder") or model.encoder_info)
     return model.eval(), meta
 
 
-def caption_dataset(model: NICCaptioner, dataset: CocoCaptionDataset, batch_size: int = 32, num_workers: int = 0,
-                    beam_size: int | None = None, device: str | torch.device = "cpu",
-                    progress: bool = True) -> dict[int, dict[str, Any]]:
+def caption_dataset(
+    model: NICCaptioner,
+    dataset: CocoCaptionDataset,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    beam_size: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[int, dict[str, Any]]:
     """Beam-search a caption for every image of `dataset`: {image_id: {'caption', 'score', 'tokens'}}."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     model = model.to(device).eval()
@@ -83,8 +100,14 @@ def caption_dataset(model: NICCaptioner, dataset: CocoCaptionDataset, batch_size
     return out
 
 
-def sample_figure(dataset: CocoCaptionDataset, captions: dict[int, str], path: str | os.PathLike, num: int = 8,
-                  seed: int = 0, title: str = "") -> Path:
+def sample_figure(
+    dataset: CocoCaptionDataset,
+    captions: dict[int, str],
+    path: str | os.PathLike,
+    num: int = 8,
+    seed: int = 0,
+    title: str = "",
+) -> Path:
     """A grid of `num` images (seeded choice) with the generated caption (bold) and two references under each."""
     import matplotlib
 
@@ -109,8 +132,15 @@ def sample_figure(dataset: CocoCaptionDataset, captions: dict[int, str], path: s
         refs = "\n".join(textwrap.fill("ref: " + r, 44) for r in it.captions[:2])
         ax.set_title(f"id {it.image_id}", fontsize=8)
         ax.text(0.0, -0.03, gen, transform=ax.transAxes, va="top", fontsize=8, fontweight="bold", color="#1f4e9e")
-        ax.text(0.0, -0.03 - 0.05 * (gen.count("\n") + 1), refs, transform=ax.transAxes, va="top", fontsize=7,
-                color="#333333")
+        ax.text(
+            0.0,
+            -0.03 - 0.05 * (gen.count("\n") + 1),
+            refs,
+            transform=ax.transAxes,
+            va="top",
+            fontsize=7,
+            color="#333333",
+        )
     if title:
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(hspace=0.9, wspace=0.15, top=0.92 if title else 0.97, bottom=0.12)
@@ -121,11 +151,21 @@ def sample_figure(dataset: CocoCaptionDataset, captions: dict[int, str], path: s
     return Path(path)
 
 
-def evaluate_captioner(config: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike | None = None,
-                   split: str = "test", beam_size: int = 3, seed: int = 0, trust: bool = False,
-                   cfg_options: dict | None = None, data_root: str | None = None, device: str | None = None,
-                   scorers: Sequence[str] = ("bleu", "meteor", "rouge", "cider"), num_figure: int = 8,
-                   progress: bool = True) -> CaptionEval:
+def evaluate_captioner(
+    config: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    split: str = "test",
+    beam_size: int = 3,
+    seed: int = 0,
+    trust: bool = False,
+    cfg_options: dict | None = None,
+    data_root: str | None = None,
+    device: str | None = None,
+    scorers: Sequence[str] = ("bleu", "meteor", "rouge", "cider"),
+    num_figure: int = 8,
+    progress: bool = True,
+) -> CaptionEval:
     """Caption `split` of the config's test data with `checkpoint`, score it, write record + captions + figure."""
     if not isinstance(beam_size, int) or beam_size < 1:
         raise ConfigError(f"--beam must be a positive integer, got {beam_size!r}")
@@ -141,20 +181,39 @@ def evaluate_captioner(config: str | os.PathLike, checkpoint: str | os.PathLike,
         ds_cfg["root"] = str(data_root)
     dataset = CocoCaptionDataset(train=False, **ds_cfg)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    gen = caption_dataset(model, dataset, batch_size=int(loader_cfg.get("batch_size", 32)),
-                          num_workers=int(loader_cfg.get("num_workers", 0)), beam_size=beam_size, device=device,
-                          progress=progress)
+    gen = caption_dataset(
+        model,
+        dataset,
+        batch_size=int(loader_cfg.get("batch_size", 32)),
+        num_workers=int(loader_cfg.get("num_workers", 0)),
+        beam_size=beam_size,
+        device=device,
+        progress=progress,
+    )
     hyps = {i: g["caption"] for i, g in gen.items()}
     scores = score_captions(dataset.references(), hyps, scorers=scorers)
     metrics = to_percent(scores)
     out = Path(out) if out is not None else Path(checkpoint).parent / f"test_{Path(checkpoint).stem}_{split}"
     per_image = scores["per_image"]
-    rows = [{"image_id": i, "caption": gen[i]["caption"], "log_prob": gen[i]["score"],
-             **{name: vals[k] for name, vals in per_image.items()}} for k, i in enumerate(scores["image_ids"])]
+    rows = [
+        {
+            "image_id": i,
+            "caption": gen[i]["caption"],
+            "log_prob": gen[i]["score"],
+            **{name: vals[k] for name, vals in per_image.items()},
+        }
+        for k, i in enumerate(scores["image_ids"])
+    ]
     atomic_write_json(out / "captions.json", rows)
-    fig = sample_figure(dataset, hyps, out / "samples.png", num=num_figure, seed=seed,
-                        title=f"NIC {meta['arch']} beam {beam_size} on {split}: BLEU-4 {metrics.get('BLEU-4', 0):.1f}"
-                              f" CIDEr {metrics.get('CIDEr', 0):.1f}")
+    fig = sample_figure(
+        dataset,
+        hyps,
+        out / "samples.png",
+        num=num_figure,
+        seed=seed,
+        title=f"NIC {meta['arch']} beam {beam_size} on {split}: BLEU-4 {metrics.get('BLEU-4', 0):.1f}"
+        f" CIDEr {metrics.get('CIDEr', 0):.1f}",
+    )
     enc = meta.get("encoder") or {}
     ckpt_sha = sha256_file(checkpoint)
     if enc.get("sha256"):
@@ -162,15 +221,29 @@ def evaluate_captioner(config: str | os.PathLike, checkpoint: str | os.PathLike,
     else:  # trained from random weights: the captioner is its own row
         block = checkpoint_info(checkpoint, ckpt_sha, meta["arch"], None)
     record = make_record(
-        "captioning", block, dataset=f"coco:{ds_cfg.get('root')}", split=split, metrics=metrics,
+        "captioning",
+        block,
+        dataset=f"coco:{ds_cfg.get('root')}",
+        split=split,
+        metrics=metrics,
         data=data_identity(f"coco:{ds_cfg.get('root')}", split, ds_cfg.get("root"), scores["image_ids"]),
         unavailable={"SPICE": SPICE_NOTE, **{k: "not computed" for k in METRIC_NAMES if k not in metrics}},
         captioner_checkpoint={"path": str(checkpoint), "sha256": ckpt_sha},
-        encoder_pretrained=bool(enc.get("sha256")), encoder_freeze=bool(meta.get("freeze_encoder")),
-        source=str(ds_cfg.get("source", "auto")), num_images=len(hyps), beam_size=beam_size,
-        max_len=meta["max_len"], vocab_size=len(meta["vocab"]), tokenizer=scores["tokenizer"],
+        encoder_pretrained=bool(enc.get("sha256")),
+        encoder_freeze=bool(meta.get("freeze_encoder")),
+        source=str(ds_cfg.get("source", "auto")),
+        num_images=len(hyps),
+        beam_size=beam_size,
+        max_len=meta["max_len"],
+        vocab_size=len(meta["vocab"]),
+        tokenizer=scores["tokenizer"],
         cider_variant="CIDEr-D (pycocoevalcap Cider: clipped counts, Gaussian length penalty sigma 6, x10)",
-        notes=scores["notes"], config=str(config), seed=seed, captions=str(out / "captions.json"), figure=str(fig))
+        notes=scores["notes"],
+        config=str(config),
+        seed=seed,
+        captions=str(out / "captions.json"),
+        figure=str(fig),
+    )
     path = write_record(out, record)
     logger.info("captioning %s: %s -> %s", split, ", ".join(f"{k} {v:.1f}" for k, v in metrics.items()), path)
     return CaptionEval(record=record, path=path, captions=hyps)

@@ -12,6 +12,7 @@ What the numbers are (read from pycocoevalcap 1.2's source):
   always builds SPICE, so the scorers are called one by one and SPICE is reported as unavailable.
 All scores here are fractions (BLEU 1.0 for identical captions, CIDEr-D can exceed 1); the record multiplies by 100.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,7 +20,8 @@ import io
 import logging
 import os
 import shutil
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import METRICS
@@ -31,15 +33,19 @@ logger = logging.getLogger(__name__)
 
 METRIC_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 SCORERS = ("bleu", "meteor", "rouge", "cider")
-SPICE_NOTE = ("SPICE not computed: it needs Stanford CoreNLP models that pycocoevalcap downloads at first use, "
-              "and there is no network access here")
+SPICE_NOTE = (
+    "SPICE not computed: it needs Stanford CoreNLP models that pycocoevalcap downloads at first use, "
+    "and there is no network access here"
+)
 
 
 def _need_java(what: str) -> None:
     if shutil.which("java") is None:
-        raise ConfigError(f"{what} needs Java (a `java` on PATH), which was not found; install a JRE "
-                          f"(e.g. apt-get install openjdk-17-jre-headless) or score with tokenizer='simple' and "
-                          f"without METEOR")
+        raise ConfigError(
+            f"{what} needs Java (a `java` on PATH), which was not found; install a JRE "
+            f"(e.g. apt-get install openjdk-17-jre-headless) or score with tokenizer='simple' and "
+            f"without METEOR"
+        )
 
 
 def ptb_tokenize(captions: Mapping[Any, Sequence[str]]) -> dict[Any, list[str]]:
@@ -53,8 +59,10 @@ def ptb_tokenize(captions: Mapping[Any, Sequence[str]]) -> dict[Any, list[str]]:
     except PermissionError as e:
         import pycocoevalcap
 
-        raise ConfigError(f"the PTB tokenizer writes a temporary file into {os.path.dirname(pycocoevalcap.__file__)}"
-                          f" and cannot ({e}); install pycocoevalcap into a writable environment (a venv)") from e
+        raise ConfigError(
+            f"the PTB tokenizer writes a temporary file into {os.path.dirname(pycocoevalcap.__file__)}"
+            f" and cannot ({e}); install pycocoevalcap into a writable environment (a venv)"
+        ) from e
 
 
 def simple_tokenize(captions: Mapping[Any, Sequence[str]]) -> dict[Any, list[str]]:
@@ -62,8 +70,12 @@ def simple_tokenize(captions: Mapping[Any, Sequence[str]]) -> dict[Any, list[str
     return {k: [" ".join(tokenize(c)) for c in v] for k, v in captions.items()}
 
 
-def score_captions(references: Mapping[Any, Sequence[str]], hypotheses: Mapping[Any, str],
-                   scorers: Iterable[str] = SCORERS, tokenizer: str = "ptb") -> dict[str, Any]:
+def score_captions(
+    references: Mapping[Any, Sequence[str]],
+    hypotheses: Mapping[Any, str],
+    scorers: Iterable[str] = SCORERS,
+    tokenizer: str = "ptb",
+) -> dict[str, Any]:
     """Score one hypothesis per image against its references with the COCO caption scorers.
 
     references {image_id: [raw captions]} and hypotheses {image_id: raw caption} must cover the same images.
@@ -78,8 +90,10 @@ def score_captions(references: Mapping[Any, Sequence[str]], hypotheses: Mapping[
         raise ConfigError(f"tokenizer must be 'ptb' or 'simple', got {tokenizer!r}")
     ref_ids, hyp_ids = set(references), set(hypotheses)
     if ref_ids != hyp_ids:
-        raise ValueError(f"hypotheses and references must cover the same images: {len(hyp_ids - ref_ids)} "
-                         f"hypotheses without references, {len(ref_ids - hyp_ids)} references without a hypothesis")
+        raise ValueError(
+            f"hypotheses and references must cover the same images: {len(hyp_ids - ref_ids)} "
+            f"hypotheses without references, {len(ref_ids - hyp_ids)} references without a hypothesis"
+        )
     if not ref_ids:
         raise ValueError("nothing to score: no images")
     empty = [k for k, v in references.items() if not v]
@@ -159,8 +173,13 @@ class CaptionMetric(BaseMetric):
 
     default_prefix = None
 
-    def __init__(self, scorers: Sequence[str] = ("bleu", "rouge", "cider"), tokenizer: str = "ptb",
-                 collect_device: str = "cpu", prefix: str | None = None) -> None:
+    def __init__(
+        self,
+        scorers: Sequence[str] = ("bleu", "rouge", "cider"),
+        tokenizer: str = "ptb",
+        collect_device: str = "cpu",
+        prefix: str | None = None,
+    ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.scorers, self.tokenizer = tuple(scorers), tokenizer
 
@@ -171,8 +190,10 @@ class CaptionMetric(BaseMetric):
     def compute_metrics(self, results: list) -> dict[str, float]:
         refs_all = (self.dataset_meta or {}).get("references")
         if not refs_all:
-            raise ConfigError("CaptionMetric needs the dataset's references (dataset_meta['references']); use the "
-                              "CocoCaptions dataset in the val/test dataloader")
+            raise ConfigError(
+                "CaptionMetric needs the dataset's references (dataset_meta['references']); use the "
+                "CocoCaptions dataset in the val/test dataloader"
+            )
         hyps = {r["image_id"]: r["caption"] for r in results}  # a distributed sampler may repeat images
         refs = {i: refs_all[i] for i in hyps}
         scores = score_captions(refs, hyps, scorers=self.scorers, tokenizer=self.tokenizer)

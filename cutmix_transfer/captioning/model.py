@@ -5,10 +5,12 @@ first input (x_-1 = W_I GAP(CNN(I))); then <start>, w_1 .. w_n are fed and the o
 The loss is the per-word cross-entropy on those predictions (padding ignored). Dropout acts on the LSTM inputs
 (image and word embeddings) and on its output before the word classifier.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -42,11 +44,24 @@ class NICCaptioner(BaseModel):
     {'image_id', 'tokens' (list[int]), 'caption' (str), 'score' (float)}; 'tensor' -> (B*S, T-1, V) logits.
     """
 
-    def __init__(self, vocab: Vocabulary | Sequence[str] | str, arch: str | None = "resnet50",
-                 backbone_checkpoint: str | None = None, trust_checkpoint: bool = False, embed_dim: int = 512,
-                 hidden_dim: int = 512, dropout: float = 0.5, freeze_encoder: bool = False, norm_eval: bool = True,
-                 max_len: int = 16, beam_size: int = 3, length_norm: bool = False, image_norm: bool = False,
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        vocab: Vocabulary | Sequence[str] | str,
+        arch: str | None = "resnet50",
+        backbone_checkpoint: str | None = None,
+        trust_checkpoint: bool = False,
+        embed_dim: int = 512,
+        hidden_dim: int = 512,
+        dropout: float = 0.5,
+        freeze_encoder: bool = False,
+        norm_eval: bool = True,
+        max_len: int = 16,
+        beam_size: int = 3,
+        length_norm: bool = False,
+        image_norm: bool = False,
+        data_preprocessor: dict | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
         """`backbone_checkpoint`: any checkpoint the core loader reads (its fc head is dropped); arch=None takes the
         checkpoint's. `freeze_encoder`: encoder weights fixed and in eval mode. `norm_eval`: the encoder's
         BatchNorm layers keep their pretrained statistics while training (small caption batches). `image_norm`:
@@ -58,17 +73,28 @@ class NICCaptioner(BaseModel):
             raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
         self.encoder_info: dict[str, Any] = {"path": None, "sha256": None, "source_format": None, "method": None}
         if backbone_checkpoint:
-            encoder, loaded, report = build_from_checkpoint(backbone_checkpoint, arch=arch, num_classes=1, wsol=False,
-                                                            trust=trust_checkpoint, head="drop")
-            self.encoder_info = {"path": str(backbone_checkpoint), "sha256": loaded.sha256,
-                                 "source_format": loaded.source_format,
-                                 "method": loaded.meta.get("method") or guess_method(str(backbone_checkpoint))}
-            logger.info("NIC encoder %s from %s (%s): %s", loaded.arch, backbone_checkpoint, loaded.source_format,
-                        report.summary())
+            encoder, loaded, report = build_from_checkpoint(
+                backbone_checkpoint, arch=arch, num_classes=1, wsol=False, trust=trust_checkpoint, head="drop"
+            )
+            self.encoder_info = {
+                "path": str(backbone_checkpoint),
+                "sha256": loaded.sha256,
+                "source_format": loaded.source_format,
+                "method": loaded.meta.get("method") or guess_method(str(backbone_checkpoint)),
+            }
+            logger.info(
+                "NIC encoder %s from %s (%s): %s",
+                loaded.arch,
+                backbone_checkpoint,
+                loaded.source_format,
+                report.summary(),
+            )
         else:
             if arch is None:
-                raise ConfigError("NICCaptioner needs an arch when no backbone_checkpoint is given "
-                                  "(e.g. arch='resnet50'), or pass --backbone CKPT")
+                raise ConfigError(
+                    "NICCaptioner needs an arch when no backbone_checkpoint is given "
+                    "(e.g. arch='resnet50'), or pass --backbone CKPT"
+                )
             encoder = build_model(arch, 1)
             logger.info("NIC encoder %s freshly initialised (no backbone checkpoint)", arch)
         self.arch = encoder.arch
@@ -99,7 +125,7 @@ class NICCaptioner(BaseModel):
                 else:
                     nn.init.uniform_(p, -0.08, 0.08)
 
-    def train(self, mode: bool = True) -> "NICCaptioner":
+    def train(self, mode: bool = True) -> NICCaptioner:
         """As nn.Module.train, but a frozen encoder stays in eval mode and, with norm_eval, so do its BN layers."""
         super().train(mode)
         if mode and self.freeze_encoder:
@@ -143,20 +169,27 @@ class NICCaptioner(BaseModel):
         T = int((captions != PAD_ID).sum(dim=1).max())  # trim trailing all-padding columns
         captions = captions[:, :T]
         logits = self.sequence_logits(img_emb, captions)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), captions[:, 1:].reshape(-1),
-                               ignore_index=PAD_ID)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), captions[:, 1:].reshape(-1), ignore_index=PAD_ID)
 
     @torch.inference_mode()
-    def generate(self, images: torch.Tensor, beam_size: int | None = None, max_len: int | None = None
-                 ) -> BeamOutput:
+    def generate(self, images: torch.Tensor, beam_size: int | None = None, max_len: int | None = None) -> BeamOutput:
         """Beam-search captions for (B, 3, H, W) images (eval mode is the caller's business)."""
-        return beam_search(self, self.encode(images), beam_size=beam_size or self.beam_size,
-                           max_len=max_len or self.max_len, length_norm=self.length_norm)
+        return beam_search(
+            self,
+            self.encode(images),
+            beam_size=beam_size or self.beam_size,
+            max_len=max_len or self.max_len,
+            length_norm=self.length_norm,
+        )
 
     # ------------------------------------------------------------------ mmengine
-    def forward(self, inputs: torch.Tensor, captions: torch.Tensor | None = None,
-                image_id: torch.Tensor | Sequence[int] | None = None,
-                mode: Literal["tensor", "loss", "predict"] = "tensor") -> Any:
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        captions: torch.Tensor | None = None,
+        image_id: torch.Tensor | Sequence[int] | None = None,
+        mode: Literal["tensor", "loss", "predict"] = "tensor",
+    ) -> Any:
         if mode in ("loss", "tensor"):
             if captions is None:
                 raise ValueError(f"mode={mode!r} needs captions (B, S, T)")
@@ -171,15 +204,29 @@ class NICCaptioner(BaseModel):
         if mode == "predict":
             out = self.generate(inputs)
             ids = image_id.tolist() if isinstance(image_id, torch.Tensor) else list(image_id or [None] * len(inputs))
-            return [{"image_id": None if i is None else int(i), "tokens": t[:n].tolist(),
-                     "caption": self.vocab.decode(t[:n].tolist()), "score": float(s)}
-                    for i, t, n, s in zip(ids, out.tokens.cpu(), out.lengths.cpu(), out.scores.cpu())]
+            return [
+                {
+                    "image_id": None if i is None else int(i),
+                    "tokens": t[:n].tolist(),
+                    "caption": self.vocab.decode(t[:n].tolist()),
+                    "score": float(s),
+                }
+                for i, t, n, s in zip(ids, out.tokens.cpu(), out.lengths.cpu(), out.scores.cpu())
+            ]
         raise ValueError(f"mode must be 'tensor', 'loss' or 'predict', got {mode!r}")
 
     def checkpoint_meta(self) -> dict[str, Any]:
         """What tools/test_caption.py needs to rebuild the model, and the encoder's provenance for the record."""
-        return {"task": "captioning", "arch": self.arch, "vocab": list(self.vocab.words), "embed_dim": self.embed_dim,
-                "hidden_dim": self.hidden_dim, "dropout": self.dropout_p, "max_len": self.max_len,
-                "image_norm": self.image_norm,
-                "freeze_encoder": self.freeze_encoder, "encoder": dict(self.encoder_info),
-                "method": self.encoder_info.get("method")}
+        return {
+            "task": "captioning",
+            "arch": self.arch,
+            "vocab": list(self.vocab.words),
+            "embed_dim": self.embed_dim,
+            "hidden_dim": self.hidden_dim,
+            "dropout": self.dropout_p,
+            "max_len": self.max_len,
+            "image_norm": self.image_norm,
+            "freeze_encoder": self.freeze_encoder,
+            "encoder": dict(self.encoder_info),
+            "method": self.encoder_info.get("method"),
+        }

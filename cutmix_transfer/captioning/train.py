@@ -4,6 +4,7 @@ Before the Runner starts, the vocabulary is built from the training split's capt
 config's `vocab_min_count`) and written to `<work_dir>/vocab.json`; the model and the training dataset read it
 from there. The encoder's own learning rate is `optim_wrapper.paramwise_cfg.custom_keys['encoder'].lr_mult`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,14 @@ from mmengine.config import Config
 from ..datasets.coco_captions import load_coco_captions
 from ..distributed import Launcher
 from ..errors import ConfigError
-from ..runner import (apply_run_options, build_runner, ensure_checkpoint_hooks, last_checkpoint, load_config,
-                      train_and_validate)
+from ..runner import (
+    apply_run_options,
+    build_runner,
+    ensure_checkpoint_hooks,
+    last_checkpoint,
+    load_config,
+    train_and_validate,
+)
 from .data import training_tokens
 from .vocab import Vocabulary, build_vocab
 
@@ -35,8 +42,9 @@ def prepare_vocab(cfg: Config, work_dir: str) -> tuple[Vocabulary, Path]:
     silently scramble the trained embeddings, so that is a ConfigError.
     """
     ds = cfg.train_dataloader.dataset
-    items = load_coco_captions(ds.root, ds.split, source=ds.get("source", "auto"),
-                               karpathy_json=ds.get("karpathy_json"), check_files=False)
+    items = load_coco_captions(
+        ds.root, ds.split, source=ds.get("source", "auto"), karpathy_json=ds.get("karpathy_json"), check_files=False
+    )
     if ds.get("max_images") is not None:
         items = items[: int(ds.max_images)]
     vocab = build_vocab(training_tokens(items), min_count=int(cfg.get("vocab_min_count", 5)))
@@ -44,19 +52,35 @@ def prepare_vocab(cfg: Config, work_dir: str) -> tuple[Vocabulary, Path]:
     if path.is_file():
         old = Vocabulary.load(path)
         if old != vocab:
-            raise ConfigError(f"{path} ({len(old)} words) differs from the vocabulary of {ds.root} split "
-                              f"{ds.split} ({len(vocab)} words): the data or vocab_min_count changed. Use a new "
-                              f"--work-dir, or delete {path} to start over.")
+            raise ConfigError(
+                f"{path} ({len(old)} words) differs from the vocabulary of {ds.root} split "
+                f"{ds.split} ({len(vocab)} words): the data or vocab_min_count changed. Use a new "
+                f"--work-dir, or delete {path} to start over."
+            )
     vocab.save(path)  # every rank writes the same bytes atomically: no rank reads a half-written file
-    logger.info("vocabulary: %d tokens (min count %s, from %d captions of %d images) -> %s", len(vocab),
-                cfg.get("vocab_min_count", 5), sum(len(it.tokens) for it in items), len(items), path)
+    logger.info(
+        "vocabulary: %d tokens (min count %s, from %d captions of %d images) -> %s",
+        len(vocab),
+        cfg.get("vocab_min_count", 5),
+        sum(len(it.tokens) for it in items),
+        len(items),
+        path,
+    )
     return vocab, path
 
 
-def train_captioner(config: str | os.PathLike, backbone: str | None = None, freeze_encoder: bool = False,
-                    work_dir: str | None = None, cfg_options: dict | None = None, resume: bool = False,
-                    seed: int | None = None, trust_checkpoint: bool = False, launcher: Launcher = "none",
-                    data_root: str | None = None) -> dict[str, Any]:
+def train_captioner(
+    config: str | os.PathLike,
+    backbone: str | None = None,
+    freeze_encoder: bool = False,
+    work_dir: str | None = None,
+    cfg_options: dict | None = None,
+    resume: bool = False,
+    seed: int | None = None,
+    trust_checkpoint: bool = False,
+    launcher: Launcher = "none",
+    data_root: str | None = None,
+) -> dict[str, Any]:
     """Train NIC as the config says; -> {'work_dir', 'checkpoint', 'vocab', 'vocab_size', 'metrics'}.
 
     `backbone` (any checkpoint the core loader reads) overrides the config's `model.backbone_checkpoint`;
@@ -76,8 +100,10 @@ def train_captioner(config: str | os.PathLike, backbone: str | None = None, free
         cfg.model.backbone_checkpoint = str(backbone)
         cfg.model.arch = None
     if cfg.model.get("backbone_checkpoint") and not Path(cfg.model.backbone_checkpoint).is_file():
-        raise ConfigError(f"backbone checkpoint {cfg.model.backbone_checkpoint} not found; pass --backbone CKPT "
-                          f"(a classification checkpoint: CutMix-PyTorch, torchvision, tools/train_cls.py, ...)")
+        raise ConfigError(
+            f"backbone checkpoint {cfg.model.backbone_checkpoint} not found; pass --backbone CKPT "
+            f"(a classification checkpoint: CutMix-PyTorch, torchvision, tools/train_cls.py, ...)"
+        )
     if not cfg.model.get("backbone_checkpoint"):
         logger.warning("no backbone checkpoint: the NIC encoder starts from random weights")
     if trust_checkpoint:
@@ -87,9 +113,17 @@ def train_captioner(config: str | os.PathLike, backbone: str | None = None, free
     ensure_checkpoint_hooks(cfg)
     runner = build_runner(cfg)  # the package's import registered its dataset, model, metric and hooks
     train_and_validate(runner)  # also the final validation a run killed during it still owes
-    metrics = {k[len("val/"):]: float(v.current()) for k, v in runner.message_hub.log_scalars.items()
-               if k.startswith("val/") and k[len("val/"):] in ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")}
+    metrics = {
+        k[len("val/") :]: float(v.current())
+        for k, v in runner.message_hub.log_scalars.items()
+        if k.startswith("val/") and k[len("val/") :] in ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")
+    }
     ckpt = last_checkpoint(cfg.work_dir)
     logger.info("captioner trained: checkpoint %s; last validation %s", ckpt, metrics or "none")
-    return {"work_dir": cfg.work_dir, "checkpoint": ckpt, "vocab": str(vocab_path), "vocab_size": len(vocab),
-            "metrics": metrics}
+    return {
+        "work_dir": cfg.work_dir,
+        "checkpoint": ckpt,
+        "vocab": str(vocab_path),
+        "vocab_size": len(vocab),
+        "metrics": metrics,
+    }

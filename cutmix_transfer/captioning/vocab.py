@@ -5,13 +5,14 @@ set") and Karpathy's preprocessing (lower-case tokens without punctuation, from 
 cut to 16 words). Ids 0-3 are reserved: <pad> 0 (ignored by the loss), <start> 1, <end> 2, <unk> 3; words follow by
 falling count, then alphabetically, so that a vocabulary is the same wherever it is built.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 
@@ -73,17 +74,21 @@ class Vocabulary:
         atomic_write_json(path, self.to_json())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Vocabulary":
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
         """Read a vocabulary written by `save`; DatasetError naming the file when it is missing or malformed."""
         path = Path(path)
         try:
             words = json.loads(path.read_text())["words"]
         except FileNotFoundError:
-            raise DatasetError(f"vocabulary file not found: {path}; it is written to the work dir by "
-                               f"tools/train_caption.py (vocab.json)") from None
+            raise DatasetError(
+                f"vocabulary file not found: {path}; it is written to the work dir by "
+                f"tools/train_caption.py (vocab.json)"
+            ) from None
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DatasetError(f"{path} is not a vocabulary file ({type(e).__name__}: {e}); expected JSON "
-                               f'{{"words": ["<pad>", "<start>", "<end>", "<unk>", ...]}}') from None
+            raise DatasetError(
+                f"{path} is not a vocabulary file ({type(e).__name__}: {e}); expected JSON "
+                f'{{"words": ["<pad>", "<start>", "<end>", "<unk>", ...]}}'
+            ) from None
         return cls(words)
 
 

@@ -4,6 +4,7 @@ Each is a plain torch Dataset registered in mmengine's DATASETS: item i is
 `{'inputs': (3, S, S) float32 normalised image, 'data_samples': int label}` (mmengine's default collate stacks
 them), and `metainfo['classes']` lists the class names in label order.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,8 +67,10 @@ class ImageFolderDataset(_ClassificationDataset):
 
         folder = Path(root) / split
         if not folder.is_dir():
-            raise DatasetError(f"{folder} is not a folder: the ImageFolder layout needs {Path(root)}/{split}/"
-                               f"<class>/<image>. Point root at the folder that holds '{split}/'.")
+            raise DatasetError(
+                f"{folder} is not a folder: the ImageFolder layout needs {Path(root)}/{split}/"
+                f"<class>/<image>. Point root at the folder that holds '{split}/'."
+            )
         classes, class_to_idx = find_classes(str(folder))
         try:
             items = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
@@ -84,10 +87,17 @@ class ImageFolderDataset(_ClassificationDataset):
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles CIFAR's dicts of bytes, lists and numpy arrays; refuses every other global (no code execution)."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-                ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
@@ -97,8 +107,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 def _load_cifar_pickle(path: Path) -> dict:
     if not path.is_file():
-        raise DatasetError(f"missing {path}: the CIFAR python layout needs it (extract cifar-10-python.tar.gz / "
-                           f"cifar-100-python.tar.gz so that {path.parent.name}/ holds it).")
+        raise DatasetError(
+            f"missing {path}: the CIFAR python layout needs it (extract cifar-10-python.tar.gz / "
+            f"cifar-100-python.tar.gz so that {path.parent.name}/ holds it)."
+        )
     try:
         with open(path, "rb") as f:
             obj = _NumpyOnlyUnpickler(f, encoding="bytes").load()
@@ -121,8 +133,9 @@ class CIFARDataset(_ClassificationDataset):
     Each batch file holds b'data' (N, 3072) uint8 in R-then-G-then-B planes of 32x32 and the labels.
     """
 
-    def __init__(self, root: str, split: Split, transform: dict,
-                 variant: Literal["cifar10", "cifar100"] | None = None) -> None:
+    def __init__(
+        self, root: str, split: Split, transform: dict, variant: Literal["cifar10", "cifar100"] | None = None
+    ) -> None:
         if split not in ("train", "test"):
             raise ConfigError(f"CIFAR split must be 'train' or 'test', got {split!r}")
         folder, variant = self._resolve(Path(root), variant)
@@ -141,29 +154,34 @@ class CIFARDataset(_ClassificationDataset):
                 raise DatasetError(f"{path} lacks 'data' or '{label_key}' (keys: {sorted(batch)}); is it {variant}?")
             arr = np.asarray(batch["data"], dtype=np.uint8)
             if arr.ndim != 2 or arr.shape[1] != 3072 or len(batch[label_key]) != arr.shape[0]:
-                raise DatasetError(f"{path}: data of shape {arr.shape} with {len(batch[label_key])} labels; "
-                                   f"expected (N, 3072) uint8 and N labels")
+                raise DatasetError(
+                    f"{path}: data of shape {arr.shape} with {len(batch[label_key])} labels; "
+                    f"expected (N, 3072) uint8 and N labels"
+                )
             data.append(arr.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             labels.extend(int(y) for y in batch[label_key])
         super().__init__(transform, classes, labels)
         self.data = np.ascontiguousarray(np.concatenate(data))  # (N, 32, 32, 3) uint8 RGB
         if labels and not 0 <= min(labels) <= max(labels) < len(classes):
-            raise DatasetError(f"{folder}: labels span {min(labels)}..{max(labels)} but meta lists "
-                               f"{len(classes)} classes")
+            raise DatasetError(
+                f"{folder}: labels span {min(labels)}..{max(labels)} but meta lists {len(classes)} classes"
+            )
         logger.info("%s %s: %d images, %d classes", variant, split, len(labels), len(classes))
 
     @staticmethod
     def _resolve(root: Path, variant: str | None) -> tuple[Path, str]:
         candidates = {"cifar100": ["cifar-100-python", "."], "cifar10": ["cifar-10-batches-py", "."]}
         marker = {"cifar100": "meta", "cifar10": "batches.meta"}
-        for v in ([variant] if variant else ["cifar100", "cifar10"]):
+        for v in [variant] if variant else ["cifar100", "cifar10"]:
             if v not in candidates:
                 raise ConfigError(f"CIFAR variant must be 'cifar10' or 'cifar100', got {v!r}")
             for sub in candidates[v]:
                 if (root / sub / marker[v]).is_file():
                     return (root / sub).resolve(), v
-        raise DatasetError(f"no CIFAR python layout under {root}: expected cifar-100-python/{{train,test,meta}} or "
-                           f"cifar-10-batches-py/{{data_batch_1..5,test_batch,batches.meta}} there or in its parent.")
+        raise DatasetError(
+            f"no CIFAR python layout under {root}: expected cifar-100-python/{{train,test,meta}} or "
+            f"cifar-10-batches-py/{{data_batch_1..5,test_batch,batches.meta}} there or in its parent."
+        )
 
     def _image(self, index: int) -> Image.Image:
         return Image.fromarray(self.data[index])

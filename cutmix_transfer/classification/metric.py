@@ -1,7 +1,9 @@
 """Top-1 / top-5 classification error (percent) as an mmengine metric."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from mmengine.evaluator import BaseMetric

@@ -3,6 +3,7 @@
 Checkpoints of `CAMClassifier` have keys 'backbone.conv1.weight' ... 'backbone.fc.weight', which
 `checkpoints.load_backbone_state` maps back to torchvision names; `checkpoint_meta()` says how it was trained.
 """
+
 from __future__ import annotations
 
 import logging
@@ -73,10 +74,20 @@ class CAMClassifier(BaseModel):
     'gt_label' (int) and 'pred_topk' ((k,) int64 classes, best first, k = min(5, K)), for `TopKError`.
     """
 
-    def __init__(self, arch: str, num_classes: int, wsol: bool = False, large_feature_map: bool = False,
-                 zero_init_residual: bool = False, small_input_stem: bool = False, pretrained: str | None = None,
-                 pretrained_head: Literal["require", "drop", "if-match"] = "drop", trust_pretrained: bool = False,
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        arch: str,
+        num_classes: int,
+        wsol: bool = False,
+        large_feature_map: bool = False,
+        zero_init_residual: bool = False,
+        small_input_stem: bool = False,
+        pretrained: str | None = None,
+        pretrained_head: Literal["require", "drop", "if-match"] = "drop",
+        trust_pretrained: bool = False,
+        data_preprocessor: dict | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
         """`small_input_stem`: ResNet conv1 3x3 stride 1 and no max-pool, the usual ResNet for 32 px CIFAR images.
         `pretrained`: any checkpoint the core loader reads (CutMix-PyTorch, torchvision, ours, ...) loaded into the
         backbone at construction, with the fc head handled by `pretrained_head` (fine-tuning: 'drop').
@@ -101,8 +112,14 @@ class CAMClassifier(BaseModel):
             loaded = load_backbone_state(pretrained, arch=arch, trust=trust_pretrained)
             report = load_weights(self.backbone, loaded, head=pretrained_head)
             self.pretrained_method = loaded.meta.get("method") or guess_method(str(pretrained))
-            logger.info("loaded %d tensors from %s (%s, method %s); fresh: %s", len(report.loaded), pretrained,
-                        loaded.source_format, self.pretrained_method, report.missing[:6])
+            logger.info(
+                "loaded %d tensors from %s (%s, method %s); fresh: %s",
+                len(report.loaded),
+                pretrained,
+                loaded.source_format,
+                self.pretrained_method,
+                report.missing[:6],
+            )
         self.arch, self.num_classes, self.wsol, self.large_feature_map = arch, num_classes, wsol, large_feature_map
         self.small_input_stem, self.pretrained = small_input_stem, pretrained
 
@@ -121,16 +138,28 @@ class CAMClassifier(BaseModel):
     def checkpoint_meta(self) -> dict[str, Any]:
         """What the core loader and the report read from meta['cutmix_transfer']."""
         augment = getattr(self.data_preprocessor, "augment", None)
-        meta = {"arch": self.arch, "method": self.method, "num_classes": self.num_classes, "wsol": self.wsol,
-                "large_feature_map": self.large_feature_map, "small_input_stem": self.small_input_stem,
-                "pretrained": self.pretrained, "pretrained_method": self.pretrained_method}
+        meta = {
+            "arch": self.arch,
+            "method": self.method,
+            "num_classes": self.num_classes,
+            "wsol": self.wsol,
+            "large_feature_map": self.large_feature_map,
+            "small_input_stem": self.small_input_stem,
+            "pretrained": self.pretrained,
+            "pretrained_method": self.pretrained_method,
+        }
         if isinstance(augment, BatchAugment):
-            meta.update(augment_mode=augment.mode, beta=augment.beta, prob=augment.prob,
-                        cutout_size=augment.cutout_size)
+            meta.update(
+                augment_mode=augment.mode, beta=augment.beta, prob=augment.prob, cutout_size=augment.cutout_size
+            )
         return meta
 
-    def forward(self, inputs: torch.Tensor, data_samples: MixedBatch | torch.Tensor | None = None,
-                mode: Literal["tensor", "loss", "predict"] = "tensor") -> Any:
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        data_samples: MixedBatch | torch.Tensor | None = None,
+        mode: Literal["tensor", "loss", "predict"] = "tensor",
+    ) -> Any:
         logits = self.backbone(inputs)
         if mode == "tensor":
             return logits

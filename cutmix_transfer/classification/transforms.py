@@ -8,9 +8,11 @@ Presets (all end in ToTensor + Normalize, giving (3, size, size) float32 normali
 - 'resize_crop_train': Resize((resize, resize)), RandomCrop(size), flip (wsolevaluation's CUB fine-tuning);
 - 'resize_test':    Resize((size, size)) (a no-op when the images already have that size).
 """
+
 from __future__ import annotations
 
-from typing import Literal, Sequence, get_args
+from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 from torchvision import transforms as T
@@ -26,9 +28,7 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 # ImageNet RGB covariance eigen-decomposition used for PCA lighting (AlexNet; fb.resnet.torch; CutMix-PyTorch).
 _EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
-_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
-                        [-0.5808, -0.0045, -0.8140],
-                        [-0.5836, -0.6948, 0.4203]])
+_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]])
 
 
 class Lighting:
@@ -49,8 +49,14 @@ class Lighting:
         return f"Lighting(alphastd={self.alphastd})"
 
 
-def build_transform(preset: Preset, size: int, pad: int = 4, resize: int | None = None,
-                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> T.Compose:
+def build_transform(
+    preset: Preset,
+    size: int,
+    pad: int = 4,
+    resize: int | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> T.Compose:
     """A PIL-image -> normalised (3, size, size) float32 tensor transform for one of the recipes above."""
     if preset not in PRESETS:
         raise ConfigError(f"transform preset {preset!r} is unknown: choose one of {', '.join(PRESETS)}")
@@ -58,8 +64,14 @@ def build_transform(preset: Preset, size: int, pad: int = 4, resize: int | None 
         raise ConfigError(f"transform size must be an integer >= 8 (pixels), got {size!r}")
     tail = [T.ToTensor(), T.Normalize(tuple(mean), tuple(std))]
     if preset == "imagenet_train":
-        ops = [T.RandomResizedCrop(size), T.RandomHorizontalFlip(), T.ColorJitter(0.4, 0.4, 0.4), T.ToTensor(),
-               Lighting(0.1), T.Normalize(tuple(mean), tuple(std))]
+        ops = [
+            T.RandomResizedCrop(size),
+            T.RandomHorizontalFlip(),
+            T.ColorJitter(0.4, 0.4, 0.4),
+            T.ToTensor(),
+            Lighting(0.1),
+            T.Normalize(tuple(mean), tuple(std)),
+        ]
         return T.Compose(ops)
     if preset == "imagenet_test":
         return T.Compose([T.Resize(int(round(size / 0.875))), T.CenterCrop(size), *tail])

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -112,9 +112,7 @@ def malformed(path: Path, lineno: int, line: str, expected: str, why: str = "") 
     )
 
 
-def parse_number(
-    token: str, path: Path, lineno: int, line: str, expected: str, integer: bool = False
-) -> float:
+def parse_number(token: str, path: Path, lineno: int, line: str, expected: str, integer: bool = False) -> float:
     """Parse one numeric field of a line; a bad value raises DatasetError with file:line."""
     try:
         value = float(token)

@@ -66,14 +66,10 @@ def load_cub_classes(root: str | Path) -> list[str]:
             raise malformed(path, lineno, line, expected, f"{len(parts)} fields, not 2")
         cid = parse_number(parts[0], path, lineno, line, expected, integer=True)
         if cid != len(names) + 1:
-            raise malformed(
-                path, lineno, line, expected, f"class id {cid} where {len(names) + 1} was expected"
-            )
+            raise malformed(path, lineno, line, expected, f"class id {cid} where {len(names) + 1} was expected")
         names.append(parts[1])
     if not names:
-        raise DatasetError(
-            f"{path}: no classes listed; the {LAYOUT} layout needs one '<id> <name>' per line."
-        )
+        raise DatasetError(f"{path}: no classes listed; the {LAYOUT} layout needs one '<id> <name>' per line.")
     return names
 
 
@@ -116,9 +112,7 @@ def load_cub(
 
     want = 1 if split == "train" else 0
     samples = []
-    for image_id, (img_line, (rel,)) in tqdm(
-        sorted(images.items()), desc=f"CUB {split}", disable=len(images) < 2000
-    ):
+    for image_id, (img_line, (rel,)) in tqdm(sorted(images.items()), desc=f"CUB {split}", disable=len(images) < 2000):
         for name, table in (
             ("image_class_labels.txt", labels),
             ("train_test_split.txt", splits),
@@ -156,13 +150,9 @@ def load_cub(
         b_line, vals = boxes[image_id]
         path = root / "bounding_boxes.txt"
         text = " ".join([str(image_id), *vals])
-        x, y, w, h = (
-            parse_number(v, path, b_line, text, "'<image_id> <x> <y> <width> <height>'") for v in vals
-        )
+        x, y, w, h = (parse_number(v, path, b_line, text, "'<image_id> <x> <y> <width> <height>'") for v in vals)
         if w < 0 or h < 0:
-            raise malformed(
-                path, b_line, text, "'<image_id> <x> <y> <width> <height>'", "negative width or height"
-            )
+            raise malformed(path, b_line, text, "'<image_id> <x> <y> <width> <height>'", "negative width or height")
         box = check_boxes(np.array([[x, y, x + w, y + h]]), f"{path}:{b_line}")
         img_path = image_dir / rel
         if check_images:
@@ -179,9 +169,7 @@ def load_cub(
                     f"with_masks=False."
                 )
         samples.append(
-            WSOLSample(
-                image_id=rel, path=img_path, label=cid - 1, boxes_xyxy=box, size_wh=size, mask_path=mask_path
-            )
+            WSOLSample(image_id=rel, path=img_path, label=cid - 1, boxes_xyxy=box, size_wh=size, mask_path=mask_path)
         )
     if not samples:
         raise DatasetError(f"{root / 'train_test_split.txt'}: no image is in the {split!r} split.")

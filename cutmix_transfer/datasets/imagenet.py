@@ -74,9 +74,7 @@ def _xml_int(el: ET.Element | None, tag: str, path: Path) -> float:
     try:
         value = float(node.text.strip())
     except ValueError:
-        raise DatasetError(
-            f"{path}: <{tag}>{node.text}</{tag}> is not a number. Fix the annotation."
-        ) from None
+        raise DatasetError(f"{path}: <{tag}>{node.text}</{tag}> is not a number. Fix the annotation.") from None
     return value
 
 
@@ -106,9 +104,7 @@ def parse_pascal_xml(path: str | Path) -> tuple[tuple[int, int], list[tuple[str,
             raise DatasetError(f"{path}: an <object> without <name>. Fix the annotation.")
         bb = obj.find("bndbox")
         if bb is None:
-            raise DatasetError(
-                f"{path}: <object> {name_el.text.strip()} has no <bndbox>. Fix the annotation."
-            )
+            raise DatasetError(f"{path}: <object> {name_el.text.strip()} has no <bndbox>. Fix the annotation.")
         box = [_xml_int(bb, t, path) for t in ("xmin", "ymin", "xmax", "ymax")]
         diff_el = obj.find("difficult")
         diff = int(float(diff_el.text)) if diff_el is not None and (diff_el.text or "").strip() else 0
@@ -116,9 +112,7 @@ def parse_pascal_xml(path: str | Path) -> tuple[tuple[int, int], list[tuple[str,
     return wh, objects
 
 
-def _from_xml(
-    ann_dir: Path, wnid_index: dict[str, int]
-) -> dict[str, tuple[int, list[list[float]], tuple[int, int]]]:
+def _from_xml(ann_dir: Path, wnid_index: dict[str, int]) -> dict[str, tuple[int, list[list[float]], tuple[int, int]]]:
     files = sorted(ann_dir.glob("*.xml"))
     if not files:
         raise DatasetError(
@@ -163,16 +157,12 @@ def _from_csv(csv_path: Path, wnid_index: dict[str, int]) -> dict[str, tuple[int
             raise malformed(csv_path, lineno, line, expected, f"{len(parts)} comma-separated fields, not 2")
         image_id, tokens = parts[0].strip(), parts[1].split()
         if not tokens or len(tokens) % 5:
-            raise malformed(
-                csv_path, lineno, line, expected, f"{len(tokens)} prediction tokens, not a multiple of 5"
-            )
+            raise malformed(csv_path, lineno, line, expected, f"{len(tokens)} prediction tokens, not a multiple of 5")
         labels, boxes = [], []
         for k in range(0, len(tokens), 5):
             wnid = tokens[k]
             if wnid not in wnid_index:
-                raise malformed(
-                    csv_path, lineno, line, expected, f"synset {wnid} is not in LOC_synset_mapping.txt"
-                )
+                raise malformed(csv_path, lineno, line, expected, f"synset {wnid} is not in LOC_synset_mapping.txt")
             labels.append(wnid_index[wnid])
             boxes.append([parse_number(t, csv_path, lineno, line, expected) for t in tokens[k + 1 : k + 5]])
         if image_id in out:
@@ -237,7 +227,5 @@ def load_imagenet_val(
                 mask_path=None,
             )
         )
-    logger.info(
-        "ImageNet val: %d images, %d classes, boxes from %s (%s)", len(samples), len(synsets), source, root
-    )
+    logger.info("ImageNet val: %d images, %d classes, boxes from %s (%s)", len(samples), len(synsets), source, root)
     return samples

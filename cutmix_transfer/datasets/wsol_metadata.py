@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -42,9 +42,7 @@ def _keyed(
         if len(parts) != nfields:
             why = f"{len(parts)} comma-separated fields, not {nfields}"
             if path.name == "localization.txt" and len(parts) == 3:
-                why += (
-                    " (this is the OpenImages mask form <id>,<mask>,<ignore>; only the box form is supported)"
-                )
+                why += " (this is the OpenImages mask form <id>,<mask>,<ignore>; only the box form is supported)"
             raise malformed(path, lineno, line, expected, why)
         image_id = parts[0]
         if image_id not in ids:
@@ -56,9 +54,7 @@ def _keyed(
     return out
 
 
-def load_wsol_metadata(
-    metadata_dir: str | Path, data_root: str | Path, check_images: bool = True
-) -> list[WSOLSample]:
+def load_wsol_metadata(metadata_dir: str | Path, data_root: str | Path, check_images: bool = True) -> list[WSOLSample]:
     """Samples in image_ids.txt order; `path` = data_root / image_id. Every listed image needs a label, a
     size and at least one box. `check_images` verifies that each image file exists under `data_root`."""
     metadata_dir = require_dir(Path(metadata_dir), LAYOUT)
@@ -76,18 +72,14 @@ def load_wsol_metadata(
                 "a comma: image_ids.txt holds only the id",
             )
         if line in ids:
-            raise malformed(
-                ids_path, lineno, line, "one '<image_id>' per line", f"already on line {ids[line]}"
-            )
+            raise malformed(ids_path, lineno, line, "one '<image_id>' per line", f"already on line {ids[line]}")
         ids[line] = lineno
         order.append(line)
     if not order:
         raise DatasetError(f"{ids_path}: no image ids; it must list one image path per line.")
     labels = _keyed(metadata_dir / "class_labels.txt", 2, "'<image_id>,<class_label>'", ids, "int")
     sizes = _keyed(metadata_dir / "image_sizes.txt", 3, "'<image_id>,<width>,<height>'", ids, "int")
-    boxes = _keyed(
-        metadata_dir / "localization.txt", 5, "'<image_id>,<x0>,<y0>,<x1>,<y1>'", ids, "float", multi=True
-    )
+    boxes = _keyed(metadata_dir / "localization.txt", 5, "'<image_id>,<x0>,<y0>,<x1>,<y1>'", ids, "float", multi=True)
 
     if check_images:
         require_dir(data_root, f"image folder of {metadata_dir} (image ids are paths relative to it)")
@@ -126,9 +118,7 @@ def load_wsol_metadata(
             f"{metadata_dir / 'localization.txt'}:{boxes[image_id][0][0]}",
         )
         samples.append(
-            WSOLSample(
-                image_id=image_id, path=path, label=label, boxes_xyxy=box_arr, size_wh=(w, h), mask_path=None
-            )
+            WSOLSample(image_id=image_id, path=path, label=label, boxes_xyxy=box_arr, size_wh=(w, h), mask_path=None)
         )
     logger.info("wsolevaluation metadata %s: %d images (data root %s)", metadata_dir, len(samples), data_root)
     return samples
@@ -157,14 +147,10 @@ def write_wsol_metadata(samples: Iterable[WSOLSample], out_dir: str | os.PathLik
         if s.image_id in seen:
             raise DatasetError(f"image id {s.image_id!r} appears twice among the samples.")
         if len(s.boxes_xyxy) == 0:
-            raise DatasetError(
-                f"image {s.image_id!r} has no box; localization.txt needs at least one per image."
-            )
+            raise DatasetError(f"image {s.image_id!r} has no box; localization.txt needs at least one per image.")
         seen.add(s.image_id)
     atomic_write_text(out_dir / "image_ids.txt", "".join(f"{s.image_id}\n" for s in samples))
-    atomic_write_text(
-        out_dir / "class_labels.txt", "".join(f"{s.image_id},{int(s.label)}\n" for s in samples)
-    )
+    atomic_write_text(out_dir / "class_labels.txt", "".join(f"{s.image_id},{int(s.label)}\n" for s in samples))
     atomic_write_text(
         out_dir / "image_sizes.txt",
         "".join(f"{s.image_id},{int(s.size_wh[0])},{int(s.size_wh[1])}\n" for s in samples),

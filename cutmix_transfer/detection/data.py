@@ -1,18 +1,22 @@
 """Check that the VOC files a detection config reads exist, before mmengine starts building anything."""
+
 from __future__ import annotations
 
 import os
 import os.path as osp
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DatasetError
 
 if TYPE_CHECKING:
     from mmengine.config import Config
 
-VOC_LAYOUT = ("VOCdevkit/VOC2007/{Annotations/*.xml, JPEGImages/*.jpg, ImageSets/Main/trainval.txt, "
-              "ImageSets/Main/test.txt} and VOCdevkit/VOC2012/{Annotations, JPEGImages, "
-              "ImageSets/Main/trainval.txt}")
+VOC_LAYOUT = (
+    "VOCdevkit/VOC2007/{Annotations/*.xml, JPEGImages/*.jpg, ImageSets/Main/trainval.txt, "
+    "ImageSets/Main/test.txt} and VOCdevkit/VOC2012/{Annotations, JPEGImages, "
+    "ImageSets/Main/trainval.txt}"
+)
 XML_TYPES = ("VOCDataset", "XMLDataset")
 
 
@@ -28,7 +32,7 @@ def iter_xml_datasets(dataset: Mapping[str, Any] | None) -> Iterator[Mapping[str
         yield from iter_xml_datasets(sub)
 
 
-def set_data_root(cfg: "Config", data_root: str | os.PathLike) -> int:
+def set_data_root(cfg: Config, data_root: str | os.PathLike) -> int:
     """Point every VOC/XML dataset of the train/val/test dataloaders at `data_root` (a VOCdevkit folder).
 
     Returns how many dataset configs were changed; saves spelling out each nested dataset in --cfg-options.
@@ -47,11 +51,10 @@ def voc_paths(dataset: Mapping[str, Any]) -> list[str]:
     """The files and folders one VOCDataset config reads: its image list, Annotations/ and JPEGImages/."""
     root = dataset.get("data_root") or ""
     sub = (dataset.get("data_prefix") or {}).get("sub_data_root", "")
-    return [osp.join(root, dataset["ann_file"]), osp.join(root, sub, "Annotations"),
-            osp.join(root, sub, "JPEGImages")]
+    return [osp.join(root, dataset["ann_file"]), osp.join(root, sub, "Annotations"), osp.join(root, sub, "JPEGImages")]
 
 
-def check_voc_data(cfg: "Config", splits: tuple[str, ...] = ("train", "val", "test")) -> list[str]:
+def check_voc_data(cfg: Config, splits: tuple[str, ...] = ("train", "val", "test")) -> list[str]:
     """Raise DatasetError naming every missing VOC path of `<split>_dataloader`s; return the paths checked."""
     checked: list[str] = []
     missing: list[str] = []
@@ -71,5 +74,6 @@ def check_voc_data(cfg: "Config", splits: tuple[str, ...] = ("train", "val", "te
             f"Pascal VOC data missing: {', '.join(missing)} not found. Expected under the config's data_root "
             f"(data/VOCdevkit/ by default): {VOC_LAYOUT}. Link the dataset there (VOC07+12 trainval for "
             f"training, VOC07 test for testing), or set data_root with --cfg-options / a config "
-            f"(configs/voc_*_demo.py read data/demo/VOCdevkit made by tools/make_demo_data.py).")
+            f"(configs/voc_*_demo.py read data/demo/VOCdevkit made by tools/make_demo_data.py)."
+        )
     return checked

@@ -3,6 +3,7 @@
 config + detector checkpoint -> `Runner.test()` with VOCMetric (VOC07 11-point) -> result record with mAP and
 per-class AP (percent) and the BACKBONE checkpoint's sha256 (read from the detector checkpoint's meta).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,14 +45,17 @@ def read_detector_meta(checkpoint: str | os.PathLike, trust: bool = False) -> tu
     """(meta, state_dict) of a detector checkpoint that mmengine saved, loaded with the safe loader."""
     obj = safe_torch_load(checkpoint, trust=trust)
     if not isinstance(obj, dict) or "state_dict" not in obj:
-        raise CheckpointError(f"{checkpoint} is not a detector checkpoint saved by mmengine (no "
-                              f"'state_dict'); pass the epoch_N.pth / iter_N.pth that tools/train_det.py "
-                              f"wrote")
+        raise CheckpointError(
+            f"{checkpoint} is not a detector checkpoint saved by mmengine (no "
+            f"'state_dict'); pass the epoch_N.pth / iter_N.pth that tools/train_det.py "
+            f"wrote"
+        )
     return obj.get("meta") or {}, obj["state_dict"]
 
 
-def _recorded_backbone(meta: dict, cfg: Config, backbone: str | os.PathLike | None,
-                       checkpoint: str | os.PathLike, trust: bool) -> dict[str, Any]:
+def _recorded_backbone(
+    meta: dict, cfg: Config, backbone: str | os.PathLike | None, checkpoint: str | os.PathLike, trust: bool
+) -> dict[str, Any]:
     """The backbone a detector started from: its checkpoint meta, else --backbone, else the config's path."""
     if backbone is None and BACKBONE_META_KEY in meta:
         return dict(meta[BACKBONE_META_KEY])
@@ -60,10 +64,10 @@ def _recorded_backbone(meta: dict, cfg: Config, backbone: str | os.PathLike | No
         raise CheckpointError(
             f"{checkpoint} does not record which backbone it started from (it was not trained with "
             f"tools/train_det.py) and the config's backbone checkpoint {src!r} is not a file: pass "
-            f"--backbone CKPT (the classification checkpoint the detector was fine-tuned from)")
+            f"--backbone CKPT (the classification checkpoint the detector was fine-tuned from)"
+        )
     loaded = load_backbone_state(src, trust=trust)
-    logger.warning("%s has no backbone record; attributing it to %s (sha256 %s)", checkpoint, src,
-                   loaded.sha256[:12])
+    logger.warning("%s has no backbone record; attributing it to %s (sha256 %s)", checkpoint, src, loaded.sha256[:12])
     return backbone_provenance(loaded)
 
 
@@ -76,11 +80,18 @@ class EvalOutcome:
     metrics: dict[str, float]
 
 
-def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike,
-                      out: str | os.PathLike | None = None, cfg_options: dict[str, Any] | None = None,
-                      eval_mode: EvalMode | None = None, seed: int = 0,
-                      backbone: str | os.PathLike | None = None, trust: bool = False,
-                      launcher: Launcher = "none", data_root: str | os.PathLike | None = None) -> EvalOutcome:
+def evaluate_detector(
+    config: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    cfg_options: dict[str, Any] | None = None,
+    eval_mode: EvalMode | None = None,
+    seed: int = 0,
+    backbone: str | os.PathLike | None = None,
+    trust: bool = False,
+    launcher: Launcher = "none",
+    data_root: str | os.PathLike | None = None,
+) -> EvalOutcome:
     """Evaluate a trained detector on the config's test set (VOC07 test) and write `<out>/results.json`.
 
     mAP and per-class AP are percentages (VOCMetric's fractions x 100); eval_mode None keeps the config's
@@ -103,8 +114,7 @@ def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike,
         evaluator.type = "VOCMetricPerClass"
     if eval_mode is not None:
         if eval_mode not in ("11points", "area"):
-            raise ConfigError(f"--eval-mode {eval_mode!r}: choose '11points' (VOC07) or 'area' "
-                              f"(VOC2012 style)")
+            raise ConfigError(f"--eval-mode {eval_mode!r}: choose '11points' (VOC07) or 'area' (VOC2012 style)")
         evaluator.eval_mode = eval_mode
     out = Path(out) if out is not None else checkpoint.parent / f"test_{checkpoint.stem}"
     cfg.work_dir = str(out)
@@ -115,8 +125,13 @@ def evaluate_detector(config: str | os.PathLike, checkpoint: str | os.PathLike,
 
     runner = build_runner(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    check_state_fits(model, state, checkpoint, "the config's detector",
-                     hint="Test with the config the detector was trained with (train_det dumps it into its work dir)")
+    check_state_fits(
+        model,
+        state,
+        checkpoint,
+        "the config's detector",
+        hint="Test with the config the detector was trained with (train_det dumps it into its work dir)",
+    )
     metrics = runner.test()
     per_image = getattr(next(iter(runner.test_evaluator.metrics), None), "per_image_results", None)
     image_ids = [str(gt.get("img_id")) for gt, _ in per_image] if per_image else None
@@ -145,27 +160,41 @@ def write_per_image_detections(path: Path, per_image: list, eval_mode: str, iou_
             gt_ignore += [ignore] * len(boxes)
             gt_boxes.append(boxes)
     iou = float(iou_thr[0] if isinstance(iou_thr, (list, tuple)) else iou_thr)
-    atomic_savez(path, image_ids=np.array([str(gt.get("img_id")) for gt, _ in per_image]),
-                 num_classes=np.array(len(per_image[0][1]) if per_image else 0),
-                 det_image=np.array(det_image, dtype=np.int64), det_label=np.array(det_label, dtype=np.int64),
-                 det_boxes=np.concatenate(det_boxes) if det_boxes else np.zeros((0, 5), np.float32),
-                 gt_image=np.array(gt_image, dtype=np.int64), gt_label=np.array(gt_label, dtype=np.int64),
-                 gt_boxes=np.concatenate(gt_boxes) if gt_boxes else np.zeros((0, 4), np.float32),
-                 gt_ignore=np.array(gt_ignore, dtype=np.int64), eval_mode=np.array(str(eval_mode)),
-                 iou_thr=np.array(iou))
+    atomic_savez(
+        path,
+        image_ids=np.array([str(gt.get("img_id")) for gt, _ in per_image]),
+        num_classes=np.array(len(per_image[0][1]) if per_image else 0),
+        det_image=np.array(det_image, dtype=np.int64),
+        det_label=np.array(det_label, dtype=np.int64),
+        det_boxes=np.concatenate(det_boxes) if det_boxes else np.zeros((0, 5), np.float32),
+        gt_image=np.array(gt_image, dtype=np.int64),
+        gt_label=np.array(gt_label, dtype=np.int64),
+        gt_boxes=np.concatenate(gt_boxes) if gt_boxes else np.zeros((0, 4), np.float32),
+        gt_ignore=np.array(gt_ignore, dtype=np.int64),
+        eval_mode=np.array(str(eval_mode)),
+        iou_thr=np.array(iou),
+    )
     return path
 
 
-def make_detection_record(metrics: dict[str, float], cfg: Config, backbone: dict[str, Any],
-                          checkpoint: str | os.PathLike, image_ids: list[str] | None = None) -> dict[str, Any]:
+def make_detection_record(
+    metrics: dict[str, float],
+    cfg: Config,
+    backbone: dict[str, Any],
+    checkpoint: str | os.PathLike,
+    image_ids: list[str] | None = None,
+) -> dict[str, Any]:
     """A 'detection' result record from VOCMetric(PerClass) output (fractions) -> percentages; `image_ids` (the
     evaluated images) give the record's data identity, else the test list file's ids when it can be read."""
     mean = next((v for k, v in metrics.items() if k.split("/")[-1] == "mAP"), None)
     if mean is None:
-        raise ConfigError(f"the test evaluator returned no mAP (got {sorted(metrics)}): use "
-                          f"test_evaluator=dict(type='VOCMetricPerClass', metric='mAP')")
-    per_class = {k.split("/")[-1][3:]: 100.0 * float(v) for k, v in metrics.items()
-                 if k.split("/")[-1].startswith("AP_")}
+        raise ConfigError(
+            f"the test evaluator returned no mAP (got {sorted(metrics)}): use "
+            f"test_evaluator=dict(type='VOCMetricPerClass', metric='mAP')"
+        )
+    per_class = {
+        k.split("/")[-1][3:]: 100.0 * float(v) for k, v in metrics.items() if k.split("/")[-1].startswith("AP_")
+    }
     test_sets = list(iter_xml_datasets(cfg.test_dataloader.get("dataset")))
     data_root = test_sets[0].get("data_root") if test_sets else None
     ann_file = test_sets[0].get("ann_file") if test_sets else None
@@ -176,9 +205,19 @@ def make_detection_record(metrics: dict[str, float], cfg: Config, backbone: dict
         image_ids = [line.split()[0] for line in list_file.read_text().splitlines() if line.strip()]
     data = {"data": data_identity("voc2007", "test", data_root, image_ids)} if image_ids is not None else {}
     return make_record(
-        "detection", block, dataset="voc2007", split="test", metrics={"mAP": 100.0 * float(mean)}, **data,
-        detector=detector_name(cfg), per_class_ap=per_class, eval_mode=evaluator.get("eval_mode", "11points"),
-        iou_thr=evaluator.get("iou_thrs", 0.5), data_root=data_root, ann_file=ann_file,
+        "detection",
+        block,
+        dataset="voc2007",
+        split="test",
+        metrics={"mAP": 100.0 * float(mean)},
+        **data,
+        detector=detector_name(cfg),
+        per_class_ap=per_class,
+        eval_mode=evaluator.get("eval_mode", "11points"),
+        iou_thr=evaluator.get("iou_thrs", 0.5),
+        data_root=data_root,
+        ann_file=ann_file,
         backbone_source_format=backbone.get("source_format"),
         detector_checkpoint={"path": str(checkpoint), "sha256": sha256_file(checkpoint)},
-        config=str(cfg.filename or ""))
+        config=str(cfg.filename or ""),
+    )

@@ -1,4 +1,5 @@
 """A hook that stores which backbone checkpoint a detector started from in every checkpoint it saves."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +23,7 @@ class BackboneProvenanceHook(Hook):
     def __init__(self, backbone: dict[str, Any]) -> None:
         missing = {"path", "sha256", "arch"} - set(backbone)
         if missing:
-            raise ValueError(f"BackboneProvenanceHook needs backbone keys {sorted(missing)}; "
-                             f"got {sorted(backbone)}")
+            raise ValueError(f"BackboneProvenanceHook needs backbone keys {sorted(missing)}; got {sorted(backbone)}")
         self.backbone = dict(backbone)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -1,4 +1,5 @@
 """mmdet's VOCMetric, plus the per-class AP it computes but does not return (the report wants both)."""
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,7 @@ class VOCMetricPerClass(VOCMetric):
     def process(self, data_batch: dict, data_samples) -> None:
         """VOCMetric's per-image (ground truth, detections), each ground truth also naming its `img_id`."""
         super().process(data_batch, data_samples)
-        for (ann, _), sample in zip(self.results[-len(data_samples):], data_samples):
+        for (ann, _), sample in zip(self.results[-len(data_samples) :], data_samples):
             ann["img_id"] = str(sample.get("img_id"))
 
     def compute_metrics(self, results: list) -> dict:
@@ -33,9 +34,16 @@ class VOCMetricPerClass(VOCMetric):
         gts, preds = zip(*results)
         dataset_type = self.dataset_meta.get("dataset_type")
         dataset = "voc" if dataset_type in ("VOC2007", "VOC2012") else self.dataset_meta["classes"]
-        _, per_class = eval_map(preds, gts, scale_ranges=self.scale_ranges, iou_thr=self.iou_thrs[0],
-                                dataset=dataset, logger="silent", eval_mode=self.eval_mode,
-                                use_legacy_coordinate=True)
+        _, per_class = eval_map(
+            preds,
+            gts,
+            scale_ranges=self.scale_ranges,
+            iou_thr=self.iou_thrs[0],
+            dataset=dataset,
+            logger="silent",
+            eval_mode=self.eval_mode,
+            use_legacy_coordinate=True,
+        )
         for name, res in zip(self.dataset_meta["classes"], per_class):
             if res["num_gts"] > 0:
                 eval_results[f"AP_{name}"] = float(res["ap"])

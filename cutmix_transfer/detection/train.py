@@ -4,6 +4,7 @@ config -> VOC files checked -> backbone checkpoint loaded (core loader, safe) ->
 `work_dir/backbone_mmdet.pth` (atomic) as the backbone's `Pretrained` init -> key report logged and written ->
 `Runner.train()`; every saved checkpoint carries the backbone's provenance (BackboneProvenanceHook).
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,9 @@ CONFIGS_HINT = "configs/ (voc_faster_rcnn_*.py, voc_ssd300_*.py)"
 def _enable_amp(cfg: Config) -> None:
     """Switch the optimizer wrapper to AmpOptimWrapper (dynamic loss scale), as mmdet's train tool does."""
     if not torch.cuda.is_available():
-        raise ConfigError("--amp needs a CUDA GPU (mmengine's AmpOptimWrapper runs on CUDA/NPU/MLU only); "
-                          "drop --amp on this machine")
+        raise ConfigError(
+            "--amp needs a CUDA GPU (mmengine's AmpOptimWrapper runs on CUDA/NPU/MLU only); drop --amp on this machine"
+        )
     if cfg.optim_wrapper.get("type", "OptimWrapper") == "AmpOptimWrapper":
         return
     cfg.optim_wrapper.type = "AmpOptimWrapper"
@@ -55,16 +57,23 @@ class PreparedTraining:
     """A training config ready for `build_runner`, and where its backbone came from."""
 
     cfg: Config
-    backbone: dict[str, Any]                  # provenance: path, sha256, arch, method, source_format
+    backbone: dict[str, Any]  # provenance: path, sha256, arch, method, source_format
     backbone_state: dict = field(repr=False)  # the checkpoint's torchvision-named tensors (fc included)
-    converted: Path = Path()                  # work_dir/backbone_mmdet.pth
+    converted: Path = Path()  # work_dir/backbone_mmdet.pth
 
 
-def prepare_training(config: str | os.PathLike | Config, backbone: str | os.PathLike | None = None,
-                     work_dir: str | os.PathLike | None = None, cfg_options: dict[str, Any] | None = None,
-                     resume: str | bool | None = None, amp: bool = False, seed: int = 0, trust: bool = False,
-                     launcher: Launcher = "none",
-                     data_root: str | os.PathLike | None = None) -> PreparedTraining:
+def prepare_training(
+    config: str | os.PathLike | Config,
+    backbone: str | os.PathLike | None = None,
+    work_dir: str | os.PathLike | None = None,
+    cfg_options: dict[str, Any] | None = None,
+    resume: str | bool | None = None,
+    amp: bool = False,
+    seed: int = 0,
+    trust: bool = False,
+    launcher: Launcher = "none",
+    data_root: str | os.PathLike | None = None,
+) -> PreparedTraining:
     """Everything train_det does before building the Runner; checks data and checkpoint first.
 
     `backbone` overrides the config's `backbone_checkpoint`; the config's depth and channels follow the
@@ -84,8 +93,7 @@ def prepare_training(config: str | os.PathLike | Config, backbone: str | os.Path
         set_data_root(cfg, data_root)
     src = str(backbone) if backbone is not None else configured_backbone_path(cfg)
     if not src:
-        raise ConfigError("no backbone checkpoint: the config sets no `backbone_checkpoint`; "
-                          "pass --backbone CKPT")
+        raise ConfigError("no backbone checkpoint: the config sets no `backbone_checkpoint`; pass --backbone CKPT")
     check_voc_data(cfg, splits=("train", "val"))
 
     converted = Path(cfg.work_dir) / BACKBONE_FILE
@@ -100,31 +108,39 @@ def prepare_training(config: str | os.PathLike | Config, backbone: str | os.Path
 
     if amp:
         _enable_amp(cfg)
-    return PreparedTraining(cfg=cfg, backbone=provenance, backbone_state=loaded.state_dict,
-                            converted=converted)
+    return PreparedTraining(cfg=cfg, backbone=provenance, backbone_state=loaded.state_dict, converted=converted)
 
 
 def report_backbone_keys(runner: Runner, prepared: PreparedTraining) -> KeyReport:
     """Log and write (work_dir/backbone_keys.json) which checkpoint keys the built detector takes."""
     report = backbone_key_report(runner.model, prepared.backbone_state)
     log_key_report(report, prepared.backbone["path"])
-    atomic_write_json(Path(prepared.cfg.work_dir) / KEY_REPORT_FILE,
-                      {"backbone": prepared.backbone, **report.as_dict()})
+    atomic_write_json(
+        Path(prepared.cfg.work_dir) / KEY_REPORT_FILE, {"backbone": prepared.backbone, **report.as_dict()}
+    )
     if not report.loaded:
         raise CheckpointError(
             f"backbone checkpoint {prepared.backbone['path']}: none of its tensors fit the detector's "
             f"backbone ({len(report.shape_mismatch)} shape mismatches); check that the config is a ResNet "
-            f"detector")
+            f"detector"
+        )
     return report
 
 
-def train_detector(config: str | os.PathLike, backbone: str | os.PathLike | None = None,
-                   work_dir: str | os.PathLike | None = None, cfg_options: dict[str, Any] | None = None,
-                   resume: str | bool | None = None, amp: bool = False, seed: int = 0, trust: bool = False,
-                   launcher: Launcher = "none", data_root: str | os.PathLike | None = None) -> Path:
+def train_detector(
+    config: str | os.PathLike,
+    backbone: str | os.PathLike | None = None,
+    work_dir: str | os.PathLike | None = None,
+    cfg_options: dict[str, Any] | None = None,
+    resume: str | bool | None = None,
+    amp: bool = False,
+    seed: int = 0,
+    trust: bool = False,
+    launcher: Launcher = "none",
+    data_root: str | os.PathLike | None = None,
+) -> Path:
     """Fine-tune the config's detector from a backbone checkpoint (tools/train_det.py); returns work_dir."""
-    prepared = prepare_training(config, backbone, work_dir, cfg_options, resume, amp, seed, trust, launcher,
-                                data_root)
+    prepared = prepare_training(config, backbone, work_dir, cfg_options, resume, amp, seed, trust, launcher, data_root)
     runner = build_runner(prepared.cfg)
     report_backbone_keys(runner, prepared)
     train_and_validate(runner)  # also the final validation a run killed during it still owes

@@ -5,14 +5,30 @@
 accuracy and AUPR (scikit-learn), ``evaluate`` runs it all for one checkpoint (tools/ood_eval.py),
 ``figure`` draws the score histograms and ROC curves. docs/ood_protocol.md defines every number.
 """
+
 from .data import NOISE_SETS, ODIN_SETS, OODSet, list_images, load_in_distribution, noise_image, resolve_ood_sets
 from .detectors import DETECTORS, Detector, build_detector, register_detector
 from .evaluate import OODEvalConfig, OODResult, evaluate_ood, load_classifier
 from .metrics import METRICS, mean_metrics, ood_metrics, roc_points
 
 __all__ = [
-    "NOISE_SETS", "ODIN_SETS", "OODSet", "list_images", "load_in_distribution", "noise_image", "resolve_ood_sets",
-    "DETECTORS", "Detector", "build_detector", "register_detector",
-    "OODEvalConfig", "OODResult", "evaluate_ood", "load_classifier",
-    "METRICS", "mean_metrics", "ood_metrics", "roc_points",
+    "NOISE_SETS",
+    "ODIN_SETS",
+    "OODSet",
+    "list_images",
+    "load_in_distribution",
+    "noise_image",
+    "resolve_ood_sets",
+    "DETECTORS",
+    "Detector",
+    "build_detector",
+    "register_detector",
+    "OODEvalConfig",
+    "OODResult",
+    "evaluate_ood",
+    "load_classifier",
+    "METRICS",
+    "mean_metrics",
+    "ood_metrics",
+    "roc_points",
 ]

@@ -11,6 +11,7 @@
   ``gaussian`` (i.i.d. N(0.5, 1), clipped to [0, 1]). Image i of a set comes from its own generator,
   numpy PCG64 seeded with (seed, set, i): the same seed gives the same images, whatever the count or batch size.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,14 +58,17 @@ def resolve_cifar_folder(root: str | os.PathLike, in_dataset: str = "cifar100") 
     _, sub, needed, archive = IN_DATASETS[in_dataset]
     root = Path(root)
     name = "CIFAR-100" if in_dataset == "cifar100" else "CIFAR-10"
-    layout = (f"the python version of {name} ({archive} extracted: {root}/{sub}/{{{','.join(needed)}}}, python "
-              f"pickles; the binary and MATLAB versions are not read)")
+    layout = (
+        f"the python version of {name} ({archive} extracted: {root}/{sub}/{{{','.join(needed)}}}, python "
+        f"pickles; the binary and MATLAB versions are not read)"
+    )
     for folder in (root / sub, root):
         if all((folder / f).is_file() for f in needed):
             return folder
     if not root.is_dir():
-        raise DatasetError(f"dataset folder not found: {root}. Expected {layout}; pass --data-root the folder that "
-                           f"holds {sub}/.")
+        raise DatasetError(
+            f"dataset folder not found: {root}. Expected {layout}; pass --data-root the folder that holds {sub}/."
+        )
     folder = root / sub if (root / sub).is_dir() else root
     missing = [f for f in needed if not (folder / f).is_file()]
     binary = [p.name for p in root.glob("cifar-*-binary")] + [p.name for p in root.glob("*.bin")]
@@ -86,9 +90,12 @@ class InDistribution:
     std: tuple[float, ...]
 
 
-def load_in_distribution(in_dataset: str = "cifar100", data_root: str | os.PathLike | None = None,
-                         mean: Sequence[float] = CIFAR100_CUTMIX_MEAN,
-                         std: Sequence[float] = CIFAR100_CUTMIX_STD) -> InDistribution:
+def load_in_distribution(
+    in_dataset: str = "cifar100",
+    data_root: str | os.PathLike | None = None,
+    mean: Sequence[float] = CIFAR100_CUTMIX_MEAN,
+    std: Sequence[float] = CIFAR100_CUTMIX_STD,
+) -> InDistribution:
     """The CIFAR test split at 32x32 (no crop), normalised with `mean` / `std` (CutMix-PyTorch's by default)."""
     folder = resolve_cifar_folder(DEFAULT_DATA_ROOT if data_root is None else data_root, in_dataset)
     variant = IN_DATASETS[in_dataset][0]
@@ -121,8 +128,9 @@ class OODSet:
         """Where the images come from, for the record: the folder, or the noise definition."""
         if self.kind == "folder":
             return str(self.root)
-        return (f"{self.kind} noise, {len(self)} images, seed {self.seed}: "
-                + ("U[0, 1)" if self.kind == "uniform" else "N(0.5, 1) clipped to [0, 1]"))
+        return f"{self.kind} noise, {len(self)} images, seed {self.seed}: " + (
+            "U[0, 1)" if self.kind == "uniform" else "N(0.5, 1) clipped to [0, 1]"
+        )
 
 
 def list_images(folder: str | os.PathLike) -> list[str]:
@@ -146,12 +154,16 @@ def folder_set(path: str | os.PathLike, name: str | None = None) -> OODSet:
     """An OOD set from a folder of images in ODIN's layout; DatasetError for a missing or empty folder."""
     path = Path(path)
     if not path.is_dir():
-        raise DatasetError(f"OOD folder not found: {path}. Pass --ood a folder of images (ODIN's Imagenet, LSUN, "
-                           f"iSUN, ... extracted) or one of {', '.join(NOISE_SETS)}.")
+        raise DatasetError(
+            f"OOD folder not found: {path}. Pass --ood a folder of images (ODIN's Imagenet, LSUN, "
+            f"iSUN, ... extracted) or one of {', '.join(NOISE_SETS)}."
+        )
     ids = list_images(path)
     if not ids:
-        raise DatasetError(f"OOD folder {path} holds no images (looked recursively for "
-                           f"{', '.join(IMAGE_SUFFIXES)}); extract the set there or pass another folder.")
+        raise DatasetError(
+            f"OOD folder {path} holds no images (looked recursively for "
+            f"{', '.join(IMAGE_SUFFIXES)}); extract the set there or pass another folder."
+        )
     return OODSet(name or path.resolve().name, "folder", ids, root=path)
 
 
@@ -177,11 +189,15 @@ def resolve_ood_sets(specs: Sequence[str], seed: int = 0, noise_count: int = DEF
     names = [s.name for s in sets]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ConfigError(f"--ood: two sets are named {dup[0]!r} (a set is named by its folder's name); pass each "
-                          f"set once, or link one folder under another name")
+        raise ConfigError(
+            f"--ood: two sets are named {dup[0]!r} (a set is named by its folder's name); pass each "
+            f"set once, or link one folder under another name"
+        )
     if IN_DISTRIBUTION_KEY in names:
-        raise ConfigError(f"--ood: an OOD folder may not be named {IN_DISTRIBUTION_KEY!r} (the key of the "
-                          f"in-distribution scores); rename or link it")
+        raise ConfigError(
+            f"--ood: an OOD folder may not be named {IN_DISTRIBUTION_KEY!r} (the key of the "
+            f"in-distribution scores); rename or link it"
+        )
     return sets
 
 
@@ -209,8 +225,9 @@ class OODImages(Dataset):
     """The images of one OOD set, normalised. Never raises: a read failure comes back as an error text, so the
     evaluation can name the file (or skip it) from the main process."""
 
-    def __init__(self, ood: OODSet, mean: Sequence[float] = CIFAR100_CUTMIX_MEAN,
-                 std: Sequence[float] = CIFAR100_CUTMIX_STD) -> None:
+    def __init__(
+        self, ood: OODSet, mean: Sequence[float] = CIFAR100_CUTMIX_MEAN, std: Sequence[float] = CIFAR100_CUTMIX_STD
+    ) -> None:
         self.ood = ood
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)

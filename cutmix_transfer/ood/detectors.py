@@ -16,6 +16,7 @@ logits, so that confident predictions tie less often than in float32.
 
 Another detector is a function with this signature registered with ``@register_detector("name")``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,9 +65,13 @@ def energy(model: nn.Module, images: torch.Tensor, temperature: float = 1.0) -> 
 
 
 @register_detector("odin")
-def odin(model: nn.Module, images: torch.Tensor, temperature: float = ODIN_TEMPERATURE,
-         epsilon: float = ODIN_EPSILON, input_std: tuple[float, ...] = CIFAR100_CUTMIX_STD
-         ) -> tuple[torch.Tensor, torch.Tensor]:
+def odin(
+    model: nn.Module,
+    images: torch.Tensor,
+    temperature: float = ODIN_TEMPERATURE,
+    epsilon: float = ODIN_EPSILON,
+    input_std: tuple[float, ...] = CIFAR100_CUTMIX_STD,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """ODIN: temperature-scaled max softmax of the input moved by epsilon against the gradient of the loss."""
     x = images.detach().clone().requires_grad_(True)
     with torch.enable_grad():
@@ -96,13 +101,16 @@ class Detector:
         accepted = detector_params(self.name)
         unknown = sorted(set(self.params) - set(accepted))
         if unknown:
-            raise ConfigError(f"detector {self.name!r} takes no {', '.join(unknown)} (its parameters: "
-                              f"{', '.join(accepted) or 'none'})")
+            raise ConfigError(
+                f"detector {self.name!r} takes no {', '.join(unknown)} (its parameters: "
+                f"{', '.join(accepted) or 'none'})"
+            )
         for k in ("temperature", "epsilon"):
             v = self.params.get(k)
             if v is not None and not (float(v) > 0 if k == "temperature" else float(v) >= 0):
-                raise ConfigError(f"detector {self.name!r}: {k} must be {'> 0' if k == 'temperature' else '>= 0'}, "
-                                  f"got {v}")
+                raise ConfigError(
+                    f"detector {self.name!r}: {k} must be {'> 0' if k == 'temperature' else '>= 0'}, got {v}"
+                )
         self._fn = functools.partial(DETECTORS[self.name], **self.params)
 
     def __call__(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,8 +129,12 @@ def detector_params(name: str) -> dict[str, Any]:
     return {k: p.default for k, p in list(sig.parameters.items())[2:]}
 
 
-def build_detector(name: str, temperature: float | None = None, epsilon: float | None = None,
-                   input_std: tuple[float, ...] | None = None) -> Detector:
+def build_detector(
+    name: str,
+    temperature: float | None = None,
+    epsilon: float | None = None,
+    input_std: tuple[float, ...] | None = None,
+) -> Detector:
     """The detector `name` with the options a tool passes (None: the detector's default; options it does not take
     are an error only when given)."""
     if name not in DETECTORS:
@@ -132,8 +144,10 @@ def build_detector(name: str, temperature: float | None = None, epsilon: float |
     params = {k: v for k, v in given.items() if v is not None}
     bad = [k for k in params if k not in accepted]
     if bad:
-        raise ConfigError(f"--{bad[0]} does not apply to --detector {name} (it takes: "
-                          f"{', '.join(k for k in accepted if k != 'input_std') or 'no options'})")
+        raise ConfigError(
+            f"--{bad[0]} does not apply to --detector {name} (it takes: "
+            f"{', '.join(k for k in accepted if k != 'input_std') or 'no options'})"
+        )
     if input_std is not None and "input_std" in accepted:
         params["input_std"] = tuple(float(v) for v in input_std)
     return Detector(name, params)

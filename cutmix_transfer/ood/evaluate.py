@@ -6,6 +6,7 @@ in-distribution top-1 error), ``scores.npz`` (key ``in_distribution`` in test-se
 named as in results.json, in the set's sorted file order; higher = more in-distribution), ``per_image/*.csv``
 (one file per set, same order as scores.npz) and ``ood.png`` (score histograms in vs out, ROC curves).
 """
+
 from __future__ import annotations
 
 import csv
@@ -94,17 +95,23 @@ def default_out_dir(backbone: str | os.PathLike, detector: str) -> Path:
     return Path("work_dirs") / "ood" / f"{Path(backbone).stem}_{detector}"
 
 
-def load_classifier(backbone: str | os.PathLike, data: InDistribution, arch: str | None = None,
-                    trust: bool = False) -> tuple[torch.nn.Module, Any]:
+def load_classifier(
+    backbone: str | os.PathLike, data: InDistribution, arch: str | None = None, trust: bool = False
+) -> tuple[torch.nn.Module, Any]:
     """The checkpoint as a classifier of the in-distribution classes, in eval mode: (model, LoadedBackbone).
 
     Any arch the checkpoint loader recognises, built in the form it was trained in (this project's checkpoints
     record `wsol` / `large_feature_map` in their meta; others are standard classifiers). A checkpoint without an
     fc head or with another class count than the dataset's meta lists raises CheckpointError.
     """
-    model, loaded, _ = backbones.load_classifier(backbone, f"{data.name} ({data.folder}/meta)",
-                                       f"pass a checkpoint trained on {data.name}", num_classes=len(data.classes),
-                                       arch=arch, trust=trust)
+    model, loaded, _ = backbones.load_classifier(
+        backbone,
+        f"{data.name} ({data.folder}/meta)",
+        f"pass a checkpoint trained on {data.name}",
+        num_classes=len(data.classes),
+        arch=arch,
+        trust=trust,
+    )
     return model, loaded
 
 
@@ -112,44 +119,61 @@ def _validate(cfg: OODEvalConfig) -> None:
     if cfg.in_dataset not in IN_DATASETS:
         raise ConfigError(f"--in-dataset {cfg.in_dataset!r}: choose one of {', '.join(IN_DATASETS)}")
     if int(cfg.batch_size) < 1 or int(cfg.workers) < 0:
-        raise ConfigError(f"--batch-size {cfg.batch_size} / --workers {cfg.workers}: need a batch size >= 1 and "
-                          f"workers >= 0")
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} / --workers {cfg.workers}: need a batch size >= 1 and workers >= 0"
+        )
     if int(cfg.noise_count) < 1:
         raise ConfigError(f"--noise-count {cfg.noise_count}: need at least one noise image per noise set")
 
 
 def _loader(dataset: torch.utils.data.Dataset, cfg: OODEvalConfig, device: torch.device):
-    return torch.utils.data.DataLoader(dataset, batch_size=int(cfg.batch_size), shuffle=False,
-                                       num_workers=int(cfg.workers), pin_memory=device.type == "cuda")
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=int(cfg.batch_size),
+        shuffle=False,
+        num_workers=int(cfg.workers),
+        pin_memory=device.type == "cuda",
+    )
 
 
-def score_in_distribution(model: torch.nn.Module, detector: Detector, data: InDistribution, cfg: OODEvalConfig,
-                          device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def score_in_distribution(
+    model: torch.nn.Module, detector: Detector, data: InDistribution, cfg: OODEvalConfig, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
     """(scores (N,) float64, predicted classes (N,) int64) of the in-distribution test set, in its order."""
     scores, preds = [], []
-    for batch in tqdm(_loader(data.dataset, cfg, device), desc=f"{data.name} test", unit="batch",
-                      disable=not cfg.progress):
+    for batch in tqdm(
+        _loader(data.dataset, cfg, device), desc=f"{data.name} test", unit="batch", disable=not cfg.progress
+    ):
         s, logits = detector(model, batch["inputs"].to(device, non_blocking=True))
         scores.append(s.numpy())
         preds.append(logits.argmax(dim=1).numpy())
     return np.concatenate(scores).astype(np.float64), np.concatenate(preds).astype(np.int64)
 
 
-def score_ood_set(model: torch.nn.Module, detector: Detector, ood: OODSet, cfg: OODEvalConfig,
-                  device: torch.device, mean: Sequence[float], std: Sequence[float]
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+def score_ood_set(
+    model: torch.nn.Module,
+    detector: Detector,
+    ood: OODSet,
+    cfg: OODEvalConfig,
+    device: torch.device,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """(scores, predicted classes, indices of the scored images, skipped images) of one OOD set, in file order.
     An unreadable image raises DatasetError naming it, unless cfg.skip_unreadable."""
     scores, preds, kept, skipped = [], [], [], []
-    for batch in tqdm(_loader(OODImages(ood, mean, std), cfg, device), desc=f"OOD {ood.name}", unit="batch",
-                      disable=not cfg.progress):
+    for batch in tqdm(
+        _loader(OODImages(ood, mean, std), cfg, device), desc=f"OOD {ood.name}", unit="batch", disable=not cfg.progress
+    ):
         indices = [int(i) for i in batch["index"]]
         ok = np.array([not e for e in batch["error"]], dtype=bool)
         for i, err in zip(indices, batch["error"]):
             if err:
                 if not cfg.skip_unreadable:
-                    raise DatasetError(f"{err}; replace or delete the file, or pass --skip-unreadable to leave it "
-                                       f"out (listed in results.json)")
+                    raise DatasetError(
+                        f"{err}; replace or delete the file, or pass --skip-unreadable to leave it "
+                        f"out (listed in results.json)"
+                    )
                 logger.warning("skipping %s", err)
                 skipped.append({"set": ood.name, "index": i, "image_id": ood.image_ids[i], "error": err})
         if not ok.any():
@@ -160,17 +184,25 @@ def score_ood_set(model: torch.nn.Module, detector: Detector, ood: OODSet, cfg: 
         preds.append(logits.argmax(dim=1).numpy())
         kept.extend(indices[j] for j in np.flatnonzero(ok))
     if not kept:
-        raise DatasetError(f"no image of the OOD set {ood.name} ({ood.source}) could be read ({len(skipped)} "
-                           f"unreadable); nothing to score")
-    return (np.concatenate(scores).astype(np.float64), np.concatenate(preds).astype(np.int64),
-            np.asarray(kept, dtype=np.int64), skipped)
+        raise DatasetError(
+            f"no image of the OOD set {ood.name} ({ood.source}) could be read ({len(skipped)} "
+            f"unreadable); nothing to score"
+        )
+    return (
+        np.concatenate(scores).astype(np.float64),
+        np.concatenate(preds).astype(np.int64),
+        np.asarray(kept, dtype=np.int64),
+        skipped,
+    )
 
 
 def _check_finite(name: str, scores: np.ndarray, ids: Sequence[str], path: Path) -> None:
     bad = np.flatnonzero(~np.isfinite(scores))
     if bad.size:
-        raise CheckpointError(f"{path}: the model gives non-finite scores on {bad.size} images of {name} (first: "
-                              f"{ids[int(bad[0])]}); the checkpoint's weights are broken (NaN or inf)")
+        raise CheckpointError(
+            f"{path}: the model gives non-finite scores on {bad.size} images of {name} (first: "
+            f"{ids[int(bad[0])]}); the checkpoint's weights are broken (NaN or inf)"
+        )
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -203,9 +235,17 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
     model, loaded = load_classifier(cfg.backbone, data, arch=cfg.arch, trust=cfg.trust_checkpoint)
     model = model.to(device)
     out_dir = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg.backbone, cfg.detector)
-    logger.info("OOD %s: %s (%s) on %d %s test images and %d OOD sets (%s), device %s", cfg.detector,
-                loaded.path, loaded.arch, len(data.labels), data.name, len(sets),
-                ", ".join(f"{s.name}: {len(s)}" for s in sets), device)
+    logger.info(
+        "OOD %s: %s (%s) on %d %s test images and %d OOD sets (%s), device %s",
+        cfg.detector,
+        loaded.path,
+        loaded.arch,
+        len(data.labels),
+        data.name,
+        len(sets),
+        ", ".join(f"{s.name}: {len(s)}" for s in sets),
+        device,
+    )
 
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -226,52 +266,103 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
         _check_finite(ood.name, s, ids, loaded.path)
         scores[ood.name] = s
         skipped.extend(skipped_here)
-        per_set[ood.name] = {**ood_metrics(in_scores, s), "num_images": int(s.size),
-                             "num_skipped": len(skipped_here), "source": ood.source, "kind": ood.kind}
-        ood_rows[ood.name] = [{"index": int(i), "image_id": iid, "predicted": int(p), "predicted_name": names[p],
-                               "score": float(v)} for i, iid, p, v in zip(kept, ids, preds, s)]
-        logger.info("OOD %s vs %s: %s", data.name, ood.name,
-                    ", ".join(f"{k} {per_set[ood.name][k]:.2f}" for k in METRICS))
+        per_set[ood.name] = {
+            **ood_metrics(in_scores, s),
+            "num_images": int(s.size),
+            "num_skipped": len(skipped_here),
+            "source": ood.source,
+            "kind": ood.kind,
+        }
+        ood_rows[ood.name] = [
+            {"index": int(i), "image_id": iid, "predicted": int(p), "predicted_name": names[p], "score": float(v)}
+            for i, iid, p, v in zip(kept, ids, preds, s)
+        ]
+        logger.info(
+            "OOD %s vs %s: %s", data.name, ood.name, ", ".join(f"{k} {per_set[ood.name][k]:.2f}" for k in METRICS)
+        )
 
     mean_m = mean_metrics(per_set)
     top1_err = 100.0 * float(np.mean(in_preds != labels))
     timing["total_s"] = time.perf_counter() - t_start
     record = make_record(
-        "ood", checkpoint_info(loaded.path, loaded.sha256, loaded.arch, loaded.meta.get("method")),
-        data.name, "test", {**mean_m, "top1_err": top1_err},
-        data=data_identity(data.name, "test", data.folder, [f"in/{i}" for i in range(int(in_scores.size))]
-                           + [f"{s.name}/{s.source}/{i}" for s in sets for i in s.image_ids]),
-        detector=cfg.detector, detector_params=detector.all_params(), arch=loaded.arch,
-        model_form={"wsol": bool(getattr(model, "wsol", False)),
-                    "large_feature_map": bool(getattr(model, "large_feature_map", False))},
-        checkpoint_format=loaded.source_format, data_root=str(data.folder), num_in_images=int(in_scores.size),
-        ood_sets=[s.name for s in sets], per_set=per_set, mean=mean_m,
+        "ood",
+        checkpoint_info(loaded.path, loaded.sha256, loaded.arch, loaded.meta.get("method")),
+        data.name,
+        "test",
+        {**mean_m, "top1_err": top1_err},
+        data=data_identity(
+            data.name,
+            "test",
+            data.folder,
+            [f"in/{i}" for i in range(int(in_scores.size))]
+            + [f"{s.name}/{s.source}/{i}" for s in sets for i in s.image_ids],
+        ),
+        detector=cfg.detector,
+        detector_params=detector.all_params(),
+        arch=loaded.arch,
+        model_form={
+            "wsol": bool(getattr(model, "wsol", False)),
+            "large_feature_map": bool(getattr(model, "large_feature_map", False)),
+        },
+        checkpoint_format=loaded.source_format,
+        data_root=str(data.folder),
+        num_in_images=int(in_scores.size),
+        ood_sets=[s.name for s in sets],
+        per_set=per_set,
+        mean=mean_m,
         skipped_unreadable={"count": len(skipped), "images": skipped},
-        protocol={"positive": "in-distribution", "score": "higher = more in-distribution",
-                  "image_size": 32, "normalize_mean": list(mean), "normalize_std": list(std),
-                  "resize": "OOD images not 32x32: PIL bilinear to 32x32, no crop",
-                  "tnr_at_tpr95": "1 - FPR at the first roc_curve(drop_intermediate=False) point with TPR >= 0.95",
-                  "detection_acc": "max over roc_curve points of 0.5 * (TPR + 1 - FPR)",
-                  "aupr": "average_precision_score, in (score) / out (-score) as positives",
-                  "mean": "unweighted mean over the OOD sets"},
-        config={k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
-                for k, v in asdict(cfg).items()},
-        timing=timing)
+        protocol={
+            "positive": "in-distribution",
+            "score": "higher = more in-distribution",
+            "image_size": 32,
+            "normalize_mean": list(mean),
+            "normalize_std": list(std),
+            "resize": "OOD images not 32x32: PIL bilinear to 32x32, no crop",
+            "tnr_at_tpr95": "1 - FPR at the first roc_curve(drop_intermediate=False) point with TPR >= 0.95",
+            "detection_acc": "max over roc_curve points of 0.5 * (TPR + 1 - FPR)",
+            "aupr": "average_precision_score, in (score) / out (-score) as positives",
+            "mean": "unweighted mean over the OOD sets",
+        },
+        config={
+            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+            for k, v in asdict(cfg).items()
+        },
+        timing=timing,
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {"results": write_record(out_dir, record), "scores": out_dir / "scores.npz"}
     atomic_write_bytes(files["scores"], _npz_bytes(scores))
-    in_rows = [{"index": i, "label": int(y), "class_name": names[y], "predicted": int(p), "predicted_name": names[p],
-                "correct": int(p == y), "score": float(v)}
-               for i, (y, p, v) in enumerate(zip(labels, in_preds, in_scores))]
+    in_rows = [
+        {
+            "index": i,
+            "label": int(y),
+            "class_name": names[y],
+            "predicted": int(p),
+            "predicted_name": names[p],
+            "correct": int(p == y),
+            "score": float(v),
+        }
+        for i, (y, p, v) in enumerate(zip(labels, in_preds, in_scores))
+    ]
     files["per_image_in"] = out_dir / "per_image" / f"{IN_DISTRIBUTION_KEY}.csv"
     atomic_write_text(files["per_image_in"], _csv(in_rows, IN_COLUMNS))
     for name, rows in ood_rows.items():
         files[f"per_image_{name}"] = out_dir / "per_image" / f"{name}.csv"
         atomic_write_text(files[f"per_image_{name}"], _csv(rows, OOD_COLUMNS))
-    files["figure"] = write_ood_figure(out_dir / FIGURE_NAME, scores, per_set,
-                                       title=f"{Path(loaded.path).name} ({loaded.arch}), {cfg.detector} on "
-                                             f"{data.name}")
-    logger.info("OOD %s mean over %d sets: %s; %s top-1 err %.2f -> %s", cfg.detector, len(sets),
-                ", ".join(f"{k} {mean_m[k]:.2f}" for k in METRICS), data.name, top1_err, out_dir)
+    files["figure"] = write_ood_figure(
+        out_dir / FIGURE_NAME,
+        scores,
+        per_set,
+        title=f"{Path(loaded.path).name} ({loaded.arch}), {cfg.detector} on {data.name}",
+    )
+    logger.info(
+        "OOD %s mean over %d sets: %s; %s top-1 err %.2f -> %s",
+        cfg.detector,
+        len(sets),
+        ", ".join(f"{k} {mean_m[k]:.2f}" for k in METRICS),
+        data.name,
+        top1_err,
+        out_dir,
+    )
     return OODResult(record=record, scores=scores, out_dir=out_dir, files=files)

@@ -1,6 +1,7 @@
 """The OOD evaluation's figure: one histogram panel per OOD set (in- vs out-of-distribution scores on shared
 bins) and one panel with every set's ROC curve (in-distribution positive). matplotlib's object API, written
 atomically as PNG."""
+
 from __future__ import annotations
 
 import io
@@ -32,8 +33,9 @@ def _bins(scores: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.linspace(lo, hi, BINS + 1)
 
 
-def write_ood_figure(path: str | os.PathLike, scores: Mapping[str, np.ndarray],
-                     per_set: Mapping[str, Mapping[str, Any]], title: str = "") -> Path:
+def write_ood_figure(
+    path: str | os.PathLike, scores: Mapping[str, np.ndarray], per_set: Mapping[str, Mapping[str, Any]], title: str = ""
+) -> Path:
     """Histograms of `scores[IN_DISTRIBUTION_KEY]` against each OOD set's scores, then the ROC curves; -> path."""
     in_scores = np.asarray(scores[IN_DISTRIBUTION_KEY], dtype=np.float64)
     sets = [k for k in scores if k != IN_DISTRIBUTION_KEY]
@@ -46,8 +48,14 @@ def write_ood_figure(path: str | os.PathLike, scores: Mapping[str, np.ndarray],
     for i, name in enumerate(sets):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.hist(in_scores, bins=bins, density=True, alpha=0.55, color="tab:blue", label="in-distribution")
-        ax.hist(np.asarray(scores[name], dtype=np.float64), bins=bins, density=True, alpha=0.55, color="tab:orange",
-                label=name)
+        ax.hist(
+            np.asarray(scores[name], dtype=np.float64),
+            bins=bins,
+            density=True,
+            alpha=0.55,
+            color="tab:orange",
+            label=name,
+        )
         m = per_set.get(name, {})
         sub = f"AUROC {m['auroc']:.1f}, TNR@95 {m['tnr_at_tpr95']:.1f}" if "auroc" in m else ""
         ax.set_title(f"{name}\n{sub}", fontsize=8)

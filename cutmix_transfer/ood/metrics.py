@@ -9,6 +9,7 @@ Given the scores of in-distribution images and of one OOD set (higher = more in-
   as the positive class.
 All are percentages. Tied scores form one threshold (a point of the curve), as scikit-learn groups them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -25,8 +26,9 @@ def _labels_and_scores(scores_in: np.ndarray, scores_out: np.ndarray) -> tuple[n
     s_in = np.asarray(scores_in, dtype=np.float64).ravel()
     s_out = np.asarray(scores_out, dtype=np.float64).ravel()
     if s_in.size == 0 or s_out.size == 0:
-        raise ValueError(f"OOD metrics need scores on both sides, got {s_in.size} in- and {s_out.size} "
-                         f"out-of-distribution scores")
+        raise ValueError(
+            f"OOD metrics need scores on both sides, got {s_in.size} in- and {s_out.size} out-of-distribution scores"
+        )
     if not (np.isfinite(s_in).all() and np.isfinite(s_out).all()):
         raise ValueError("OOD metrics need finite scores (NaN or inf found)")
     y = np.concatenate([np.ones(s_in.size, dtype=np.int64), np.zeros(s_out.size, dtype=np.int64)])

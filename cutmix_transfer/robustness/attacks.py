@@ -10,6 +10,7 @@ The input gradient does not depend on eps, so one forward + backward serves ever
 forward per eps classifies the perturbed images). The loss is summed over the batch (not averaged): each
 image's gradient is then its own loss's gradient, whatever else is in the batch.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,9 @@ PAPER_EPS = 8.0  # Table 11's eps in 1/255 units (see docs/robustness_protocol.m
 class PixelClassifier(nn.Module):
     """A classifier fed [0, 1] RGB pixels: normalises them with mean/std, then runs `net` (logits out)."""
 
-    def __init__(self, net: nn.Module, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD) -> None:
+    def __init__(
+        self, net: nn.Module, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+    ) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
@@ -49,8 +51,10 @@ def check_eps(values: Sequence[float]) -> list[float]:
         except (TypeError, ValueError):
             e = float("nan")
         if not math.isfinite(e) or not 0.0 < e <= 255.0:
-            raise ConfigError(f"--eps {v}: give FGSM eps in 1/255 pixel units, each in (0, 255], e.g. --eps 8 "
-                              f"(= 8/255, the CutMix paper's Table 11) or --eps 0.5 2 8")
+            raise ConfigError(
+                f"--eps {v}: give FGSM eps in 1/255 pixel units, each in (0, 255], e.g. --eps 8 "
+                f"(= 8/255, the CutMix paper's Table 11) or --eps 0.5 2 8"
+            )
         out.append(e)
     if len(set(out)) != len(out):
         raise ConfigError(f"--eps {' '.join(map(str, values))}: the values repeat; give each eps once")
@@ -62,8 +66,9 @@ def eps_key(eps: float) -> str:
     return f"eps{float(eps):g}"
 
 
-def input_gradient_sign(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def input_gradient_sign(
+    model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """sign(d CE_sum / d pixels) and the clean logits of one batch (one forward, one backward).
 
     `model` takes [0, 1] pixels (a PixelClassifier); its parameters may have requires_grad off (only the input
@@ -82,8 +87,9 @@ def fgsm_perturb(pixels: torch.Tensor, grad_sign: torch.Tensor, eps: float) -> t
     return (pixels + (float(eps) / 255.0) * grad_sign).clamp_(0.0, 1.0)
 
 
-def fgsm_predictions(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, eps: Sequence[float]
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def fgsm_predictions(
+    model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, eps: Sequence[float]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """FGSM at each eps on one batch -> (clean logits (B, K), predicted classes after the attack (B, E) int64)."""
     sign, logits = input_gradient_sign(model, pixels, labels)
     preds = []

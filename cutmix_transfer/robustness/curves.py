@@ -4,6 +4,7 @@ Every function takes the batch once, decoded, in [0, 1] pixels, and runs one for
 built from it in memory (a clone and a slice write), so the data pipeline is paid once per batch whatever the
 grid. Predictions are (B, T) int64 class indices, T the grid's length; summaries are percentages.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,8 +23,7 @@ def predict(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
         return model(pixels).argmax(dim=1)
 
 
-def occlusion_predictions(model: nn.Module, pixels: torch.Tensor, sides_px: Sequence[int], mode: Mode
-                          ) -> torch.Tensor:
+def occlusion_predictions(model: nn.Module, pixels: torch.Tensor, sides_px: Sequence[int], mode: Mode) -> torch.Tensor:
     """(B, T) predictions with the centred square of each side (pixels of the input) occluded by `mode`."""
     cols = [predict(model, occlude(pixels, int(s), mode)) for s in sides_px]
     return torch.stack(cols, dim=1) if cols else torch.zeros(len(pixels), 0, dtype=torch.int64)
@@ -35,8 +35,7 @@ def mixup_predictions(model: nn.Module, a: torch.Tensor, b: torch.Tensor, ratios
     return torch.stack(cols, dim=1) if cols else torch.zeros(len(a), 0, dtype=torch.int64)
 
 
-def cutmix_predictions(model: nn.Module, a: torch.Tensor, b: torch.Tensor, sides_px: Sequence[int]
-                       ) -> torch.Tensor:
+def cutmix_predictions(model: nn.Module, a: torch.Tensor, b: torch.Tensor, sides_px: Sequence[int]) -> torch.Tensor:
     """(B, T) predictions on a with b's centred square of each side pasted in, one column per side."""
     cols = [predict(model, cutmix_images(a, b, int(s))) for s in sides_px]
     return torch.stack(cols, dim=1) if cols else torch.zeros(len(a), 0, dtype=torch.int64)

@@ -14,6 +14,7 @@ sequence: every image is classified in exactly the batch it has in one process, 
 and the numbers, equal the single-process run. Rank 0 writes results.json, per_image.csv, predictions.npz and
 curves.png.
 """
+
 from __future__ import annotations
 
 import csv
@@ -122,15 +123,28 @@ class _Images(torch.utils.data.Dataset):
         return {"index": index, "a": a, "b": b, "error": err_a or err_b}
 
 
-def load_classifier(backbone: str | os.PathLike, data: EvalData, dataset: str, arch: str | None = None,
-                    trust: bool = False, wsol_form: bool | None = None) -> tuple[PixelClassifier, Any, dict]:
+def load_classifier(
+    backbone: str | os.PathLike,
+    data: EvalData,
+    dataset: str,
+    arch: str | None = None,
+    trust: bool = False,
+    wsol_form: bool | None = None,
+) -> tuple[PixelClassifier, Any, dict]:
     """The checkpoint's classifier in the form it was trained in, fed [0, 1] pixels, after checking its class
     count fits the dataset -> (PixelClassifier in eval mode without parameter gradients, LoadedBackbone, form)."""
     max_label = max(int(s.label) for s in data.samples)
     net, loaded, form = backbones.load_classifier(
-        backbone, f"the {dataset} data at {data.data_root}",
+        backbone,
+        f"the {dataset} data at {data.data_root}",
         "evaluate a classifier of this dataset's classes (fine-tune one with tools/train_cls.py) or point --data-root "
-        "at its dataset", num_classes=data.num_classes, max_label=max_label, arch=arch, trust=trust, wsol=wsol_form)
+        "at its dataset",
+        num_classes=data.num_classes,
+        max_label=max_label,
+        arch=arch,
+        trust=trust,
+        wsol=wsol_form,
+    )
     model = PixelClassifier(net).eval()
     model.requires_grad_(False)
     return model, loaded, form
@@ -146,7 +160,7 @@ def select_images(n: int, max_images: int | None, seed: int) -> list[int]:
 
 def rank_batches(items: Sequence[int], batch_size: int, rank: int, world: int) -> list[list[int]]:
     """The batches of `items` this rank processes: the single-process batch sequence, every world-th from rank."""
-    chunks = [list(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+    chunks = [list(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
     return chunks[rank::world]
 
 
@@ -170,8 +184,9 @@ def validate_config(cfg: RobustnessConfig) -> None:
     if cfg.max_images is not None and int(cfg.max_images) < 1:
         raise ConfigError(f"--max-images {cfg.max_images}: give a positive number of images (or leave it out: all)")
     if cfg.batch_size < 1 or cfg.workers < 0:
-        raise ConfigError(f"--batch-size {cfg.batch_size} / --workers {cfg.workers}: need a batch size >= 1 and "
-                          f"non-negative workers")
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} / --workers {cfg.workers}: need a batch size >= 1 and non-negative workers"
+        )
 
 
 def default_out_dir(backbone: str | os.PathLike, dataset: str) -> Path:
@@ -200,8 +215,9 @@ def _check_errors(batch: dict, names: list[str], key: str, skip: bool, skipped: 
     for j in np.flatnonzero(~ok):
         err = batch["error"][j]
         if not skip:
-            raise DatasetError(f"{err}; replace the file, or pass --skip-unreadable to count it as skipped "
-                               f"(reported in results.json)")
+            raise DatasetError(
+                f"{err}; replace the file, or pass --skip-unreadable to count it as skipped (reported in results.json)"
+            )
         logger.warning("skipping %s", err)
         skipped.append({"index": int(batch["index"][j]), key: names[j], "error": err})
     return ok
@@ -222,11 +238,17 @@ class _Run:
     def batches(self, dataset: _Images, items: Sequence[int], what: str):
         """(batch, seconds waited for it) over this rank's batches of `items`, with a progress bar on rank 0."""
         batches = rank_batches(items, self.cfg.batch_size, self.rank, self.world)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=self.cfg.workers,
-                                             pin_memory=self.device.type == "cuda")
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=batches, num_workers=self.cfg.workers, pin_memory=self.device.type == "cuda"
+        )
         t_wait = time.perf_counter()
-        for batch in tqdm(loader, total=len(batches), desc=f"robustness {self.cfg.dataset} {what}", unit="batch",
-                          disable=not self.cfg.progress or self.rank != 0):
+        for batch in tqdm(
+            loader,
+            total=len(batches),
+            desc=f"robustness {self.cfg.dataset} {what}",
+            unit="batch",
+            disable=not self.cfg.progress or self.rank != 0,
+        ):
             self.timing["data_wait_s"] += time.perf_counter() - t_wait
             yield batch
             t_wait = time.perf_counter()
@@ -235,8 +257,9 @@ class _Run:
         self.timing[key] += time.perf_counter() - t0
 
 
-def _image_pass(run: _Run, selected: list[int], tests: list[str], eps: list[float], hole_px: list[int]
-                ) -> tuple[list[dict], list[dict]]:
+def _image_pass(
+    run: _Run, selected: list[int], tests: list[str], eps: list[float], hole_px: list[int]
+) -> tuple[list[dict], list[dict]]:
     """Pass 1: clean, FGSM and occlusion predictions of each decoded batch -> (rows by image, skipped images)."""
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -274,8 +297,7 @@ def _image_pass(run: _Run, selected: list[int], tests: list[str], eps: list[floa
     return rows, skipped
 
 
-def _pair_pass(run: _Run, pairs: np.ndarray, ratios: list[float], cut_px: list[int]
-               ) -> tuple[list[dict], list[dict]]:
+def _pair_pass(run: _Run, pairs: np.ndarray, ratios: list[float], cut_px: list[int]) -> tuple[list[dict], list[dict]]:
     """Pass 2: Mixup and CutMix predictions of each batch of pairs -> (rows by pair, skipped pairs)."""
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -296,11 +318,11 @@ def _pair_pass(run: _Run, pairs: np.ndarray, ratios: list[float], cut_px: list[i
     return rows, skipped
 
 
-def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int, t_start: float
-              ) -> EvalResult:
+def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int, t_start: float) -> EvalResult:
     data = load_eval_data(cfg.dataset, cfg.data_root, None)
-    model, loaded, form = load_classifier(cfg.backbone, data, cfg.dataset, cfg.arch, cfg.trust_checkpoint,
-                                          cfg.wsol_form)
+    model, loaded, form = load_classifier(
+        cfg.backbone, data, cfg.dataset, cfg.arch, cfg.trust_checkpoint, cfg.wsol_form
+    )
     samples = data.samples
     size = int(cfg.image_size)
     tests, eps = list(cfg.tests), check_eps(cfg.eps)
@@ -308,9 +330,20 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
     ratios = check_ratios(cfg.mixup_ratios)
     selected = select_images(len(samples), cfg.max_images, cfg.seed)
     out_dir = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg.backbone, cfg.dataset)
-    logger.info("robustness %s %s: %d of %d images, tests %s, %s (%s form), input %d px, device %s, rank %d of %d",
-                cfg.dataset, data.split, len(selected), len(samples), " ".join(tests), loaded.arch,
-                "WSOL" if form["wsol_form"] else "standard", size, device, rank, world)
+    logger.info(
+        "robustness %s %s: %d of %d images, tests %s, %s (%s form), input %d px, device %s, rank %d of %d",
+        cfg.dataset,
+        data.split,
+        len(selected),
+        len(samples),
+        " ".join(tests),
+        loaded.arch,
+        "WSOL" if form["wsol_form"] else "standard",
+        size,
+        device,
+        rank,
+        world,
+    )
     timing = {"data_wait_s": 0.0, "clean_s": 0.0, "fgsm_s": 0.0, "occlusion_s": 0.0, "inbetween_s": 0.0}
     run = _Run(cfg, model.to(device), samples, device, rank, world, timing)
     image_rows, skipped, pair_rows, skipped_pairs = [], [], [], []
@@ -325,10 +358,13 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
     if world > 1:  # every rank ends with all rows, in dataset / pair order
         image_rows, skipped, pair_rows, skipped_pairs = (
             sorted((r for part in all_gather_objects(x) for r in part), key=lambda r: r["index"])
-            for x in (image_rows, skipped, pair_rows, skipped_pairs))
+            for x in (image_rows, skipped, pair_rows, skipped_pairs)
+        )
     if ("fgsm" in tests or "occlusion" in tests) and not image_rows:
-        raise DatasetError(f"no image of the {cfg.dataset} {data.split!r} split under {data.data_root} could be read "
-                           f"({len(skipped)} skipped as unreadable); nothing to evaluate")
+        raise DatasetError(
+            f"no image of the {cfg.dataset} {data.split!r} split under {data.data_root} could be read "
+            f"({len(skipped)} skipped as unreadable); nothing to evaluate"
+        )
     if "inbetween" in tests and not pair_rows:
         raise DatasetError(f"no pair of images could be read ({len(skipped_pairs)} pairs skipped as unreadable)")
 
@@ -336,21 +372,43 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
     summary = summarize(image_rows, pair_rows, pairs, samples, tests, eps, cfg, hole_px, cut_px, ratios, size)
     rows = per_image_rows(image_rows, samples, data.class_names, eps)
     record = make_record(
-        "robustness", checkpoint_info(loaded.path, loaded.sha256, loaded.arch, loaded.meta.get("method")),
-        cfg.dataset, data.split, summary["metrics"],
-        arch=loaded.arch, checkpoint_format=loaded.source_format, data_root=str(data.data_root),
-        data=data_identity(cfg.dataset, data.split, data.data_root, [samples[r["index"]].image_id for r in image_rows]
-                           + [f"pair/{samples[a].image_id}/{samples[b].image_id}" for a, b in pairs]),
-        tests=tests, num_images=len(image_rows), num_images_selected=len(selected), num_images_in_split=len(samples),
-        num_pairs=len(pair_rows), skipped_unreadable={"count": len(skipped), "images": skipped},
+        "robustness",
+        checkpoint_info(loaded.path, loaded.sha256, loaded.arch, loaded.meta.get("method")),
+        cfg.dataset,
+        data.split,
+        summary["metrics"],
+        arch=loaded.arch,
+        checkpoint_format=loaded.source_format,
+        data_root=str(data.data_root),
+        data=data_identity(
+            cfg.dataset,
+            data.split,
+            data.data_root,
+            [samples[r["index"]].image_id for r in image_rows]
+            + [f"pair/{samples[a].image_id}/{samples[b].image_id}" for a, b in pairs],
+        ),
+        tests=tests,
+        num_images=len(image_rows),
+        num_images_selected=len(selected),
+        num_images_in_split=len(samples),
+        num_pairs=len(pair_rows),
+        skipped_unreadable={"count": len(skipped), "images": skipped},
         skipped_pairs={"count": len(skipped_pairs), "pairs": skipped_pairs},
-        protocol={"image_size": size, "resize": f"short side to {round(size / CROP_FRACTION)} (S / 0.875), "
-                  f"centre crop {size}", "pixels": "[0, 1], attacks and occlusions before normalisation",
-                  "fgsm": "x + eps/255 * sign(grad CE(f(x), y_true)), clipped to [0, 1]; one step",
-                  "occlusion": "centred square of side s zeroed (center) / everything outside zeroed (boundary)",
-                  "inbetween": "pairs of images of different classes drawn with replacement from --seed; lambda is "
-                               "the share of the second image", **form},
-        curves=summary["curves"], config=_config_dict(cfg), world_size=world, timing=timing)
+        protocol={
+            "image_size": size,
+            "resize": f"short side to {round(size / CROP_FRACTION)} (S / 0.875), centre crop {size}",
+            "pixels": "[0, 1], attacks and occlusions before normalisation",
+            "fgsm": "x + eps/255 * sign(grad CE(f(x), y_true)), clipped to [0, 1]; one step",
+            "occlusion": "centred square of side s zeroed (center) / everything outside zeroed (boundary)",
+            "inbetween": "pairs of images of different classes drawn with replacement from --seed; lambda is "
+            "the share of the second image",
+            **form,
+        },
+        curves=summary["curves"],
+        config=_config_dict(cfg),
+        world_size=world,
+        timing=timing,
+    )
 
     files: dict[str, Path] = {}
     if rank == 0:
@@ -362,19 +420,36 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
         files["predictions"] = out_dir / "predictions.npz"
         atomic_savez(files["predictions"], **summary["arrays"])
         files["curves"] = out_dir / "curves.png"
-        plot_run_curves(summary["curves"], files["curves"], title=f"{Path(str(cfg.backbone)).name} on "
-                        f"{cfg.dataset} {data.split} ({loaded.arch}, {size} px)",
-                        clean_top1=summary["metrics"].get("clean_top1"))
-        logger.info("robustness %s: %s -> %s", cfg.dataset, ", ".join(f"{k} {v:.2f}" for k, v in
-                                                                      summary["metrics"].items()), out_dir)
+        plot_run_curves(
+            summary["curves"],
+            files["curves"],
+            title=f"{Path(str(cfg.backbone)).name} on {cfg.dataset} {data.split} ({loaded.arch}, {size} px)",
+            clean_top1=summary["metrics"].get("clean_top1"),
+        )
+        logger.info(
+            "robustness %s: %s -> %s",
+            cfg.dataset,
+            ", ".join(f"{k} {v:.2f}" for k, v in summary["metrics"].items()),
+            out_dir,
+        )
     if world > 1:
         dist.barrier()
     return EvalResult(record=record, rows=rows, out_dir=out_dir, files=files)
 
 
-def summarize(image_rows: list[dict], pair_rows: list[dict], pairs: np.ndarray, samples: Sequence,
-              tests: list[str], eps: list[float], cfg: RobustnessConfig, hole_px: list[int], cut_px: list[int],
-              ratios: list[float], size: int) -> dict[str, Any]:
+def summarize(
+    image_rows: list[dict],
+    pair_rows: list[dict],
+    pairs: np.ndarray,
+    samples: Sequence,
+    tests: list[str],
+    eps: list[float],
+    cfg: RobustnessConfig,
+    hole_px: list[int],
+    cut_px: list[int],
+    ratios: list[float],
+    size: int,
+) -> dict[str, Any]:
     """Metrics, curves and the prediction arrays (predictions.npz) from the per-image and per-pair rows."""
     metrics: dict[str, float] = {}
     curves: dict[str, Any] = {}
@@ -382,8 +457,9 @@ def summarize(image_rows: list[dict], pair_rows: list[dict], pairs: np.ndarray, 
     if image_rows:
         labels = np.array([r["label"] for r in image_rows], dtype=np.int64)
         clean = np.array([r["clean_pred"] for r in image_rows], dtype=np.int64)
-        arrays.update(indices=np.array([r["index"] for r in image_rows], dtype=np.int64), labels=labels,
-                      clean_pred=clean)
+        arrays.update(
+            indices=np.array([r["index"] for r in image_rows], dtype=np.int64), labels=labels, clean_pred=clean
+        )
         metrics["clean_top1"] = top1_accuracy(clean, labels)[0]
         if "fgsm" in tests:
             adv = np.array([r["fgsm_pred"] for r in image_rows], dtype=np.int64).reshape(len(labels), len(eps))
@@ -393,13 +469,21 @@ def summarize(image_rows: list[dict], pair_rows: list[dict], pairs: np.ndarray, 
             curves["fgsm"] = {"eps": eps, "top1": acc}
             arrays.update(eps=np.asarray(eps, dtype=np.float64), fgsm_pred=adv)
         if "occlusion" in tests:
-            occ = {m: np.array([r[f"{m}_pred"] for r in image_rows], dtype=np.int64).reshape(len(labels), -1)
-                   for m in ("center", "boundary")}
-            curves["occlusion"] = {"hole_sizes": [int(s) for s in cfg.hole_sizes], "hole_sizes_px": hole_px,
-                                   "center_top1_err": top1_error(occ["center"], labels),
-                                   "boundary_top1_err": top1_error(occ["boundary"], labels)}
-            arrays.update(hole_sizes=np.asarray(cfg.hole_sizes, dtype=np.int64),
-                          occlusion_center_pred=occ["center"], occlusion_boundary_pred=occ["boundary"])
+            occ = {
+                m: np.array([r[f"{m}_pred"] for r in image_rows], dtype=np.int64).reshape(len(labels), -1)
+                for m in ("center", "boundary")
+            }
+            curves["occlusion"] = {
+                "hole_sizes": [int(s) for s in cfg.hole_sizes],
+                "hole_sizes_px": hole_px,
+                "center_top1_err": top1_error(occ["center"], labels),
+                "boundary_top1_err": top1_error(occ["boundary"], labels),
+            }
+            arrays.update(
+                hole_sizes=np.asarray(cfg.hole_sizes, dtype=np.int64),
+                occlusion_center_pred=occ["center"],
+                occlusion_boundary_pred=occ["boundary"],
+            )
     if pair_rows:
         kept = np.array([r["index"] for r in pair_rows], dtype=np.int64)
         pa, pb = pairs[kept, 0], pairs[kept, 1]
@@ -411,27 +495,44 @@ def summarize(image_rows: list[dict], pair_rows: list[dict], pairs: np.ndarray, 
         curves["inbetween"] = {
             "num_pairs": len(kept),
             "mixup": {"ratios": ratios, **hit_rates(mix, la, lb, ratios)},
-            "cutmix": {"sides": [int(s) for s in cfg.cutmix_sides], "sides_px": cut_px, "ratios": cut_ratios,
-                       **hit_rates(cut, la, lb, cut_ratios)}}
-        arrays.update(pairs=np.stack([pa, pb], axis=1), pair_labels=np.stack([la, lb], axis=1),
-                      mixup_ratios=np.asarray(ratios, dtype=np.float64), mixup_pred=mix,
-                      cutmix_sides=np.asarray(cfg.cutmix_sides, dtype=np.int64), cutmix_pred=cut)
+            "cutmix": {
+                "sides": [int(s) for s in cfg.cutmix_sides],
+                "sides_px": cut_px,
+                "ratios": cut_ratios,
+                **hit_rates(cut, la, lb, cut_ratios),
+            },
+        }
+        arrays.update(
+            pairs=np.stack([pa, pb], axis=1),
+            pair_labels=np.stack([la, lb], axis=1),
+            mixup_ratios=np.asarray(ratios, dtype=np.float64),
+            mixup_pred=mix,
+            cutmix_sides=np.asarray(cfg.cutmix_sides, dtype=np.int64),
+            cutmix_pred=cut,
+        )
     return {"metrics": metrics, "curves": curves, "arrays": arrays}
 
 
 CSV_HEAD = ("index", "image_id", "label", "class_name", "clean_pred", "clean_correct", "clean_confidence")
 
 
-def per_image_rows(image_rows: list[dict], samples: Sequence, names: list[str] | None,
-                   eps: list[float]) -> list[dict[str, Any]]:
+def per_image_rows(
+    image_rows: list[dict], samples: Sequence, names: list[str] | None, eps: list[float]
+) -> list[dict[str, Any]]:
     """One row per evaluated image: the clean prediction and, with FGSM, the prediction after each eps."""
     rows = []
     for r in image_rows:
         s = samples[r["index"]]
         label = r["label"]
-        row = {"index": r["index"], "image_id": s.image_id, "label": label,
-               "class_name": names[label] if names and label < len(names) else "", "clean_pred": r["clean_pred"],
-               "clean_correct": int(r["clean_pred"] == label), "clean_confidence": r["clean_confidence"]}
+        row = {
+            "index": r["index"],
+            "image_id": s.image_id,
+            "label": label,
+            "class_name": names[label] if names and label < len(names) else "",
+            "clean_pred": r["clean_pred"],
+            "clean_correct": int(r["clean_pred"] == label),
+            "clean_confidence": r["clean_confidence"],
+        }
         for e, p in zip(eps, r.get("fgsm_pred", [])):
             row[f"fgsm_pred_{eps_key(e)}"] = p
             row[f"fgsm_correct_{eps_key(e)}"] = int(p == label)
@@ -454,5 +555,6 @@ def rows_csv(rows: list[dict[str, Any]], eps: list[float]) -> str:
 
 
 def _config_dict(cfg: RobustnessConfig) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
-            for k, v in asdict(cfg).items()}
+    return {
+        k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
+    }

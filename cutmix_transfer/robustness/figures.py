@@ -1,5 +1,6 @@
 """Figures of the robustness curves: one run's curves.png, and the paper's Figure 5 layout with several
 checkpoints overlaid (used by the report). Both read the `curves` block of a robustness result record."""
+
 from __future__ import annotations
 
 import io
@@ -34,8 +35,7 @@ def _style(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot_run_curves(curves: Curves, path: str | os.PathLike, title: str = "",
-                    clean_top1: float | None = None) -> None:
+def plot_run_curves(curves: Curves, path: str | os.PathLike, title: str = "", clean_top1: float | None = None) -> None:
     """curves.png of one run: one panel per test that ran (FGSM, occlusion, Mixup / CutMix in-between)."""
     panels = []
     if "fgsm" in curves:
@@ -70,8 +70,12 @@ def plot_run_curves(curves: Curves, path: str | os.PathLike, title: str = "",
             ax.plot(c["ratios"], c["dominant"], "s--", label="dominant class", color="C4", ms=3)
             ax.legend(fontsize=7)
             n = curves["inbetween"].get("num_pairs")
-            _style(ax, f"{'Mixup' if panel == 'mixup' else 'CutMix'} in-between ({n} pairs)",
-                   "share of the second image (lambda)", "predictions (%)")
+            _style(
+                ax,
+                f"{'Mixup' if panel == 'mixup' else 'CutMix'} in-between ({n} pairs)",
+                "share of the second image (lambda)",
+                "predictions (%)",
+            )
     if title:
         fig.suptitle(title, fontsize=9)
     _save(fig, path)

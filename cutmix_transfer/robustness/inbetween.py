@@ -8,6 +8,7 @@ For each sample the prediction counts as 'either' when it is a's or b's class, a
 class of the image with the larger share (a for lam < 0.5, b for lam > 0.5; at lam = 0.5 both shares are equal
 and either class counts). 'neither' = 1 - 'either' is the quantity the paper's Figure 5b plots.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,10 @@ def check_ratios(ratios: Sequence[float]) -> list[float]:
     for r in ratios:
         v = float(r)
         if not math.isfinite(v) or not 0.0 <= v <= 1.0:
-            raise ConfigError(f"--mixup-ratios {r}: give the share of the second image, values in [0, 1], "
-                              f"e.g. --mixup-ratios 0 0.25 0.5 0.75 1")
+            raise ConfigError(
+                f"--mixup-ratios {r}: give the share of the second image, values in [0, 1], "
+                f"e.g. --mixup-ratios 0 0.25 0.5 0.75 1"
+            )
         out.append(v)
     if not out or len(set(out)) != len(out):
         raise ConfigError(f"--mixup-ratios {' '.join(map(str, ratios))}: give at least one ratio, each once")
@@ -41,8 +44,10 @@ def draw_pairs(labels: Sequence[int], num_pairs: int, seed: int | Sequence[int])
     default_rng), the two of a pair always of different classes (a second of the first's class is drawn again)."""
     labels = np.asarray(labels, dtype=np.int64)
     if len(np.unique(labels)) < 2:
-        raise DatasetError(f"in-between-class samples need images of at least two classes; the evaluated images "
-                           f"hold {len(np.unique(labels))} class(es): use more images (--max-images) or another split")
+        raise DatasetError(
+            f"in-between-class samples need images of at least two classes; the evaluated images "
+            f"hold {len(np.unique(labels))} class(es): use more images (--max-images) or another split"
+        )
     rng = np.random.default_rng(seed)
     n = len(labels)
     first = rng.integers(0, n, size=num_pairs)
@@ -72,8 +77,9 @@ def cutmix_ratio(side: int, size: int) -> float:
     return float(side * side) / float(size * size)
 
 
-def hit_rates(preds: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray, ratios: Sequence[float]
-              ) -> dict[str, list[float]]:
+def hit_rates(
+    preds: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray, ratios: Sequence[float]
+) -> dict[str, list[float]]:
     """Per ratio (columns of `preds` (P, T)): percent of samples predicted as a's or b's class ('either'), as the
     class with the larger share ('dominant', either one at 0.5) and as neither class ('neither')."""
     preds = np.asarray(preds).reshape(len(labels_a), -1)
@@ -84,6 +90,8 @@ def hit_rates(preds: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray, rat
     lam = np.asarray(ratios, dtype=np.float64)[None, :]
     dominant = np.where(lam < 0.5, is_a, np.where(lam > 0.5, is_b, either))
     n = max(1, len(preds))
-    return {"either": (100.0 * either.sum(0) / n).tolist(),
-            "dominant": (100.0 * dominant.sum(0) / n).tolist(),
-            "neither": (100.0 * (~either).sum(0) / n).tolist()}
+    return {
+        "either": (100.0 * either.sum(0) / n).tolist(),
+        "dominant": (100.0 * dominant.sum(0) / n).tolist(),
+        "neither": (100.0 * (~either).sum(0) / n).tolist(),
+    }

@@ -5,6 +5,7 @@ A square of side s is centred in the S x S image: rows and columns [start, start
 'boundary' zeroes everything outside it. Sides are given in the 224-pixel frame of the protocol and scaled to the
 network's input side (`scale_sides`), so a 96-pixel backbone is occluded at the same fractions of its input.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -33,8 +34,10 @@ def check_sides(sides: Sequence[int], flag: str = "--hole-sizes") -> list[int]:
     out = []
     for s in sides:
         if float(s) != int(s) or not 0 <= int(s) <= REFERENCE_SIZE:
-            raise ConfigError(f"{flag} {s}: give square sides in pixels of the 224 frame, integers in "
-                              f"[0, {REFERENCE_SIZE}] (they scale with --image-size), e.g. {flag} 0 32 64 112 224")
+            raise ConfigError(
+                f"{flag} {s}: give square sides in pixels of the 224 frame, integers in "
+                f"[0, {REFERENCE_SIZE}] (they scale with --image-size), e.g. {flag} 0 32 64 112 224"
+            )
         out.append(int(s))
     if not out or len(set(out)) != len(out):
         raise ConfigError(f"{flag} {' '.join(map(str, sides))}: give at least one side, each once")

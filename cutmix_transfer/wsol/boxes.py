@@ -28,18 +28,20 @@ serves as the test oracle. ``iou_curves`` / ``max_iou_curve`` give identical num
    Python or numpy work;
 4. ``curves_for_batch`` spreads images over worker processes.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Sequence
 
 import cv2
 import numpy as np
 
 try:
     from . import _contours
+
     _CONTOURS_ERROR = ""
 except ImportError as exc:  # reported with the fix when the fast path is first used
     _contours = None
@@ -62,8 +64,10 @@ def cam_thresholds(cam_curve_interval: float = 0.01) -> np.ndarray:
     """
     interval = float(cam_curve_interval)
     if not 0.0 < interval < 1.0:
-        raise ValueError(f"cam_curve_interval must be in (0, 1); got {cam_curve_interval!r}. "
-                         "Use e.g. 0.01 (wsolevaluation's CLI default) or 0.001.")
+        raise ValueError(
+            f"cam_curve_interval must be in (0, 1); got {cam_curve_interval!r}. "
+            "Use e.g. 0.01 (wsolevaluation's CLI default) or 0.001."
+        )
     return np.arange(0, 1, interval)
 
 
@@ -101,8 +105,9 @@ def threshold_cuts(q_max: int, thresholds: Sequence[float] | np.ndarray) -> np.n
     return (thr * float(q_max)).astype(np.int64)
 
 
-def resize_boxes(boxes_xyxy: np.ndarray, image_size_wh: tuple[int, int],
-                 resize_wh: tuple[int, int] = (RESIZE_LENGTH, RESIZE_LENGTH)) -> np.ndarray:
+def resize_boxes(
+    boxes_xyxy: np.ndarray, image_size_wh: tuple[int, int], resize_wh: tuple[int, int] = (RESIZE_LENGTH, RESIZE_LENGTH)
+) -> np.ndarray:
     """(K, 4) x0y0x1y1 boxes in original pixels -> (K, 4) int64 in the resized frame, as wsolevaluation's
     resize_bbox: each coordinate scaled by new/old size in float64 and truncated with int()."""
     boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
@@ -175,8 +180,9 @@ def boxes_at_threshold(scoremap: np.ndarray, threshold: float, multi_contour: bo
     return _boxes_from_binary(binary, multi_contour)
 
 
-def max_iou_curve_reference(scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray,
-                            thresholds: Sequence[float] | np.ndarray, multi_contour: bool) -> np.ndarray:
+def max_iou_curve_reference(
+    scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray, thresholds: Sequence[float] | np.ndarray, multi_contour: bool
+) -> np.ndarray:
     """(T,) float64 best IoU (+1 convention) between the boxes at each threshold and any GT box.
 
     The plain oracle: thresholds with cv2.threshold and traces with findContours once per threshold, exactly
@@ -204,8 +210,8 @@ def _distinct_mask_levels(q: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, 
     present = np.bincount(q.ravel(), minlength=256)[:256] > 0
     # next_level[c] = smallest present level > c, for c in 0..255 (256 = none)
     lv = np.where(present, np.arange(256), 256)
-    suffix_min = np.minimum.accumulate(lv[::-1])[::-1]          # smallest present level >= c
-    next_level = np.append(suffix_min[1:], 256)                  # smallest present level > c
+    suffix_min = np.minimum.accumulate(lv[::-1])[::-1]  # smallest present level >= c
+    next_level = np.append(suffix_min[1:], 256)  # smallest present level > c
     keys = next_level[np.clip(cuts, 0, 255)]
     keys[cuts >= 255] = 256
     levels, inverse = np.unique(keys, return_inverse=True)
@@ -219,13 +225,16 @@ def _distinct_mask_levels(q: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, 
 def _follower():
     """The compiled border follower (``_contours.c``), or an ImportError that says how to build it."""
     if _contours is None:
-        raise ImportError(f"the compiled border follower cutmix_transfer.wsol._contours is not built "
-                          f"({_CONTOURS_ERROR}); build it with `pip install -e .` (or `make setup`) in the repository")
+        raise ImportError(
+            f"the compiled border follower cutmix_transfer.wsol._contours is not built "
+            f"({_CONTOURS_ERROR}); build it with `pip install -e .` (or `make setup`) in the repository"
+        )
     return _contours
 
 
-def iou_curves(scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray,
-               thresholds: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def iou_curves(
+    scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray, thresholds: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(V1, V2): two (T,) float64 curves of the best IoU with any GT box at each CAM threshold, for the
     largest-contour box (V1, MaxBoxAcc) and over all contour boxes (V2, MaxBoxAccV2), in one pass.
 
@@ -260,8 +269,9 @@ def iou_curves(scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray,
     return v1, v2
 
 
-def max_iou_curve(scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray, thresholds: Sequence[float] | np.ndarray,
-                  multi_contour: bool) -> np.ndarray:
+def max_iou_curve(
+    scoremap: np.ndarray, gt_boxes_xyxy: np.ndarray, thresholds: Sequence[float] | np.ndarray, multi_contour: bool
+) -> np.ndarray:
     """(T,) float64 best IoU with any GT box per threshold: V1 (largest contour) or V2 (all contours).
     Fast; identical to ``max_iou_curve_reference``."""
     v1, v2 = iou_curves(scoremap, gt_boxes_xyxy, thresholds)
@@ -278,9 +288,13 @@ def _curves_chunk(args: tuple[np.ndarray, list[np.ndarray], np.ndarray]) -> tupl
     return out1, out2
 
 
-def curves_for_batch(scoremaps: np.ndarray | Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray],
-                     thresholds: Sequence[float] | np.ndarray, workers: int = 1,
-                     pool: ProcessPoolExecutor | None = None) -> tuple[np.ndarray, np.ndarray]:
+def curves_for_batch(
+    scoremaps: np.ndarray | Sequence[np.ndarray],
+    gt_boxes: Sequence[np.ndarray],
+    thresholds: Sequence[float] | np.ndarray,
+    workers: int = 1,
+    pool: ProcessPoolExecutor | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(V1, V2) IoU curves, each (N, T) float64, for N score maps (N, H, W) and their GT boxes
     (a list of (K_i, 4) x0y0x1y1 arrays).
 
@@ -298,8 +312,11 @@ def curves_for_batch(scoremaps: np.ndarray | Sequence[np.ndarray], gt_boxes: Seq
         return _curves_chunk((list(scoremaps), list(gt_boxes), thr))
     n_chunks = min(n, 4 * max(workers, os.cpu_count() or 1 if pool is not None else 1))
     bounds = np.linspace(0, n, n_chunks + 1).astype(int)
-    jobs = [([np.asarray(s) for s in scoremaps[a:b]], [np.asarray(g) for g in gt_boxes[a:b]], thr)
-            for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    jobs = [
+        ([np.asarray(s) for s in scoremaps[a:b]], [np.asarray(g) for g in gt_boxes[a:b]], thr)
+        for a, b in zip(bounds[:-1], bounds[1:])
+        if b > a
+    ]
     if pool is not None:
         parts = list(pool.map(_curves_chunk, jobs))
     else:

@@ -15,6 +15,7 @@ when the prediction is right, and then it is the GT-class CAM: so one map per im
 Under ``torchrun`` (WORLD_SIZE > 1) each rank scores images ``rank::world``; the integer counts are all-reduced,
 the per-image rows gathered, and rank 0 writes everything: the result equals the single-process run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -108,21 +109,27 @@ def _validate_config(cfg: WSOLEvalConfig) -> None:
     if cfg.dataset not in DATASETS:
         raise ConfigError(f"--dataset {cfg.dataset!r}: choose one of {', '.join(DATASETS)}")
     if (cfg.backbone is None) == (cfg.scoremaps is None):
-        raise ConfigError("give either --backbone (a classifier checkpoint) or --scoremaps (saved maps), not "
-                          + ("both" if cfg.backbone is not None else "neither"))
+        raise ConfigError(
+            "give either --backbone (a classifier checkpoint) or --scoremaps (saved maps), not "
+            + ("both" if cfg.backbone is not None else "neither")
+        )
     check_method(cfg.cam)
     ious = [int(i) for i in cfg.iou_thresholds]
     if not ious or any(not 0 < i <= 100 for i in ious) or len(set(ious)) != len(ious) or 50 not in ious:
-        raise ConfigError(f"--iou {' '.join(map(str, cfg.iou_thresholds))}: give distinct percentages in (0, 100] "
-                          f"that include 50 (MaxBoxAcc is defined at IoU 0.5), e.g. --iou 30 50 70")
+        raise ConfigError(
+            f"--iou {' '.join(map(str, cfg.iou_thresholds))}: give distinct percentages in (0, 100] "
+            f"that include 50 (MaxBoxAcc is defined at IoU 0.5), e.g. --iou 30 50 70"
+        )
     if not 0.0 < float(cfg.cam_curve_interval) < 1.0:
         raise ConfigError(f"--cam-curve-interval {cfg.cam_curve_interval}: use a value in (0, 1), e.g. 0.01 or 0.001")
     if not 0.0 <= float(cfg.fixed_threshold) <= 1.0:
         raise ConfigError(f"--fixed-threshold {cfg.fixed_threshold}: use a value in [0, 1] (the CAM paper uses 0.2)")
     check_input_size(cfg.input_size)
     if cfg.batch_size < 1 or cfg.workers < 0 or cfg.vis < 0:
-        raise ConfigError(f"--batch-size {cfg.batch_size} / --workers {cfg.workers} / --vis {cfg.vis}: need a "
-                          f"batch size >= 1 and non-negative workers and vis count")
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} / --workers {cfg.workers} / --vis {cfg.vis}: need a "
+            f"batch size >= 1 and non-negative workers and vis count"
+        )
 
 
 def default_out_dir(backbone: str | os.PathLike, dataset: str) -> Path:
@@ -151,8 +158,10 @@ def _readable(batch: dict, samples: Sequence, skip: bool, skipped: list[dict]) -
     for i, err in zip(batch["index"].tolist(), batch["error"]):
         if err:
             if not skip:
-                raise DatasetError(f"{err}; replace the file, or pass --skip-unreadable to count it as skipped "
-                                   f"(reported in results.json)")
+                raise DatasetError(
+                    f"{err}; replace the file, or pass --skip-unreadable to count it as skipped "
+                    f"(reported in results.json)"
+                )
             logger.warning("skipping %s", err)
             skipped.append({"index": i, "image_id": samples[i].image_id, "error": err})
     return np.flatnonzero([not e for e in batch["error"]])
@@ -163,30 +172,57 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
     samples = data.samples
     model, loaded, saved = None, None, None
     if cfg.scoremaps is None:
-        model, loaded = load_model(cfg.backbone, cfg.dataset, data, arch=cfg.arch, trust=cfg.trust_checkpoint,
-                                   wsol_form=cfg.wsol_form, large_feature_map=cfg.large_feature_map)
+        model, loaded = load_model(
+            cfg.backbone,
+            cfg.dataset,
+            data,
+            arch=cfg.arch,
+            trust=cfg.trust_checkpoint,
+            wsol_form=cfg.wsol_form,
+            large_feature_map=cfg.large_feature_map,
+        )
         model = model.to(device)
     else:
         saved = load_saved_maps(cfg.scoremaps, [s.image_id for s in samples])
     out_dir = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg.backbone or cfg.scoremaps, cfg.dataset)
     local = list(range(rank, len(samples), world))
-    logger.info("WSOL %s %s: %d images (%d on rank %d of %d), %s, device %s", cfg.dataset, data.split, len(samples),
-                len(local), rank, world, f"{loaded.arch}, CAM {cfg.cam}" if loaded else f"saved maps {saved.path}",
-                device)
-    scorer = MapScorer(local, cfg.iou_thresholds, cfg.cam_curve_interval, cfg.fixed_threshold,
-                       auto_box_workers(cfg.box_workers, device, world), has_boxes=data.has_boxes)
+    logger.info(
+        "WSOL %s %s: %d images (%d on rank %d of %d), %s, device %s",
+        cfg.dataset,
+        data.split,
+        len(samples),
+        len(local),
+        rank,
+        world,
+        f"{loaded.arch}, CAM {cfg.cam}" if loaded else f"saved maps {saved.path}",
+        device,
+    )
+    scorer = MapScorer(
+        local,
+        cfg.iou_thresholds,
+        cfg.cam_curve_interval,
+        cfg.fixed_threshold,
+        auto_box_workers(cfg.box_workers, device, world),
+        has_boxes=data.has_boxes,
+    )
     shard = CamShard(out_dir, rank, len(local)) if cfg.save_cams else None
-    loader = torch.utils.data.DataLoader(EvalImages(samples, local, cfg.input_size, load_images=model is not None),
-                                         batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
-                                         pin_memory=device.type == "cuda", persistent_workers=False)
+    loader = torch.utils.data.DataLoader(
+        EvalImages(samples, local, cfg.input_size, load_images=model is not None),
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        num_workers=cfg.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
     skipped: list[dict[str, Any]] = []
     timing = {"forward_s": 0.0, "data_wait_s": 0.0}
     if model is not None:
         model.eval()
     try:
         t_wait = time.perf_counter()
-        for batch in tqdm(loader, desc=f"WSOL {cfg.dataset} {data.split}", unit="batch",
-                          disable=not cfg.progress or rank != 0):
+        for batch in tqdm(
+            loader, desc=f"WSOL {cfg.dataset} {data.split}", unit="batch", disable=not cfg.progress or rank != 0
+        ):
             timing["data_wait_s"] += time.perf_counter() - t_wait
             ok = _readable(batch, samples, cfg.skip_unreadable, skipped)
             if ok.size:
@@ -195,18 +231,33 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
                 labels = torch.tensor([int(samples[i].label) for i in idx_ok], dtype=torch.int64)
                 t0 = time.perf_counter()
                 if model is not None:
-                    maps, logits = compute_scoremaps(model, batch["image"][sel].to(device, non_blocking=True),
-                                                     labels, cfg.cam)
+                    maps, logits = compute_scoremaps(
+                        model, batch["image"][sel].to(device, non_blocking=True), labels, cfg.cam
+                    )
                 else:
                     maps, logits = saved.maps_for([samples[i].image_id for i in idx_ok]), None
                 timing["forward_s"] += time.perf_counter() - t0
                 gts = None
                 if data.has_boxes:
-                    gts = [resize_boxes(samples[i].boxes_xyxy, tuple(samples[i].size_wh) if all(samples[i].size_wh)
-                                        else tuple(batch["size_wh"][j].tolist())) for i, j in zip(idx_ok, ok)]
-                scorer.add(idx_ok, maps, labels.numpy(), gts, batch["mask"][sel].numpy(),
-                           batch["has_mask"].numpy()[ok], None if data.has_boxes else batch["ignore"][sel].numpy(),
-                           logits)
+                    gts = [
+                        resize_boxes(
+                            samples[i].boxes_xyxy,
+                            tuple(samples[i].size_wh)
+                            if all(samples[i].size_wh)
+                            else tuple(batch["size_wh"][j].tolist()),
+                        )
+                        for i, j in zip(idx_ok, ok)
+                    ]
+                scorer.add(
+                    idx_ok,
+                    maps,
+                    labels.numpy(),
+                    gts,
+                    batch["mask"][sel].numpy(),
+                    batch["has_mask"].numpy()[ok],
+                    None if data.has_boxes else batch["ignore"][sel].numpy(),
+                    logits,
+                )
                 if shard is not None:
                     shard.write(scorer.positions(idx_ok), maps)
             t_wait = time.perf_counter()
@@ -217,13 +268,18 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
         scorer.merge_ranks(device)
         skipped = sorted((s for part in all_gather_objects(skipped) for s in part), key=lambda s: s["index"])
     if scorer.num_images() == 0:
-        raise DatasetError(f"no image of the {cfg.dataset} {data.split!r} split under {data.data_root} could be "
-                           f"read ({len(skipped)} skipped as unreadable); nothing to evaluate")
+        raise DatasetError(
+            f"no image of the {cfg.dataset} {data.split!r} split under {data.data_root} could be "
+            f"read ({len(skipped)} skipped as unreadable); nothing to evaluate"
+        )
     rows = gather_rows(scorer.rows(samples, data.class_names), world)
     files: dict[str, Path] = {}
     if shard is not None:
-        source = {"checkpoint_path": str(loaded.path), "checkpoint_sha256": loaded.sha256,
-                  "arch": loaded.arch} if loaded else None
+        source = (
+            {"checkpoint_path": str(loaded.path), "checkpoint_sha256": loaded.sha256, "arch": loaded.arch}
+            if loaded
+            else None
+        )
         if saved is not None and saved.source_checkpoint:
             source = {f"checkpoint_{k}" if k != "arch" else k: v for k, v in saved.source_checkpoint.items() if v}
         cams = shard.finish(rows, world, source)
@@ -239,20 +295,36 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
         atomic_write_text(files["per_image"], rows_csv(rows))
         if rows and "iou_curves" in rows[0]:  # IoU at every CAM threshold: the report's bootstrap of MaxBoxAcc
             files["per_image_ious"] = out_dir / PER_IMAGE_IOUS
-            atomic_savez(files["per_image_ious"], image_ids=np.array([str(r["image_id"]) for r in rows]),
-                         iou_v1=np.stack([r["iou_curves"][0] for r in rows]),
-                         iou_v2=np.stack([r["iou_curves"][1] for r in rows]))
+            atomic_savez(
+                files["per_image_ious"],
+                image_ids=np.array([str(r["image_id"]) for r in rows]),
+                iou_v1=np.stack([r["iou_curves"][0] for r in rows]),
+                iou_v2=np.stack([r["iou_curves"][1] for r in rows]),
+            )
         if cfg.vis > 0:
             files.update(_figures(cfg, data, model, saved, rows, record, out_dir / "vis", device))
-        logger.info("WSOL %s %s: %s -> %s", cfg.dataset, data.split,
-                    ", ".join(f"{k} {v:.2f}" for k, v in record["metrics"].items() if "_iou" not in k), out_dir)
+        logger.info(
+            "WSOL %s %s: %s -> %s",
+            cfg.dataset,
+            data.split,
+            ", ".join(f"{k} {v:.2f}" for k, v in record["metrics"].items() if "_iou" not in k),
+            out_dir,
+        )
     if world > 1:
         dist.barrier()
     return EvalResult(record=record, rows=rows, out_dir=out_dir, files=files)
 
 
-def _figures(cfg: WSOLEvalConfig, data: EvalData, model: torch.nn.Module | None, saved: SavedMaps | None,
-             rows: list[dict], record: dict, vis_dir: Path, device: torch.device) -> dict[str, Path]:
+def _figures(
+    cfg: WSOLEvalConfig,
+    data: EvalData,
+    model: torch.nn.Module | None,
+    saved: SavedMaps | None,
+    rows: list[dict],
+    record: dict,
+    vis_dir: Path,
+    device: torch.device,
+) -> dict[str, Path]:
     """The figures, with the maps of the shown images recomputed exactly as scored (or read back)."""
     samples = data.samples
 
@@ -268,18 +340,33 @@ def _figures(cfg: WSOLEvalConfig, data: EvalData, model: torch.nn.Module | None,
     return files
 
 
-def _record(cfg: WSOLEvalConfig, data: EvalData, loaded: LoadedBackbone | None, saved: SavedMaps | None,
-            scorer: MapScorer, skipped: list[dict], timing: dict, world: int) -> dict[str, Any]:
+def _record(
+    cfg: WSOLEvalConfig,
+    data: EvalData,
+    loaded: LoadedBackbone | None,
+    saved: SavedMaps | None,
+    scorer: MapScorer,
+    skipped: list[dict],
+    timing: dict,
+    world: int,
+) -> dict[str, Any]:
     box, mask = scorer.compute()
     metrics, best, curves = wsol_metrics(box, mask, None if data.has_boxes else scorer.top1_cls())
     ious = [int(i) for i in cfg.iou_thresholds]
     not_reported: dict[str, str] = {}
     if not data.has_boxes:
-        not_reported.update({k: f"not applicable: {cfg.dataset} has masks and no boxes (PxAP is its metric)"
-                             for k in BOX_METRICS})
+        not_reported.update(
+            {k: f"not applicable: {cfg.dataset} has masks and no boxes (PxAP is its metric)" for k in BOX_METRICS}
+        )
     if saved is not None:
-        not_reported.update({k: "needs a checkpoint: saved score maps carry no classification (run with "
-                                "--backbone for top-1 numbers)" for k in NEEDS_CHECKPOINT if k not in not_reported})
+        not_reported.update(
+            {
+                k: "needs a checkpoint: saved score maps carry no classification (run with "
+                "--backbone for top-1 numbers)"
+                for k in NEEDS_CHECKPOINT
+                if k not in not_reported
+            }
+        )
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     config["iou_thresholds"] = list(ious)
     if loaded is not None:
@@ -288,27 +375,50 @@ def _record(cfg: WSOLEvalConfig, data: EvalData, loaded: LoadedBackbone | None, 
         source = {"arch": loaded.arch, "cam_method": cfg.cam, "checkpoint_format": loaded.source_format}
     else:
         checkpoint = scoremaps_checkpoint(saved.path, saved.sha256, saved.source_checkpoint)
-        cam = ("saved maps: 224x224 maps in [0, 1] as stored, other sizes bicubic to 224 then per-image min-max; "
-               "8-bit quantised for boxes")
-        source = {"arch": saved.source_checkpoint.get("arch") if saved.source_checkpoint else None,
-                  "cam_method": None, "scoremaps": {"path": str(saved.path), "layout": saved.layout,
-                                                    "sha256": saved.sha256},
-                  "source_checkpoint": saved.source_checkpoint}
+        cam = (
+            "saved maps: 224x224 maps in [0, 1] as stored, other sizes bicubic to 224 then per-image min-max; "
+            "8-bit quantised for boxes"
+        )
+        source = {
+            "arch": saved.source_checkpoint.get("arch") if saved.source_checkpoint else None,
+            "cam_method": None,
+            "scoremaps": {"path": str(saved.path), "layout": saved.layout, "sha256": saved.sha256},
+            "source_checkpoint": saved.source_checkpoint,
+        }
     extra: dict[str, Any] = {}
     if not_reported:
         extra["not_reported"] = not_reported
     n_images = box["num_images"] if box is not None else mask["num_images"]
     return make_wsol_record(
-        checkpoint, cfg.dataset, data.split, metrics, **source,
-        data_root=str(data.data_root), data_source=data.source,
-        num_images=n_images, num_images_in_split=len(data.samples),
+        checkpoint,
+        cfg.dataset,
+        data.split,
+        metrics,
+        **source,
+        data_root=str(data.data_root),
+        data_source=data.source,
+        num_images=n_images,
+        num_images_in_split=len(data.samples),
         num_mask_images=mask["num_images"] if mask else 0,
         skipped_unreadable={"count": len(skipped), "images": skipped},
-        best_thresholds=best, protocol={
-            "image_size": RESIZE_LENGTH, "input_size": cfg.input_size,
+        best_thresholds=best,
+        protocol={
+            "image_size": RESIZE_LENGTH,
+            "input_size": cfg.input_size,
             "resize": f"bilinear (PIL) to {cfg.input_size}x{cfg.input_size} for the network, no crop; scored at 224",
-            "cam": cam, "cam_curve_interval": float(cfg.cam_curve_interval), "iou_thresholds": list(ious),
-            "fixed_threshold": float(cfg.fixed_threshold), "fixed_iou": 50,
-            "maxboxacc": "V1: largest contour, IoU 0.5", "maxboxacc_v2": "all contours, mean over IoUs",
-            "wsol_form": cfg.wsol_form, "large_feature_map": cfg.large_feature_map},
-        curves=curves, config=config, world_size=world, timing=timing, **extra)
+            "cam": cam,
+            "cam_curve_interval": float(cfg.cam_curve_interval),
+            "iou_thresholds": list(ious),
+            "fixed_threshold": float(cfg.fixed_threshold),
+            "fixed_iou": 50,
+            "maxboxacc": "V1: largest contour, IoU 0.5",
+            "maxboxacc_v2": "all contours, mean over IoUs",
+            "wsol_form": cfg.wsol_form,
+            "large_feature_map": cfg.large_feature_map,
+        },
+        curves=curves,
+        config=config,
+        world_size=world,
+        timing=timing,
+        **extra,
+    )

@@ -7,10 +7,12 @@
   ``> 0.5`` on the 0-255 values (every non-zero pixel), the union over instances; the ignore file likewise, minus
   the foreground.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,8 +26,9 @@ from .boxes import RESIZE_LENGTH
 from .metrics import resize_mask
 
 
-def load_image_224(path: str | os.PathLike, size: int = RESIZE_LENGTH, input_size: int | None = None
-                   ) -> tuple[torch.Tensor, np.ndarray, tuple[int, int]]:
+def load_image_224(
+    path: str | os.PathLike, size: int = RESIZE_LENGTH, input_size: int | None = None
+) -> tuple[torch.Tensor, np.ndarray, tuple[int, int]]:
     """Read an image as wsolevaluation's loader: PIL, RGB, Resize((size, size)) bilinear, ImageNet mean/std.
 
     Returns (normalised (3, input_size, input_size) float32 tensor (input_size None: size), the resized
@@ -62,8 +65,9 @@ def load_mask_224(path: str | os.PathLike, size: int = RESIZE_LENGTH) -> np.ndar
     return resize_mask((_read_gray(path) > 127).astype(np.uint8), (size, size))
 
 
-def load_instance_masks_224(mask_paths: Sequence[str | os.PathLike], ignore_path: str | os.PathLike | None,
-                            size: int = RESIZE_LENGTH) -> tuple[np.ndarray, np.ndarray]:
+def load_instance_masks_224(
+    mask_paths: Sequence[str | os.PathLike], ignore_path: str | os.PathLike | None, size: int = RESIZE_LENGTH
+) -> tuple[np.ndarray, np.ndarray]:
     """OpenImages: (foreground, ignore) (size, size) bool. Foreground: union of the instance masks, each resized
     with nearest neighbour then > 0.5 on its 0-255 values; ignore: the ignore file alike, minus the foreground
     (all False without an ignore file)."""
@@ -83,8 +87,9 @@ class EvalImages(torch.utils.data.Dataset):
     so the main process can name the file (DataLoader workers would wrap the exception in a traceback).
     With load_images=False only the image's size is read (scoring saved maps needs no pixels)."""
 
-    def __init__(self, samples: Sequence, indices: Sequence[int], input_size: int = RESIZE_LENGTH,
-                 load_images: bool = True) -> None:
+    def __init__(
+        self, samples: Sequence, indices: Sequence[int], input_size: int = RESIZE_LENGTH, load_images: bool = True
+    ) -> None:
         self.samples = samples
         self.indices = list(indices)
         self.input_size = int(input_size)
@@ -97,10 +102,15 @@ class EvalImages(torch.utils.data.Dataset):
         index = self.indices[i]
         s = self.samples[index]
         side = self.input_size if self.load_images else 1
-        item = {"index": index, "error": "", "image": torch.zeros(3, side, side),
-                "mask": torch.zeros(RESIZE_LENGTH, RESIZE_LENGTH, dtype=torch.bool), "has_mask": False,
-                "ignore": torch.zeros(RESIZE_LENGTH, RESIZE_LENGTH, dtype=torch.bool),
-                "size_wh": torch.zeros(2, dtype=torch.int64)}
+        item = {
+            "index": index,
+            "error": "",
+            "image": torch.zeros(3, side, side),
+            "mask": torch.zeros(RESIZE_LENGTH, RESIZE_LENGTH, dtype=torch.bool),
+            "has_mask": False,
+            "ignore": torch.zeros(RESIZE_LENGTH, RESIZE_LENGTH, dtype=torch.bool),
+            "size_wh": torch.zeros(2, dtype=torch.int64),
+        }
         try:
             if self.load_images:
                 tensor, _, size_wh = load_image_224(s.path, input_size=self.input_size)

@@ -8,11 +8,12 @@ Both evaluators follow reset() / accumulate(...) / compute() -> dict, and expose
 count arrays (``state_dict``) that add up across processes (``merge``), so a torchrun evaluation can
 all-reduce them and get exactly the single-process result.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -31,8 +32,10 @@ PAPER_IOU_THRESHOLD = 50
 def _check_counts(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     arr = np.asarray(value)
     if arr.shape != shape:
-        raise ValueError(f"state '{name}' has shape {arr.shape}; this evaluator expects {shape} "
-                         "(was it built with another cam_curve_interval or IoU list?)")
+        raise ValueError(
+            f"state '{name}' has shape {arr.shape}; this evaluator expects {shape} "
+            "(was it built with another cam_curve_interval or IoU list?)"
+        )
     return arr.astype(np.int64)
 
 
@@ -47,14 +50,17 @@ class BoxEvaluator:
     (V1 box at ``fixed_threshold``, IoU >= ``fixed_iou``/100). Percentages, as the reference reports.
     """
 
-    def __init__(self, iou_thresholds: Sequence[int] = DEFAULT_IOU_THRESHOLDS,
-                 cam_curve_interval: float = 0.01,
-                 fixed_threshold: float = PAPER_CAM_THRESHOLD, fixed_iou: int = PAPER_IOU_THRESHOLD,
-                 workers: int = 1) -> None:
+    def __init__(
+        self,
+        iou_thresholds: Sequence[int] = DEFAULT_IOU_THRESHOLDS,
+        cam_curve_interval: float = 0.01,
+        fixed_threshold: float = PAPER_CAM_THRESHOLD,
+        fixed_iou: int = PAPER_IOU_THRESHOLD,
+        workers: int = 1,
+    ) -> None:
         ious = [int(i) for i in iou_thresholds]
         if not ious or any(not 0 < i <= 100 for i in ious) or len(set(ious)) != len(ious):
-            raise ValueError("iou_thresholds must be distinct percentages in (0, 100]; "
-                             f"got {list(iou_thresholds)}")
+            raise ValueError(f"iou_thresholds must be distinct percentages in (0, 100]; got {list(iou_thresholds)}")
         if 50 not in ious:
             raise ValueError(f"iou_thresholds must include 50 (MaxBoxAcc is defined at IoU 0.5); got {ious}")
         if not 0.0 <= fixed_threshold <= 1.0:
@@ -74,13 +80,13 @@ class BoxEvaluator:
         """Zero every count."""
         n_iou, n_thr = len(self.iou_thresholds), self.thresholds.size
         self.num_images = 0
-        self.num_correct_v1 = np.zeros((n_iou, n_thr), dtype=np.int64)   # [iou, threshold]
+        self.num_correct_v1 = np.zeros((n_iou, n_thr), dtype=np.int64)  # [iou, threshold]
         self.num_correct_v2 = np.zeros((n_iou, n_thr), dtype=np.int64)
         self.num_top1_loc_v1 = np.zeros((n_iou, n_thr), dtype=np.int64)  # class correct AND V1 IoU >= iou
-        self.num_cls_known = 0        # images whose classification correctness was given
+        self.num_cls_known = 0  # images whose classification correctness was given
         self.num_top1_cls = 0
-        self.num_gt_known_fixed = 0   # V1 IoU at fixed_threshold >= fixed_iou
-        self.num_top1_loc_fixed = 0   # ... and class correct
+        self.num_gt_known_fixed = 0  # V1 IoU at fixed_threshold >= fixed_iou
+        self.num_top1_loc_fixed = 0  # ... and class correct
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Every count as an int64 array; summing these across processes gives the merged evaluator."""
@@ -111,16 +117,20 @@ class BoxEvaluator:
         self.num_gt_known_fixed = int(vals["num_gt_known_fixed"][0])
         self.num_top1_loc_fixed = int(vals["num_top1_loc_fixed"][0])
 
-    def merge(self, other: "BoxEvaluator | dict[str, np.ndarray]") -> None:
+    def merge(self, other: BoxEvaluator | dict[str, np.ndarray]) -> None:
         """Add another evaluator's (or another process's ``state_dict()``) counts to this one."""
         state = other.state_dict() if isinstance(other, BoxEvaluator) else other
         mine = self.state_dict()
         self.load_state_dict({k: mine[k] + _check_counts(k, state[k], mine[k].shape) for k in mine})
 
     # -- accumulation -----------------------------------------------------------------------------------
-    def accumulate(self, scoremaps: np.ndarray | Sequence[np.ndarray], gt_boxes: Sequence[np.ndarray],
-                   cls_correct: Sequence[bool] | np.ndarray | None = None,
-                   pool: ProcessPoolExecutor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def accumulate(
+        self,
+        scoremaps: np.ndarray | Sequence[np.ndarray],
+        gt_boxes: Sequence[np.ndarray],
+        cls_correct: Sequence[bool] | np.ndarray | None = None,
+        pool: ProcessPoolExecutor | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Score a batch: scoremaps (B, H, W) float in [0, 1] (the GT-class CAMs, resized and normalised),
         gt_boxes a list of (K_i, 4) x0y0x1y1 boxes in the score-map frame, cls_correct (B,) whether the
         top-1 prediction equals the label (None: classification not scored). Returns the (V1, V2) IoU curves,
@@ -130,8 +140,13 @@ class BoxEvaluator:
         self.accumulate_curves(v1[:, :-1], v2[:, :-1], v1[:, -1], cls_correct)
         return v1[:, :-1], v2[:, :-1]
 
-    def accumulate_curves(self, v1: np.ndarray, v2: np.ndarray, fixed_v1: np.ndarray | Sequence[float],
-                          cls_correct: Sequence[bool] | np.ndarray | None = None) -> None:
+    def accumulate_curves(
+        self,
+        v1: np.ndarray,
+        v2: np.ndarray,
+        fixed_v1: np.ndarray | Sequence[float],
+        cls_correct: Sequence[bool] | np.ndarray | None = None,
+    ) -> None:
         """Add precomputed curves: v1, v2 (B, T) best IoU per threshold (boxes.iou_curves over
         ``self.thresholds``), fixed_v1 (B,) V1 IoU at ``fixed_threshold``, cls_correct (B,) bool or None."""
         v1 = np.asarray(v1, dtype=np.float64)
@@ -141,9 +156,11 @@ class BoxEvaluator:
         fixed_v1 = np.asarray(fixed_v1, dtype=np.float64).reshape(-1)
         n = v1.shape[0]
         if v1.shape != (n, self.thresholds.size) or v2.shape != v1.shape or fixed_v1.shape != (n,):
-            raise ValueError(f"curves must be (B, {self.thresholds.size}) and fixed_v1 (B,); "
-                             f"got v1 {v1.shape}, "
-                             f"v2 {v2.shape}, fixed_v1 {fixed_v1.shape}")
+            raise ValueError(
+                f"curves must be (B, {self.thresholds.size}) and fixed_v1 (B,); "
+                f"got v1 {v1.shape}, "
+                f"v2 {v2.shape}, fixed_v1 {fixed_v1.shape}"
+            )
         if cls_correct is not None:
             correct = np.asarray(cls_correct, dtype=bool).reshape(-1)
             if correct.shape != (n,):
@@ -172,9 +189,12 @@ class BoxEvaluator:
             raise ValueError("BoxEvaluator.compute() called before any image was accumulated (empty split?)")
         n = float(self.num_images)
         thr = self.thresholds
-        out: dict[str, float | list | None] = {"num_images": self.num_images, "thresholds": thr.tolist(),
-                                               "cam_curve_interval": self.cam_curve_interval,
-                                               "iou_thresholds": list(self.iou_thresholds)}
+        out: dict[str, float | list | None] = {
+            "num_images": self.num_images,
+            "thresholds": thr.tolist(),
+            "cam_curve_interval": self.cam_curve_interval,
+            "iou_thresholds": list(self.iou_thresholds),
+        }
         v2_max = []
         for k, iou in enumerate(self.iou_thresholds):
             acc1 = self.num_correct_v1[k] * 100.0 / n
@@ -196,8 +216,10 @@ class BoxEvaluator:
         out["fixed_iou"] = self.fixed_iou
         if self.num_cls_known:
             if self.num_cls_known != self.num_images:
-                raise ValueError(f"classification correctness was given for {self.num_cls_known} of "
-                                 f"{self.num_images} images; give it for all or none")
+                raise ValueError(
+                    f"classification correctness was given for {self.num_cls_known} of "
+                    f"{self.num_images} images; give it for all or none"
+                )
             out["top1_cls"] = self.num_top1_cls * 100.0 / n
             out["top1_loc"] = self.num_top1_loc_fixed * 100.0 / n
             best = int(self.num_correct_v1[k50].argmax())
@@ -243,8 +265,11 @@ class MaskEvaluator:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The histograms and image count as int64 arrays (they add up across processes)."""
-        return {"num_images": np.array([self.num_images], dtype=np.int64),
-                "gt_true_hist": self.gt_true_hist.copy(), "gt_false_hist": self.gt_false_hist.copy()}
+        return {
+            "num_images": np.array([self.num_images], dtype=np.int64),
+            "gt_true_hist": self.gt_true_hist.copy(),
+            "gt_false_hist": self.gt_false_hist.copy(),
+        }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Replace the counts with ``state``."""
@@ -254,15 +279,18 @@ class MaskEvaluator:
         self.gt_true_hist = vals["gt_true_hist"]
         self.gt_false_hist = vals["gt_false_hist"]
 
-    def merge(self, other: "MaskEvaluator | dict[str, np.ndarray]") -> None:
+    def merge(self, other: MaskEvaluator | dict[str, np.ndarray]) -> None:
         """Add another evaluator's (or ``state_dict()``'s) histograms."""
         state = other.state_dict() if isinstance(other, MaskEvaluator) else other
         mine = self.state_dict()
         self.load_state_dict({k: mine[k] + _check_counts(k, state[k], mine[k].shape) for k in mine})
 
-    def accumulate(self, scoremaps: np.ndarray | Sequence[np.ndarray],
-                   gt_masks: np.ndarray | Sequence[np.ndarray],
-                   ignore_masks: np.ndarray | Sequence[np.ndarray | None] | None = None) -> None:
+    def accumulate(
+        self,
+        scoremaps: np.ndarray | Sequence[np.ndarray],
+        gt_masks: np.ndarray | Sequence[np.ndarray],
+        ignore_masks: np.ndarray | Sequence[np.ndarray | None] | None = None,
+    ) -> None:
         """scoremaps (B, H, W) float in [0, 1]; gt_masks (B, H, W) bool foreground (see ``resize_mask``);
         ignore_masks (B, H, W) bool or None: pixels there that are not foreground are not scored."""
         if len(scoremaps) != len(gt_masks):
@@ -301,6 +329,10 @@ class MaskEvaluator:
         edges, precision, recall = self.pr_curve()
         valid = ~np.isnan(precision[1:])
         pxap = float((np.nan_to_num(precision[1:]) * np.diff(recall))[valid].sum() * 100.0)
-        return {"pxap": pxap, "num_images": self.num_images, "pr_thresholds": edges.tolist(),
-                "precision": [None if np.isnan(p) else float(p) for p in precision],
-                "recall": recall.tolist()}
+        return {
+            "pxap": pxap,
+            "num_images": self.num_images,
+            "pr_thresholds": edges.tolist(),
+            "precision": [None if np.isnan(p) else float(p) for p in precision],
+            "recall": recall.tolist(),
+        }

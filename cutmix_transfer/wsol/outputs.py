@@ -1,13 +1,15 @@
 """What an evaluation writes: cams.npz (streamed), per_image.csv, the results.json record, the figures' cases,
 and the metrics table the tool prints last."""
+
 from __future__ import annotations
 
 import csv
 import io
 import os
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch.distributed as dist
@@ -18,11 +20,29 @@ from .boxes import RESIZE_LENGTH, boxes_at_threshold, resize_boxes
 from .inputs import load_image_224
 from .visualize import GRID_MAX, Case, case_title, save_boxacc_curves, save_case, save_grid, save_pr_curve
 
-CSV_COLUMNS = ("index", "image_id", "label", "class_name", "predicted", "predicted_name", "correct", "confidence",
-               "iou", "hit", "iou_fixed", "iou_v2")
+CSV_COLUMNS = (
+    "index",
+    "image_id",
+    "label",
+    "class_name",
+    "predicted",
+    "predicted_name",
+    "correct",
+    "confidence",
+    "iou",
+    "hit",
+    "iou_fixed",
+    "iou_v2",
+)
 NEEDS_CHECKPOINT = ("top1_cls", "top1_loc", "top1_loc_at_best_threshold")
-TABLE_METRICS = (("top1_cls", "top-1 cls"), ("top1_loc", "top-1 loc"), ("gt_known_loc", "GT-known loc"),
-                 ("maxboxacc", "MaxBoxAcc"), ("maxboxacc_v2", "MaxBoxAccV2"), ("pxap", "PxAP"))
+TABLE_METRICS = (
+    ("top1_cls", "top-1 cls"),
+    ("top1_loc", "top-1 loc"),
+    ("gt_known_loc", "GT-known loc"),
+    ("maxboxacc", "MaxBoxAcc"),
+    ("maxboxacc_v2", "MaxBoxAccV2"),
+    ("pxap", "PxAP"),
+)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -42,9 +62,14 @@ def _write_small(zf: zipfile.ZipFile, name: str, arr: np.ndarray) -> None:
     zf.writestr(name + ".npy", buf.getvalue())
 
 
-def write_cams_npz(path: str | os.PathLike, image_ids: Sequence[str], cam_chunks: Iterable[np.ndarray], num: int,
-                   size: tuple[int, int] = (RESIZE_LENGTH, RESIZE_LENGTH), extra: dict[str, str] | None = None
-                   ) -> None:
+def write_cams_npz(
+    path: str | os.PathLike,
+    image_ids: Sequence[str],
+    cam_chunks: Iterable[np.ndarray],
+    num: int,
+    size: tuple[int, int] = (RESIZE_LENGTH, RESIZE_LENGTH),
+    extra: dict[str, str] | None = None,
+) -> None:
     """Write ``image_ids`` (N,) str and ``cams`` (N, H, W) float32 to an .npz (np.load reads it) atomically,
     streaming ``cam_chunks`` (an iterable of (n_i, H, W) arrays in order) into the archive; ``extra`` strings
     (the source checkpoint's path, sha256, arch) are stored as 0-d arrays."""
@@ -66,8 +91,9 @@ def write_cams_npz(path: str | os.PathLike, image_ids: Sequence[str], cam_chunks
         raise
 
 
-def assemble_cams(out_dir: Path, order_parts: list[list[int]], world: int, rows: list[dict],
-                  extra: dict[str, str] | None = None) -> Path:
+def assemble_cams(
+    out_dir: Path, order_parts: list[list[int]], world: int, rows: list[dict], extra: dict[str, str] | None = None
+) -> Path:
     """Stream every rank's shard of score maps (<out>/.cams.rank<r>.npy, rank r holding samples r::world in the
     local order `order_parts[r]`) into <out>/cams.npz in dataset order (rows are sorted)."""
     shards = []
@@ -80,7 +106,7 @@ def assemble_cams(out_dir: Path, order_parts: list[list[int]], world: int, rows:
     def chunks():
         for row in rows:
             r, j = where[row["index"]]
-            yield shards[r][j:j + 1]
+            yield shards[r][j : j + 1]
 
     path = out_dir / "cams.npz"
     write_cams_npz(path, [row["image_id"] for row in rows], chunks(), len(rows), extra=extra)
@@ -95,14 +121,15 @@ class CamShard:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir, self.rank = out_dir, rank
         self.path = out_dir / f".cams.rank{rank}.npy"
-        self.array = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32,
-                                               shape=(max(1, num_local), RESIZE_LENGTH, RESIZE_LENGTH))
+        self.array = np.lib.format.open_memmap(
+            self.path, mode="w+", dtype=np.float32, shape=(max(1, num_local), RESIZE_LENGTH, RESIZE_LENGTH)
+        )
         self.order: list[int] = []  # local positions in the order their maps were written
 
     def write(self, positions: np.ndarray, maps: np.ndarray) -> None:
         """Append the maps of these local positions."""
         start = len(self.order)
-        self.array[start:start + len(positions)] = maps
+        self.array[start : start + len(positions)] = maps
         self.order.extend(int(p) for p in positions)
 
     def finish(self, rows: list[dict], world: int, extra: dict[str, str] | None) -> Path | None:
@@ -158,8 +185,7 @@ def wsol_metrics(box: dict | None, mask: dict | None, cls: float | None) -> tupl
         metrics["top1_cls"] = cls
     if mask is not None:
         metrics["pxap"] = mask["pxap"]
-        curves["pxap"] = {"thresholds": mask["pr_thresholds"], "precision": mask["precision"],
-                          "recall": mask["recall"]}
+        curves["pxap"] = {"thresholds": mask["pr_thresholds"], "precision": mask["precision"], "recall": mask["recall"]}
     return metrics, best, curves
 
 
@@ -172,8 +198,9 @@ def scoremaps_checkpoint(maps_path: Path, maps_sha256: str, source: dict[str, st
     return info
 
 
-def make_wsol_record(checkpoint: dict[str, Any], dataset: str, split: str, metrics: dict[str, float],
-                     **extra: Any) -> dict[str, Any]:
+def make_wsol_record(
+    checkpoint: dict[str, Any], dataset: str, split: str, metrics: dict[str, float], **extra: Any
+) -> dict[str, Any]:
     """The results.json record of a WSOL evaluation (results.make_record, kind 'wsol')."""
     return make_record("wsol", checkpoint, dataset, split, metrics, **extra)
 
@@ -181,9 +208,17 @@ def make_wsol_record(checkpoint: dict[str, Any], dataset: str, split: str, metri
 # ----------------------------------------------------------------------------------------------------------
 # figures (visualize draws; this picks the images and gathers their maps and boxes)
 # ----------------------------------------------------------------------------------------------------------
-def write_figures(vis_dir: Path, n: int, samples: Sequence, rows: list[dict[str, Any]], record: dict[str, Any],
-                  best_threshold: float, maps_for: Callable[[list[int], list[Any]], np.ndarray], input_size: int,
-                  batch_size: int) -> dict[str, Path]:
+def write_figures(
+    vis_dir: Path,
+    n: int,
+    samples: Sequence,
+    rows: list[dict[str, Any]],
+    record: dict[str, Any],
+    best_threshold: float,
+    maps_for: Callable[[list[int], list[Any]], np.ndarray],
+    input_size: int,
+    batch_size: int,
+) -> dict[str, Path]:
     """<vis_dir>/curves.png, pxap_pr.png (with masks), best_worst.png and images/<n>_<name>.png for the first
     `n` images; `maps_for(indices, images)` gives the scored maps of those samples from their network inputs
     (recomputed as scored, or read back from saved maps)."""
@@ -201,14 +236,18 @@ def write_figures(vis_dir: Path, n: int, samples: Sequence, rows: list[dict[str,
     wanted = sorted({r["index"] for r in first + best + worst})
     cases: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     for start in range(0, len(wanted), max(1, int(batch_size))):
-        chunk = wanted[start:start + int(batch_size)]
+        chunk = wanted[start : start + int(batch_size)]
         loaded = [load_image_224(samples[i].path, input_size=input_size) for i in chunk]
         maps = maps_for(chunk, [t for t, _, _ in loaded])
         for i, (_, rgb, size_wh), smap in zip(chunk, loaded, maps):
             s = samples[i]
             wh = tuple(s.size_wh) if all(s.size_wh) else size_wh
-            cases[i] = (rgb, smap, resize_boxes(s.boxes_xyxy, wh),
-                        boxes_at_threshold(smap, best_threshold, multi_contour=False))
+            cases[i] = (
+                rgb,
+                smap,
+                resize_boxes(s.boxes_xyxy, wh),
+                boxes_at_threshold(smap, best_threshold, multi_contour=False),
+            )
     by_index = {r["index"]: r for r in rows}
 
     def case(index: int, compact: bool) -> Case:
@@ -218,8 +257,10 @@ def write_figures(vis_dir: Path, n: int, samples: Sequence, rows: list[dict[str,
     for j, row in enumerate(first):
         name = Path(row["image_id"]).stem
         files[f"vis_image_{j}"] = save_case(vis_dir / "images" / f"{j:04d}_{name}.png", case(row["index"], False))
-    files["vis_grid"] = save_grid(vis_dir / "best_worst.png", [("best", [case(r["index"], True) for r in best]),
-                                                                ("worst", [case(r["index"], True) for r in worst])])
+    files["vis_grid"] = save_grid(
+        vis_dir / "best_worst.png",
+        [("best", [case(r["index"], True) for r in best]), ("worst", [case(r["index"], True) for r in worst])],
+    )
     return files
 
 

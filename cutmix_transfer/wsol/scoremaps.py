@@ -8,14 +8,15 @@ reads them. A 224x224 map in [0, 1] is scored as it is (the evaluator's own maps
 and normalised as the model path does (``cam.normalize_cams``: bicubic to 224, then per-image min-max). A map with
 NaN, a missing or extra image id, or a wrong shape is a one-line DatasetError naming the id and the file.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -51,8 +52,10 @@ class SavedMaps:
         try:
             return np.load(self.path / (image_id + NPY_SUFFIX), allow_pickle=False)
         except (OSError, ValueError) as e:
-            raise DatasetError(f"{self.where(image_id)}: cannot read the score map of {image_id!r} ({e}); write "
-                               f"it with np.save as a 2-D float array") from None
+            raise DatasetError(
+                f"{self.where(image_id)}: cannot read the score map of {image_id!r} ({e}); write "
+                f"it with np.save as a 2-D float array"
+            ) from None
 
     def get(self, image_id: str) -> np.ndarray:
         """The (224, 224) float32 map in [0, 1] that is scored for `image_id`."""
@@ -69,16 +72,21 @@ def prepare_map(raw: np.ndarray, image_id: str, where: str) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim != 2 or min(arr.shape) < 1 or not np.issubdtype(arr.dtype, np.number):
-        raise DatasetError(f"{where}: the score map of {image_id!r} has shape {arr.shape} dtype {arr.dtype}; "
-                           f"save one 2-D (H, W) float map per image")
+        raise DatasetError(
+            f"{where}: the score map of {image_id!r} has shape {arr.shape} dtype {arr.dtype}; "
+            f"save one 2-D (H, W) float map per image"
+        )
     arr = arr.astype(np.float32)
     if np.isnan(arr).any():
-        raise DatasetError(f"{where}: the score map of {image_id!r} contains NaN; replace it (e.g. by zeros) "
-                           f"before scoring")
+        raise DatasetError(
+            f"{where}: the score map of {image_id!r} contains NaN; replace it (e.g. by zeros) before scoring"
+        )
     if arr.shape == (RESIZE_LENGTH, RESIZE_LENGTH):
         if arr.min() < 0 or arr.max() > 1:
-            raise DatasetError(f"{where}: the 224x224 score map of {image_id!r} lies in [{arr.min():g}, "
-                               f"{arr.max():g}], not [0, 1]; min-max normalise it per image before saving")
+            raise DatasetError(
+                f"{where}: the 224x224 score map of {image_id!r} lies in [{arr.min():g}, "
+                f"{arr.max():g}], not [0, 1]; min-max normalise it per image before saving"
+            )
         return arr
     if not np.isfinite(arr).all():
         raise DatasetError(f"{where}: the score map of {image_id!r} contains inf; save finite values")
@@ -106,17 +114,24 @@ def load_saved_maps(path: str | os.PathLike, image_ids: Sequence[str]) -> SavedM
         try:
             with np.load(path, allow_pickle=False) as npz:
                 if "image_ids" not in npz.files or "cams" not in npz.files:
-                    raise DatasetError(f"{path}: not a cams.npz (it needs the arrays image_ids and cams, as "
-                                       f"tools/wsol_eval.py --save-cams writes them); found {npz.files}")
+                    raise DatasetError(
+                        f"{path}: not a cams.npz (it needs the arrays image_ids and cams, as "
+                        f"tools/wsol_eval.py --save-cams writes them); found {npz.files}"
+                    )
                 ids = [str(i) for i in npz["image_ids"].tolist()]
                 cams = npz["cams"]
                 source = None
                 if "checkpoint_sha256" in npz.files:
-                    source = {"path": _scalar(npz, "checkpoint_path"), "sha256": _scalar(npz, "checkpoint_sha256"),
-                              "arch": _scalar(npz, "arch")}
+                    source = {
+                        "path": _scalar(npz, "checkpoint_path"),
+                        "sha256": _scalar(npz, "checkpoint_sha256"),
+                        "arch": _scalar(npz, "arch"),
+                    }
         except (OSError, ValueError) as e:
-            raise DatasetError(f"{path}: cannot read it as an .npz ({e}); pass a cams.npz written by "
-                               f"--save-cams or a folder of <image_id>.npy files") from None
+            raise DatasetError(
+                f"{path}: cannot read it as an .npz ({e}); pass a cams.npz written by "
+                f"--save-cams or a folder of <image_id>.npy files"
+            ) from None
         if cams.ndim != 3 or cams.shape[0] != len(ids):
             raise DatasetError(f"{path}: cams has shape {cams.shape} for {len(ids)} image ids; expected (N, H, W)")
         rows = {}
@@ -126,25 +141,41 @@ def load_saved_maps(path: str | os.PathLike, image_ids: Sequence[str]) -> SavedM
             rows[i] = j
         extra = [i for i in ids if i not in wanted_set]
         if extra:
-            raise DatasetError(f"{path}: the map of image id {extra[0]!r} ({len(extra)} extra in all) is not in the "
-                               f"split being scored; check --dataset, --split and --metadata")
+            raise DatasetError(
+                f"{path}: the map of image id {extra[0]!r} ({len(extra)} extra in all) is not in the "
+                f"split being scored; check --dataset, --split and --metadata"
+            )
         missing = [i for i in wanted if i not in rows]
         if missing:
-            raise DatasetError(f"{path}: no map for image id {missing[0]!r} ({len(missing)} missing in all); every "
-                               f"image of the split needs one")
-        return SavedMaps(path=path, layout="cams.npz", sha256=sha256_file(path), source_checkpoint=source,
-                         _npz_maps=cams, _npz_row=rows)
+            raise DatasetError(
+                f"{path}: no map for image id {missing[0]!r} ({len(missing)} missing in all); every "
+                f"image of the split needs one"
+            )
+        return SavedMaps(
+            path=path,
+            layout="cams.npz",
+            sha256=sha256_file(path),
+            source_checkpoint=source,
+            _npz_maps=cams,
+            _npz_row=rows,
+        )
     if not path.is_dir():
-        raise DatasetError(f"score maps not found: {path}; pass --scoremaps a cams.npz or a folder holding "
-                           f"<image_id>.npy per image (wsolevaluation's scoremap_root)")
+        raise DatasetError(
+            f"score maps not found: {path}; pass --scoremaps a cams.npz or a folder holding "
+            f"<image_id>.npy per image (wsolevaluation's scoremap_root)"
+        )
     found = sorted(p.relative_to(path).as_posix() for p in path.rglob("*" + NPY_SUFFIX) if p.is_file())
     have = {rel[: -len(NPY_SUFFIX)] for rel in found}
     extra = sorted(have - wanted_set)
     if extra:
-        raise DatasetError(f"{path / (extra[0] + NPY_SUFFIX)}: image id {extra[0]!r} ({len(extra)} extra in all) "
-                           f"is not in the split being scored; remove it or check --dataset, --split, --metadata")
+        raise DatasetError(
+            f"{path / (extra[0] + NPY_SUFFIX)}: image id {extra[0]!r} ({len(extra)} extra in all) "
+            f"is not in the split being scored; remove it or check --dataset, --split, --metadata"
+        )
     missing = [i for i in wanted if i not in have]
     if missing:
-        raise DatasetError(f"{path / (missing[0] + NPY_SUFFIX)}: no score map for image id {missing[0]!r} "
-                           f"({len(missing)} missing in all); every image of the split needs one")
+        raise DatasetError(
+            f"{path / (missing[0] + NPY_SUFFIX)}: no score map for image id {missing[0]!r} "
+            f"({len(missing)} missing in all); every image of the split needs one"
+        )
     return SavedMaps(path=path, layout="scoremap_root", sha256=_folder_digest(path, found))

@@ -5,15 +5,17 @@ counts across torchrun ranks and builds the per-image rows at the dataset-wide b
 The maps come from anywhere (a model, a saved cams.npz, wsolevaluation's .npy folder): the numbers depend on the
 maps, the GT and the predictions only.
 """
+
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
 import os
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from time import perf_counter as _now
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,13 +80,21 @@ class MapScorer:
     logits (None: no classification, e.g. saved maps); ``finish`` merges across ranks and computes the metrics.
     """
 
-    def __init__(self, local: Sequence[int], iou_thresholds: Sequence[int], cam_curve_interval: float,
-                 fixed_threshold: float, box_workers: int, has_boxes: bool = True) -> None:
+    def __init__(
+        self,
+        local: Sequence[int],
+        iou_thresholds: Sequence[int],
+        cam_curve_interval: float,
+        fixed_threshold: float,
+        box_workers: int,
+        has_boxes: bool = True,
+    ) -> None:
         self.local = list(local)
         self.pos_of = {g: p for p, g in enumerate(self.local)}
         self.has_boxes = has_boxes
-        self.box_eval = BoxEvaluator(iou_thresholds, cam_curve_interval, fixed_threshold=fixed_threshold,
-                                     fixed_iou=PAPER_IOU_THRESHOLD)
+        self.box_eval = BoxEvaluator(
+            iou_thresholds, cam_curve_interval, fixed_threshold=fixed_threshold, fixed_iou=PAPER_IOU_THRESHOLD
+        )
         self.mask_eval = MaskEvaluator(cam_curve_interval)
         n, n_thr = len(self.local), self.box_eval.thresholds.size
         self.v1_curves = np.zeros((n, n_thr), dtype=np.float64)
@@ -109,8 +119,17 @@ class MapScorer:
             self.v2_curves[positions] = v2[:, :-1]
             self.fixed_iou[positions] = v1[:, -1]
 
-    def add(self, indices: Sequence[int], scoremaps: np.ndarray, labels: np.ndarray, gts: list[np.ndarray] | None,
-            masks: np.ndarray, has_mask: np.ndarray, ignores: np.ndarray | None, logits: np.ndarray | None) -> None:
+    def add(
+        self,
+        indices: Sequence[int],
+        scoremaps: np.ndarray,
+        labels: np.ndarray,
+        gts: list[np.ndarray] | None,
+        masks: np.ndarray,
+        has_mask: np.ndarray,
+        ignores: np.ndarray | None,
+        logits: np.ndarray | None,
+    ) -> None:
         """Score one batch: global `indices`, (B, 224, 224) maps, (B,) labels, GT boxes in the 224 frame (None: no
         boxes), (B, 224, 224) bool masks and ignore regions (None: none) with (B,) has_mask, (B, K) logits or None."""
         positions = self.positions(indices)
@@ -132,8 +151,9 @@ class MapScorer:
             self.timing["boxes_s"] += _now() - t0
         if has_mask.any():
             t0 = _now()
-            self.mask_eval.accumulate(scoremaps[has_mask], masks[has_mask],
-                                      None if ignores is None else ignores[has_mask])
+            self.mask_eval.accumulate(
+                scoremaps[has_mask], masks[has_mask], None if ignores is None else ignores[has_mask]
+            )
             self.timing["masks_s"] += _now() - t0
 
     def close(self) -> None:
@@ -180,19 +200,31 @@ class MapScorer:
         for p in np.flatnonzero(self.scored):
             s = samples[self.local[p]]
             label = int(s.label)
-            row: dict[str, Any] = {"index": self.local[p], "image_id": s.image_id, "label": label,
-                                   "class_name": names[label] if names and label < len(names) else ""}
+            row: dict[str, Any] = {
+                "index": self.local[p],
+                "image_id": s.image_id,
+                "label": label,
+                "class_name": names[label] if names and label < len(names) else "",
+            }
             if self.has_cls:
                 pred = int(self.preds[p])
-                row.update(predicted=pred, predicted_name=names[pred] if names and pred < len(names) else "",
-                           correct=int(pred == label), confidence=float(self.confidence[p]))
+                row.update(
+                    predicted=pred,
+                    predicted_name=names[pred] if names and pred < len(names) else "",
+                    correct=int(pred == label),
+                    confidence=float(self.confidence[p]),
+                )
             else:
                 row.update(predicted="", predicted_name="", correct="", confidence="")
             if self.has_boxes:
                 iou = float(self.v1_curves[p, best_v1])
-                row.update(iou=iou, hit=int(iou >= 50 / 100), iou_fixed=float(self.fixed_iou[p]),
-                           iou_v2=float(self.v2_curves[p, best_v2]),
-                           iou_curves=(self.v1_curves[p].copy(), self.v2_curves[p].copy()))  # per_image_ious.npz
+                row.update(
+                    iou=iou,
+                    hit=int(iou >= 50 / 100),
+                    iou_fixed=float(self.fixed_iou[p]),
+                    iou_v2=float(self.v2_curves[p, best_v2]),
+                    iou_curves=(self.v1_curves[p].copy(), self.v2_curves[p].copy()),
+                )  # per_image_ious.npz
             else:
                 row.update(iou="", hit="", iou_fixed="", iou_v2="")
             rows.append(row)
@@ -206,5 +238,3 @@ def gather_rows(rows: list[dict[str, Any]], world: int) -> list[dict[str, Any]]:
     rows = [r for part in all_gather_objects(rows) for r in part]
     rows.sort(key=lambda r: r["index"])
     return rows
-
-

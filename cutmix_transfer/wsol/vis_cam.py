@@ -3,13 +3,14 @@
 Each image is loaded as in evaluation (224x224, or --image-size), the CAM of the chosen class (default: top-1) is
 computed as the evaluator scores it, then drawn over the image at its own size next to the plain image.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -69,10 +70,13 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
     if cfg.class_names is not None:
         names = read_class_names(cfg.class_names)
         if names is None:
-            raise DatasetError(f"class-names file not found: {cfg.class_names}; pass CUB classes.txt, ImageNet "
-                               f"LOC_synset_mapping.txt or a file with one name per line")
-    model, loaded, _ = build_from_checkpoint(cfg.backbone, arch=cfg.arch, wsol=cfg.wsol_form,
-                                             trust=cfg.trust_checkpoint, head="require")
+            raise DatasetError(
+                f"class-names file not found: {cfg.class_names}; pass CUB classes.txt, ImageNet "
+                f"LOC_synset_mapping.txt or a file with one name per line"
+            )
+    model, loaded, _ = build_from_checkpoint(
+        cfg.backbone, arch=cfg.arch, wsol=cfg.wsol_form, trust=cfg.trust_checkpoint, head="require"
+    )
     model = model.to(device).eval()
     k = model.num_classes
     if names is not None and len(names) != k:
@@ -90,8 +94,9 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
             with Image.open(image_path) as im:
                 original = np.asarray(im.convert("RGB"), dtype=np.uint8)
         except Exception as e:  # noqa: BLE001 -- any decoder failure
-            raise DatasetError(f"unreadable image: {image_path} ({type(e).__name__}: {e}); pass an image file "
-                               f"PIL can open") from None
+            raise DatasetError(
+                f"unreadable image: {image_path} ({type(e).__name__}: {e}); pass an image file PIL can open"
+            ) from None
         with torch.inference_mode():
             logits = model(tensor[None].to(device)).float().cpu()
         probs = torch.softmax(logits.double(), dim=1)[0].numpy()
@@ -112,9 +117,18 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
         for ax in (ax0, ax1):
             ax.axis("off")
         colorbar(fig, [ax0, ax1])
-        fig.suptitle(f"{Path(cfg.backbone).name} ({loaded.arch}); top-5: "
-                     + ", ".join(f"{_name(names, int(c))} {probs[c]:.2f}" for c in top5), fontsize=7)
+        fig.suptitle(
+            f"{Path(cfg.backbone).name} ({loaded.arch}); top-5: "
+            + ", ".join(f"{_name(names, int(c))} {probs[c]:.2f}" for c in top5),
+            fontsize=7,
+        )
         written.append(save_png(fig, out / f"{j:03d}_{image_path.stem}_cam.png"))
-        logger.info("%s: class %s p=%.3f (top-1 %s) -> %s", image_path, _name(names, cls), probs[cls],
-                    _name(names, top1), written[-1])
+        logger.info(
+            "%s: class %s p=%.3f (top-1 %s) -> %s",
+            image_path,
+            _name(names, cls),
+            probs[cls],
+            _name(names, top1),
+            written[-1],
+        )
     return written

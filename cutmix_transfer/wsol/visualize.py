@@ -7,14 +7,16 @@ the metrics): a box [x0, x1] covers pixel columns x0..x1. Overlays are drawn on 
 copy (``scale``), so a box outline lies exactly on the border pixels of the box it stands for.
 Figures are built with matplotlib's object API (no pyplot global state) and written atomically as PNG.
 """
+
 from __future__ import annotations
 
 import io
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -23,10 +25,10 @@ from ..io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
-GT_COLOR = (0, 230, 0)        # RGB
+GT_COLOR = (0, 230, 0)  # RGB
 PRED_COLOR = (0, 220, 255)
 OUTLINE_COLOR = (0, 0, 0)
-CMAP = "inferno"             # dark-to-bright, no green/cyan in it: both box colours stay visible
+CMAP = "inferno"  # dark-to-bright, no green/cyan in it: both box colours stay visible
 GRID_MAX = 8
 
 
@@ -42,8 +44,14 @@ def colorize(scoremap: np.ndarray, cmap: str = CMAP) -> np.ndarray:
     return (rgba[..., :3] * 255 + 0.5).astype(np.uint8)
 
 
-def draw_box(canvas: np.ndarray, box_xyxy: Sequence[float], color: tuple[int, int, int], scale: int = 1,
-             thickness: int = 2, outline: bool = True) -> np.ndarray:
+def draw_box(
+    canvas: np.ndarray,
+    box_xyxy: Sequence[float],
+    color: tuple[int, int, int],
+    scale: int = 1,
+    thickness: int = 2,
+    outline: bool = True,
+) -> np.ndarray:
     """Draw an inclusive-pixel box (x0 y0 x1 y1 in the unscaled frame) on an RGB canvas upscaled by `scale`, in place.
 
     The coloured band covers the outermost `thickness` canvas pixels of the box's area [x0*s, (x1+1)*s - 1];
@@ -67,16 +75,25 @@ def draw_box(canvas: np.ndarray, box_xyxy: Sequence[float], color: tuple[int, in
     return canvas
 
 
-def compose_overlay(image_rgb: np.ndarray, scoremap: np.ndarray | None, gt_boxes_xyxy: np.ndarray | None = None,
-                    pred_boxes_xyxy: np.ndarray | None = None, scale: int = 2, alpha: float = 0.6,
-                    cmap: str = CMAP, thickness: int | None = None) -> np.ndarray:
+def compose_overlay(
+    image_rgb: np.ndarray,
+    scoremap: np.ndarray | None,
+    gt_boxes_xyxy: np.ndarray | None = None,
+    pred_boxes_xyxy: np.ndarray | None = None,
+    scale: int = 2,
+    alpha: float = 0.6,
+    cmap: str = CMAP,
+    thickness: int | None = None,
+) -> np.ndarray:
     """(H, W, 3) uint8 image + (H, W) [0, 1] CAM -> (H*scale, W*scale, 3) uint8: heatmap blended over the image
     (weight `alpha`; scoremap None: the image alone), GT boxes green, predicted boxes cyan (x0y0x1y1 inclusive,
     in the image's frame), bands `thickness` canvas pixels wide (default max(2, scale))."""
     img = np.asarray(image_rgb, dtype=np.uint8)
     if img.ndim != 3 or img.shape[2] != 3 or (scoremap is not None and img.shape[:2] != np.asarray(scoremap).shape):
-        raise ValueError(f"image must be (H, W, 3) and match the (H, W) score map; got {img.shape} and "
-                         f"{None if scoremap is None else np.asarray(scoremap).shape}")
+        raise ValueError(
+            f"image must be (H, W, 3) and match the (H, W) score map; got {img.shape} and "
+            f"{None if scoremap is None else np.asarray(scoremap).shape}"
+        )
     blend = img
     if scoremap is not None:
         heat = colorize(scoremap, cmap)
@@ -128,9 +145,17 @@ def colorbar(fig, ax, cmap: str = CMAP) -> None:
 def _legend(ax) -> None:
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(facecolor=np.array(GT_COLOR) / 255, label="GT box"),
-                       Patch(facecolor=np.array(PRED_COLOR) / 255, label="predicted box")],
-              loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=6, frameon=False)
+    ax.legend(
+        handles=[
+            Patch(facecolor=np.array(GT_COLOR) / 255, label="GT box"),
+            Patch(facecolor=np.array(PRED_COLOR) / 255, label="predicted box"),
+        ],
+        loc="lower center",
+        bbox_to_anchor=(0.5, -0.12),
+        ncol=2,
+        fontsize=6,
+        frameon=False,
+    )
 
 
 @dataclass
@@ -149,10 +174,13 @@ def save_case(path: str | os.PathLike, case: Case, scale: int = 2) -> Path:
     """The image with its boxes next to the CAM overlay (colour bar, legend), titled, as PNG."""
     fig = new_figure(8.4, 4.9)
     ax0, ax1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    ax0.imshow(compose_overlay(case.image_rgb, None, case.gt_boxes, case.pred_boxes, scale=scale),
-               interpolation="nearest")
-    ax1.imshow(compose_overlay(case.image_rgb, case.scoremap, case.gt_boxes, case.pred_boxes, scale=scale),
-               interpolation="nearest")
+    ax0.imshow(
+        compose_overlay(case.image_rgb, None, case.gt_boxes, case.pred_boxes, scale=scale), interpolation="nearest"
+    )
+    ax1.imshow(
+        compose_overlay(case.image_rgb, case.scoremap, case.gt_boxes, case.pred_boxes, scale=scale),
+        interpolation="nearest",
+    )
     for ax in (ax0, ax1):
         ax.axis("off")
     fig.suptitle(case.title, fontsize=8)
@@ -175,12 +203,23 @@ def save_grid(path: str | os.PathLike, rows: Sequence[tuple[str, Sequence[Case]]
             if c >= len(cases):
                 continue
             case = cases[c]
-            ax.imshow(compose_overlay(case.image_rgb, case.scoremap, case.gt_boxes, case.pred_boxes, scale=scale),
-                      interpolation="nearest")
+            ax.imshow(
+                compose_overlay(case.image_rgb, case.scoremap, case.gt_boxes, case.pred_boxes, scale=scale),
+                interpolation="nearest",
+            )
             ax.set_title(case.title, fontsize=6.5)
             if c == 0:
-                ax.text(-0.08, 0.5, label, transform=ax.transAxes, rotation=90, va="center", ha="right",
-                        fontsize=9, fontweight="bold")
+                ax.text(
+                    -0.08,
+                    0.5,
+                    label,
+                    transform=ax.transAxes,
+                    rotation=90,
+                    va="center",
+                    ha="right",
+                    fontsize=9,
+                    fontweight="bold",
+                )
     fig.suptitle("GT boxes green, predicted boxes (largest contour at the MaxBoxAcc threshold) cyan", fontsize=7)
     return save_png(fig, Path(path))
 
@@ -207,9 +246,11 @@ def save_boxacc_curves(path: str | os.PathLike, record: dict[str, Any]) -> Path:
     ax.axvline(fixed, color="gray", ls=":", lw=1)
     ax.text(fixed, 1, f" paper threshold {fixed:g}", color="gray", fontsize=6, va="bottom")
     m = record["metrics"]
-    ax.set_title(f"{Path(record['checkpoint']['path']).name} on {record['dataset']} {record['split']} "
-                 f"({record['num_images']} images): MaxBoxAcc {m['maxboxacc']:.2f}, V2 {m['maxboxacc_v2']:.2f}",
-                 fontsize=8)
+    ax.set_title(
+        f"{Path(record['checkpoint']['path']).name} on {record['dataset']} {record['split']} "
+        f"({record['num_images']} images): MaxBoxAcc {m['maxboxacc']:.2f}, V2 {m['maxboxacc_v2']:.2f}",
+        fontsize=8,
+    )
     ax.set_xlabel("CAM threshold")
     ax.set_ylabel("BoxAcc (%)")
     ax.set_xlim(0, 1)
@@ -258,13 +299,19 @@ def case_title(row: dict[str, Any], threshold: float, compact: bool = False) -> 
     if row["predicted"] == "":  # saved maps: no classification
         if compact:
             return f"{_short(Path(row['image_id']).name)}\nGT {_short(gt, 16)} ({row['label']})\nIoU {row['iou']:.2f}"
-        return (f"#{row['index']} {row['image_id']}\nGT: {gt} ({row['label']})  |  saved map, no classification\n"
-                f"IoU {row['iou']:.3f} at CAM threshold {threshold:.3g} (largest contour); 224x224 frame")
+        return (
+            f"#{row['index']} {row['image_id']}\nGT: {gt} ({row['label']})  |  saved map, no classification\n"
+            f"IoU {row['iou']:.3f} at CAM threshold {threshold:.3g} (largest contour); 224x224 frame"
+        )
     pred = _display_name(row["predicted_name"], row["predicted"])
     verdict = "right" if row["correct"] else "wrong"
     if compact:
-        return (f"{_short(Path(row['image_id']).name)}\nGT {_short(gt, 16)} ({row['label']})\n"
-                f"pred {_short(pred, 14)} ({row['predicted']}) {verdict}\nIoU {row['iou']:.2f}")
-    return (f"#{row['index']} {row['image_id']}\nGT: {gt} ({row['label']})  |  predicted: {pred} ({row['predicted']}) "
-            f"p={row['confidence']:.2f} [{verdict}]\nIoU {row['iou']:.3f} at CAM threshold {threshold:.3g} "
-            f"(largest contour); 224x224 frame")
+        return (
+            f"{_short(Path(row['image_id']).name)}\nGT {_short(gt, 16)} ({row['label']})\n"
+            f"pred {_short(pred, 14)} ({row['predicted']}) {verdict}\nIoU {row['iou']:.2f}"
+        )
+    return (
+        f"#{row['index']} {row['image_id']}\nGT: {gt} ({row['label']})  |  predicted: {pred} ({row['predicted']}) "
+        f"p={row['confidence']:.2f} [{verdict}]\nIoU {row['iou']:.3f} at CAM threshold {threshold:.3g} "
+        f"(largest contour); 224x224 frame"
+    )

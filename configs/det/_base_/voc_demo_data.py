@@ -4,5 +4,6 @@
 # VOC2007 + VOC2012 trainval lists of their detector's recipe. It is the only key here: mmengine takes each key
 # from one base only, and the detector configs the demos inherit own `data_root` and the dataloaders.
 # The demo's objects are 26-67 px: mmdet's bbox_min_size=32 would mark many of them ignored, hence min_size=16.
-voc_train = dict(type='VOCDataset', data_root='data/demo/VOCdevkit/',
-                 filter_cfg=dict(filter_empty_gt=True, min_size=16))
+voc_train = dict(
+    type='VOCDataset', data_root='data/demo/VOCdevkit/', filter_cfg=dict(filter_empty_gt=True, min_size=16)
+)

@@ -36,8 +36,10 @@ COARSE_NAME = b"headed_blob"
 def check(spec: DemoSpec) -> None:
     """CIFAR-100 has 100 fine classes: the demo writes at most that many."""
     if spec.num_classes > 100:
-        raise ConfigError(f"num_classes={spec.num_classes}: the CIFAR-100 layout has at most 100 classes; "
-                          f"use --num-classes <= 100 or leave 'cifar100' out of --layouts.")
+        raise ConfigError(
+            f"num_classes={spec.num_classes}: the CIFAR-100 layout has at most 100 classes; "
+            f"use --num-classes <= 100 or leave 'cifar100' out of --layouts."
+        )
 
 
 def render_batch(spec: DemoSpec, split: str, per_class: int) -> tuple[np.ndarray, list[int], list[bytes]]:
@@ -48,8 +50,9 @@ def render_batch(spec: DemoSpec, split: str, per_class: int) -> tuple[np.ndarray
     data = np.zeros((len(labels), 3 * SIDE * SIDE), dtype=np.uint8)
     files = []
     for i, c in enumerate(labels):
-        scene = render_scene(image_rng(spec.seed, stream, i + 1), SIDE, SIDE, [c], spec.num_classes,
-                             size_range=OBJECT_SIZE)
+        scene = render_scene(
+            image_rng(spec.seed, stream, i + 1), SIDE, SIDE, [c], spec.num_classes, size_range=OBJECT_SIZE
+        )
         data[i] = scene.image.transpose(2, 0, 1).reshape(-1)
         files.append(f"{names[c]}_headed_blob_s_{i + 1:06d}.png".encode())
     return data, labels, files
@@ -58,15 +61,24 @@ def render_batch(spec: DemoSpec, split: str, per_class: int) -> tuple[np.ndarray
 def write(root: Path, spec: DemoSpec, progress: bool) -> dict:
     """Write cifar-100-python/{train,test,meta} under `root` (the cifar-100-python folder); returns the counts."""
     counts = {}
-    splits = (("train", spec.cifar_train_per_class, b"training batch 1 of 1"),
-              ("test", spec.cifar_test_per_class, b"testing batch 1 of 1"))
+    splits = (
+        ("train", spec.cifar_train_per_class, b"training batch 1 of 1"),
+        ("test", spec.cifar_test_per_class, b"testing batch 1 of 1"),
+    )
     for split, per, batch_label in tqdm(splits, desc="CIFAR-100 layout", disable=not progress):
         data, labels, files = render_batch(spec, split, per)
-        batch = {b"filenames": files, b"batch_label": batch_label, b"fine_labels": labels,
-                 b"coarse_labels": [0] * len(labels), b"data": data}
+        batch = {
+            b"filenames": files,
+            b"batch_label": batch_label,
+            b"fine_labels": labels,
+            b"coarse_labels": [0] * len(labels),
+            b"data": data,
+        }
         write_file(root / split, pickle.dumps(batch, protocol=2))
         counts[split] = len(labels)
-    meta = {b"fine_label_names": [n.encode() for n in demo_class_names(spec.num_classes)],
-            b"coarse_label_names": [COARSE_NAME]}
+    meta = {
+        b"fine_label_names": [n.encode() for n in demo_class_names(spec.num_classes)],
+        b"coarse_label_names": [COARSE_NAME],
+    }
     write_file(root / "meta", pickle.dumps(meta, protocol=2))
     return counts

@@ -38,11 +38,12 @@ def render_ood_image(name: str, spec: DemoSpec, index: int) -> np.ndarray:
         return render_scene(rng, SIDE, SIDE, [], spec.num_classes).image
     if name == "Backgrounds_resize":
         w, h = jitter_size(rng, LARGE, 0.2)
-        return cv2.resize(render_scene(rng, w, h, [], spec.num_classes).image, (SIDE, SIDE),
-                          interpolation=cv2.INTER_AREA)
+        return cv2.resize(
+            render_scene(rng, w, h, [], spec.num_classes).image, (SIDE, SIDE), interpolation=cv2.INTER_AREA
+        )
     big = render_scene(rng, LARGE, LARGE, [], spec.num_classes).image
     x0, y0 = (int(v) for v in rng.integers(0, LARGE - CROP + 1, size=2))
-    return np.ascontiguousarray(big[y0:y0 + CROP, x0:x0 + CROP])
+    return np.ascontiguousarray(big[y0 : y0 + CROP, x0 : x0 + CROP])
 
 
 def write(root: Path, spec: DemoSpec, progress: bool) -> dict:

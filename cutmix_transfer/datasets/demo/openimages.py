@@ -79,6 +79,8 @@ def write(root: Path, spec: DemoSpec, progress: bool) -> dict:
         if split in MASK_SPLITS:
             atomic_write_text(meta / "localization.txt", "".join(f"{x}\n" for x in loc_lines))
         counts[split] = len(ids)
-    atomic_write_text(root / "README", "cutmix_transfer demo data in wsolevaluation's OpenImages30k layout "
-                                       "(generated, not the real dataset).\n")
+    atomic_write_text(
+        root / "README",
+        "cutmix_transfer demo data in wsolevaluation's OpenImages30k layout (generated, not the real dataset).\n",
+    )
     return counts

@@ -8,11 +8,25 @@ data_root = 'data/cifar'
 norm = dict(mean=(125.3 / 255, 123.0 / 255, 113.9 / 255), std=(63.0 / 255, 62.1 / 255, 66.7 / 255))
 
 train_dataloader = dict(
-    batch_size=64, num_workers=4,
-    dataset=dict(type='CIFARCls', root=data_root, split='train', variant='cifar100',
-                 transform=dict(preset='pad_crop_train', size=32, pad=4, **norm)))
+    batch_size=64,
+    num_workers=4,
+    dataset=dict(
+        type='CIFARCls',
+        root=data_root,
+        split='train',
+        variant='cifar100',
+        transform=dict(preset='pad_crop_train', size=32, pad=4, **norm),
+    ),
+)
 val_dataloader = dict(
-    batch_size=256, num_workers=4,
-    dataset=dict(type='CIFARCls', root=data_root, split='test', variant='cifar100',
-                 transform=dict(preset='resize_test', size=32, **norm)))
+    batch_size=256,
+    num_workers=4,
+    dataset=dict(
+        type='CIFARCls',
+        root=data_root,
+        split='test',
+        variant='cifar100',
+        transform=dict(preset='resize_test', size=32, **norm),
+    ),
+)
 val_evaluator = dict(type='TopKError')

@@ -9,10 +9,17 @@ data_root = 'data/ILSVRC/Data/CLS-LOC'
 num_gpus = 4
 
 train_dataloader = dict(
-    batch_size=256 // num_gpus, num_workers=8, pin_memory=True,
-    dataset=dict(type='ImageFolderCls', root=data_root, split='train',
-                 transform=dict(preset='imagenet_train', size=224)))
+    batch_size=256 // num_gpus,
+    num_workers=8,
+    pin_memory=True,
+    dataset=dict(
+        type='ImageFolderCls', root=data_root, split='train', transform=dict(preset='imagenet_train', size=224)
+    ),
+)
 val_dataloader = dict(
-    batch_size=64, num_workers=8, pin_memory=True,
-    dataset=dict(type='ImageFolderCls', root=data_root, split='val', transform=dict(preset='imagenet_test', size=224)))
+    batch_size=64,
+    num_workers=8,
+    pin_memory=True,
+    dataset=dict(type='ImageFolderCls', root=data_root, split='val', transform=dict(preset='imagenet_test', size=224)),
+)
 val_evaluator = dict(type='TopKError')

@@ -5,5 +5,8 @@
 custom_imports = dict(imports=['cutmix_transfer.classification'], allow_failed_imports=False)
 
 model = dict(
-    type='CAMClassifier', arch='pyramidnet200_a240_bottleneck', num_classes=100,
-    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=0.5)))
+    type='CAMClassifier',
+    arch='pyramidnet200_a240_bottleneck',
+    num_classes=100,
+    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=0.5)),
+)

@@ -4,5 +4,8 @@
 custom_imports = dict(imports=['cutmix_transfer.classification'], allow_failed_imports=False)
 
 model = dict(
-    type='CAMClassifier', arch='pyramidnet20_a24_basic', num_classes=10,
-    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=0.5)))
+    type='CAMClassifier',
+    arch='pyramidnet20_a24_basic',
+    num_classes=10,
+    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=0.5)),
+)

@@ -5,5 +5,9 @@
 custom_imports = dict(imports=['cutmix_transfer.classification'], allow_failed_imports=False)
 
 model = dict(
-    type='CAMClassifier', arch='resnet18', num_classes=100, small_input_stem=True,
-    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=0.5)))
+    type='CAMClassifier',
+    arch='resnet18',
+    num_classes=100,
+    small_input_stem=True,
+    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=0.5)),
+)

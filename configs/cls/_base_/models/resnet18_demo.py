@@ -7,5 +7,10 @@ custom_imports = dict(imports=['cutmix_transfer.classification'], allow_failed_i
 num_classes = 10
 
 model = dict(
-    type='CAMClassifier', arch='resnet18', num_classes=num_classes, wsol=True, zero_init_residual=True,
-    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=1.0)))
+    type='CAMClassifier',
+    arch='resnet18',
+    num_classes=num_classes,
+    wsol=True,
+    zero_init_residual=True,
+    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=1.0)),
+)

@@ -4,5 +4,9 @@
 custom_imports = dict(imports=['cutmix_transfer.classification'], allow_failed_imports=False)
 
 model = dict(
-    type='CAMClassifier', arch='resnet50', num_classes=1000, wsol=False,
-    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=1.0)))
+    type='CAMClassifier',
+    arch='resnet50',
+    num_classes=1000,
+    wsol=False,
+    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=1.0)),
+)

@@ -4,6 +4,12 @@
 custom_imports = dict(imports=['cutmix_transfer.classification'], allow_failed_imports=False)
 
 model = dict(
-    type='CAMClassifier', arch='resnet50', num_classes=200, wsol=True, large_feature_map=True,
-    pretrained=None, pretrained_head='drop',
-    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none')))
+    type='CAMClassifier',
+    arch='resnet50',
+    num_classes=200,
+    wsol=True,
+    large_feature_map=True,
+    pretrained=None,
+    pretrained_head='drop',
+    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none')),
+)

@@ -3,6 +3,8 @@
 train_cfg = dict(by_epoch=True, max_epochs=50, val_interval=5)
 val_cfg = dict()
 
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=1.7e-4, momentum=0.9, weight_decay=1e-4),
-                     paramwise_cfg=dict(custom_keys={'backbone.fc': dict(lr_mult=10.0)}))
+optim_wrapper = dict(
+    optimizer=dict(type='SGD', lr=1.7e-4, momentum=0.9, weight_decay=1e-4),
+    paramwise_cfg=dict(custom_keys={'backbone.fc': dict(lr_mult=10.0)}),
+)
 param_scheduler = [dict(type='StepLR', by_epoch=True, step_size=15, gamma=0.1)]
