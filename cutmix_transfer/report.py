@@ -23,17 +23,15 @@ import numpy as np
 from .bootstrap import (
     DEFAULT_RESAMPLES,
     Interval,
-    Statistic,
-    VOCMapStatistic,
     bootstrap_values,
     difference_from_values,
-    max_over_thresholds_statistic,
-    mean_statistic,
     percentile_interval,
 )
 from .errors import ConfigError
 from .io import atomic_write_bytes, atomic_write_text
-from .results import KINDS, PER_IMAGE_DETECTIONS, PER_IMAGE_IOUS, RECORD_NAME
+from .paper import PAPER_PYRAMIDNET_ARCH, PAPER_ROWS, PAPER_TABLE12_OOD
+from .per_image import per_image_statistic
+from .results import KINDS, RECORD_NAME
 from .robustness.figures import plot_overlay
 
 logger = logging.getLogger(__name__)
@@ -64,81 +62,13 @@ COLUMNS: tuple[Column, ...] = (
     Column("METEOR", "captioning", "METEOR"),
     Column("CIDEr", "captioning", "CIDEr"),
     Column("ImageNet FGSM top-1", "robustness", "fgsm_top1_eps8", dataset="imagenet"),
-)
-
-# The CutMix paper (Yun et al., ICCV 2019), ResNet-50 pretrained on ImageNet: Tables 3 (ImageNet cls),
-# 5 (WSOL, CAM), 6 (transfer to VOC detection and COCO captioning). MaxBoxAccV2 is not in the paper.
-PAPER_ROWS: dict[str, dict[str, float]] = {
-    "baseline": {
-        "top-1 err": 23.68,
-        "CUB loc acc": 49.41,
-        "ImageNet loc acc": 46.30,
-        "SSD VOC07 mAP": 76.7,
-        "Faster R-CNN VOC07 mAP": 75.6,
-        "BLEU-1": 61.4,
-        "BLEU-4": 22.9,
-        "METEOR": 22.8,
-        "CIDEr": 71.2,
-    },
-    "mixup": {
-        "top-1 err": 22.58,
-        "CUB loc acc": 49.30,
-        "ImageNet loc acc": 45.84,
-        "SSD VOC07 mAP": 76.6,
-        "Faster R-CNN VOC07 mAP": 73.9,
-        "BLEU-1": 61.6,
-        "BLEU-4": 23.2,
-        "METEOR": 22.9,
-        "CIDEr": 72.2,
-    },
-    "cutout": {
-        "top-1 err": 22.93,
-        "CUB loc acc": 52.78,
-        "ImageNet loc acc": 46.69,
-        "SSD VOC07 mAP": 76.8,
-        "Faster R-CNN VOC07 mAP": 75.0,
-        "BLEU-1": 63.0,
-        "BLEU-4": 24.0,
-        "METEOR": 22.6,
-        "CIDEr": 74.1,
-    },
-    "cutmix": {
-        "top-1 err": 21.40,
-        "CUB loc acc": 54.81,
-        "ImageNet loc acc": 47.25,
-        "SSD VOC07 mAP": 77.6,
-        "Faster R-CNN VOC07 mAP": 76.7,
-        "BLEU-1": 64.2,
-        "BLEU-4": 24.9,
-        "METEOR": 23.1,
-        "CIDEr": 77.6,
-    },
-}
-METHOD_ORDER = ("baseline", "mixup", "cutout", "cutmix")
-
-# OOD detection (tools/ood_eval.py records, kind "ood"): the mean over the evaluated OOD sets of the max-softmax
-# detector (the paper's; odin / energy records are other measurements, not reruns of this cell), in-distribution as
-# positives (docs/ood_protocol.md).
-COLUMNS += (
+    # OOD detection (tools/ood_eval.py records): the mean over the evaluated OOD sets of the max-softmax detector (the
+    # paper's; odin / energy records are other measurements, not reruns of this cell), in-distribution as positives
+    # (docs/ood_protocol.md).
     Column("OOD TNR@TPR95 (mean)", "ood", "tnr_at_tpr95", detector="msp"),
     Column("OOD AUROC (mean)", "ood", "auroc", detector="msp"),
 )
-# Table 12 (and Table 3's top-1 error): PyramidNet-200 (alpha 240) trained on CIFAR-100, the max-softmax detector,
-# mean over seven OOD sets (TinyImageNet crop / resize, LSUN crop / resize, iSUN, uniform, Gaussian noise); their
-# own rows with --paper, apart from the ResNet-50 / ImageNet rows above.
-PAPER_PYRAMIDNET_ARCH = "pyramidnet200_a240_bottleneck"
-PAPER_TABLE12_OOD: dict[str, dict[str, float]] = {
-    "baseline": {"top-1 err": 16.45, "OOD TNR@TPR95 (mean)": 26.3, "OOD AUROC (mean)": 87.3},
-    "mixup": {"OOD TNR@TPR95 (mean)": 11.8, "OOD AUROC (mean)": 49.3},
-    "cutout": {"OOD TNR@TPR95 (mean)": 18.8, "OOD AUROC (mean)": 68.7},
-    "cutmix": {"top-1 err": 14.47, "OOD TNR@TPR95 (mean)": 69.0, "OOD AUROC (mean)": 94.4},
-}
-
-# Table 11: top-1 accuracy (%) of the ResNet-50s above on ImageNet val under FGSM, eps 8/255
-# (docs/robustness_protocol.md says where the eps comes from).
-PAPER_TABLE11_FGSM = {"baseline": 8.2, "mixup": 24.4, "cutout": 11.5, "cutmix": 31.0}
-for _method, _top1 in PAPER_TABLE11_FGSM.items():
-    PAPER_ROWS[_method]["ImageNet FGSM top-1"] = _top1
+METHOD_ORDER = ("baseline", "mixup", "cutout", "cutmix")
 
 
 @dataclass
@@ -480,117 +410,6 @@ def plot(rows: list[Row], path: str | os.PathLike) -> None:
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
-
-
-PerImage = tuple[list[str], Statistic]  # image ids (sorted) and the metric as a statistic over them
-
-
-def _read_csv(path: Path) -> list[dict[str, str]] | None:
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _by_id(ids: list[str], values: np.ndarray) -> tuple[list[str], np.ndarray]:
-    order = sorted(range(len(ids)), key=lambda i: ids[i])
-    return [ids[i] for i in order], values[order]
-
-
-def _wsol_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
-    if metric in ("top1_cls", "top1_loc", "gt_known_loc"):
-        rows = _read_csv(folder / "per_image.csv")
-        if not rows:
-            return None
-        try:  # empty cells: no boxes (mask-only data) or no classification (saved maps)
-            correct = np.array([float(r["correct"]) for r in rows])
-            fixed_hit = np.array([float(r["iou_fixed"]) >= 0.5 for r in rows], dtype=np.float64)
-        except (KeyError, ValueError):
-            return None
-        x = {"top1_cls": correct, "gt_known_loc": fixed_hit, "top1_loc": correct * fixed_hit}[metric]
-        ids, x = _by_id([r["image_id"] for r in rows], 100.0 * x)
-        return ids, mean_statistic(x)
-    if metric in ("maxboxacc", "maxboxacc_v2") and (folder / PER_IMAGE_IOUS).is_file():
-        with np.load(folder / PER_IMAGE_IOUS, allow_pickle=False) as z:
-            ids, v1, v2 = [str(i) for i in z["image_ids"]], z["iou_v1"], z["iou_v2"]
-        if metric == "maxboxacc":
-            hits = v1 >= 0.5
-        else:
-            ious = np.asarray((rec.get("protocol") or {}).get("iou_thresholds", [30, 50, 70]), dtype=np.float64)
-            hits = v2[:, None, :] >= ious[None, :, None] / 100.0
-        order = sorted(range(len(ids)), key=lambda i: ids[i])
-        return [ids[i] for i in order], max_over_thresholds_statistic(hits[order])
-    return None
-
-
-def _detection_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
-    path = folder / PER_IMAGE_DETECTIONS
-    if metric != "mAP" or not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as z:
-        ids = [str(i) for i in z["image_ids"]]
-        k = int(z["num_classes"])
-        n = len(ids)
-        dets = [[np.zeros((0, 5), np.float32) for _ in range(k)] for _ in range(n)]
-        for i, c, box in zip(z["det_image"], z["det_label"], z["det_boxes"]):
-            dets[int(i)][int(c)] = np.vstack([dets[int(i)][int(c)], box[None].astype(np.float32)])
-        gts = []
-        for i in range(n):
-            sel, ign = z["gt_image"] == i, z["gt_ignore"].astype(bool)
-            gts.append(
-                {
-                    "bboxes": z["gt_boxes"][sel & ~ign],
-                    "labels": z["gt_label"][sel & ~ign],
-                    "bboxes_ignore": z["gt_boxes"][sel & ign],
-                    "labels_ignore": z["gt_label"][sel & ign],
-                }
-            )
-        mode, iou = str(z["eval_mode"]), float(z["iou_thr"])
-    order = sorted(range(n), key=lambda i: ids[i])
-    stat = VOCMapStatistic([dets[i] for i in order], [gts[i] for i in order], iou_thr=iou, eval_mode=mode)
-    return [ids[i] for i in order], stat
-
-
-# captioning metrics whose corpus value is the mean of the per-image scores (pycocoevalcap): CIDEr-D (idf of the
-# full test set), ROUGE-L. BLEU (corpus n-gram counts) and METEOR (corpus alignment statistics) are not.
-CAPTION_MEAN_METRICS = ("CIDEr", "ROUGE-L")
-
-
-def _captioning_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
-    path = Path(rec.get("captions") or folder / "captions.json")
-    path = path if path.is_file() else folder / "captions.json"
-    if metric not in CAPTION_MEAN_METRICS or not path.is_file():
-        return None
-    rows = json.loads(path.read_text())
-    if not rows or metric not in rows[0]:
-        return None
-    ids, x = _by_id([str(r["image_id"]) for r in rows], 100.0 * np.array([float(r[metric]) for r in rows]))
-    return ids, mean_statistic(x)
-
-
-def _robustness_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
-    rows = _read_csv(folder / "per_image.csv")
-    col = {"clean_top1": "clean_correct"}.get(metric) or (
-        metric.replace("fgsm_top1_", "fgsm_correct_") if metric.startswith("fgsm_top1_") else None
-    )
-    if not rows or col is None or col not in rows[0]:
-        return None
-    ids, x = _by_id([r["image_id"] for r in rows], 100.0 * np.array([float(r[col]) for r in rows]))
-    return ids, mean_statistic(x)
-
-
-PER_IMAGE_READERS = {
-    "wsol": _wsol_per_image,
-    "detection": _detection_per_image,
-    "captioning": _captioning_per_image,
-    "robustness": _robustness_per_image,
-}
-
-
-def per_image_statistic(record_path: str | os.PathLike, rec: dict[str, Any], metric: str) -> PerImage | None:
-    """The record's metric as a statistic over its per-image results (files beside results.json), or None."""
-    reader = PER_IMAGE_READERS.get(str(rec.get("kind")))
-    return reader(Path(record_path).parent, rec, metric) if reader else None
 
 
 def add_intervals(

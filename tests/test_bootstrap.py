@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+import cutmix_transfer.bootstrap as bs
 from cutmix_transfer.bootstrap import (
     VOCMapStatistic,
     bootstrap_interval,
@@ -27,7 +28,6 @@ def test_counts_are_resamples_with_replacement():
 
 
 def test_chunked_draws_equal_one_draw(monkeypatch):
-    import cutmix_transfer.bootstrap as bs
 
     whole = np.random.default_rng(9).multinomial(50, np.full(50, 1 / 50), size=300).astype(float)
     monkeypatch.setattr(bs, "CHUNK_ELEMENTS", 50 * 7)  # chunks of 7 resamples

@@ -25,6 +25,7 @@ from cutmix_transfer.detection import (  # noqa: E402
     report_backbone_keys,
     stage_channels,
 )
+from cutmix_transfer.detection.backbone import clear_backbone_init  # noqa: E402
 from cutmix_transfer.detection.evaluate import _recorded_backbone  # noqa: E402
 from cutmix_transfer.errors import CheckpointError, ConfigError, DatasetError  # noqa: E402
 from cutmix_transfer.io import sha256_file  # noqa: E402
@@ -385,8 +386,6 @@ def test_train_tool_reports_a_bad_voc_file_in_one_line(how, r18_ckpt, voc_root, 
 def test_test_tool_reports_invalid_voc_xml_in_one_line(r18_ckpt, voc_root, tmp_path, capsys):
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
-
-    from cutmix_transfer.detection.backbone import clear_backbone_init
 
     voc = _voc_copy(voc_root, tmp_path)
     xml = voc / "VOC2007" / "Annotations" / f"{_first_id(voc, 'VOC2007', 'test')}.xml"

@@ -12,9 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cutmix_transfer.bootstrap import VOCMapStatistic, bootstrap_interval, mean_statistic, paired_difference
+from cutmix_transfer.detection.evaluate import write_per_image_detections
+from cutmix_transfer.detection.metric import VOCMetricPerClass
 from cutmix_transfer.errors import ConfigError
-from cutmix_transfer.report import PAPER_ROWS, PAPER_TABLE12_OOD, build_rows, find_records, to_csv, write_report
-from cutmix_transfer.results import checkpoint_info, guess_method, make_record, write_record
+from cutmix_transfer.paper import PAPER_ROWS, PAPER_TABLE11_FGSM, PAPER_TABLE12_OOD
+from cutmix_transfer.per_image import per_image_statistic
+from cutmix_transfer.report import add_intervals, build_rows, find_records, robustness_series, to_csv, write_report
+from cutmix_transfer.results import (
+    checkpoint_info,
+    data_identity,
+    guess_method,
+    images_digest,
+    make_record,
+    write_record,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,7 +200,6 @@ def _robustness_curves(shift: float) -> dict:
 
 
 def test_robustness_column_paper_table11_and_overlaid_curves(results: Path, tmp_path: Path):
-    from cutmix_transfer.report import PAPER_TABLE11_FGSM, robustness_series
 
     for name, sha, method, shift in (("rob_base", "a" * 64, "baseline", 0.0), ("rob_cm", "b" * 64, "cutmix", 5.0)):
         _write(
@@ -233,7 +244,6 @@ def test_robustness_column_paper_table11_and_overlaid_curves(results: Path, tmp_
 
 
 def test_robustness_labels_of_two_checkpoints_of_one_method():
-    from cutmix_transfer.report import robustness_series
 
     recs = []
     for sha in ("c" * 64, "d" * 64):
@@ -267,7 +277,6 @@ def _rec(kind, sha, method, metrics, data=None, created=None, dataset="voc2007",
 
 
 def test_same_checkpoint_on_two_datasets_gives_two_cells(tmp_path: Path):
-    from cutmix_transfer.results import data_identity
 
     demo = data_identity("voc2007", "test", tmp_path / "demo/VOCdevkit", ["000001", "000002"])
     other = data_identity("voc2007", "test", tmp_path / "small/VOCdevkit", ["009001", "009002", "009003"])
@@ -297,7 +306,6 @@ def test_same_checkpoint_on_two_datasets_gives_two_cells(tmp_path: Path):
 
 
 def test_rerun_is_one_cell_with_a_note_and_strict_refuses(tmp_path: Path):
-    from cutmix_transfer.results import data_identity
 
     cub = data_identity("cub", "test", tmp_path / "CUB", ["1", "2", "3"])
     write_record(
@@ -340,7 +348,6 @@ def test_rerun_is_one_cell_with_a_note_and_strict_refuses(tmp_path: Path):
 
 
 def test_record_without_data_identity_is_its_own_value(tmp_path: Path):
-    from cutmix_transfer.results import data_identity
 
     write_record(
         tmp_path / "legacy",
@@ -386,7 +393,6 @@ def test_records_without_data_identity_on_two_roots_stay_apart(tmp_path: Path):
 
 
 def test_data_identity_digest_ignores_order_and_resolves_root(tmp_path: Path):
-    from cutmix_transfer.results import data_identity, images_digest
 
     a = data_identity("cub", "test", tmp_path / "x" / "..", ["b", "a"])
     assert a == data_identity("cub", "test", tmp_path, ["a", "b"])
@@ -398,7 +404,6 @@ def test_data_identity_digest_ignores_order_and_resolves_root(tmp_path: Path):
 
 # ---- intervals and paired differences ----
 def _robustness_pair(tmp_path: Path, n: int = 40):
-    from cutmix_transfer.results import data_identity
 
     rng = np.random.default_rng(0)
     ids = [f"img{i:03d}" for i in range(n)]
@@ -425,7 +430,6 @@ def _robustness_pair(tmp_path: Path, n: int = 40):
 
 
 def test_intervals_and_paired_difference_equal_direct_bootstrap(tmp_path: Path):
-    from cutmix_transfer.bootstrap import bootstrap_interval, mean_statistic, paired_difference
 
     correct = _robustness_pair(tmp_path)
     paths = write_report([tmp_path], tmp_path / "rep", bootstrap=300, seed=7)
@@ -460,8 +464,6 @@ def test_per_image_results_that_disagree_with_the_record_get_no_interval(tmp_pat
 def test_detection_interval_from_per_image_detections_matches_eval_map(tmp_path: Path):
     from mmdet.evaluation.functional import eval_map
 
-    from cutmix_transfer.bootstrap import VOCMapStatistic, bootstrap_interval
-    from cutmix_transfer.detection.evaluate import write_per_image_detections
     from tests.test_bootstrap import _det_case
 
     dets, gts = _det_case(3, n=12)
@@ -481,7 +483,6 @@ def test_detection_interval_from_per_image_detections_matches_eval_map(tmp_path:
     write_record(folder, _rec("detection", "a" * 64, "baseline", {"mAP": 100 * full}, detector="faster_rcnn"))
     write_per_image_detections(folder / "per_image_detections.npz", list(zip(gts, dets)), "11points", 0.5)
     (row,) = build_rows(find_records([tmp_path]))
-    from cutmix_transfer.report import add_intervals
 
     add_intervals([row], find_records([tmp_path]), resamples=50, seed=1)
     ci = row.intervals["Faster R-CNN VOC07 mAP"]
@@ -530,10 +531,6 @@ def test_voc_metric_per_image_output_reproduces_its_map(demo_root: Path, tmp_pat
     import torch
     from mmdet.datasets import VOCDataset
     from mmengine.structures import InstanceData
-
-    from cutmix_transfer.detection.evaluate import write_per_image_detections
-    from cutmix_transfer.detection.metric import VOCMetricPerClass
-    from cutmix_transfer.report import per_image_statistic
 
     pipeline = [
         dict(type="LoadImageFromFile", _scope_="mmdet"),

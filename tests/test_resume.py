@@ -28,6 +28,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 
 from cutmix_transfer.checkpoints import safe_torch_load
+from cutmix_transfer.runner import SAMPLE_STREAM, SeededDataset, SeededIndex, SeededSampler, derive_seed
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "cls"
@@ -358,7 +359,6 @@ def _epoch_draws(loader: torch.utils.data.DataLoader, epoch: int) -> list[tuple]
 
 
 def test_seeded_samples_do_not_depend_on_workers_and_differ_by_epoch():
-    from cutmix_transfer.runner import SAMPLE_STREAM, SeededDataset, SeededIndex, SeededSampler, derive_seed
 
     def loader(workers: int) -> torch.utils.data.DataLoader:
         ds = SeededDataset(_RandomDataset())

@@ -23,6 +23,9 @@ import torchvision
 from PIL import Image
 from torchvision.transforms import functional as TF
 
+from cutmix_transfer.backbones import build_model
+from cutmix_transfer.datasets.cub import load_cub
+from cutmix_transfer.datasets.imagenet import load_imagenet_val
 from cutmix_transfer.errors import ConfigError, DatasetError
 from cutmix_transfer.robustness import (
     PixelClassifier,
@@ -292,7 +295,6 @@ def test_batches_shard_whole_batches_and_subsets_are_seeded():
 def ckpts(tmp_path_factory) -> dict[str, Path]:
     """4-class ResNet-18 checkpoints: a torchvision state dict (standard form), this project's own format saying
     wsol=True, and a 5-class one."""
-    from cutmix_transfer.backbones import build_model
 
     d = tmp_path_factory.mktemp("rob_ckpt")
     torch.manual_seed(11)
@@ -377,7 +379,6 @@ def _hand_pixels(path: Path, size: int) -> torch.Tensor:
 
 
 def test_tool_numbers_equal_a_hand_written_pipeline(single_run, demo_root, ckpts):
-    from cutmix_transfer.datasets.imagenet import load_imagenet_val
 
     rec = json.loads((single_run / "results.json").read_text())
     assert rec["kind"] == "robustness" and rec["protocol"]["wsol_form"] is False
@@ -479,7 +480,6 @@ def test_form_follows_the_checkpoint_meta_and_the_flags(demo_root, ckpts, tmp_pa
 
 
 def test_cub_test_split(demo_root, ckpts, tmp_path):
-    from cutmix_transfer.datasets.cub import load_cub
 
     out = tmp_path / "cub"
     assert (
@@ -628,7 +628,6 @@ def test_error_missing_dataset(ckpts, tmp_path, capsys):
 
 
 def test_unreadable_image_fails_naming_it_or_is_skipped(ckpts, demo_root, tmp_path):
-    from cutmix_transfer.datasets.imagenet import load_imagenet_val
 
     root = tmp_path / "ILSVRC"
     shutil.copytree(demo_root / "ILSVRC", root)
