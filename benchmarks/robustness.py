@@ -41,12 +41,7 @@ from cutmix_transfer.robustness import (  # noqa: E402
     fgsm_predictions,
     scale_sides,
 )
-from cutmix_transfer.robustness.curves import (  # noqa: E402
-    cutmix_predictions,
-    mixup_predictions,
-    occlusion_predictions,
-    predict,
-)
+from cutmix_transfer.robustness.curves import cutmix_predictions, mixup_predictions, occlusion_predictions, predict  # noqa: E402
 from cutmix_transfer.robustness.evaluate import pixel_transform  # noqa: E402
 
 GOAL = 1.2

@@ -4,6 +4,7 @@ errors into one line and exit code 2."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
 import sys
@@ -37,6 +38,18 @@ def setup_logging(verbose: bool = False) -> None:
     for message in UPSTREAM_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
     MMEngineNoteFilter.install(MMLogger.get_current_instance())
+
+
+def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
+    """A tool's config dataclass from its parsed options: every field whose option has the same name, then
+    `overrides` for the fields whose option is named or shaped differently (e.g. progress=not args.no_progress)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values.update(overrides)
+    return cls(**values)
 
 
 def parse_tool_args(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -20,13 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .bootstrap import (
-    DEFAULT_RESAMPLES,
-    Interval,
-    bootstrap_values,
-    difference_from_values,
-    percentile_interval,
-)
+from .bootstrap import DEFAULT_RESAMPLES, Interval, bootstrap_values, difference_from_values, percentile_interval
 from .errors import ConfigError
 from .io import atomic_write_bytes, atomic_write_text
 from .paper import PAPER_PYRAMIDNET_ARCH, PAPER_ROWS, PAPER_TABLE12_OOD

@@ -97,8 +97,7 @@ def test_load_cub_box_convention_and_masks_next_to_root(cub: Path):
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["images.txt", "classes.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt"],
+    "name", ["images.txt", "classes.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt"]
 )
 def test_cub_missing_file(cub: Path, name: str):
     (cub / name).unlink()
@@ -213,8 +212,7 @@ def _handmade_ilsvrc(root: Path) -> None:
     )
     for i, (w, h) in enumerate([(50, 40), (30, 60), (20, 20)], start=1):
         cv2.imwrite(
-            str(root / "Data" / "CLS-LOC" / "val" / f"ILSVRC2012_val_{i:08d}.JPEG"),
-            np.zeros((h, w, 3), np.uint8),
+            str(root / "Data" / "CLS-LOC" / "val" / f"ILSVRC2012_val_{i:08d}.JPEG"), np.zeros((h, w, 3), np.uint8)
         )
     (root / "LOC_val_solution.csv").write_text(
         "ImageId,PredictionString\n"
@@ -240,10 +238,7 @@ def test_imagenet_csv_handmade_multi_box(tmp_path: Path):
     assert [x.label for x in s] == [0, 1, 0]
     assert s[0].boxes_xyxy.tolist() == [[0, 0, 10, 12], [20, 5, 49, 39]]
     assert [x.size_wh for x in s] == [(50, 40), (30, 60), (20, 20)]
-    assert load_synsets(tmp_path / "LOC_synset_mapping.txt")[1] == (
-        "n01443537",
-        "goldfish, Carassius auratus",
-    )
+    assert load_synsets(tmp_path / "LOC_synset_mapping.txt")[1] == ("n01443537", "goldfish, Carassius auratus")
 
 
 @pytest.mark.parametrize(
@@ -273,11 +268,7 @@ def test_imagenet_csv_box_order_checked(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    "line, why",
-    [
-        ("n0144076 tench", "not a WordNet id"),
-        ("n01440764 again", "already on line 1"),
-    ],
+    "line, why", [("n0144076 tench", "not a WordNet id"), ("n01440764 again", "already on line 1")]
 )
 def test_imagenet_synset_mapping_malformed(tmp_path: Path, line: str, why: str):
     _handmade_ilsvrc(tmp_path)
@@ -376,11 +367,7 @@ def test_wsol_metadata_round_trip_cub_and_imagenet(tmp_path: Path, demo_root: Pa
 def test_wsol_metadata_multi_box_lines(tmp_path: Path):
     samples = [
         WSOLSample(
-            "a/1.jpg",
-            tmp_path / "a/1.jpg",
-            3,
-            np.array([[1, 2, 10, 12], [5, 5, 9.6, 9]], np.float32),
-            (20, 30),
+            "a/1.jpg", tmp_path / "a/1.jpg", 3, np.array([[1, 2, 10, 12], [5, 5, 9.6, 9]], np.float32), (20, 30)
         ),
         WSOLSample("b/2.jpg", tmp_path / "b/2.jpg", 0, np.array([[0, 0, 4, 4]], np.float32), (8, 8)),
     ]

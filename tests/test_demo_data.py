@@ -296,12 +296,7 @@ def test_coco_layout_and_karpathy(demo_root: Path):
             all_sent += k["sentences"]
     assert len(all_ann_ids) == 5 * (DEMO_KWARGS["coco_train_images"] + DEMO_KWARGS["coco_val_images"])
     assert [s["sentid"] for s in all_sent] == list(range(len(all_sent)))
-    assert Counter(im["split"] for im in karpathy["images"]) == {
-        "train": 8,
-        "val": 2,
-        "test": 2,
-        "restval": 4,
-    }
+    assert Counter(im["split"] for im in karpathy["images"]) == {"train": 8, "val": 2, "test": 2, "restval": 4}
     for s in all_sent:  # tokens are the lower-cased words of raw, as the shared tokenizer gives them
         assert s["tokens"] == "".join(c if c.isalnum() or c.isspace() else " " for c in s["raw"].lower()).split()
         assert s["tokens"] == tokenize(s["raw"])

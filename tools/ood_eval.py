@@ -19,7 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_arch_arg, add_trust_arg, add_verbose_arg, main_guard, parse_tool_args
+from cutmix_transfer.cli import (
+    add_arch_arg,
+    add_trust_arg,
+    add_verbose_arg,
+    config_from_args,
+    main_guard,
+    parse_tool_args,
+)
 from cutmix_transfer.ood import DETECTORS, METRICS, OODEvalConfig, evaluate_ood
 from cutmix_transfer.ood.data import DEFAULT_NOISE_COUNT, IN_DATASETS
 
@@ -77,25 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    cfg = OODEvalConfig(
-        backbone=args.backbone,
-        ood=tuple(args.ood),
-        in_dataset=args.in_dataset,
-        data_root=args.data_root,
-        detector=args.detector,
-        temperature=args.temperature,
-        epsilon=args.epsilon,
-        out=args.out,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        device=args.device,
-        seed=args.seed,
-        noise_count=args.noise_count,
-        skip_unreadable=args.skip_unreadable,
-        arch=args.arch,
-        trust_checkpoint=args.trust_checkpoint,
-        progress=not args.no_progress,
-    )
+    cfg = config_from_args(OODEvalConfig, args, ood=tuple(args.ood), progress=not args.no_progress)
     result = evaluate_ood(cfg)
     rec = result.record
     width = max(len(n) for n in ["mean", *rec["ood_sets"]])

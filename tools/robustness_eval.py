@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_classifier_eval_args, main_guard, parse_tool_args
+from cutmix_transfer.cli import add_classifier_eval_args, config_from_args, main_guard, parse_tool_args
 from cutmix_transfer.robustness import DEFAULT_MIXUP_RATIOS, DEFAULT_SIDES, TESTS, RobustnessConfig, evaluate_robustness
 from cutmix_transfer.robustness.evaluate import DEFAULT_PAIRS
 
@@ -89,27 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    cfg = RobustnessConfig(
-        backbone=args.backbone,
-        dataset=args.dataset,
-        data_root=args.data_root,
-        arch=args.arch,
-        tests=args.tests,
-        eps=args.eps,
-        hole_sizes=args.hole_sizes,
-        mixup_ratios=args.mixup_ratios,
-        cutmix_sides=args.cutmix_sides,
-        pairs=args.pairs,
-        max_images=args.max_images,
-        image_size=args.image_size,
+    cfg = config_from_args(
+        RobustnessConfig,
+        args,
         wsol_form=True if args.wsol else False if args.standard_form else None,
-        out=args.out,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        device=args.device,
-        seed=args.seed,
-        trust_checkpoint=args.trust_checkpoint,
-        skip_unreadable=args.skip_unreadable,
         progress=not args.no_progress,
     )
     result = evaluate_robustness(cfg)

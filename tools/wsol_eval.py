@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, main_guard, parse_tool_args
+from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, config_from_args, main_guard, parse_tool_args
 from cutmix_transfer.datasets.wsol_data import DATASETS
 from cutmix_transfer.wsol.evaluate import WSOLEvalConfig, default_workers, evaluate_wsol
 from cutmix_transfer.wsol.outputs import metrics_table
@@ -100,32 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    cfg = WSOLEvalConfig(
-        backbone=args.backbone,
-        dataset=args.dataset,
-        data_root=args.data_root,
-        metadata=args.metadata,
-        arch=args.arch,
-        cam=args.cam,
-        split=args.split,
+    cfg = config_from_args(
+        WSOLEvalConfig,
+        args,
         iou_thresholds=tuple(args.iou),
-        cam_curve_interval=args.cam_curve_interval,
-        fixed_threshold=args.fixed_threshold,
-        out=args.out,
-        save_cams=args.save_cams,
-        vis=args.vis,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        box_workers=args.box_workers,
-        device=args.device,
-        seed=args.seed,
-        trust_checkpoint=args.trust_checkpoint,
-        skip_unreadable=args.skip_unreadable,
         wsol_form=not args.standard_form,
-        large_feature_map=args.large_feature_map,
         progress=not args.no_progress,
         input_size=args.image_size,
-        scoremaps=args.scoremaps,
     )
     result = evaluate_wsol(cfg)
     if result.record.get("world_size", 1) == 1 or result.files:

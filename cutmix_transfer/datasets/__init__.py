@@ -8,14 +8,7 @@ the demo data in all these layouts.
 
 from .common import WSOLSample, image_size_wh
 from .cub import load_cub, load_cub_classes
-from .demo import (
-    VOC_CLASSES,
-    demo_class_mapping,
-    demo_class_names,
-    demo_synsets,
-    demo_voc_class_names,
-    make_demo_data,
-)
+from .demo import VOC_CLASSES, demo_class_mapping, demo_class_names, demo_synsets, demo_voc_class_names, make_demo_data
 from .imagenet import load_imagenet_val, load_synsets, parse_pascal_xml
 from .wsol_metadata import load_wsol_metadata, write_wsol_metadata
 

@@ -23,13 +23,7 @@ LAYOUT = (
     "CUB_200_2011 (images.txt, classes.txt, image_class_labels.txt, train_test_split.txt, "
     "bounding_boxes.txt, images/<NNN.Class>/<file>.jpg)"
 )
-REQUIRED = (
-    "images.txt",
-    "classes.txt",
-    "image_class_labels.txt",
-    "train_test_split.txt",
-    "bounding_boxes.txt",
-)
+REQUIRED = ("images.txt", "classes.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt")
 
 
 def resolve_cub_root(root: str | Path) -> Path:
@@ -81,10 +75,7 @@ def _find_segmentations(root: Path) -> Path | None:
 
 
 def load_cub(
-    root: str | Path,
-    split: Literal["train", "test"],
-    with_masks: bool | None = None,
-    check_images: bool = True,
+    root: str | Path, split: Literal["train", "test"], with_masks: bool | None = None, check_images: bool = True
 ) -> list[WSOLSample]:
     """Samples of one CUB split, in images.txt order. Labels 0-based (class id - 1); boxes (1, 4) xyxy.
 

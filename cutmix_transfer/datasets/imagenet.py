@@ -169,10 +169,7 @@ def _from_csv(csv_path: Path, wnid_index: dict[str, int]) -> dict[str, tuple[int
             raise malformed(csv_path, lineno, line, expected, f"{image_id} listed twice")
         if len(set(labels)) > 1:
             logger.warning(
-                "%s:%d: %s has boxes of several synsets; using the first as the label",
-                csv_path,
-                lineno,
-                image_id,
+                "%s:%d: %s has boxes of several synsets; using the first as the label", csv_path, lineno, image_id
             )
         out[image_id] = (labels[0], [b for b, lab in zip(boxes, labels) if lab == labels[0]], None)
     if not out:

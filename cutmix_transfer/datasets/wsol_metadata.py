@@ -85,11 +85,7 @@ def load_wsol_metadata(metadata_dir: str | Path, data_root: str | Path, check_im
         require_dir(data_root, f"image folder of {metadata_dir} (image ids are paths relative to it)")
     samples = []
     for image_id in order:
-        for name, table in (
-            ("class_labels.txt", labels),
-            ("image_sizes.txt", sizes),
-            ("localization.txt", boxes),
-        ):
+        for name, table in (("class_labels.txt", labels), ("image_sizes.txt", sizes), ("localization.txt", boxes)):
             if image_id not in table:
                 raise DatasetError(
                     f"{metadata_dir / name}: no line for {image_id} (image_ids.txt:{ids[image_id]}); "
@@ -114,8 +110,7 @@ def load_wsol_metadata(metadata_dir: str | Path, data_root: str | Path, check_im
                 f"(CUB: CUB_200_2011/images, ImageNet: ILSVRC/Data/CLS-LOC)."
             )
         box_arr = check_boxes(
-            np.array([v for _, v in boxes[image_id]]),
-            f"{metadata_dir / 'localization.txt'}:{boxes[image_id][0][0]}",
+            np.array([v for _, v in boxes[image_id]]), f"{metadata_dir / 'localization.txt'}:{boxes[image_id][0][0]}"
         )
         samples.append(
             WSOLSample(image_id=image_id, path=path, label=label, boxes_xyxy=box_arr, size_wh=(w, h), mask_path=None)
@@ -152,8 +147,7 @@ def write_wsol_metadata(samples: Iterable[WSOLSample], out_dir: str | os.PathLik
     atomic_write_text(out_dir / "image_ids.txt", "".join(f"{s.image_id}\n" for s in samples))
     atomic_write_text(out_dir / "class_labels.txt", "".join(f"{s.image_id},{int(s.label)}\n" for s in samples))
     atomic_write_text(
-        out_dir / "image_sizes.txt",
-        "".join(f"{s.image_id},{int(s.size_wh[0])},{int(s.size_wh[1])}\n" for s in samples),
+        out_dir / "image_sizes.txt", "".join(f"{s.image_id},{int(s.size_wh[0])},{int(s.size_wh[1])}\n" for s in samples)
     )
     atomic_write_text(
         out_dir / "localization.txt",

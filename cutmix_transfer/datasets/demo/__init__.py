@@ -234,13 +234,7 @@ def make_demo_data(
         shutil.rmtree(out / name)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
-        manifest_path,
-        {
-            "generator": __name__,
-            "complete": False,
-            "spec": asdict(spec),
-            "spec_sha256": digest,
-        },
+        manifest_path, {"generator": __name__, "complete": False, "spec": asdict(spec), "spec_sha256": digest}
     )
 
     counts = {}

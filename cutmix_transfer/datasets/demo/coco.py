@@ -51,10 +51,7 @@ def write(root: Path, spec: DemoSpec, progress: bool) -> dict:
     licenses = [{"id": 1, "name": "CC0 (generated data)", "url": "https://creativecommons.org/publicdomain/zero/1.0/"}]
     karpathy, sent_id, ann_id, img_idx = [], 0, 1, 0
     counts = {}
-    for split, count, id_base in (
-        ("train", spec.coco_train_images, 1000000),
-        ("val", spec.coco_val_images, 2000000),
-    ):
+    for split, count, id_base in (("train", spec.coco_train_images, 1000000), ("val", spec.coco_val_images, 2000000)):
         stream = STREAMS[f"coco_{split}"]
         labels = balanced_labels(spec.seed, stream, n, -(-count // n))[:count]
         images, anns = [], []

@@ -31,8 +31,7 @@ def write(root: Path, spec: DemoSpec, progress: bool) -> dict:
     n, syn = spec.num_classes, demo_synsets(spec.num_classes)
     names = demo_class_names(n)
     atomic_write_text(
-        root / "LOC_synset_mapping.txt",
-        "".join(f"{s} {nm} headed blob, {nm} square\n" for s, nm in zip(syn, names)),
+        root / "LOC_synset_mapping.txt", "".join(f"{s} {nm} headed blob, {nm} square\n" for s, nm in zip(syn, names))
     )
     counts = {}
     for split, per in (("val", spec.imagenet_val_per_class), ("train", spec.imagenet_train_per_class)):
@@ -55,20 +54,14 @@ def write(root: Path, spec: DemoSpec, progress: bool) -> dict:
             write_file(root / "Data" / "CLS-LOC" / sub / f"{stem}.JPEG", encode_image(scene.image, ".JPEG"))
             boxes = [[int(b[0]), int(b[1]), int(b[2]) - 1, int(b[3]) - 1] for b in (o.box_xyxy for o in scene.objects)]
             xml = pascal_xml(
-                split if split == "val" else syn[c],
-                stem,
-                w,
-                h,
-                [(syn[c], bx, 0) for bx in boxes],
-                "ILSVRC_2012",
+                split if split == "val" else syn[c], stem, w, h, [(syn[c], bx, 0) for bx in boxes], "ILSVRC_2012"
             )
             write_file(root / "Annotations" / "CLS-LOC" / sub / f"{stem}.xml", xml.encode())
             rows.append((stem, " ".join(f"{syn[c]} {b[0]} {b[1]} {b[2]} {b[3]}" for b in boxes)))
         # the real CSVs are not sorted by image id
         image_rng(spec.seed, STREAMS["order"], stream + 100).shuffle(rows)
         atomic_write_text(
-            root / f"LOC_{split}_solution.csv",
-            "ImageId,PredictionString\n" + "".join(f"{a},{b} \n" for a, b in rows),
+            root / f"LOC_{split}_solution.csv", "ImageId,PredictionString\n" + "".join(f"{a},{b} \n" for a, b in rows)
         )
         counts[split] = len(labels)
     return counts

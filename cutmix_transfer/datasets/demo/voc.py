@@ -86,8 +86,7 @@ def write(root: Path, spec: DemoSpec, progress: bool) -> dict:
             atomic_write_text(main / f"{name}.txt", "".join(f"{x}\n" for x in lst))
             for cname in VOC_CLASSES:  # the real devkit has all 20 per-class lists
                 atomic_write_text(
-                    main / f"{cname}_{name}.txt",
-                    "".join(f"{x} {cls_flags[x].get(cname, -1):2d}\n" for x in lst),
+                    main / f"{cname}_{name}.txt", "".join(f"{x} {cls_flags[x].get(cname, -1):2d}\n" for x in lst)
                 )
         counts[year] = {k: len(v) for k, v in sets.items()}
     return counts
