@@ -12,10 +12,7 @@ step (in-place CutMix, forward, backward, SGD step) is the median over --steps a
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,23 +23,14 @@ from torchvision.transforms import v2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import gpu_name, machine_name, parse_args, print_table, time_median, write_result  # noqa: E402
+
 from cutmix_transfer.augment import BatchAugment  # noqa: E402
-from cutmix_transfer.io import atomic_write_json  # noqa: E402
 
 
-def _median_seconds(fn: Callable[[], object], reps: int, device: torch.device, warmup: int = 3) -> float:
-    """Median wall time of fn() in seconds (CUDA synchronised around each call)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def median_ms(fn: Callable[[], object], reps: int, device: torch.device) -> float:
+    """Median wall seconds of fn() over `reps` calls after three warm-up calls."""
+    return time_median(fn, reps, device, warmup=3)[0]
 
 
 def run(batch: int, size: int, device: str, steps: int, reps: int, num_classes: int, seed: int) -> dict:
@@ -54,11 +42,11 @@ def run(batch: int, size: int, device: str, steps: int, reps: int, num_classes: 
 
     ours = BatchAugment("cutmix", beta=1.0, prob=1.0, seed=seed)
     tv = v2.CutMix(num_classes=num_classes, alpha=1.0)
-    t_ours = _median_seconds(lambda: ours(images, labels), reps, dev)
-    t_tv = _median_seconds(lambda: tv(images, labels), reps, dev)
+    t_ours = median_ms(lambda: ours(images, labels), reps, dev)
+    t_tv = median_ms(lambda: tv(images, labels), reps, dev)
     scratch = images.clone()  # the training path (MixAugmentPreprocessor) pastes into its own batch in place
     ours_inplace = BatchAugment("cutmix", beta=1.0, prob=1.0, seed=seed, inplace=True)
-    t_inplace = _median_seconds(lambda: ours_inplace(scratch, labels), reps, dev)
+    t_inplace = median_ms(lambda: ours_inplace(scratch, labels), reps, dev)
 
     model = torchvision.models.resnet50(num_classes=num_classes).to(dev).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
@@ -70,7 +58,7 @@ def run(batch: int, size: int, device: str, steps: int, reps: int, num_classes: 
         loss.backward()
         opt.step()
 
-    t_step = _median_seconds(step, steps, dev, warmup=1)
+    t_step, _ = time_median(step, steps, dev, warmup=1)
     return {
         "batch": batch,
         "size": size,
@@ -79,8 +67,8 @@ def run(batch: int, size: int, device: str, steps: int, reps: int, num_classes: 
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "machine": machine_name(),
+        "gpu": gpu_name(dev),
         "reps": reps,
         "steps": steps,
         "cutmix_ms": 1e3 * t_ours,
@@ -100,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument(
         "--steps",
         type=int,
@@ -109,30 +96,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--reps", type=int, default=50, help="timed calls of each augment op")
     p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "augment.json"))
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(p, "augment", argv)
     steps = args.steps or (10 if args.device.startswith("cuda") else 1)
     res = run(args.batch, args.size, args.device, steps, args.reps, args.num_classes, args.seed)
-    atomic_write_json(args.out, res)
     print(
         f"batch {res['batch']} x 3 x {res['size']}^2 on {res['device']} ({res['gpu'] or res['machine']}, "
         f"{res['threads']} threads)"
     )
-    print(f"{'op':<34}{'ms':>12}")
-    print(f"{'cutmix_transfer CutMix':<34}{res['cutmix_ms']:>12.3f}")
-    print(f"{'cutmix_transfer CutMix, in place':<34}{res['cutmix_inplace_ms']:>12.3f}")
-    print(f"{'torchvision v2.CutMix':<34}{res['torchvision_cutmix_ms']:>12.3f}")
-    print(f"{'ResNet-50 train step':<34}{res['resnet50_train_step_ms']:>12.1f}")
+    table = [
+        ("cutmix_transfer CutMix", f"{res['cutmix_ms']:.3f}"),
+        ("cutmix_transfer CutMix, in place", f"{res['cutmix_inplace_ms']:.3f}"),
+        ("torchvision v2.CutMix", f"{res['torchvision_cutmix_ms']:.3f}"),
+        ("ResNet-50 train step", f"{res['resnet50_train_step_ms']:.1f}"),
+    ]
+    print_table(("op", "ms"), table, (34, 11))
     print(
         f"CutMix = {res['cutmix_share_of_step_pct']:.3f}% of the step (goal < 1%: "
         f"{'met' if res['goal_under_1pct_of_step'] else 'NOT met'}); "
         f"{res['speedup_vs_torchvision']:.2f}x torchvision's speed (goal >= 1: "
         f"{'met' if res['goal_not_slower_than_torchvision'] else 'NOT met'})"
     )
-    print(f"written {args.out}")
+    write_result(args.out, res)
     return 0
 
 

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import machine_name, parse_args, print_table, time_median, write_result  # noqa: E402
+
 from cutmix_transfer.captioning import END_ID, SPECIALS, NICCaptioner, Vocabulary, beam_search  # noqa: E402
-from cutmix_transfer.io import atomic_write_json  # noqa: E402
 
 
 def build_model(vocab_size: int, dim: int, regime: str, seed: int) -> NICCaptioner:
@@ -45,15 +43,6 @@ def build_model(vocab_size: int, dim: int, regime: str, seed: int) -> NICCaption
     return m
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=64)
@@ -61,20 +50,18 @@ def main() -> int:
     p.add_argument("--vocab", type=int, default=9487)
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--max-len", type=int, default=16)
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "caption_decode.json"))
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_args(p, "caption_decode", threads=1)
     rows = []
     for regime in ("full", "varied"):
         m = build_model(args.vocab, args.dim, regime, args.seed)
         emb = torch.randn(args.batch, args.dim, generator=torch.Generator().manual_seed(args.seed))
         with torch.inference_mode():
             beam_search(m, emb[:2], args.beam, args.max_len)  # warm-up
-            t_batch, out_b = timed(lambda m=m, emb=emb: beam_search(m, emb, args.beam, args.max_len), args.repeats)
-            t_img, outs = timed(
+            t_batch, out_b = time_median(
+                lambda m=m, emb=emb: beam_search(m, emb, args.beam, args.max_len), args.repeats
+            )
+            t_img, outs = time_median(
                 lambda m=m, emb=emb: [
                     beam_search(m, emb[i : i + 1], args.beam, args.max_len) for i in range(args.batch)
                 ],
@@ -112,25 +99,30 @@ def main() -> int:
         "threads": args.threads,
         "repeats": args.repeats,
         "device": "cpu",
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": machine_name(),
         "cpu_count": os.cpu_count(),
         "load_avg_1min": os.getloadavg()[0],
         "torch": torch.__version__,
         "rows": rows,
         "goal_speedup": 5.0,
     }
-    atomic_write_json(args.out, result)
     print(
         f"NIC beam search on CPU: batch {args.batch}, beam {args.beam}, vocab {args.vocab}, LSTM {args.dim}, "
         f"max_len {args.max_len}, {args.threads} thread(s), median of {args.repeats}"
     )
-    print(f"{'regime':8} {'batched s':>10} {'per-image s':>12} {'speed-up':>9} {'same':>5} {'mean len':>9}")
-    for r in rows:
-        print(
-            f"{r['regime']:8} {r['batched_s']:10.3f} {r['per_image_s']:12.3f} {r['speedup']:8.1f}x "
-            f"{str(r['same_captions']):>5} {r['mean_caption_len']:9.1f}"
+    table = [
+        (
+            r["regime"],
+            f"{r['batched_s']:.3f}",
+            f"{r['per_image_s']:.3f}",
+            f"{r['speedup']:.1f}x",
+            str(r["same_captions"]),
+            f"{r['mean_caption_len']:.1f}",
         )
-    print(f"-> {args.out}")
+        for r in rows
+    ]
+    print_table(("regime", "batched s", "per-image s", "speed-up", "same", "mean len"), table, (8, 10, 12, 9, 5, 9))
+    write_result(args.out, result)
     return 0
 
 

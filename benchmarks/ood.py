@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,29 +25,10 @@ import torchvision
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import gpu_name, machine_name, medians, parse_args, print_table, time_round_robin, write_result  # noqa: E402
+
 from cutmix_transfer.backbones import build_model  # noqa: E402
-from cutmix_transfer.io import atomic_write_json  # noqa: E402
 from cutmix_transfer.ood.detectors import DETECTORS, build_detector  # noqa: E402
-
-
-def _median_seconds(
-    fns: dict[str, Callable[[], object]], reps: int, device: torch.device, warmup: int = 2
-) -> dict[str, float]:
-    """Median wall time in seconds of each fn(), timed round-robin (one call of each per round), so that a change
-    in machine load affects every pass alike; CUDA synchronised around each call."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            sync()
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def run(arch: str, batch: int, device: str, reps: int, seed: int) -> dict:
@@ -71,7 +49,7 @@ def run(arch: str, batch: int, device: str, reps: int, seed: int) -> dict:
     fns: dict[str, Callable[[], object]] = {"forward": forward, "forward_backward_to_input": forward_backward}
     for name in sorted(DETECTORS):
         fns[name] = (lambda det: lambda: det(model, images))(build_detector(name))
-    t = _median_seconds(fns, reps, dev)
+    t = medians(time_round_robin(fns, reps, dev, warmup=2))
     rows = {
         k: {"ms_per_batch": 1e3 * v, "images_per_s": batch / v, "cost_in_forwards": v / t["forward"]}
         for k, v in t.items()
@@ -86,8 +64,8 @@ def run(arch: str, batch: int, device: str, reps: int, seed: int) -> dict:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "machine": machine_name(),
+        "gpu": gpu_name(dev),
         "reps": reps,
         "load_average_1min_at_end": os.getloadavg()[0],  # other processes on the machine make timings noisier
         "timings": rows,
@@ -102,27 +80,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", default="resnet18", help="any arch build_model knows (default resnet18)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ood.json"))
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(p, "ood", argv)
     res = run(args.arch, args.batch, args.device, args.reps, args.seed)
-    atomic_write_json(args.out, res)
     print(
         f"{res['arch']}, batch {res['batch']} x 3 x 32^2, 100 classes, on {res['device']} "
         f"({res['gpu'] or res['machine']}, {res['threads']} threads), median of {res['reps']}"
     )
-    print(f"{'pass':<28}{'ms/batch':>12}{'images/s':>12}{'x forward':>12}")
-    for name, row in res["timings"].items():
-        print(f"{name:<28}{row['ms_per_batch']:>12.1f}{row['images_per_s']:>12.1f}{row['cost_in_forwards']:>12.2f}")
+    table = [
+        (name, f"{row['ms_per_batch']:.1f}", f"{row['images_per_s']:.1f}", f"{row['cost_in_forwards']:.2f}")
+        for name, row in res["timings"].items()
+    ]
+    print_table(("pass", "ms/batch", "images/s", "x forward"), table, (28, 11, 11, 11))
     print(
         f"msp / forward = {res['msp_over_forward']:.2f}, energy / forward = {res['energy_over_forward']:.2f}, "
         f"odin / (forward+backward + forward) = {res['odin_over_forward_backward_plus_forward']:.2f}"
     )
-    print(f"written {args.out}")
+    write_result(args.out, res)
     return 0
 
 

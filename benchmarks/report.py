@@ -18,16 +18,16 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _common import machine_name, medians, time_round_robin  # noqa: E402
 
 from cutmix_transfer.io import atomic_write_json, atomic_write_text  # noqa: E402
 from cutmix_transfer.results import checkpoint_info, data_identity, make_record, write_record  # noqa: E402
@@ -183,15 +183,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_results(root / "runs")
-        times: dict[str, list[float]] = {"bootstrap": [], "no_bootstrap": []}
-        for rep in range(args.reps + 1):
-            for key, n in (("bootstrap", args.resamples), ("no_bootstrap", 0)):
-                t0 = time.perf_counter()
-                write_report([root / "runs"], root / f"rep_{key}", bootstrap=n, seed=0)
-                if rep:  # the first round warms up (imports, matplotlib fonts)
-                    times[key].append(time.perf_counter() - t0)
+        fns = {
+            key: (lambda key=key, n=n: write_report([root / "runs"], root / f"rep_{key}", bootstrap=n, seed=0))
+            for key, n in (("bootstrap", args.resamples), ("no_bootstrap", 0))
+        }
+        times = time_round_robin(fns, args.reps, warmup=1)  # the first round warms up (imports, matplotlib fonts)
         md = (root / "rep_bootstrap" / "report.md").read_text()
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = medians(times)
     out = {
         "resamples": args.resamples,
         "reps": args.reps,
@@ -201,7 +199,7 @@ def main() -> int:
         "goal_seconds": 30.0,
         "cpu_count": os.cpu_count(),
         "threads": args.threads,
-        "machine": platform.processor() or platform.machine(),
+        "machine": machine_name(),
         "python": platform.python_version(),
         "sizes": {"wsol_cub": 500, "detection_voc07": 60, "captioning": 50, "robustness": 500, "checkpoints": 2},
     }

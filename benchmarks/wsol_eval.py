@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _common import machine_name, parse_args, write_result
 
 from cutmix_transfer.backbones import build_model
 from cutmix_transfer.datasets.demo import make_demo_data
-from cutmix_transfer.io import atomic_write_json
 from cutmix_transfer.wsol.evaluate import WSOLEvalConfig, evaluate_wsol
 
 
@@ -25,12 +24,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images-per-class", type=int, default=4)
     p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--interval", type=float, default=0.01)
     p.add_argument("--arch", default="resnet50")
-    p.add_argument("--out", default="benchmarks/results/wsol_eval.json")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_args(p, "wsol_eval", threads=1, seed=False)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_demo_data(
@@ -70,7 +66,7 @@ def main() -> None:
         "threads": args.threads,
         "cam_curve_interval": args.interval,
         "device": "cpu",
-        "machine": platform.processor() or platform.machine(),
+        "machine": machine_name(),
         **t,
         "wall_s": wall,
         "metric_fraction_of_loop": (t["boxes_s"] + t["masks_s"]) / loop,
@@ -79,8 +75,8 @@ def main() -> None:
         "boxes_ms_per_image": 1000 * t["boxes_s"] / res.record["num_images"],
         "masks_ms_per_image": 1000 * t["masks_s"] / res.record["num_images"],
     }
-    atomic_write_json(args.out, out)
     print(json.dumps(out, indent=2))
+    write_result(args.out, out)
 
 
 if __name__ == "__main__":

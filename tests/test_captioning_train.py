@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from helpers import NIC_TINY_OPTIONS
 
 from cutmix_transfer.captioning import CocoCaptionDataset, build_vocab, load_captioner, score_captions, to_percent
 from cutmix_transfer.captioning.train import CONFIGS_HINT, REQUIRED_KEYS
@@ -24,25 +25,12 @@ import train_caption as train_tool  # noqa: E402
 
 CONFIG = str(ROOT / "configs" / "caption" / "nic_demo.py")
 TINY = [
-    "model.embed_dim=16",
-    "model.freeze_encoder=False",
-    "model.hidden_dim=16",
-    "model.max_len=8",
-    "train_dataloader.batch_size=4",
+    *NIC_TINY_OPTIONS,
     "train_dataloader.num_workers=0",
     "train_dataloader.persistent_workers=False",
-    "train_dataloader.dataset.image_size=32",
-    "train_dataloader.dataset.resize=36",
-    "train_dataloader.dataset.max_images=8",
-    "train_dataloader.dataset.max_len=8",
-    "val_dataloader.num_workers=0",
-    "val_dataloader.persistent_workers=False",
-    "val_dataloader.dataset.image_size=32",
     "test_dataloader.num_workers=0",
     "test_dataloader.dataset.image_size=32",
     "train_cfg.max_epochs=1",
-    "train_cfg.val_interval=1",
-    "default_hooks.logger.interval=1",
 ]
 
 

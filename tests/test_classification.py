@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import REPO
 from PIL import Image
 
 from cutmix_transfer.augment import MixedBatch
@@ -37,7 +38,6 @@ from cutmix_transfer.distributed import prepare_launcher
 from cutmix_transfer.errors import ConfigError, DatasetError
 from cutmix_transfer.runner import load_config
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "cls"
 IDENTITY = dict(preset="resize_test", size=32, mean=(0, 0, 0), std=(1, 1, 1))  # pixels / 255, nothing else
 

@@ -14,6 +14,8 @@ import torch
 pytest.importorskip("mmdet")
 torchvision = pytest.importorskip("torchvision")
 
+from helpers import REPO  # noqa: E402
+
 import tools.test_det as test_det  # noqa: E402
 import tools.train_det as train_det  # noqa: E402
 from cutmix_transfer.checkpoints import BACKBONE_META_KEY, safe_torch_load  # noqa: E402
@@ -31,7 +33,6 @@ from cutmix_transfer.errors import CheckpointError, ConfigError, DatasetError  #
 from cutmix_transfer.io import sha256_file  # noqa: E402
 from cutmix_transfer.runner import MMEngineNoteFilter, build_runner, load_config  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 FRCNN = REPO / "configs" / "voc_faster_rcnn_cutmix.py"
 SSD = REPO / "configs" / "voc_ssd300_cutmix.py"
 C4 = REPO / "configs" / "voc_faster_rcnn_c4_cutmix.py"
@@ -215,27 +216,18 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+def _train_det(config: Path, backbone: Path, work: Path, *args: str) -> int:
+    """tools/train_det.py in-process: `config` with the `backbone` checkpoint into `work`, then `args`."""
+    return train_det.main([str(config), "--backbone", str(backbone), "--work-dir", str(work), *args])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("detector", sorted(RUNS))
 def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path, capsys, one_thread):
     config, extra = RUNS[detector]
     work = tmp_path / "work"
     common = FEW + ["train_cfg.max_epochs=1", "default_hooks.checkpoint.interval=1"]
-    assert (
-        train_det.main(
-            [
-                str(config),
-                "--backbone",
-                str(r18_ckpt),
-                "--work-dir",
-                str(work),
-                "--seed",
-                "1",
-                *_cli_options(voc_root, extra + common),
-            ]
-        )
-        == 0
-    )
+    assert _train_det(config, r18_ckpt, work, "--seed", "1", *_cli_options(voc_root, extra + common)) == 0
     ckpt = work / "epoch_1.pth"
     meta = safe_torch_load(ckpt)["meta"]
     assert meta[BACKBONE_META_KEY]["sha256"] == sha256_file(r18_ckpt)
@@ -256,20 +248,7 @@ def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path
 
     if detector == "faster_rcnn":  # resume from the work dir's last checkpoint (mmengine's file, safe-loaded)
         more = extra + FEW + ["train_cfg.max_epochs=2", "default_hooks.checkpoint.interval=1"]
-        assert (
-            train_det.main(
-                [
-                    str(config),
-                    "--backbone",
-                    str(r18_ckpt),
-                    "--work-dir",
-                    str(work),
-                    "--resume",
-                    *_cli_options(voc_root, more),
-                ]
-            )
-            == 0
-        )
+        assert _train_det(config, r18_ckpt, work, "--resume", *_cli_options(voc_root, more)) == 0
         resumed = safe_torch_load(work / "epoch_2.pth")["meta"]
         assert resumed["epoch"] == 2 and resumed["iter"] == 2 * meta["iter"]
 

@@ -10,30 +10,10 @@ import torch
 
 pytest.importorskip("mmdet")
 
+from cutmix_transfer.datasets.demo import VOC_CLASSES  # noqa: E402
 from cutmix_transfer.detection import VOCMetricPerClass  # noqa: E402
 
-CLASSES = (
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
+CLASSES = VOC_CLASSES  # mmdet 3.x VOCDataset order
 
 
 def _metric(eval_mode: str = "11points") -> VOCMetricPerClass:
@@ -156,21 +136,17 @@ def _random_images(rng: np.random.Generator, n: int = 12) -> list[dict]:
     return images
 
 
+def _image_sample(im: dict, pred_boxes, pred_scores, pred_labels) -> dict:
+    """The _sample of one _random_images entry (its ground truth and ignored boxes) with the given predictions."""
+    return _sample(
+        im["gt_boxes"], im["gt_labels"], im["ign_boxes"], im["ign_labels"], pred_boxes, pred_scores, pred_labels
+    )
+
+
 @pytest.mark.parametrize("mode", ["11points", "area"])
 def test_voc_metric_matches_independent_voc_devkit_ap(mode):
     images = _random_images(np.random.default_rng(3))
-    samples = [
-        _sample(
-            im["gt_boxes"],
-            im["gt_labels"],
-            im["ign_boxes"],
-            im["ign_labels"],
-            im["pred_boxes"],
-            im["pred_scores"],
-            im["pred_labels"],
-        )
-        for im in images
-    ]
+    samples = [_image_sample(im, im["pred_boxes"], im["pred_scores"], im["pred_labels"]) for im in images]
     res = _run(_metric(mode), samples)
     ref = {CLASSES[c]: _reference_ap(images, c, mode) for c in range(len(CLASSES))}
     ref = {k: v for k, v in ref.items() if v is not None}
@@ -200,16 +176,7 @@ def test_voc07_11point_and_area_by_hand():
 def test_ground_truth_as_predictions_gives_100():
     images = _random_images(np.random.default_rng(0), n=8)
     samples = [
-        _sample(
-            im["gt_boxes"],
-            im["gt_labels"],
-            im["ign_boxes"],
-            im["ign_labels"],
-            im["gt_boxes"],
-            np.linspace(1.0, 0.5, len(im["gt_boxes"])),
-            im["gt_labels"],
-        )
-        for im in images
+        _image_sample(im, im["gt_boxes"], np.linspace(1.0, 0.5, len(im["gt_boxes"])), im["gt_labels"]) for im in images
     ]
     for mode in ("11points", "area"):
         res = _run(_metric(mode), samples)

@@ -29,6 +29,9 @@ from cutmix_transfer.results import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# (sha256, path) of the two demo checkpoints the fixture records name
+BASE_CKPT = ("a" * 64, "ckpt/demo_baseline.pth")
+CUTMIX_CKPT = ("b" * 64, "ckpt/demo_cutmix.pth")
 
 
 def _write(d: Path, kind, sha, path, metrics, dataset="cub", method=None, created=None, **extra):
@@ -41,43 +44,17 @@ def _write(d: Path, kind, sha, path, metrics, dataset="cub", method=None, create
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     r = tmp_path / "runs"
-    _write(r / "cls_base", "classification", "a" * 64, "ckpt/demo_baseline.pth", {"top1_err": 10.0, "top5_err": 1.0})
-    _write(r / "cls_cm", "classification", "b" * 64, "ckpt/demo_cutmix.pth", {"top1_err": 12.5, "top5_err": 2.0})
-    _write(r / "wsol_base", "wsol", "a" * 64, "ckpt/demo_baseline.pth", {"top1_loc": 40.0, "maxboxacc_v2": 50.0})
+    _write(r / "cls_base", "classification", *BASE_CKPT, {"top1_err": 10.0, "top5_err": 1.0})
+    _write(r / "cls_cm", "classification", *CUTMIX_CKPT, {"top1_err": 12.5, "top5_err": 2.0})
+    _write(r / "wsol_base", "wsol", *BASE_CKPT, {"top1_loc": 40.0, "maxboxacc_v2": 50.0})
     # two records of the same column for one checkpoint: the newest wins
-    _write(
-        r / "wsol_cm_old",
-        "wsol",
-        "b" * 64,
-        "ckpt/demo_cutmix.pth",
-        {"top1_loc": 1.0, "maxboxacc_v2": 1.0},
-        created="2020-01-01T00:00:00+00:00",
-    )
-    _write(
-        r / "wsol_cm",
-        "wsol",
-        "b" * 64,
-        "ckpt/demo_cutmix.pth",
-        {"top1_loc": 60.0, "maxboxacc_v2": 70.0},
-        created="2030-01-01T00:00:00+00:00",
-    )
-    _write(
-        r / "det_cm",
-        "detection",
-        "b" * 64,
-        "ckpt/demo_cutmix.pth",
-        {"mAP": 33.3},
-        dataset="voc07",
-        detector="faster_rcnn",
-    )
-    _write(
-        r / "cap_base",
-        "captioning",
-        "a" * 64,
-        "ckpt/demo_baseline.pth",
-        {"BLEU-1": 61.0, "BLEU-4": 20.0, "METEOR": 21.0, "CIDEr": 70.0},
-        dataset="coco",
-    )
+    old = "2020-01-01T00:00:00+00:00"
+    _write(r / "wsol_cm_old", "wsol", *CUTMIX_CKPT, {"top1_loc": 1.0, "maxboxacc_v2": 1.0}, created=old)
+    new = "2030-01-01T00:00:00+00:00"
+    _write(r / "wsol_cm", "wsol", *CUTMIX_CKPT, {"top1_loc": 60.0, "maxboxacc_v2": 70.0}, created=new)
+    _write(r / "det_cm", "detection", *CUTMIX_CKPT, {"mAP": 33.3}, dataset="voc07", detector="faster_rcnn")
+    caption = {"BLEU-1": 61.0, "BLEU-4": 20.0, "METEOR": 21.0, "CIDEr": 70.0}
+    _write(r / "cap_base", "captioning", *BASE_CKPT, caption, dataset="coco")
     (r / "junk").mkdir()
     (r / "junk" / "results.json").write_text(json.dumps({"not": "a record"}))
     return r
@@ -308,30 +285,11 @@ def test_same_checkpoint_on_two_datasets_gives_two_cells(tmp_path: Path):
 def test_rerun_is_one_cell_with_a_note_and_strict_refuses(tmp_path: Path):
 
     cub = data_identity("cub", "test", tmp_path / "CUB", ["1", "2", "3"])
-    write_record(
-        tmp_path / "old",
-        _rec(
-            "wsol",
-            "a" * 64,
-            "baseline",
-            {"top1_loc": 1.0, "maxboxacc_v2": 2.0},
-            cub,
-            "2026-01-01T00:00:00",
-            dataset="cub",
-        ),
-    )
-    write_record(
-        tmp_path / "new",
-        _rec(
-            "wsol",
-            "a" * 64,
-            "baseline",
-            {"top1_loc": 40.0, "maxboxacc_v2": 50.0},
-            cub,
-            "2026-03-01T00:00:00",
-            dataset="cub",
-        ),
-    )
+    for folder, metrics, created in (
+        ("old", {"top1_loc": 1.0, "maxboxacc_v2": 2.0}, "2026-01-01T00:00:00"),
+        ("new", {"top1_loc": 40.0, "maxboxacc_v2": 50.0}, "2026-03-01T00:00:00"),
+    ):
+        write_record(tmp_path / folder, _rec("wsol", "a" * 64, "baseline", metrics, cub, created, dataset="cub"))
     notes: list[str] = []
     (row,) = build_rows(find_records([tmp_path]), notes)
     assert row.values == {"CUB loc acc": 40.0, "CUB MaxBoxAccV2": 50.0}

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import NIC_TINY_OPTIONS
 from mmengine.logging import HistoryBuffer
 
 from cutmix_transfer.checkpoints import safe_torch_load
@@ -247,6 +248,34 @@ def _kill_in_write_then_resume(cmd: list[str], work: Path, epoch: int, env: dict
     _run(cmd + ["--resume"], env=dict(_env(), **(env or {})))
 
 
+def _killed_mmengine_training_resumes_exactly(
+    tmp_path: Path, tool: str, config: Path, backbone: Path, seed: str, data_root: Path, options: list[str]
+) -> dict:
+    """tools/<tool> run to the end in reference/, and in killed/ SIGKILLed while writing epoch 2's checkpoint then
+    resumed; both final checkpoints must be the same (asserted). Returns the final checkpoint."""
+
+    def cmd(work: Path) -> list[str]:
+        return [
+            sys.executable,
+            str(REPO / "tools" / tool),
+            str(config),
+            "--backbone",
+            str(backbone),
+            "--work-dir",
+            str(work),
+            "--seed",
+            seed,
+            "--data-root",
+            str(data_root),
+            "--cfg-options",
+            *options,
+        ]
+
+    _run(cmd(tmp_path / "reference"))
+    _kill_in_write_then_resume(cmd(tmp_path / "killed"), tmp_path / "killed", 2)
+    return assert_same_checkpoint(tmp_path / "reference" / "epoch_2.pth", tmp_path / "killed" / "epoch_2.pth")
+
+
 # Faster R-CNN on the demo config at 128 px with few proposals; 4 + 4 trainval images at batch 4: 2 iterations an
 # epoch, 2 epochs, validation (mAP on the 4 test images) after the last one.
 DET_OPTIONS = (
@@ -272,73 +301,20 @@ DET_OPTIONS = (
 def test_train_det_killed_during_a_checkpoint_write_resumes_exactly(tmp_path, demo_root, r18_backbone):
     pytest.importorskip("mmdet")
 
-    def cmd(work: Path) -> list[str]:
-        config = REPO / "configs" / "voc_faster_rcnn_demo.py"
-        return [
-            sys.executable,
-            str(REPO / "tools" / "train_det.py"),
-            str(config),
-            "--backbone",
-            str(r18_backbone),
-            "--work-dir",
-            str(work),
-            "--seed",
-            "2",
-            "--data-root",
-            str(demo_root / "VOCdevkit"),
-            "--cfg-options",
-            *DET_OPTIONS,
-        ]
-
-    _run(cmd(tmp_path / "reference"))
-    _kill_in_write_then_resume(cmd(tmp_path / "killed"), tmp_path / "killed", 2)
-    final = assert_same_checkpoint(tmp_path / "reference" / "epoch_2.pth", tmp_path / "killed" / "epoch_2.pth")
+    config = REPO / "configs" / "voc_faster_rcnn_demo.py"
+    train = ("train_det.py", config, r18_backbone, "2", demo_root / "VOCdevkit", DET_OPTIONS)
+    final = _killed_mmengine_training_resumes_exactly(tmp_path, *train)
     assert final["meta"]["iter"] == 4 and "val/pascal_voc/mAP" in final["message_hub"]["log_scalars"]
 
 
-CAPTION_OPTIONS = [
-    "model.embed_dim=16",
-    "model.freeze_encoder=False",
-    "model.hidden_dim=16",
-    "model.max_len=8",
-    "train_dataloader.batch_size=4",
-    "train_dataloader.num_workers=1",
-    "train_dataloader.dataset.image_size=32",
-    "train_dataloader.dataset.resize=36",
-    "train_dataloader.dataset.max_images=8",
-    "train_dataloader.dataset.max_len=8",
-    "val_dataloader.num_workers=0",
-    "val_dataloader.persistent_workers=False",
-    "val_dataloader.dataset.image_size=32",
-    "train_cfg.max_epochs=2",
-    "train_cfg.val_interval=1",
-    "default_hooks.logger.interval=1",
-]
+CAPTION_OPTIONS = [*NIC_TINY_OPTIONS, "train_dataloader.num_workers=1", "train_cfg.max_epochs=2"]
 
 
 @pytest.mark.slow
 def test_train_caption_killed_during_a_checkpoint_write_resumes_exactly(tmp_path, demo_root, r18_backbone):
-    def cmd(work: Path) -> list[str]:
-        config = REPO / "configs" / "caption" / "nic_demo.py"
-        return [
-            sys.executable,
-            str(REPO / "tools" / "train_caption.py"),
-            str(config),
-            "--backbone",
-            str(r18_backbone),
-            "--work-dir",
-            str(work),
-            "--seed",
-            "4",
-            "--data-root",
-            str(demo_root / "coco"),
-            "--cfg-options",
-            *CAPTION_OPTIONS,
-        ]
-
-    _run(cmd(tmp_path / "reference"))
-    _kill_in_write_then_resume(cmd(tmp_path / "killed"), tmp_path / "killed", 2)
-    final = assert_same_checkpoint(tmp_path / "reference" / "epoch_2.pth", tmp_path / "killed" / "epoch_2.pth")
+    config = REPO / "configs" / "caption" / "nic_demo.py"
+    train = ("train_caption.py", config, r18_backbone, "4", demo_root / "coco", CAPTION_OPTIONS)
+    final = _killed_mmengine_training_resumes_exactly(tmp_path, *train)
     assert final["meta"]["iter"] == 4 and any(k.startswith("val/") for k in final["message_hub"]["log_scalars"])
 
 

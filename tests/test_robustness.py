@@ -5,14 +5,9 @@ against one process, and every user error as a one-line exit code 2."""
 
 from __future__ import annotations
 
-import csv
-import importlib.util
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +15,17 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision
+from helpers import (
+    REPO,
+    check_unreadable_image,
+    eval_args,
+    load_tool_main,
+    one_line_error,
+    read_csv,
+    run_single_threaded,
+    run_tool,
+    run_torchrun,
+)
 from PIL import Image
 from torchvision.transforms import functional as TF
 
@@ -49,7 +55,6 @@ from cutmix_transfer.robustness import (
 )
 from cutmix_transfer.robustness.evaluate import rank_batches, select_images
 
-REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "robustness_eval.py"
 NUM_CLASSES = 4  # conftest.DEMO_KWARGS
 MEAN = np.array([0.485, 0.456, 0.406])
@@ -81,40 +86,16 @@ def _normalise_by_hand(x: torch.Tensor) -> torch.Tensor:
 
 
 def _tool_main():
-    spec = importlib.util.spec_from_file_location("robustness_eval_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
+    return load_tool_main(TOOL, "robustness_eval_tool")
 
 
 def _run_tool(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, str(TOOL), *args, "--no-progress", "--workers", "0"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_tool(TOOL, *args, timeout=timeout)
 
 
-def _one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    return errors[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+def _imagenet_args(backbone: Path, root: Path) -> list[str]:
+    """The tool's arguments for `backbone` on the ImageNet val layout at `root`."""
+    return ["--backbone", str(backbone), "--dataset", "imagenet", "--data-root", str(root)]
 
 
 # ------------------------------------------------------------------------------------------------ FGSM
@@ -345,27 +326,9 @@ GRID = [
 def single_run(demo_root, ckpts, tmp_path_factory) -> Path:
     """The tool in-process on the demo ImageNet val (8 images), one intra-op thread as each torchrun worker."""
     out = tmp_path_factory.mktemp("rob_single")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rc = _tool_main()(
-            [
-                "--backbone",
-                str(ckpts["plain"]),
-                "--dataset",
-                "imagenet",
-                "--data-root",
-                str(demo_root / "ILSVRC"),
-                "--out",
-                str(out),
-                "--workers",
-                "0",
-                "--no-progress",
-                *GRID,
-            ]
-        )
-    finally:
-        torch.set_num_threads(threads)
+    rc = run_single_threaded(
+        _tool_main(), eval_args("--backbone", ckpts["plain"], "imagenet", demo_root / "ILSVRC", out, *GRID)
+    )
     assert rc == 0
     return out
 
@@ -396,7 +359,7 @@ def test_tool_numbers_equal_a_hand_written_pipeline(single_run, demo_root, ckpts
     xg = x.clone().requires_grad_(True)
     loss = nn.functional.cross_entropy(net(_normalise_by_hand(xg).float()), y, reduction="sum")
     (grad,) = torch.autograd.grad(loss, xg)
-    rows = _read_csv(single_run / "per_image.csv")
+    rows = read_csv(single_run / "per_image.csv")
     assert [int(r["index"]) for r in rows] == list(range(8))
     assert [int(r["clean_pred"]) for r in rows] == clean.tolist()
     for e in (2, 8):
@@ -510,7 +473,7 @@ def test_cub_test_split(demo_root, ckpts, tmp_path):
     rec = json.loads((out / "results.json").read_text())
     test = load_cub(demo_root / "CUB_200_2011", "test")
     assert (rec["dataset"], rec["split"], rec["num_images"]) == ("cub", "test", len(test))
-    rows = _read_csv(out / "per_image.csv")
+    rows = read_csv(out / "per_image.csv")
     assert [r["image_id"] for r in rows] == [s.image_id for s in test]
     # centre hole of side 0 and boundary square of the whole image are the clean image
     clean_err = 100.0 - rec["metrics"]["clean_top1"]
@@ -521,12 +484,7 @@ def test_cub_test_split(demo_root, ckpts, tmp_path):
 def test_determinism_and_seeded_pairs(demo_root, ckpts, tmp_path, single_run):
     main = _tool_main()
     args = [
-        "--backbone",
-        str(ckpts["plain"]),
-        "--dataset",
-        "imagenet",
-        "--data-root",
-        str(demo_root / "ILSVRC"),
+        *_imagenet_args(ckpts["plain"], demo_root / "ILSVRC"),
         "--tests",
         "inbetween",
         "--workers",
@@ -554,36 +512,9 @@ def test_determinism_and_seeded_pairs(demo_root, ckpts, tmp_path, single_run):
 @pytest.mark.slow
 def test_torchrun_two_processes_equal_single(demo_root, ckpts, single_run, tmp_path):
     out = tmp_path / "dist"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-        str(TOOL),
-        "--backbone",
-        str(ckpts["plain"]),
-        "--dataset",
-        "imagenet",
-        "--data-root",
-        str(demo_root / "ILSVRC"),
-        "--out",
-        str(out),
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--no-progress",
-        *GRID,
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_torchrun(
+        TOOL, eval_args("--backbone", ckpts["plain"], "imagenet", demo_root / "ILSVRC", out, "--device", "cpu", *GRID)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = json.loads((single_run / "results.json").read_text())
     dist_rec = json.loads((out / "results.json").read_text())
@@ -598,19 +529,8 @@ def test_torchrun_two_processes_equal_single(demo_root, ckpts, single_run, tmp_p
 
 # ------------------------------------------------------------------------------------------------ errors
 def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):
-    line = _one_line_error(
-        _run_tool(
-            "--backbone",
-            str(ckpts["five"]),
-            "--dataset",
-            "imagenet",
-            "--data-root",
-            str(demo_root / "ILSVRC"),
-            "--out",
-            str(tmp_path),
-            "--image-size",
-            "64",
-        )
+    line = one_line_error(
+        _run_tool(*_imagenet_args(ckpts["five"], demo_root / "ILSVRC"), "--out", str(tmp_path), "--image-size", "64")
     )
     assert "5-class" in line and "4 classes" in line and str(ckpts["five"]) in line
     assert not (tmp_path / "results.json").exists()
@@ -634,12 +554,7 @@ def test_unreadable_image_fails_naming_it_or_is_skipped(ckpts, demo_root, tmp_pa
     bad = load_imagenet_val(root)[2]
     bad.path.write_bytes(b"this is not a jpeg")
     args = [
-        "--backbone",
-        str(ckpts["plain"]),
-        "--dataset",
-        "imagenet",
-        "--data-root",
-        str(root),
+        *_imagenet_args(ckpts["plain"], root),
         "--image-size",
         "64",
         "--tests",
@@ -649,22 +564,12 @@ def test_unreadable_image_fails_naming_it_or_is_skipped(ckpts, demo_root, tmp_pa
         "0",
         "112",
     ]
-    line = _one_line_error(_run_tool(*args, "--out", str(tmp_path / "fail")))
-    assert str(bad.path) in line and "--skip-unreadable" in line
-    assert not (tmp_path / "fail" / "results.json").exists()
-    assert (
-        _tool_main()([*args, "--out", str(tmp_path / "skip"), "--skip-unreadable", "--workers", "0", "--no-progress"])
-        == 0
-    )
-    rec = json.loads((tmp_path / "skip" / "results.json").read_text())
-    assert rec["skipped_unreadable"]["count"] == 1 and rec["num_images"] == 7
-    assert rec["skipped_unreadable"]["images"][0]["image_id"] == bad.image_id
-    assert len(_read_csv(tmp_path / "skip" / "per_image.csv")) == 7
+    check_unreadable_image(TOOL, _tool_main(), args, tmp_path, bad, kept=7)
 
 
 def test_error_bad_options(ckpts, demo_root, capsys):
     main = _tool_main()
-    base = ["--backbone", str(ckpts["plain"]), "--dataset", "imagenet", "--data-root", str(demo_root / "ILSVRC")]
+    base = _imagenet_args(ckpts["plain"], demo_root / "ILSVRC")
     for extra, needle in (
         (["--eps", "0"], "(0, 255]"),
         (["--eps", "300"], "(0, 255]"),

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import REPO
 
 from cutmix_transfer.backbones import build_model
 from cutmix_transfer.errors import ConfigError, DatasetError
@@ -28,7 +29,6 @@ from cutmix_transfer.wsol.visualize import (
     save_grid,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "vis_cam.py"
 
 

@@ -5,20 +5,26 @@ real tool."""
 
 from __future__ import annotations
 
-import csv
-import importlib.util
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import (
+    REPO,
+    check_unreadable_image,
+    eval_args,
+    load_tool_main,
+    one_line_error,
+    read_csv,
+    run_single_threaded,
+    run_tool,
+    run_torchrun,
+)
 from PIL import Image
 
 from cutmix_transfer.backbones import build_from_checkpoint, build_model
@@ -34,30 +40,19 @@ from cutmix_transfer.wsol.boxes import cam_thresholds, max_iou_curve_reference
 from cutmix_transfer.wsol.inputs import load_image_224, load_mask_224
 from cutmix_transfer.wsol.model import compute_scoremaps
 
-REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "wsol_eval.py"
 NUM_CLASSES = 4  # conftest.DEMO_KWARGS
 THR = cam_thresholds(0.01)
+BATCH_8 = ("--batch-size", "8")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _tool_main():
-    spec = importlib.util.spec_from_file_location("wsol_eval_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
+    return load_tool_main(TOOL, "wsol_eval_tool")
 
 
 def _run_tool(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, str(TOOL), *args, "--no-progress", "--workers", "0"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_tool(TOOL, *args, timeout=timeout)
 
 
 def _hand_boxes_224(boxes: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
@@ -94,17 +89,6 @@ def _manual_input(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())[None]
 
 
-def _read_csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ------------------------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, Path]:
@@ -135,31 +119,10 @@ def cub_run(demo_root, ckpts, tmp_path_factory) -> Path:
     """The real tool, in-process, on the demo CUB test split: --save-cams --vis 2. One intra-op thread, as each
     torchrun worker uses: the thread count changes the convolutions' float rounding, the batch size does not."""
     out = tmp_path_factory.mktemp("cub_run")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rc = _tool_main()(
-            [
-                "--backbone",
-                str(ckpts["plain"]),
-                "--dataset",
-                "cub",
-                "--data-root",
-                str(demo_root / "CUB_200_2011"),
-                "--out",
-                str(out),
-                "--save-cams",
-                "--vis",
-                "2",
-                "--batch-size",
-                "8",
-                "--workers",
-                "0",
-                "--no-progress",
-            ]
-        )
-    finally:
-        torch.set_num_threads(threads)
+    cub = demo_root / "CUB_200_2011"
+    rc = run_single_threaded(
+        _tool_main(), eval_args("--backbone", ckpts["plain"], "cub", cub, out, "--save-cams", "--vis", "2", *BATCH_8)
+    )
     assert rc == 0
     return out
 
@@ -252,7 +215,7 @@ def test_known_cams_hand_computed_imagenet(demo_root, ckpts, tmp_path, monkeypat
     # each curve is flat (one mask at every threshold), the first threshold wins ties
     assert res.record["best_thresholds"]["maxboxacc"] == 0.0
     assert np.allclose(res.record["curves"]["boxacc_v1_iou30"], 100 * np.mean(iou >= 0.3))
-    rows = _read_csv(tmp_path / "per_image.csv")
+    rows = read_csv(tmp_path / "per_image.csv")
     assert [r["image_id"] for r in rows] == [s.image_id for s in samples]
     np.testing.assert_allclose([float(r["iou"]) for r in rows], iou, atol=1e-6)
     assert [int(r["correct"]) for r in rows] == correct.astype(int).tolist()
@@ -355,7 +318,7 @@ def test_end_to_end_cub_against_oracle(cub_run, demo_root, ckpts):
     assert m["top1_cls"] == pytest.approx(100 * np.mean(preds == labels))
     assert m["top1_loc"] == pytest.approx(100 * np.mean((preds == labels) & (fixed >= 0.5)))
 
-    rows = _read_csv(out / "per_image.csv")
+    rows = read_csv(out / "per_image.csv")
     best = int(acc50.argmax())
     assert [r["image_id"] for r in rows] == [s.image_id for s in samples]
     np.testing.assert_allclose([float(r["iou"]) for r in rows], v1[:, best], atol=1e-6)
@@ -429,38 +392,10 @@ def test_second_checkpoint_and_determinism(demo_root, ckpts, tmp_path, cub_run):
 @pytest.mark.slow
 def test_torchrun_two_processes_equal_single(demo_root, ckpts, cub_run, tmp_path):
     out = tmp_path / "dist"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-        str(TOOL),
-        "--backbone",
-        str(ckpts["plain"]),
-        "--dataset",
-        "cub",
-        "--data-root",
-        str(demo_root / "CUB_200_2011"),
-        "--out",
-        str(out),
-        "--save-cams",
-        "--batch-size",
-        "8",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    cub = demo_root / "CUB_200_2011"
+    proc = run_torchrun(
+        TOOL, eval_args("--backbone", ckpts["plain"], "cub", cub, out, "--save-cams", *BATCH_8, "--device", "cpu")
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     single = json.loads((cub_run / "results.json").read_text())
     dist_rec = json.loads((out / "results.json").read_text())
@@ -475,13 +410,6 @@ def test_torchrun_two_processes_equal_single(demo_root, ckpts, cub_run, tmp_path
 
 
 # ------------------------------------------------------------------------------------------------ errors
-def _one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    return errors[0]
-
-
 def _tiny_cub(demo_root: Path, dst: Path, test_ids: int) -> Path:
     """A copy of the demo CUB whose test split holds only the first `test_ids` test images."""
     root = dst / "CUB_200_2011"
@@ -498,7 +426,7 @@ def _tiny_cub(demo_root: Path, dst: Path, test_ids: int) -> Path:
 
 
 def test_error_missing_dataset_folder(ckpts, tmp_path):
-    line = _one_line_error(
+    line = one_line_error(
         _run_tool("--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(tmp_path / "nowhere"))
     )
     assert str(tmp_path / "nowhere") in line and "CUB_200_2011" in line and "--data-root" in line
@@ -507,7 +435,7 @@ def test_error_missing_dataset_folder(ckpts, tmp_path):
 
 
 def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):
-    line = _one_line_error(
+    line = one_line_error(
         _run_tool(
             "--backbone",
             str(ckpts["five"]),
@@ -526,7 +454,7 @@ def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):
 
 def test_error_empty_split(ckpts, demo_root, tmp_path):
     root = _tiny_cub(demo_root, tmp_path, test_ids=0)
-    line = _one_line_error(_run_tool("--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(root)))
+    line = one_line_error(_run_tool("--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(root)))
     assert "test" in line and "no image" in line
 
 
@@ -534,43 +462,8 @@ def test_unreadable_image_fails_or_is_skipped(ckpts, demo_root, tmp_path):
     root = _tiny_cub(demo_root, tmp_path, test_ids=2)
     bad = load_cub(root, "test")[0]
     bad.path.write_bytes(b"this is not a jpeg")
-    line = _one_line_error(
-        _run_tool(
-            "--backbone",
-            str(ckpts["plain"]),
-            "--dataset",
-            "cub",
-            "--data-root",
-            str(root),
-            "--out",
-            str(tmp_path / "fail"),
-        )
-    )
-    assert str(bad.path) in line and "--skip-unreadable" in line
-    assert not (tmp_path / "fail" / "results.json").exists()
-    assert (
-        _tool_main()(
-            [
-                "--backbone",
-                str(ckpts["plain"]),
-                "--dataset",
-                "cub",
-                "--data-root",
-                str(root),
-                "--out",
-                str(tmp_path / "skip"),
-                "--skip-unreadable",
-                "--workers",
-                "0",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    rec = json.loads((tmp_path / "skip" / "results.json").read_text())
-    assert rec["skipped_unreadable"]["count"] == 1 and rec["num_images"] == 1
-    assert rec["skipped_unreadable"]["images"][0]["image_id"] == bad.image_id
-    assert len(_read_csv(tmp_path / "skip" / "per_image.csv")) == 1
+    args = ["--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(root)]
+    check_unreadable_image(TOOL, _tool_main(), args, tmp_path, bad, kept=1)
 
 
 def test_error_bad_options(ckpts, demo_root, capsys):

@@ -4,28 +4,27 @@ demo layout scored end to end with tools/wsol_eval.py --scoremaps."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers import REPO, eval_args, load_tool_main
 
 from cutmix_transfer.datasets.demo import make_demo_data
 from cutmix_transfer.datasets.openimages import load_openimages
 from cutmix_transfer.errors import DatasetError
 from cutmix_transfer.wsol.inputs import load_instance_masks_224
 
-REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "wsol_eval.py"
 
 
-def _tool_main():
-    spec = importlib.util.spec_from_file_location("wsol_eval_tool_oi", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
+def _score_openimages(maps_root: Path, data_root: Path, out: Path) -> dict:
+    """tools/wsol_eval.py --scoremaps on an OpenImages layout, in-process on the CPU; its results.json."""
+    main = load_tool_main(TOOL, "wsol_eval_tool_oi")
+    assert main(eval_args("--scoremaps", maps_root, "openimages", data_root, out, "--device", "cpu")) == 0
+    return json.loads((out / "results.json").read_text())
 
 
 def _png(path: Path, arr: np.ndarray) -> str:
@@ -117,28 +116,7 @@ def test_pxap_hand_computed_with_ignore_regions(tmp_path):
     for i, m in zip(ids, maps):
         (root / i).parent.mkdir(parents=True, exist_ok=True)
         np.save(root / (i + ".npy"), m.astype(np.float32))
-    out = tmp_path / "out"
-    assert (
-        _tool_main()(
-            [
-                "--scoremaps",
-                str(root),
-                "--dataset",
-                "openimages",
-                "--data-root",
-                str(tmp_path / "oi"),
-                "--out",
-                str(out),
-                "--workers",
-                "0",
-                "--no-progress",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    rec = json.loads((out / "results.json").read_text())
+    rec = _score_openimages(root, tmp_path / "oi", tmp_path / "out")
     expected = _hand_pxap(maps, fg, ign)
     assert rec["metrics"]["pxap"] == pytest.approx(expected, rel=1e-12)
     assert expected != pytest.approx(_hand_pxap(maps, fg, [np.zeros_like(f) for f in fg]))  # ignore matters
@@ -181,28 +159,7 @@ def test_demo_openimages_end_to_end(tmp_path):
             )
         fgs.append(f)
         igs.append(g & ~f)
-    out = tmp_path / "out"
-    assert (
-        _tool_main()(
-            [
-                "--scoremaps",
-                str(tmp_path / "maps"),
-                "--dataset",
-                "openimages",
-                "--data-root",
-                str(root),
-                "--out",
-                str(out),
-                "--workers",
-                "0",
-                "--no-progress",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    rec = json.loads((out / "results.json").read_text())
+    rec = _score_openimages(tmp_path / "maps", root, tmp_path / "out")
     # the maps take many values: count over the reference's bins (score >= each threshold) by hand
     thr = np.concatenate([[2.0, 1.0], np.arange(0, 1, 0.01)[::-1]])
     sf = np.concatenate([m.astype(np.float64)[f] for m, f in zip(maps, fgs)])

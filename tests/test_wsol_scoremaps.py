@@ -4,8 +4,6 @@ normalised as the model path does; bad maps are one-line errors naming the id an
 
 from __future__ import annotations
 
-import csv
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -13,27 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import REPO, eval_args, load_tool_main, read_csv
 
 from cutmix_transfer.backbones import build_model
 from cutmix_transfer.cam import normalize_cams
 from cutmix_transfer.io import sha256_file
 from cutmix_transfer.wsol.evaluate import WSOLEvalConfig, default_workers
 
-REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "wsol_eval.py"
+CPU = ("--device", "cpu")
 LOC_KEYS = ("gt_known_loc", "maxboxacc", "maxboxacc_v2", "pxap")
 
 
 def _tool_main():
-    spec = importlib.util.spec_from_file_location("wsol_eval_tool_sm", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
-
-
-def _csv(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    return load_tool_main(TOOL, "wsol_eval_tool_sm")
 
 
 def _write_npy_root(ids, maps, root: Path) -> Path:
@@ -51,54 +42,13 @@ def model_run(demo_root, tmp_path_factory):
     torch.manual_seed(5)
     torch.save(build_model("resnet18", 4).state_dict(), d / "r18.pth")
     out = d / "out"
-    assert (
-        _tool_main()(
-            [
-                "--backbone",
-                str(d / "r18.pth"),
-                "--dataset",
-                "cub",
-                "--data-root",
-                str(demo_root / "CUB_200_2011"),
-                "--out",
-                str(out),
-                "--save-cams",
-                "--workers",
-                "0",
-                "--no-progress",
-                "--device",
-                "cpu",
-                "--batch-size",
-                "4",
-            ]
-        )
-        == 0
-    )
+    args = eval_args("--backbone", d / "r18.pth", "cub", demo_root / "CUB_200_2011", out, "--save-cams", *CPU)
+    assert _tool_main()([*args, "--batch-size", "4"]) == 0
     return d / "r18.pth", out
 
 
 def _scoremaps_run(demo_root, maps_path: Path, out: Path, *extra: str) -> dict:
-    assert (
-        _tool_main()(
-            [
-                "--scoremaps",
-                str(maps_path),
-                "--dataset",
-                "cub",
-                "--data-root",
-                str(demo_root / "CUB_200_2011"),
-                "--out",
-                str(out),
-                "--workers",
-                "0",
-                "--no-progress",
-                "--device",
-                "cpu",
-                *extra,
-            ]
-        )
-        == 0
-    )
+    assert _tool_main()(eval_args("--scoremaps", maps_path, "cub", demo_root / "CUB_200_2011", out, *CPU, *extra)) == 0
     return json.loads((out / "results.json").read_text())
 
 
@@ -120,7 +70,7 @@ def test_saved_maps_equal_the_model_path(model_run, demo_root, tmp_path):
         assert rec["best_thresholds"] == ref["best_thresholds"]
         assert set(rec["not_reported"]) == {"top1_cls", "top1_loc", "top1_loc_at_best_threshold"}
         assert "checkpoint" in rec["not_reported"]["top1_cls"]
-        rows, ref_rows = _csv(tmp_path / f"run_{maps_path.name}" / "per_image.csv"), _csv(out / "per_image.csv")
+        rows, ref_rows = read_csv(tmp_path / f"run_{maps_path.name}" / "per_image.csv"), read_csv(out / "per_image.csv")
         assert [(r["image_id"], r["iou"], r["iou_fixed"], r["iou_v2"]) for r in rows] == [
             (r["image_id"], r["iou"], r["iou_fixed"], r["iou_v2"]) for r in ref_rows
         ]
