@@ -57,10 +57,10 @@ PAPER_ROWS: dict[str, dict[str, float]] = {
 # own rows with --paper, apart from the ResNet-50 / ImageNet rows above.
 PAPER_PYRAMIDNET_ARCH = "pyramidnet200_a240_bottleneck"
 PAPER_TABLE12_OOD: dict[str, dict[str, float]] = {
-    "baseline": {"top-1 err": 16.45, "OOD TNR@TPR95 (mean)": 26.3, "OOD AUROC (mean)": 87.3},
+    "baseline": {"CIFAR-100 top-1 err": 16.45, "OOD TNR@TPR95 (mean)": 26.3, "OOD AUROC (mean)": 87.3},
     "mixup": {"OOD TNR@TPR95 (mean)": 11.8, "OOD AUROC (mean)": 49.3},
     "cutout": {"OOD TNR@TPR95 (mean)": 18.8, "OOD AUROC (mean)": 68.7},
-    "cutmix": {"top-1 err": 14.47, "OOD TNR@TPR95 (mean)": 69.0, "OOD AUROC (mean)": 94.4},
+    "cutmix": {"CIFAR-100 top-1 err": 14.47, "OOD TNR@TPR95 (mean)": 69.0, "OOD AUROC (mean)": 94.4},
 }
 
 # Table 11: top-1 accuracy (%) of the ResNet-50s above on ImageNet val under FGSM, eps 8/255

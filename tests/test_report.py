@@ -18,7 +18,15 @@ from cutmix_transfer.detection.metric import VOCMetricPerClass
 from cutmix_transfer.errors import ConfigError
 from cutmix_transfer.paper import PAPER_ROWS, PAPER_TABLE11_FGSM, PAPER_TABLE12_OOD
 from cutmix_transfer.per_image import per_image_statistic
-from cutmix_transfer.report import add_intervals, build_rows, find_records, robustness_series, to_csv, write_report
+from cutmix_transfer.report import (
+    add_intervals,
+    build_rows,
+    find_records,
+    paper_rows,
+    robustness_series,
+    to_csv,
+    write_report,
+)
 from cutmix_transfer.results import (
     checkpoint_info,
     data_identity,
@@ -476,7 +484,7 @@ def test_ood_columns_and_table12_rows(results: Path, tmp_path: Path):
     assert all(t["arch"] == "pyramidnet200_a240_bottleneck" for t in pyr)
     got = [(float(t["OOD TNR@TPR95 (mean)"]), float(t["OOD AUROC (mean)"])) for t in pyr]
     assert got == [(26.3, 87.3), (11.8, 49.3), (18.8, 68.7), (69.0, 94.4)]  # Table 12
-    assert [float(t["top-1 err"]) if t["top-1 err"] else None for t in pyr] == [16.45, None, None, 14.47]
+    assert all("CIFAR-100 top-1 err" not in t for t in pyr)  # shown only beside a measured CIFAR classifier
     resnet = [t for t in table if t["label"].startswith("paper: ")]
     assert len(resnet) == len(PAPER_ROWS) and all(
         t["arch"] == "resnet50" and t["OOD AUROC (mean)"] == "" for t in resnet
@@ -555,3 +563,27 @@ def test_maps_only_wsol_record_joins_its_source_checkpoint_row(results: Path):
     rows = build_rows(find_records([results]))
     assert len(rows) == 2  # no third row for the maps' own sha256
     assert rows[0].sha256 == "a" * 64 and rows[0].values["ImageNet MaxBoxAccV2"] == 55.5
+
+
+def test_cifar_classification_has_its_own_column(results: Path):
+    """A CIFAR-100 classifier's top-1 error is Table 12's column, not the ImageNet-sized one (other data and scale)."""
+    _write(
+        results / "cls_cifar",
+        "classification",
+        "d" * 64,
+        "ckpt/cifar_cutmix.pth",
+        {"top1_err": 24.5},
+        dataset="CIFARCls:data/demo_cifar",
+    )
+    rows = {r.sha256: r for r in build_rows(find_records([results]))}
+    assert rows["d" * 64].values == {"CIFAR-100 top-1 err": 24.5}
+    assert rows["a" * 64].values["top-1 err"] == 10.0 and "CIFAR-100 top-1 err" not in rows["a" * 64].values
+    table = list(csv.DictReader(io.StringIO(to_csv(list(rows.values()) + paper_rows()))))
+    pyr = [t for t in table if t["label"].startswith("paper (PyramidNet-200, CIFAR-100)")]
+    assert [float(t["CIFAR-100 top-1 err"]) if t["CIFAR-100 top-1 err"] else None for t in pyr] == [
+        16.45,
+        None,
+        None,
+        14.47,
+    ]
+    assert all(t["top-1 err"] == "" for t in pyr)
