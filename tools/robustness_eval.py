@@ -34,34 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, choices=["imagenet", "cub"], help="ImageNet val or CUB test")
     p.add_argument("--data-root", default=None, help="dataset folder (default data/ILSVRC or data/CUB_200_2011)")
     p.add_argument("--tests", nargs="+", default=list(TESTS), choices=TESTS, help="which tests to run (all)")
-    p.add_argument(
-        "--eps",
-        type=float,
-        nargs="+",
-        default=[8.0],
-        help="FGSM eps in 1/255 units, each in (0, 255] (default 8: Table 11)",
+    # the grids: one or more values each (nargs="+")
+    grids = (
+        ("--eps", float, [8.0], "FGSM eps in 1/255 units, each in (0, 255] (default 8: Table 11)"),
+        ("--hole-sizes", int, list(DEFAULT_SIDES), "occlusion square sides in the 224 frame (default 0 16 ... 224)"),
+        ("--mixup-ratios", float, list(DEFAULT_MIXUP_RATIOS), "Mixup shares of the second image (default 0 0.1 ... 1)"),
+        (
+            "--cutmix-sides",
+            int,
+            list(DEFAULT_SIDES),
+            "sides of the pasted square of the second image, 224 frame (default 0 16 ... 224)",
+        ),
     )
-    p.add_argument(
-        "--hole-sizes",
-        type=int,
-        nargs="+",
-        default=list(DEFAULT_SIDES),
-        help="occlusion square sides in the 224 frame (default 0 16 ... 224)",
-    )
-    p.add_argument(
-        "--mixup-ratios",
-        type=float,
-        nargs="+",
-        default=list(DEFAULT_MIXUP_RATIOS),
-        help="Mixup shares of the second image (default 0 0.1 ... 1)",
-    )
-    p.add_argument(
-        "--cutmix-sides",
-        type=int,
-        nargs="+",
-        default=list(DEFAULT_SIDES),
-        help="sides of the pasted square of the second image, 224 frame (default 0 16 ... 224)",
-    )
+    for flag, kind, default, text in grids:
+        p.add_argument(flag, type=kind, nargs="+", default=default, help=text)
     p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS, help=f"in-between pairs (default {DEFAULT_PAIRS})")
     p.add_argument(
         "--max-images",
