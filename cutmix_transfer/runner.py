@@ -316,8 +316,19 @@ def make_training_reproducible(cfg: Any) -> None:
 
 def train_and_validate(runner: Runner) -> None:
     """`runner.train()`, then the final validation when this process did not run it (a run resumed from its last
-    checkpoint, killed during that validation, trains no further but still owes it)."""
-    runner.train()
+    checkpoint, killed during that validation, trains no further but still owes it). A loss that turns NaN/inf
+    (mmengine's CheckInvalidLossHook asserts) becomes a ConfigError naming the run and the fix."""
+    try:
+        runner.train()
+    except AssertionError as e:
+        if "infinite or NaN" not in str(e):
+            raise
+        raise ConfigError(
+            f"training diverged: the loss became NaN or infinite in epoch {runner.epoch + 1} (iteration "
+            f"{runner.iter}) of the run in {runner.work_dir}; lower the learning rate or clip the gradients, e.g. "
+            f"--cfg-options optim_wrapper.optimizer.lr=0.001 optim_wrapper.clip_grad.max_norm=10, and start it "
+            f"again in a new --work-dir"
+        ) from e
     loop = runner.train_loop
     hook = next((h for h in runner.hooks if isinstance(h, ReproducibleRandomnessHook)), None)
     if hook is None or runner.val_loop is None or hook.validated_at_iter == runner.iter:

@@ -29,7 +29,15 @@ from helpers import NIC_TINY_OPTIONS
 from mmengine.logging import HistoryBuffer
 
 from cutmix_transfer.checkpoints import safe_torch_load
-from cutmix_transfer.runner import SAMPLE_STREAM, SeededDataset, SeededIndex, SeededSampler, derive_seed
+from cutmix_transfer.errors import ConfigError
+from cutmix_transfer.runner import (
+    SAMPLE_STREAM,
+    SeededDataset,
+    SeededIndex,
+    SeededSampler,
+    derive_seed,
+    train_and_validate,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs" / "cls"
@@ -359,3 +367,20 @@ def test_seeded_samples_do_not_depend_on_workers_and_differ_by_epoch():
     # independently: the first sample of epoch 1 drew from python's generator seeded (seed, stream, epoch, 0)
     rng = random.Random(derive_seed(5, SAMPLE_STREAM, 1, 0))
     assert e1[0][1] == rng.random()
+
+
+class _DivergingRunner:
+    """Just enough of a Runner for train_and_validate: train() fails the way mmengine's CheckInvalidLossHook does."""
+
+    def __init__(self, message: str) -> None:
+        self.message, self.epoch, self.iter, self.work_dir = message, 5, 137, "work_dirs/ssd_demo"
+
+    def train(self) -> None:
+        raise AssertionError(self.message)
+
+
+def test_a_diverging_loss_is_a_one_line_config_error():
+    with pytest.raises(ConfigError, match=r"diverged.*epoch 6 \(iteration 137\).*work_dirs/ssd_demo.*clip_grad"):
+        train_and_validate(_DivergingRunner("loss become infinite or NaN!"))
+    with pytest.raises(AssertionError, match="something else"):  # other assertions are not hidden
+        train_and_validate(_DivergingRunner("something else"))
