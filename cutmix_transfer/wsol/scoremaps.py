@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +105,19 @@ def _scalar(npz, key: str) -> str | None:
     return str(npz[key][()]) if key in npz.files else None
 
 
+def _check_coverage(
+    extra: Sequence[str],
+    missing: Sequence[str],
+    extra_msg: Callable[[str, int], str],
+    missing_msg: Callable[[str, int], str],
+) -> None:
+    """One map per image of the split, no more: DatasetError naming the first extra, then the first missing id."""
+    if extra:
+        raise DatasetError(extra_msg(extra[0], len(extra)))
+    if missing:
+        raise DatasetError(missing_msg(missing[0], len(missing)))
+
+
 def load_saved_maps(path: str | os.PathLike, image_ids: Sequence[str]) -> SavedMaps:
     """Open saved maps for the split's `image_ids`: every id needs a map and every map an id (else DatasetError)."""
     path = Path(path)
@@ -139,18 +152,17 @@ def load_saved_maps(path: str | os.PathLike, image_ids: Sequence[str]) -> SavedM
             if i in rows:
                 raise DatasetError(f"{path}: image id {i!r} appears twice in image_ids")
             rows[i] = j
-        extra = [i for i in ids if i not in wanted_set]
-        if extra:
-            raise DatasetError(
-                f"{path}: the map of image id {extra[0]!r} ({len(extra)} extra in all) is not in the "
-                f"split being scored; check --dataset, --split and --metadata"
-            )
-        missing = [i for i in wanted if i not in rows]
-        if missing:
-            raise DatasetError(
-                f"{path}: no map for image id {missing[0]!r} ({len(missing)} missing in all); every "
-                f"image of the split needs one"
-            )
+        _check_coverage(
+            [i for i in ids if i not in wanted_set],
+            [i for i in wanted if i not in rows],
+            extra_msg=lambda i, n: (
+                f"{path}: the map of image id {i!r} ({n} extra in all) is not in the split being scored; "
+                f"check --dataset, --split and --metadata"
+            ),
+            missing_msg=lambda i, n: (
+                f"{path}: no map for image id {i!r} ({n} missing in all); every image of the split needs one"
+            ),
+        )
         return SavedMaps(
             path=path,
             layout="cams.npz",
@@ -166,16 +178,16 @@ def load_saved_maps(path: str | os.PathLike, image_ids: Sequence[str]) -> SavedM
         )
     found = sorted(p.relative_to(path).as_posix() for p in path.rglob("*" + NPY_SUFFIX) if p.is_file())
     have = {rel[: -len(NPY_SUFFIX)] for rel in found}
-    extra = sorted(have - wanted_set)
-    if extra:
-        raise DatasetError(
-            f"{path / (extra[0] + NPY_SUFFIX)}: image id {extra[0]!r} ({len(extra)} extra in all) "
-            f"is not in the split being scored; remove it or check --dataset, --split, --metadata"
-        )
-    missing = [i for i in wanted if i not in have]
-    if missing:
-        raise DatasetError(
-            f"{path / (missing[0] + NPY_SUFFIX)}: no score map for image id {missing[0]!r} "
-            f"({len(missing)} missing in all); every image of the split needs one"
-        )
+    _check_coverage(
+        sorted(have - wanted_set),
+        [i for i in wanted if i not in have],
+        extra_msg=lambda i, n: (
+            f"{path / (i + NPY_SUFFIX)}: image id {i!r} ({n} extra in all) is not in the split being scored; "
+            f"remove it or check --dataset, --split, --metadata"
+        ),
+        missing_msg=lambda i, n: (
+            f"{path / (i + NPY_SUFFIX)}: no score map for image id {i!r} ({n} missing in all); every image of the "
+            f"split needs one"
+        ),
+    )
     return SavedMaps(path=path, layout="scoremap_root", sha256=_folder_digest(path, found))
