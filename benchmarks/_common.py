@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: wall-clock medians (CUDA synchronised), the machine's name, an aligned
+"""Helpers shared by the benchmark scripts: wall-clock medians (CUDA synchronised), where a benchmark ran, an aligned
 text table and the atomic JSON write of a result. Imported as `_common` (each script's folder is on sys.path)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
+import torchvision
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the scripts run as `python benchmarks/x.py`, the package maybe not installed
@@ -75,6 +76,19 @@ def gpu_name(device: torch.device) -> str | None:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else None
 
 
+def environment(device: torch.device) -> dict[str, object]:
+    """Where a benchmark ran, for its result: the device, torch's CPU threads, the torch and torchvision versions,
+    the CPU's name and the GPU's (None on the CPU)."""
+    return {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "machine": machine_name(),
+        "gpu": gpu_name(device),
+    }
+
+
 def print_table(header: Sequence[str], rows: Iterable[Sequence[str]], widths: Sequence[int]) -> None:
     """Print an aligned text table: the first column left-aligned, the others right-aligned, each in its width."""
     for cells in (header, *rows):
@@ -86,6 +100,24 @@ def write_result(path: str | Path, result: dict) -> None:
     """Write the benchmark's result JSON atomically and say where."""
     atomic_write_json(path, result)
     print(f"written {path}")
+
+
+def report_result(
+    path: str | Path,
+    result: dict,
+    title: str,
+    header: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    widths: Sequence[int],
+    summary: str | None = None,
+) -> None:
+    """A benchmark's end: print its title line, its table (`print_table`) and its summary line when it has one,
+    then write its result JSON atomically."""
+    print(title)
+    print_table(header, rows, widths)
+    if summary is not None:
+        print(summary)
+    write_result(path, result)
 
 
 def parse_args(

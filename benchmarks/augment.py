@@ -23,7 +23,7 @@ from torchvision.transforms import v2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _common import gpu_name, machine_name, parse_args, print_table, time_median, write_result  # noqa: E402
+from _common import environment, parse_args, report_result, time_median  # noqa: E402
 
 from cutmix_transfer.augment import BatchAugment  # noqa: E402
 
@@ -62,13 +62,8 @@ def run(batch: int, size: int, device: str, steps: int, reps: int, num_classes: 
     return {
         "batch": batch,
         "size": size,
-        "device": str(dev),
         "num_classes": num_classes,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "machine": machine_name(),
-        "gpu": gpu_name(dev),
+        **environment(dev),
         "reps": reps,
         "steps": steps,
         "cutmix_ms": 1e3 * t_ours,
@@ -99,24 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(p, "augment", argv)
     steps = args.steps or (10 if args.device.startswith("cuda") else 1)
     res = run(args.batch, args.size, args.device, steps, args.reps, args.num_classes, args.seed)
-    print(
-        f"batch {res['batch']} x 3 x {res['size']}^2 on {res['device']} ({res['gpu'] or res['machine']}, "
-        f"{res['threads']} threads)"
-    )
     table = [
         ("cutmix_transfer CutMix", f"{res['cutmix_ms']:.3f}"),
         ("cutmix_transfer CutMix, in place", f"{res['cutmix_inplace_ms']:.3f}"),
         ("torchvision v2.CutMix", f"{res['torchvision_cutmix_ms']:.3f}"),
         ("ResNet-50 train step", f"{res['resnet50_train_step_ms']:.1f}"),
     ]
-    print_table(("op", "ms"), table, (34, 11))
-    print(
-        f"CutMix = {res['cutmix_share_of_step_pct']:.3f}% of the step (goal < 1%: "
+    report_result(
+        args.out,
+        res,
+        f"batch {res['batch']} x 3 x {res['size']}^2 on {res['device']} ({res['gpu'] or res['machine']}, "
+        f"{res['threads']} threads)",
+        ("op", "ms"),
+        table,
+        (34, 11),
+        summary=f"CutMix = {res['cutmix_share_of_step_pct']:.3f}% of the step (goal < 1%: "
         f"{'met' if res['goal_under_1pct_of_step'] else 'NOT met'}); "
         f"{res['speedup_vs_torchvision']:.2f}x torchvision's speed (goal >= 1: "
-        f"{'met' if res['goal_not_slower_than_torchvision'] else 'NOT met'})"
+        f"{'met' if res['goal_not_slower_than_torchvision'] else 'NOT met'})",
     )
-    write_result(args.out, res)
     return 0
 
 

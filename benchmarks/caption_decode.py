@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import machine_name, parse_args, print_table, time_median, write_result  # noqa: E402
+from _common import machine_name, parse_args, report_result, time_median  # noqa: E402
 
 from cutmix_transfer.captioning import END_ID, SPECIALS, NICCaptioner, Vocabulary, beam_search  # noqa: E402
 
@@ -106,10 +106,6 @@ def main() -> int:
         "rows": rows,
         "goal_speedup": 5.0,
     }
-    print(
-        f"NIC beam search on CPU: batch {args.batch}, beam {args.beam}, vocab {args.vocab}, LSTM {args.dim}, "
-        f"max_len {args.max_len}, {args.threads} thread(s), median of {args.repeats}"
-    )
     table = [
         (
             r["regime"],
@@ -121,8 +117,15 @@ def main() -> int:
         )
         for r in rows
     ]
-    print_table(("regime", "batched s", "per-image s", "speed-up", "same", "mean len"), table, (8, 10, 12, 9, 5, 9))
-    write_result(args.out, result)
+    report_result(
+        args.out,
+        result,
+        f"NIC beam search on CPU: batch {args.batch}, beam {args.beam}, vocab {args.vocab}, LSTM {args.dim}, "
+        f"max_len {args.max_len}, {args.threads} thread(s), median of {args.repeats}",
+        ("regime", "batched s", "per-image s", "speed-up", "same", "mean len"),
+        table,
+        (8, 10, 12, 9, 5, 9),
+    )
     return 0
 
 

@@ -20,12 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torchvision
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _common import gpu_name, machine_name, medians, parse_args, print_table, time_round_robin, write_result  # noqa: E402
+from _common import environment, medians, parse_args, report_result, time_round_robin  # noqa: E402
 
 from cutmix_transfer.backbones import build_model  # noqa: E402
 from cutmix_transfer.ood.detectors import DETECTORS, build_detector  # noqa: E402
@@ -60,12 +59,7 @@ def run(arch: str, batch: int, device: str, reps: int, seed: int) -> dict:
         "batch": batch,
         "image_size": 32,
         "num_classes": 100,
-        "device": str(dev),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "machine": machine_name(),
-        "gpu": gpu_name(dev),
+        **environment(dev),
         "reps": reps,
         "load_average_1min_at_end": os.getloadavg()[0],  # other processes on the machine make timings noisier
         "timings": rows,
@@ -83,20 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=5)
     args = parse_args(p, "ood", argv)
     res = run(args.arch, args.batch, args.device, args.reps, args.seed)
-    print(
-        f"{res['arch']}, batch {res['batch']} x 3 x 32^2, 100 classes, on {res['device']} "
-        f"({res['gpu'] or res['machine']}, {res['threads']} threads), median of {res['reps']}"
-    )
     table = [
         (name, f"{row['ms_per_batch']:.1f}", f"{row['images_per_s']:.1f}", f"{row['cost_in_forwards']:.2f}")
         for name, row in res["timings"].items()
     ]
-    print_table(("pass", "ms/batch", "images/s", "x forward"), table, (28, 11, 11, 11))
-    print(
-        f"msp / forward = {res['msp_over_forward']:.2f}, energy / forward = {res['energy_over_forward']:.2f}, "
-        f"odin / (forward+backward + forward) = {res['odin_over_forward_backward_plus_forward']:.2f}"
+    report_result(
+        args.out,
+        res,
+        f"{res['arch']}, batch {res['batch']} x 3 x 32^2, 100 classes, on {res['device']} "
+        f"({res['gpu'] or res['machine']}, {res['threads']} threads), median of {res['reps']}",
+        ("pass", "ms/batch", "images/s", "x forward"),
+        table,
+        (28, 11, 11, 11),
+        summary=f"msp / forward = {res['msp_over_forward']:.2f}, energy / forward = {res['energy_over_forward']:.2f}, "
+        f"odin / (forward+backward + forward) = {res['odin_over_forward_backward_plus_forward']:.2f}",
     )
-    write_result(args.out, res)
     return 0
 
 

@@ -6,10 +6,12 @@
 Writes generated result folders of the demo's sizes for two checkpoints (baseline, cutmix) on the same images:
 WSOL on CUB (500 test images: per_image.csv and per_image_ious.npz with 100 CAM thresholds), Faster R-CNN on VOC07
 (60 test images, 20 classes, 100 detections per image: per_image_detections.npz), captioning (50 images:
-captions.json with per-image CIDEr / ROUGE-L) and FGSM robustness (500 images: per_image.csv). The record of
-each is computed from its per-image files (mAP with mmdet's eval_map), so every cell gets an interval. Then
-times `write_report` with --bootstrap N against --bootstrap 0 (median of --reps, after one warm-up of each),
-and writes benchmarks/results/report.json (atomically).
+captions.json with per-image CIDEr / ROUGE-L), FGSM robustness (500 images: per_image.csv) and max-softmax OOD
+as the demo runs it (200 in-distribution images, three OOD folders of 200, 300 uniform + 300 Gaussian noise:
+per_image/*.csv). The record of each is computed from its per-image files (mAP with mmdet's eval_map), so every
+cell gets an interval. Then times `write_report` with --bootstrap N against --bootstrap 0 (median of --reps, after
+one warm-up of each), and, once, the bootstrap of one OOD column at a real CIFAR-100 run's size (10,000 test
+images + --ood-cifar-sets sets of 10,000; 0 skips it), and writes benchmarks/results/report.json (atomically).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +32,9 @@ sys.path.insert(0, str(REPO))
 
 from _common import machine_name, medians, time_round_robin  # noqa: E402
 
+from cutmix_transfer.bootstrap import bootstrap_values  # noqa: E402
 from cutmix_transfer.io import atomic_write_json, atomic_write_text  # noqa: E402
+from cutmix_transfer.ood.metrics import MeanOverSetsStatistic, mean_metrics, ood_metrics  # noqa: E402
 from cutmix_transfer.results import checkpoint_info, data_identity, make_record, write_record  # noqa: E402
 
 
@@ -167,6 +172,55 @@ def make_results(root: Path, seed: int = 0) -> None:
         atomic_write_text(
             folder / "per_image.csv", "image_id,fgsm_correct_eps8\n" + "".join(f"{i},{c}\n" for i, c in zip(ids, fgsm))
         )
+        # OOD, max-softmax on the demo's CIFAR layout: per-image scores as tools/ood_eval.py writes them
+        folder = root / f"ood_{method}"
+        scores = _ood_scores(rng, 200, OOD_DEMO_SETS, skill)
+        per_set = {k: ood_metrics(scores["in_distribution"], s) for k, s in scores.items() if k != "in_distribution"}
+        ids = [f"in/{i}" for i in range(200)] + [f"{k}/{i}" for k in per_set for i in range(scores[k].size)]
+        write_record(
+            folder,
+            make_record(
+                "ood",
+                ck,
+                "cifar100",
+                "test",
+                mean_metrics(per_set),
+                detector="msp",
+                ood_sets=list(per_set),
+                data=data_identity("cifar100", "test", root / "CIFAR", ids),
+            ),
+        )
+        for k, s in scores.items():
+            if k == "in_distribution":  # the columns the report reads (ood_eval writes more)
+                text = "index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(s))
+            else:
+                text = "index,image_id,score\n" + "".join(
+                    f"{i},test/{i:05d}.jpg,{float(v)!r}\n" for i, v in enumerate(s)
+                )
+            atomic_write_text(folder / "per_image" / f"{k}.csv", text)
+
+
+OOD_DEMO_SETS = {"Backgrounds": 200, "Backgrounds_resize": 200, "Crops_48": 200, "uniform": 300, "gaussian": 300}
+
+
+def _ood_scores(rng: np.random.Generator, n_in: int, sets: dict[str, int], skill: float) -> dict[str, np.ndarray]:
+    """Max-softmax-like scores in [0, 1] (in-distribution higher), rounded to 4 decimals so that ties occur."""
+    out = {"in_distribution": np.round(rng.beta(2 + 4 * skill, 1.5, n_in), 4)}
+    out.update({k: np.round(rng.beta(2, 1.5 + skill, n), 4) for k, n in sets.items()})
+    return out
+
+
+def time_ood_cifar(num_sets: int, resamples: int) -> dict:
+    """Seconds of one OOD column's bootstrap (AUROC, TNR@TPR95) at CIFAR-100 size: 10,000 + num_sets x 10,000."""
+    scores = _ood_scores(np.random.default_rng(1), 10_000, {f"set{k}": 10_000 for k in range(num_sets)}, 0.5)
+    s = np.concatenate(list(scores.values()))
+    groups = np.repeat(np.arange(len(scores)), [v.size for v in scores.values()])
+    seconds = {}
+    for metric in ("auroc", "tnr_at_tpr95"):
+        t0 = time.perf_counter()
+        bootstrap_values(MeanOverSetsStatistic(s, groups, metric), s.size, resamples, seed=0)
+        seconds[metric] = time.perf_counter() - t0
+    return {"images": int(s.size), "sets": num_sets, "resamples": resamples, "seconds": seconds}
 
 
 def main() -> int:
@@ -174,6 +228,7 @@ def main() -> int:
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: as the environment says)")
+    ap.add_argument("--ood-cifar-sets", type=int, default=6, help="OOD sets of the CIFAR-100-sized timing (0: skip)")
     args = ap.parse_args()
     if args.threads:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -201,11 +256,24 @@ def main() -> int:
         "threads": args.threads,
         "machine": machine_name(),
         "python": platform.python_version(),
-        "sizes": {"wsol_cub": 500, "detection_voc07": 60, "captioning": 50, "robustness": 500, "checkpoints": 2},
+        "sizes": {
+            "wsol_cub": 500,
+            "detection_voc07": 60,
+            "captioning": 50,
+            "robustness": 500,
+            "ood_in_distribution": 200,
+            "ood_sets": OOD_DEMO_SETS,
+            "checkpoints": 2,
+        },
+        "ood_cifar100": time_ood_cifar(args.ood_cifar_sets, args.resamples) if args.ood_cifar_sets else None,
     }
     atomic_write_json(REPO / "benchmarks" / "results" / "report.json", out)
     print(md)
-    print(json.dumps({k: out[k] for k in ("seconds_median", "bootstrap_seconds", "goal_seconds")}, indent=1))
+    print(
+        json.dumps(
+            {k: out[k] for k in ("seconds_median", "bootstrap_seconds", "goal_seconds", "ood_cifar100")}, indent=1
+        )
+    )
     return 0
 
 

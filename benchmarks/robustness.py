@@ -16,7 +16,6 @@ Goal: every curve point costs no more than 1.2x the plain forward. Writes JSON a
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _common import machine_name  # noqa: E402
 
 from cutmix_transfer.backbones import build_model  # noqa: E402
 from cutmix_transfer.datasets.common import load_rgb  # noqa: E402
@@ -153,7 +154,7 @@ def main() -> None:
         "threads": args.threads,
         "device": str(device),
         "reps": args.reps,
-        "machine": platform.processor() or platform.machine(),
+        "machine": machine_name(),
         "torch": torch.__version__,
         "ratio_basis": "CPU time of the process (time.process_time), best of reps; wall ratios alongside",
         "decode_s_per_image": decode_s / n,

@@ -10,7 +10,16 @@ Corpus-level metrics are recomputed on every resample from per-image quantities,
   is re-chosen on each resample, as the metric chooses it dataset-wide);
 - `VOCMapStatistic`: VOC mAP from per-image detections: the true / false positive flags are mmdet's own
   `tpfp_default` per image (matching is per image, so a resample only re-weights them), and the AP is mmdet's
-  `average_precision` on the re-weighted precision / recall curve (equal to `eval_map` on the resampled images).
+  `average_precision` on the re-weighted precision / recall curve (equal to `eval_map` on the resampled images);
+- `caption_stats.corpus_statistic`: BLEU-1..4 and METEOR from per-image sufficient statistics (n-gram counts and
+  lengths; the METEOR jar's alignment statistics), re-summed with the counts and scored as pycocoevalcap scores
+  the corpus (equal to its score on the resampled images).
+
+Stratified resampling: a statistic with a `strata` attribute ((n,) labels) is resampled within each stratum,
+each keeping its size (the OOD metrics: the in-distribution images and each OOD set, so every resample has the
+evaluated set sizes, as the usual bootstrap of AUROC does; a pooled draw would also vary how many images of each
+set a resample holds). The strata are taken in the order of their first image, so the same ids and partition give
+the same draws whatever the labels.
 
 Paired differences use the same count matrix for both checkpoints (same images, same draws); the p-value is the
 two-sided bootstrap p: 2 * min(P(d <= 0), P(d >= 0)), capped at 1. docs/report_statistics.md says which report
@@ -35,20 +44,37 @@ CONFIDENCE = 0.95
 CHUNK_ELEMENTS = 20_000_000  # counts held at once (160 MB float64): ImageNet's 50,000 images -> 400 resamples
 
 
-def _count_chunks(n: int, resamples: int, seed: int):
-    """The rows of `resample_counts(n, resamples, seed)` in chunks of at most CHUNK_ELEMENTS counts."""
+def _count_chunks(n: int, resamples: int, seed: int, strata: np.ndarray | None = None):
+    """The rows of `resample_counts(n, resamples, seed, strata)` in chunks of at most CHUNK_ELEMENTS counts."""
     if n < 1 or resamples < 1:
         raise ValueError(f"need n >= 1 images and >= 1 resamples, got n={n}, resamples={resamples}")
     rng = np.random.default_rng(seed)
     p = np.full(n, 1.0 / n)
     step = max(1, CHUNK_ELEMENTS // n)
+    groups = None
+    if strata is not None:
+        labels = np.asarray(strata).ravel()
+        if labels.size != n:
+            raise ValueError(f"strata must label each of the n={n} images, got {labels.size} labels")
+        _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+        groups = [np.flatnonzero(inverse == g) for g in np.argsort(first)]  # in order of their first image
     for start in range(0, resamples, step):
-        yield rng.multinomial(n, p, size=min(step, resamples - start)).astype(np.float64)
+        size = min(step, resamples - start)
+        if groups is None:
+            yield rng.multinomial(n, p, size=size).astype(np.float64)
+            continue
+        w = np.empty((size, n), dtype=np.float64)
+        for cols in groups:  # k draws among the stratum's k images: the multinomial's law, ~20x faster (measured)
+            k = cols.size
+            draws = rng.integers(0, k, size=(size, k)) + np.arange(0, size * k, k)[:, None]
+            w[:, cols] = np.bincount(draws.ravel(), minlength=size * k).reshape(size, k)
+        yield w
 
 
-def resample_counts(n: int, resamples: int, seed: int = 0) -> np.ndarray:
-    """(resamples, n) float64 counts: row b says how often image i is drawn in resample b (each row sums to n)."""
-    return np.concatenate(list(_count_chunks(n, resamples, seed)))
+def resample_counts(n: int, resamples: int, seed: int = 0, strata: np.ndarray | None = None) -> np.ndarray:
+    """(resamples, n) float64 counts: row b says how often image i is drawn in resample b (each row sums to n;
+    with strata (n,) labels, each stratum's images are drawn among themselves and its counts sum to its size)."""
+    return np.concatenate(list(_count_chunks(n, resamples, seed, strata)))
 
 
 def percentile_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -183,8 +209,10 @@ class VOCMapStatistic:
 def bootstrap_values(
     stat: Statistic, n: int, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
 ) -> tuple[float, np.ndarray]:
-    """The statistic on all n images and on each of `resamples` seeded resamples (same seed and n: same draws)."""
-    return float(stat(np.ones((1, n)))[0]), np.concatenate([stat(w) for w in _count_chunks(n, resamples, seed)])
+    """The statistic on all n images and on each of `resamples` seeded resamples (same seed, n and strata: same
+    draws); stratified when the statistic has a `strata` attribute (see the module docstring)."""
+    chunks = _count_chunks(n, resamples, seed, getattr(stat, "strata", None))
+    return float(stat(np.ones((1, n)))[0]), np.concatenate([stat(w) for w in chunks])
 
 
 def bootstrap_interval(

@@ -4,13 +4,13 @@ errors into one line and exit code 2."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
+import inspect
 import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
@@ -24,6 +24,11 @@ from .runner import MMEngineNoteFilter
 # Known upstream warnings, matched by message (nothing else is hidden): setuptools >= 80 warns on every
 # `import pkg_resources`, which mmengine does when a config inherits `mmdet::` bases.
 UPSTREAM_WARNINGS = (r"pkg_resources is deprecated as an API",)
+# The options the cli itself consumes: --verbose (parse_tool_args) and torchrun's --local-rank (accepted, unused).
+CLI_OWN_OPTIONS = ("verbose", "local_rank")
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -40,16 +45,34 @@ def setup_logging(verbose: bool = False) -> None:
     MMEngineNoteFilter.install(MMLogger.get_current_instance())
 
 
-def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
-    """A tool's config dataclass from its parsed options: every field whose option has the same name, then
-    `overrides` for the fields whose option is named or shaped differently (e.g. progress=not args.no_progress)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(overrides) - names
+def options_for(fn: Callable[..., Any], args: argparse.Namespace, /, **overrides: Any) -> dict[str, Any]:
+    """The keyword arguments of `fn` (a library function or a config dataclass) from a tool's parsed options: every
+    option whose name is one of its parameters, then `overrides` for the parameters whose option is named or shaped
+    differently (e.g. trust=args.trust_checkpoint). An override that names no parameter, or a `fn` taking **kwargs
+    (nothing to match against: use the function it passes them to), is a TypeError; the options that reach no
+    parameter by name (the tool reads them itself) are logged at DEBUG."""
+    params = inspect.signature(fn).parameters
+    name = getattr(fn, "__qualname__", repr(fn))
+    var_kw = [p.name for p in params.values() if p.kind is p.VAR_KEYWORD]
+    if var_kw:
+        raise TypeError(f"{name} takes **{var_kw[0]}: match the options against the function it passes them to")
+    by_name = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(overrides) - by_name)
     if unknown:
-        raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
-    values = {k: v for k, v in vars(args).items() if k in names}
+        raise TypeError(f"{name} has no parameter(s) {unknown}")
+    options = vars(args)
+    values = {k: v for k, v in options.items() if k in by_name}
     values.update(overrides)
-    return cls(**values)
+    unmatched = sorted(set(options) - by_name - set(CLI_OWN_OPTIONS))
+    if unmatched:
+        log.debug("%s: options passed to no parameter by name (read by the tool): %s", name, ", ".join(unmatched))
+    return values
+
+
+def call_with_options(fn: Callable[..., T], args: argparse.Namespace, /, **overrides: Any) -> T:
+    """`fn(**options_for(fn, args, **overrides))`: a library function or config dataclass called with a tool's
+    options."""
+    return fn(**options_for(fn, args, **overrides))
 
 
 def parse_tool_args(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -136,18 +159,6 @@ def add_train_args(
             help="continue from the work dir's last checkpoint (starts fresh when there is none)",
         )
     add_run_args(p, seed_default=seed_default, seed_help=seed_help, trust_help=trust_help)
-
-
-def train_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments every trainer takes from add_train_args' options: work_dir, cfg_options, resume,
-    seed, launcher (train_classifier / train_detector / train_captioner)."""
-    return {
-        "work_dir": args.work_dir,
-        "cfg_options": args.cfg_options,
-        "resume": args.resume,
-        "seed": args.seed,
-        "launcher": args.launcher,
-    }
 
 
 def add_classifier_eval_args(p: argparse.ArgumentParser, image_size_help: str, backbone_required: bool = True) -> None:

@@ -1,6 +1,6 @@
 """Each tool's per-image results, read back as a statistic over images, so the report can resample a record's
 metric (docs/report_statistics.md): WSOL per_image.csv and per-image IoUs, detection per-image detections,
-captioning per-image scores, robustness per-image rows."""
+captioning per-image scores and BLEU / METEOR statistics, robustness per-image rows, OOD per-image scores."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from typing import Any
 import numpy as np
 
 from .bootstrap import Statistic, VOCMapStatistic, max_over_thresholds_statistic, mean_statistic
+from .caption_stats import STATS_KEYS as CAPTION_STATS_KEYS
+from .caption_stats import corpus_statistic as caption_corpus_statistic
+from .ood.data import IN_DISTRIBUTION_KEY
+from .ood.metrics import ROC_METRICS, MeanOverSetsStatistic
 from .results import PER_IMAGE_DETECTIONS, PER_IMAGE_IOUS
 
 PerImage = tuple[list[str], Statistic]  # image ids (sorted) and the metric as a statistic over them
@@ -85,20 +89,26 @@ def _detection_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerI
 
 
 # captioning metrics whose corpus value is the mean of the per-image scores (pycocoevalcap): CIDEr-D (idf of the
-# full test set), ROUGE-L. BLEU (corpus n-gram counts) and METEOR (corpus alignment statistics) are not.
+# full test set), ROUGE-L. BLEU-1..4 (corpus n-gram counts) and METEOR (summed alignment statistics) are not: they
+# are recomputed from the per-image statistics in captions.json (caption_stats.STATS_KEYS).
 CAPTION_MEAN_METRICS = ("CIDEr", "ROUGE-L")
 
 
 def _captioning_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
     path = Path(rec.get("captions") or folder / "captions.json")
     path = path if path.is_file() else folder / "captions.json"
-    if metric not in CAPTION_MEAN_METRICS or not path.is_file():
+    key = metric if metric in CAPTION_MEAN_METRICS else CAPTION_STATS_KEYS.get(metric)
+    if key is None or not path.is_file():
         return None
     rows = json.loads(path.read_text())
-    if not rows or metric not in rows[0]:
-        return None
-    ids, x = _by_id([str(r["image_id"]) for r in rows], 100.0 * np.array([float(r[metric]) for r in rows]))
-    return ids, mean_statistic(x)
+    if not rows or key not in rows[0]:
+        return None  # e.g. captions.json written before the statistics were kept, or METEOR not run
+    image_ids = [str(r["image_id"]) for r in rows]
+    if metric in CAPTION_MEAN_METRICS:
+        ids, x = _by_id(image_ids, 100.0 * np.array([float(r[metric]) for r in rows]))
+        return ids, mean_statistic(x)
+    ids, stats = _by_id(image_ids, np.array([r[key] for r in rows], dtype=np.float64))
+    return ids, caption_corpus_statistic(metric, stats)
 
 
 def _robustness_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
@@ -112,11 +122,48 @@ def _robustness_per_image(folder: Path, rec: dict[str, Any], metric: str) -> Per
     return ids, mean_statistic(x)
 
 
+def _classification_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
+    """top1_err / top5_err: the mean of 100 * (1 - correct_top<k>) over train_cls's per_image.csv rows."""
+    if metric not in ("top1_err", "top5_err"):
+        return None
+    rows = _read_csv(folder / "per_image.csv") or []
+    try:
+        errors = np.array([100.0 * (1.0 - float(r[f"correct_top{metric[3]}"])) for r in rows])
+    except (KeyError, ValueError):  # not train_cls's file
+        return None
+    if not rows:
+        return None
+    ids, errors = _by_id([r["image_id"] for r in rows], errors)
+    return ids, mean_statistic(errors)
+
+
+def _ood_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
+    """OOD ROC metrics (mean over sets) from per_image/<in-distribution>.csv and per_image/<set>.csv: the images
+    are all evaluated ones, ids '<set>/<image id>' ('in_distribution/<index>'), resampled within each set."""
+    sets = [str(s) for s in rec.get("ood_sets") or []]
+    if metric not in ROC_METRICS or not sets:
+        return None
+    tables = [_read_csv(folder / "per_image" / f"{name}.csv") for name in (IN_DISTRIBUTION_KEY, *sets)]
+    if not all(tables):
+        return None
+    try:
+        ids = [f"{IN_DISTRIBUTION_KEY}/{r['index']}" for r in tables[0]]
+        ids += [f"{name}/{r['image_id']}" for name, rows in zip(sets, tables[1:]) for r in rows]
+        scores = np.array([float(r["score"]) for rows in tables for r in rows])
+    except (KeyError, ValueError):  # not ood_eval's files
+        return None
+    groups = np.repeat(np.arange(len(tables)), [len(rows) for rows in tables])  # 0 = in-distribution
+    order = sorted(range(len(ids)), key=lambda i: ids[i])
+    return [ids[i] for i in order], MeanOverSetsStatistic(scores[order], groups[order], metric)
+
+
 PER_IMAGE_READERS = {
+    "classification": _classification_per_image,
     "wsol": _wsol_per_image,
     "detection": _detection_per_image,
     "captioning": _captioning_per_image,
     "robustness": _robustness_per_image,
+    "ood": _ood_per_image,
 }
 
 

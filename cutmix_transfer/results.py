@@ -135,6 +135,14 @@ def write_record(out_dir: str | os.PathLike, record: dict[str, Any]) -> Path:
 
 
 @dataclass
+class WrittenRecord:
+    """What an evaluation tool returns at least: its result record and the results.json it was written to."""
+
+    record: dict[str, Any]
+    path: Path
+
+
+@dataclass
 class EvalResult:
     """What a per-image evaluation tool produced: its results.json record, the per-image rows (dataset order) and
     the files it wrote."""

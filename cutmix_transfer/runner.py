@@ -412,3 +412,18 @@ def last_checkpoint(work_dir: str | os.PathLike) -> str | None:
         return None
     path = Path(marker).read_text().strip()
     return path if path and osp.isfile(path) else None
+
+
+def train_run(cfg: Config, metric_names: Sequence[str]) -> tuple[Runner, str | None, dict[str, float]]:
+    """A trainer's run of `cfg` (train_classifier, train_captioner): atomic checkpoints with the project's meta,
+    build the Runner, train (`train_and_validate`); -> (runner, its last checkpoint, the last validation's
+    `metric_names`, in the order the Runner logged them)."""
+    ensure_checkpoint_hooks(cfg)
+    runner = build_runner(cfg)  # the trainer package's import registered its datasets, model, metric and hooks
+    train_and_validate(runner)  # also the final validation a run killed during it still owes
+    metrics = {
+        k[len("val/") :]: float(v.current())
+        for k, v in runner.message_hub.log_scalars.items()
+        if k.startswith("val/") and k[len("val/") :] in metric_names
+    }
+    return runner, last_checkpoint(cfg.work_dir), metrics

@@ -1,12 +1,17 @@
 """What every evaluation tool sets up before it runs a model: the device, the seeds, the network input size.
 
 The WSOL evaluator, CAM figures, and the robustness / OOD tools share these, so that `--device`, `--seed` and
-`--image-size` mean the same thing (and fail with the same message) in every tool.
+`--image-size` mean the same thing (and fail with the same message) in every tool; the evaluators' config
+dataclasses share their run options through `EvalOptions`.
 """
 
 from __future__ import annotations
 
+import os
 import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +20,29 @@ from .errors import ConfigError
 
 # the network input sides a tool accepts (--image-size): 224 is the usual protocol, the demo trains at 96
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 1024
+
+
+@dataclass(kw_only=True)
+class EvalOptions:
+    """The run options every evaluator's config (WSOL, robustness, OOD) holds, meaning the same in each; keyword-only,
+    so a config's own fields stay positional. data_root None: the dataset's folder under data/; arch None: inferred
+    from the weights; out None: the tool's default_out_dir."""
+
+    data_root: str | os.PathLike | None = None
+    arch: str | None = None
+    out: str | os.PathLike | None = None
+    device: str = "auto"
+    seed: int = 0
+    trust_checkpoint: bool = False
+    skip_unreadable: bool = False
+    progress: bool = True
+
+    def record_config(self) -> dict[str, Any]:
+        """Every field, as the record's `config` block holds it: paths as text, tuples as lists (JSON-ready)."""
+        return {
+            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+            for k, v in asdict(self).items()
+        }
 
 
 def resolve_device(device: str) -> torch.device:

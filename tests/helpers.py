@@ -1,5 +1,6 @@
 """Helpers shared by the tests that drive the real tools (tools/*.py): load a tool's main in-process, run it as a
-subprocess or under torchrun, build its common arguments, and read its one-line errors and CSV outputs."""
+subprocess or under torchrun, build its common arguments, read its one-line errors and CSV outputs, and the checks
+every evaluation tool must pass (`EvalTool`); and mmdet's VOC mAP, the reference the detection statistics meet."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,3 +152,63 @@ def check_unreadable_image(
     assert rec["skipped_unreadable"]["count"] == 1 and rec["num_images"] == kept
     assert rec["skipped_unreadable"]["images"][0]["image_id"] == bad_sample.image_id
     assert len(read_csv(skip / "per_image.csv")) == kept
+
+
+@dataclass(frozen=True)
+class EvalTool:
+    """An evaluation tool under test, bound to its script (tools/<name>.py): its main() in-process, the script as a
+    subprocess or under torchrun, and the checks every evaluation tool must pass."""
+
+    path: Path
+
+    def main(self) -> Callable[[list[str]], int]:
+        """The tool's main(), loaded from its file."""
+        return load_tool_main(self.path, f"{self.path.stem}_tool")
+
+    def run(self, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+        """The tool as a subprocess (`run_tool`)."""
+        return run_tool(self.path, *args, timeout=timeout)
+
+    def run_single_threaded(self, args: list[str]) -> int:
+        """The tool's main(args) in-process with one intra-op thread (`run_single_threaded`)."""
+        return run_single_threaded(self.main(), args)
+
+    def check_torchrun_equals_single(self, args: list[str], out: Path, single: Path) -> tuple[dict, dict]:
+        """The tool under torchrun with two processes on `args` (which write to `out`) against its single-process
+        run in `single`: it succeeds, its results.json says world size 2 (the single run's 1) and holds the same
+        metrics and curves, and its per_image.csv is the same text. -> (torchrun's record, the single run's)."""
+        proc = run_torchrun(self.path, args)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        dist_rec = json.loads((out / "results.json").read_text())
+        single_rec = json.loads((single / "results.json").read_text())
+        assert dist_rec["world_size"] == 2 and single_rec["world_size"] == 1
+        assert dist_rec["metrics"] == single_rec["metrics"] and dist_rec["curves"] == single_rec["curves"]
+        assert (out / "per_image.csv").read_text() == (single / "per_image.csv").read_text()
+        return dist_rec, single_rec
+
+    def check_unreadable_image(self, args: list[str], out_root: Path, bad_sample, kept: int) -> None:
+        """The project's rule for an unreadable image (`check_unreadable_image`)."""
+        check_unreadable_image(self.path, self.main(), args, out_root, bad_sample, kept)
+
+    def check_option_errors(
+        self, base: list[str], cases: Sequence[tuple[list[str], str]], capsys: pytest.CaptureFixture
+    ) -> None:
+        """Each (extra, needle) of `cases`: main(base + extra) returns 2 and writes one stderr line, an 'error: '
+        line that holds `needle`."""
+        main = self.main()
+        for extra, needle in cases:
+            assert main(base + extra) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], (extra, err)
+
+
+def mmdet_voc_map(dets: Sequence[Sequence[np.ndarray]], gts: Sequence[dict], mode: str = "11points") -> float:
+    """mmdet's eval_map VOC mAP (a fraction) at IoU 0.5 with VOC's legacy +1 coordinates, in one process: the
+    independent reference for the project's detection statistics (dets and gts as eval_map takes them)."""
+    # imported here, not at the top: mmdet adds ~2 s (measured) to every test module that imports helpers
+    from mmdet.evaluation.functional import eval_map
+
+    mean_ap, _ = eval_map(
+        dets, gts, iou_thr=0.5, dataset="voc", logger="silent", eval_mode=mode, use_legacy_coordinate=True, nproc=1
+    )
+    return mean_ap

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from helpers import mmdet_voc_map
 
 import cutmix_transfer.bootstrap as bs
 from cutmix_transfer.bootstrap import (
@@ -134,26 +135,13 @@ def _det_case(seed: int, n: int = 15, classes: int = 3):
 
 @pytest.mark.parametrize("mode", ["11points", "area"])
 def test_voc_map_equals_mmdet_eval_map_on_a_resample(mode):
-    from mmdet.evaluation.functional import eval_map
-
     dets, gts = _det_case(0)
     stat = VOCMapStatistic(dets, gts, eval_mode=mode)
-    full, _ = eval_map(
-        dets, gts, iou_thr=0.5, dataset="voc", logger="silent", eval_mode=mode, use_legacy_coordinate=True, nproc=1
-    )
+    full = mmdet_voc_map(dets, gts, mode)
     assert stat(np.ones((1, len(gts))))[0] == pytest.approx(100 * full)
     rng = np.random.default_rng(2)
     for _ in range(3):
         idx = rng.integers(0, len(gts), size=len(gts))
-        ref, _ = eval_map(
-            [dets[i] for i in idx],
-            [gts[i] for i in idx],
-            iou_thr=0.5,
-            dataset="voc",
-            logger="silent",
-            eval_mode=mode,
-            use_legacy_coordinate=True,
-            nproc=1,
-        )
+        ref = mmdet_voc_map([dets[i] for i in idx], [gts[i] for i in idx], mode)
         w = np.bincount(idx, minlength=len(gts))[None, :].astype(float)
         assert stat(w)[0] == pytest.approx(100 * ref, abs=1e-4)  # eval_map sums in float32

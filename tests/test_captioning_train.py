@@ -16,6 +16,7 @@ from helpers import NIC_TINY_OPTIONS
 from cutmix_transfer.captioning import CocoCaptionDataset, build_vocab, load_captioner, score_captions, to_percent
 from cutmix_transfer.captioning.train import CONFIGS_HINT, REQUIRED_KEYS
 from cutmix_transfer.checkpoints import PROJECT_META_KEY, safe_torch_load
+from cutmix_transfer.report import add_intervals, build_rows, find_records
 from cutmix_transfer.runner import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +139,15 @@ def test_test_caption_record_matches_independent_scoring(trained, backbone, tmp_
     assert rec["metrics"] == pytest.approx(again)
     assert set(rec["metrics"]) == {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr"}
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the report resamples BLEU from captions.json's per-image statistics: intervals around the record's numbers
+    records = find_records([out])
+    (row,) = build_rows(records)
+    notes: list[str] = []
+    add_intervals([row], records, resamples=100, notes=notes)
+    assert not notes and "METEOR" not in row.intervals  # --no-meteor
+    for col in ("BLEU-1", "BLEU-4", "CIDEr"):
+        ci = row.intervals[col]
+        assert ci.value == pytest.approx(rec["metrics"][col], abs=1e-6) and ci.n == len(refs) and ci.low <= ci.high
 
 
 def test_freeze_encoder_and_resume(demo_root, backbone, tmp_path):

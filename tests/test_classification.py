@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import pickle
 import signal
@@ -18,9 +20,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import REPO
+from mmengine.registry import DATASETS
 from PIL import Image
 
 from cutmix_transfer.augment import MixedBatch
+from cutmix_transfer.backbones import build_from_checkpoint
+from cutmix_transfer.bootstrap import resample_counts
 from cutmix_transfer.checkpoints import PROJECT_META_KEY, load_backbone_state, safe_torch_load
 from cutmix_transfer.classification import (
     AtomicCheckpointHook,
@@ -36,6 +41,9 @@ from cutmix_transfer.classification import (
 from cutmix_transfer.datasets.cub import load_cub
 from cutmix_transfer.distributed import prepare_launcher
 from cutmix_transfer.errors import ConfigError, DatasetError
+from cutmix_transfer.per_image import per_image_statistic
+from cutmix_transfer.report import add_intervals, build_rows, find_records
+from cutmix_transfer.results import data_identity
 from cutmix_transfer.runner import load_config
 
 CONFIGS = REPO / "configs" / "cls"
@@ -209,6 +217,37 @@ def test_topk_errors_against_numpy():
     out = metric.compute_metrics(metric.results)
     assert out["top1_err"] == pytest.approx(top1) and out["top5_err"] == pytest.approx(top5)
     assert topk_errors(torch.tensor([[2, 0]]), torch.tensor([0]))["top1_err"] == 100.0
+    assert metric.per_image is None  # no sample indices in the batches: no per-image rows
+
+
+def test_topk_error_counts_padded_samples_once_and_keeps_per_image_rows():
+    """A distributed sampler pads its last slice with samples from the start: keyed by index, they count once."""
+    rng = np.random.default_rng(1)
+    n, k = 10, 6
+    labels = rng.integers(0, k, size=n)
+    order = np.argsort(-rng.normal(size=(n, k)), axis=1)[:, :5]
+    order[:4, 0] = labels[:4]  # images 0-3 right at top-1
+    order[4:7, 0] = (labels[4:7] + 1) % k  # images 4-6 wrong at top-1 (but maybe in the top 5)
+    top1 = 100 * np.mean(order[:, 0] != labels)
+    top5 = 100 * np.mean([labels[i] not in order[i] for i in range(n)])
+    # two ranks' slices, gathered rank by rank: 0, 2, 4, ... then 1, 3, ..., padding repeats indices 0 and 1
+    served = [*range(0, n, 2), 0, *range(1, n, 2), 1]
+    metric = TopKError()
+    for start in range(0, len(served), 4):
+        idx = served[start : start + 4]
+        samples = [{"gt_label": int(labels[i]), "pred_topk": torch.from_numpy(order[i].copy())} for i in idx]
+        metric.process({"sample_idx": torch.tensor(idx)}, samples)
+    out = metric.compute_metrics(metric.results)
+    assert out["top1_err"] == pytest.approx(top1) and out["top5_err"] == pytest.approx(top5)
+    rows = metric.per_image
+    assert [r["index"] for r in rows] == list(range(n))
+    assert [r["label"] for r in rows] == labels.tolist() and [r["pred"] for r in rows] == order[:, 0].tolist()
+    assert [r["correct_top1"] for r in rows] == (order[:, 0] == labels).astype(int).tolist()
+    assert 100 * (1 - np.mean([r["correct_top5"] for r in rows])) == pytest.approx(top5)
+    once = [i for j, i in enumerate(served) if i not in served[:j]]
+    plain = TopKError()  # each sample once (in the same order), without indices: the same numbers, to the bit
+    plain.process({}, [{"gt_label": int(labels[i]), "pred_topk": torch.from_numpy(order[i].copy())} for i in once])
+    assert plain.compute_metrics(plain.results) == out
 
 
 # ----------------------------------------------------------------------------------------------- configs
@@ -292,12 +331,46 @@ def test_demo_pretraining_writes_loadable_checkpoint(tmp_path, demo_root, mode):
     raw = safe_torch_load(ckpt)
     assert raw["meta"][PROJECT_META_KEY]["wsol"] is True
     assert torch.equal(loaded.state_dict["fc.weight"], raw["state_dict"]["backbone.fc.weight"])
-    import json
-
     record = json.loads(Path(out["record"]).read_text())
     assert record["kind"] == "classification" and record["checkpoint"]["method"] == method
     assert set(record["metrics"]) == {"top1_err", "top5_err"} and 0 <= record["metrics"]["top1_err"] <= 100
     assert record["metrics"]["top5_err"] == 0.0  # 4 classes: the true class is always in the top 5
+    _check_per_image(Path(out["per_image"]), record, ckpt, load_config(_tiny_config(tmp_path, demo_root, mode)))
+
+
+def _check_per_image(path: Path, record: dict, ckpt: Path, cfg) -> None:
+    """per_image.csv beside the record: the checkpoint's own predictions on the validation images, the record's
+    ids and error, and a report interval for 'top-1 err' that agrees with a direct percentile computation."""
+    record_dir = path.parent
+    assert path.name == "per_image.csv" and (record_dir / "results.json").is_file()
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    dataset = DATASETS.build(cfg.val_dataloader.dataset)
+    ids = [str(p) for p in dataset.paths]
+    assert [r["image_id"] for r in rows] == ids and [int(r["index"]) for r in rows] == list(range(len(ids)))
+    assert data_identity("x", "y", None, ids)["images_sha256"] == record["data"]["images_sha256"]
+    model, _, _ = build_from_checkpoint(str(ckpt), wsol=True)
+    with torch.no_grad():
+        logits = model.eval()(torch.stack([dataset[i]["inputs"] for i in range(len(dataset))]))
+    assert [int(r["pred"]) for r in rows] == logits.argmax(dim=1).tolist()
+    assert [int(r["label"]) for r in rows] == dataset.labels
+    correct = np.array([int(r["pred"]) == int(r["label"]) for r in rows])
+    assert [int(r["correct_top1"]) for r in rows] == correct.astype(int).tolist()
+    assert {r["correct_top5"] for r in rows} == {"1"}  # 4 classes
+    err = 100.0 * (1.0 - correct)
+    assert err.mean() == pytest.approx(record["metrics"]["top1_err"], abs=1e-9)
+
+    records = find_records([record_dir])
+    got_ids, stat = per_image_statistic(record_dir / "results.json", records[0][1], "top1_err")
+    assert got_ids == sorted(ids)
+    (row,) = build_rows(records)
+    assert add_intervals([row], records, resamples=200, seed=0) == []
+    ci = row.intervals["top-1 err"]
+    assert ci.value == pytest.approx(record["metrics"]["top1_err"], abs=1e-9) and ci.n == len(ids)
+    assert ci.low <= ci.value <= ci.high
+    w = resample_counts(len(ids), 200, seed=0)  # the report's draws over the sorted ids; the statistic by hand
+    by_id = err[np.argsort(ids)]
+    assert (ci.low, ci.high) == pytest.approx(tuple(np.percentile(w @ by_id / w.sum(axis=1), [2.5, 97.5])))
 
 
 def test_atomic_checkpoint_hook_survives_a_crash_during_save(tmp_path):

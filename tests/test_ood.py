@@ -18,9 +18,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from conftest import DEMO_KWARGS
 from PIL import Image
+from sklearn.metrics import roc_auc_score, roc_curve
 
+from cutmix_transfer import report
 from cutmix_transfer.backbones import build_model
+from cutmix_transfer.bootstrap import percentile_interval, resample_counts
 from cutmix_transfer.datasets import demo
 from cutmix_transfer.datasets.demo import cifar as demo_cifar
 from cutmix_transfer.datasets.demo.scene import STREAMS, image_rng, render_scene
@@ -29,6 +33,7 @@ from cutmix_transfer.io import sha256_file
 from cutmix_transfer.ood import data as ood_data
 from cutmix_transfer.ood import detectors, metrics
 from cutmix_transfer.ood.evaluate import load_classifier
+from cutmix_transfer.per_image import per_image_statistic
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "ood_eval.py"
@@ -177,6 +182,78 @@ def test_mean_metrics_and_bad_input():
         metrics.ood_metrics([], [1.0])
     with pytest.raises(ValueError, match="finite"):
         metrics.ood_metrics([np.nan, 1.0], [1.0])
+
+
+def _tie_heavy(rng, low: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Integer scores (many ties, in- and out-scores overlapping) and integer weights (B = 4 rows, zeros included,
+    at least `low` per side and row)."""
+    s_in = rng.integers(0, 6, size=int(rng.integers(1, 25))).astype(float) + rng.integers(0, 3)
+    s_out = rng.integers(0, 6, size=int(rng.integers(1, 25))).astype(float)
+    w_in, w_out = rng.integers(0, 4, size=(4, s_in.size)), rng.integers(0, 4, size=(4, s_out.size))
+    w_in[:, 0] += low
+    w_out[:, -1] += low
+    return s_in, s_out, w_in, w_out
+
+
+def test_weighted_roc_metrics_equal_the_duplicated_scores_and_scikit_learn():
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        s_in, s_out, w_in, w_out = _tie_heavy(rng)
+        got = metrics.weighted_ood_metrics(s_in, s_out, w_in, w_out)
+        ones = metrics.weighted_ood_metrics(s_in, s_out, np.ones(s_in.size), np.ones(s_out.size))
+        plain = metrics.ood_metrics(s_in, s_out)
+        assert {k: v[0] for k, v in ones.items()} == {k: plain[k] for k in metrics.ROC_METRICS}  # bit for bit
+        y, s = np.r_[np.ones(s_in.size), np.zeros(s_out.size)], np.r_[s_in, s_out]
+        for b in range(4):
+            dup = metrics.ood_metrics(np.repeat(s_in, w_in[b]), np.repeat(s_out, w_out[b]))
+            assert {k: got[k][b] for k in metrics.ROC_METRICS} == {k: dup[k] for k in metrics.ROC_METRICS}
+            sw = np.r_[w_in[b], w_out[b]]
+            fpr, tpr, _ = roc_curve(y, s, sample_weight=sw, drop_intermediate=False)
+            assert got["tnr_at_tpr95"][b] == pytest.approx(100 * (1 - fpr[np.argmax(tpr >= 0.95)]), abs=1e-9)
+            assert got["auroc"][b] == pytest.approx(100 * roc_auc_score(y, s, sample_weight=sw), abs=1e-9)
+            assert got["detection_acc"][b] == pytest.approx(100 * np.max(0.5 * (tpr + 1 - fpr)), abs=1e-9)
+    # roc_points is the same curve as scikit-learn's (thresholds included); a side of weight 0 is an error
+    s_in, s_out, w_in, w_out = _tie_heavy(rng)
+    y, s = np.r_[np.ones(s_in.size), np.zeros(s_out.size)], np.r_[s_in, s_out]
+    for got_a, want_a in zip(metrics.roc_points(s_in, s_out), roc_curve(y, s, drop_intermediate=False)):
+        assert np.allclose(got_a, want_a, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="positive total weight"):
+        metrics.weighted_ood_metrics(s_in, s_out, np.zeros(s_in.size), np.ones(s_out.size))
+
+
+def _duplicated_mean(scores: np.ndarray, groups: np.ndarray, counts: np.ndarray, metric: str) -> float:
+    """The mean over OOD sets (groups >= 1) of `ood_metrics` on the scores repeated `counts` times (no weights)."""
+    reps = np.repeat(scores, counts.astype(int))
+    g = np.repeat(groups, counts.astype(int))
+    return float(
+        np.mean([metrics.ood_metrics(reps[g == 0], reps[g == k])[metric] for k in np.unique(groups[groups > 0])])
+    )
+
+
+def test_mean_over_sets_statistic_and_stratified_draws():
+    rng = np.random.default_rng(3)
+    s_in, s_a, _, _ = _tie_heavy(rng)
+    s_b = rng.integers(0, 9, size=11).astype(float)
+    scores, groups = np.r_[s_in, s_a, s_b], np.repeat([0, 1, 2], [s_in.size, s_a.size, s_b.size])
+    perm = rng.permutation(scores.size)  # any column order: the groups say which image is which
+    scores, groups = scores[perm], groups[perm]
+    for metric in metrics.ROC_METRICS:
+        stat = metrics.MeanOverSetsStatistic(scores, groups, metric)
+        per_set = {name: metrics.ood_metrics(s_in, s) for name, s in (("a", s_a), ("b", s_b))}
+        assert stat(np.ones((1, scores.size)))[0] == metrics.mean_metrics(per_set)[metric]
+        w = resample_counts(scores.size, 6, seed=1, strata=stat.strata)
+        for g in range(3):  # stratified: every resample keeps each set's size
+            assert (w[:, groups == g].sum(axis=1) == (groups == g).sum()).all()
+        assert stat(w) == pytest.approx([_duplicated_mean(scores, groups, wb, metric) for wb in w], abs=1e-9)
+    with pytest.raises(ValueError, match="no weighted OOD metric"):
+        metrics.MeanOverSetsStatistic(scores, groups, "aupr_in")
+    # the draws depend on the partition, not on the labels; the unstratified draws are the plain multinomial
+    relabelled = np.array([7, 3, 5])[groups]
+    assert np.array_equal(resample_counts(scores.size, 4, 2, groups), resample_counts(scores.size, 4, 2, relabelled))
+    want = np.random.default_rng(2).multinomial(scores.size, np.full(scores.size, 1 / scores.size), size=4)
+    assert np.array_equal(resample_counts(scores.size, 4, 2), want)
+    with pytest.raises(ValueError, match="strata must label"):
+        resample_counts(scores.size, 4, 2, groups[1:])
 
 
 # ------------------------------------------------------------------------------------------------ detectors
@@ -555,17 +632,96 @@ def test_tool_errors(tiny, tmp_path, capsys):
     assert np.load(tmp_path / "o" / "scores.npz")["broken"].shape == (1,)
 
 
+# ------------------------------------------------------------------------------------------------ report intervals
+@pytest.fixture(scope="module")
+def two_runs(tiny, tmp_path_factory) -> dict[str, Path]:
+    """tools/ood_eval.py (msp, in process) for two 100-class checkpoints on the same images: LSUN, Imagenet_resize
+    and 9 uniform-noise images -> {'cutmix': out dir, 'plain': out dir}."""
+    d = tmp_path_factory.mktemp("ood_two")
+    torch.manual_seed(2)
+    torch.save(build_model("resnet18", 100).state_dict(), d / "plain_r18.pth")
+    main, outs = _tool_main(), {}
+    for name, ckpt in (("cutmix", tiny["ckpt"]), ("plain", d / "plain_r18.pth")):
+        outs[name] = d / name
+        sets = [str(tiny["ood"] / "LSUN"), str(tiny["ood"] / "Imagenet_resize"), "uniform"]
+        args = ["--backbone", str(ckpt), "--data-root", str(tiny["cifar"]), "--ood", *sets, "--noise-count", "9"]
+        assert main(args + ["--device", "cpu", "--out", str(outs[name]), "--no-progress"]) == 0
+    return outs
+
+
+def _scores_by_id(out: Path) -> dict[str, float]:
+    """'<set>/<image id>' -> score, from scores.npz (the in-distribution id: its index) and the CSVs' image ids."""
+    scores = np.load(out / "scores.npz")
+    got = {f"in_distribution/{i}": float(v) for i, v in enumerate(scores["in_distribution"])}
+    for name in json.loads((out / "results.json").read_text())["ood_sets"]:
+        with open(out / "per_image" / f"{name}.csv", newline="") as f:
+            got.update({f"{name}/{r['image_id']}": float(v) for r, v in zip(csv.DictReader(f), scores[name])})
+    return got
+
+
+def test_ood_reader_on_a_real_run(two_runs):
+    out = two_runs["cutmix"]
+    rec = json.loads((out / "results.json").read_text())
+    by_id = _scores_by_id(out)
+    assert len(by_id) == 20 + 7 + 7 + 9
+    for metric in ("tnr_at_tpr95", "auroc"):
+        ids, stat = per_image_statistic(out / "results.json", rec, metric)
+        assert ids == sorted(by_id)  # every evaluated image once, set-prefixed, sorted
+        assert stat(np.ones((1, len(ids))))[0] == rec["metrics"][metric]  # bit for bit the record's number
+        scores = np.array([by_id[i] for i in ids])
+        groups = np.array(
+            [0 if i.startswith("in_distribution/") else 1 + rec["ood_sets"].index(i.split("/")[0]) for i in ids]
+        )
+        w = resample_counts(len(ids), 8, seed=4, strata=stat.strata)
+        assert stat(w) == pytest.approx([_duplicated_mean(scores, groups, wb, metric) for wb in w], abs=1e-9)
+    assert per_image_statistic(out / "results.json", rec, "aupr_in") is None  # no weighted AUPR
+    missing = {**rec, "ood_sets": [*rec["ood_sets"], "iSUN"]}  # a set without its per-image file: no interval
+    assert per_image_statistic(out / "results.json", missing, "auroc") is None
+
+
+def test_report_gives_ood_intervals_and_the_paired_difference(two_runs):
+    records = report.find_records(two_runs.values())
+    notes: list[str] = []
+    rows = report.build_rows(records, notes)
+    lines = report.add_intervals(rows, records, resamples=200, seed=5, notes=notes)
+    assert [r.label for r in rows] == ["baseline", "cutmix"] and notes == []  # a plain state_dict: baseline
+    # independent: draws stratified by the set name (string labels), metric on the weighted per-set scores
+    values = {}
+    for r in rows:
+        by_id = _scores_by_id(Path(r.sources["OOD AUROC (mean)"]).parent)
+        ids = sorted(by_id)
+        names = np.array([i.split("/")[0] for i in ids])
+        w = resample_counts(len(ids), 200, seed=5, strata=names)
+        s = np.array([by_id[i] for i in ids])
+        sets = [n for n in dict.fromkeys(names) if n != "in_distribution"]
+        for title, metric in (("OOD TNR@TPR95 (mean)", "tnr_at_tpr95"), ("OOD AUROC (mean)", "auroc")):
+            per_set = [
+                metrics.weighted_ood_metrics(
+                    s[names == "in_distribution"], s[names == n], w[:, names == "in_distribution"], w[:, names == n]
+                )[metric]
+                for n in sets
+            ]
+            values[(r.label, title)] = np.mean(per_set, axis=0)
+            ci = r.intervals[title]
+            assert (ci.value, ci.n, ci.resamples) == (r.values[title], len(ids), 200)
+            assert (ci.low, ci.high) == pytest.approx(percentile_interval(values[(r.label, title)]), abs=1e-9)
+    for title in ("OOD TNR@TPR95 (mean)", "OOD AUROC (mean)"):
+        d = values[("cutmix", title)] - values[("baseline", title)]
+        lo, hi = percentile_interval(d)
+        want = (
+            f"{title}, cutmix − baseline: {rows[1].values[title] - rows[0].values[title]:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        )
+        assert any(line.startswith(want) and line.endswith(f"({len(ids)} images)") for line in lines), (want, lines)
+    table = report.to_markdown(rows).splitlines()
+    for r, line in zip(rows, table[2:4]):
+        assert f"{r.values['OOD AUROC (mean)']:.2f} [{r.intervals['OOD AUROC (mean)'].low:.2f}, " in line
+
+
 # ------------------------------------------------------------------------------------------------ demo writers
 def test_demo_cifar100_and_ood_layouts(tmp_path):
-    kwargs = dict(
-        seed=2,
-        num_classes=4,
-        cifar_train_per_class=3,
-        cifar_test_per_class=2,
-        ood_images_per_set=3,
-        layouts=("cifar100", "ood"),
-        progress=False,
-    )
+    # the shared tiny demo's settings (conftest), with its CIFAR-100 and OOD layouts only
+    sizes = {"cifar_train_per_class": 3, "cifar_test_per_class": 2, "ood_images_per_set": 3}
+    kwargs = {**DEMO_KWARGS, "seed": 2, **sizes, "layouts": ("cifar100", "ood")}
     d = demo.make_demo_data(tmp_path / "a", **kwargs)
     assert d.counts == {
         "cifar100": {"train": 12, "test": 8},

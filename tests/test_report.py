@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import mmdet_voc_map
 
 from cutmix_transfer.bootstrap import VOCMapStatistic, bootstrap_interval, mean_statistic, paired_difference
 from cutmix_transfer.detection.evaluate import write_per_image_detections
@@ -428,23 +429,12 @@ def test_per_image_results_that_disagree_with_the_record_get_no_interval(tmp_pat
 
 
 def test_detection_interval_from_per_image_detections_matches_eval_map(tmp_path: Path):
-    from mmdet.evaluation.functional import eval_map
-
     from tests.test_bootstrap import _det_case
 
     dets, gts = _det_case(3, n=12)
     for i, g in enumerate(gts):
         g["img_id"] = f"{i:06d}"
-    full, _ = eval_map(
-        dets,
-        gts,
-        iou_thr=0.5,
-        dataset="voc",
-        logger="silent",
-        eval_mode="11points",
-        use_legacy_coordinate=True,
-        nproc=1,
-    )
+    full = mmdet_voc_map(dets, gts)
     folder = tmp_path / "det"
     write_record(folder, _rec("detection", "a" * 64, "baseline", {"mAP": 100 * full}, detector="faster_rcnn"))
     write_per_image_detections(folder / "per_image_detections.npz", list(zip(gts, dets)), "11points", 0.5)

@@ -192,6 +192,7 @@ def _assert_cls_same(ref: Path, work: Path) -> None:
     rec_a, rec_b = (json.loads((w / "results.json").read_text()) for w in (ref, work))
     assert rec_a["metrics"] == rec_b["metrics"] and set(rec_a["metrics"]) == {"top1_err", "top5_err"}
     assert rec_a["epochs"] == rec_b["epochs"] == 3
+    assert (ref / "per_image.csv").read_bytes() == (work / "per_image.csv").read_bytes()  # same predictions
 
 
 @pytest.mark.slow
@@ -213,6 +214,8 @@ def test_train_cls_under_torchrun_killed_during_a_checkpoint_write_resumes_exact
     assert final["meta"]["iter"] == 3
     rec_a, rec_b = (json.loads((tmp / w / "results.json").read_text()) for w in ("ddp_reference", "ddp_killed"))
     assert rec_a["metrics"] == rec_b["metrics"]
+    per_image = [(tmp / w / "per_image.csv").read_text() for w in ("ddp_reference", "ddp_killed")]
+    assert per_image[0] == per_image[1] and per_image[0].count("\n") == 1 + 8  # gathered: each image once
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision
-from helpers import (
-    REPO,
-    check_unreadable_image,
-    eval_args,
-    load_tool_main,
-    one_line_error,
-    read_csv,
-    run_single_threaded,
-    run_tool,
-    run_torchrun,
-)
+from helpers import REPO, EvalTool, eval_args, one_line_error, read_csv
 from PIL import Image
 from torchvision.transforms import functional as TF
 
@@ -55,7 +44,7 @@ from cutmix_transfer.robustness import (
 )
 from cutmix_transfer.robustness.evaluate import rank_batches, select_images
 
-TOOL = REPO / "tools" / "robustness_eval.py"
+TOOL = EvalTool(REPO / "tools" / "robustness_eval.py")
 NUM_CLASSES = 4  # conftest.DEMO_KWARGS
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])
@@ -83,14 +72,6 @@ def _normalise_by_hand(x: torch.Tensor) -> torch.Tensor:
     m = torch.from_numpy(MEAN).view(1, 3, 1, 1).to(x.dtype)
     s = torch.from_numpy(STD).view(1, 3, 1, 1).to(x.dtype)
     return (x - m) / s
-
-
-def _tool_main():
-    return load_tool_main(TOOL, "robustness_eval_tool")
-
-
-def _run_tool(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    return run_tool(TOOL, *args, timeout=timeout)
 
 
 def _imagenet_args(backbone: Path, root: Path) -> list[str]:
@@ -326,9 +307,7 @@ GRID = [
 def single_run(demo_root, ckpts, tmp_path_factory) -> Path:
     """The tool in-process on the demo ImageNet val (8 images), one intra-op thread as each torchrun worker."""
     out = tmp_path_factory.mktemp("rob_single")
-    rc = run_single_threaded(
-        _tool_main(), eval_args("--backbone", ckpts["plain"], "imagenet", demo_root / "ILSVRC", out, *GRID)
-    )
+    rc = TOOL.run_single_threaded(eval_args("--backbone", ckpts["plain"], "imagenet", demo_root / "ILSVRC", out, *GRID))
     assert rc == 0
     return out
 
@@ -407,7 +386,7 @@ def test_tool_numbers_equal_a_hand_written_pipeline(single_run, demo_root, ckpts
 
 
 def test_form_follows_the_checkpoint_meta_and_the_flags(demo_root, ckpts, tmp_path):
-    main = _tool_main()
+    main = TOOL.main()
     base = [
         "--dataset",
         "imagenet",
@@ -446,7 +425,7 @@ def test_cub_test_split(demo_root, ckpts, tmp_path):
 
     out = tmp_path / "cub"
     assert (
-        _tool_main()(
+        TOOL.main()(
             [
                 "--backbone",
                 str(ckpts["plain"]),
@@ -482,7 +461,7 @@ def test_cub_test_split(demo_root, ckpts, tmp_path):
 
 
 def test_determinism_and_seeded_pairs(demo_root, ckpts, tmp_path, single_run):
-    main = _tool_main()
+    main = TOOL.main()
     args = [
         *_imagenet_args(ckpts["plain"], demo_root / "ILSVRC"),
         "--tests",
@@ -512,25 +491,18 @@ def test_determinism_and_seeded_pairs(demo_root, ckpts, tmp_path, single_run):
 @pytest.mark.slow
 def test_torchrun_two_processes_equal_single(demo_root, ckpts, single_run, tmp_path):
     out = tmp_path / "dist"
-    proc = run_torchrun(
-        TOOL, eval_args("--backbone", ckpts["plain"], "imagenet", demo_root / "ILSVRC", out, "--device", "cpu", *GRID)
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    single = json.loads((single_run / "results.json").read_text())
-    dist_rec = json.loads((out / "results.json").read_text())
-    assert dist_rec["world_size"] == 2 and single["world_size"] == 1
-    assert (out / "per_image.csv").read_text() == (single_run / "per_image.csv").read_text()
+    args = eval_args("--backbone", ckpts["plain"], "imagenet", demo_root / "ILSVRC", out, "--device", "cpu", *GRID)
+    TOOL.check_torchrun_equals_single(args, out, single_run)
     with np.load(out / "predictions.npz") as a, np.load(single_run / "predictions.npz") as b:
         assert sorted(a.files) == sorted(b.files)
         for k in a.files:
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-    assert dist_rec["metrics"] == single["metrics"] and dist_rec["curves"] == single["curves"]
 
 
 # ------------------------------------------------------------------------------------------------ errors
 def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):
     line = one_line_error(
-        _run_tool(*_imagenet_args(ckpts["five"], demo_root / "ILSVRC"), "--out", str(tmp_path), "--image-size", "64")
+        TOOL.run(*_imagenet_args(ckpts["five"], demo_root / "ILSVRC"), "--out", str(tmp_path), "--image-size", "64")
     )
     assert "5-class" in line and "4 classes" in line and str(ckpts["five"]) in line
     assert not (tmp_path / "results.json").exists()
@@ -538,7 +510,7 @@ def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):
 
 def test_error_missing_dataset(ckpts, tmp_path, capsys):
     assert (
-        _tool_main()(
+        TOOL.main()(
             ["--backbone", str(ckpts["plain"]), "--dataset", "imagenet", "--data-root", str(tmp_path / "nowhere")]
         )
         == 2
@@ -564,13 +536,12 @@ def test_unreadable_image_fails_naming_it_or_is_skipped(ckpts, demo_root, tmp_pa
         "0",
         "112",
     ]
-    check_unreadable_image(TOOL, _tool_main(), args, tmp_path, bad, kept=7)
+    TOOL.check_unreadable_image(args, tmp_path, bad, kept=7)
 
 
 def test_error_bad_options(ckpts, demo_root, capsys):
-    main = _tool_main()
     base = _imagenet_args(ckpts["plain"], demo_root / "ILSVRC")
-    for extra, needle in (
+    cases = (
         (["--eps", "0"], "(0, 255]"),
         (["--eps", "300"], "(0, 255]"),
         (["--eps", "-2"], "(0, 255]"),
@@ -580,7 +551,5 @@ def test_error_bad_options(ckpts, demo_root, capsys):
         (["--image-size", "8"], "--image-size"),
         (["--device", "nonsense"], "--device"),
         (["--max-images", "0"], "--max-images"),
-    ):
-        assert main(base + extra) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], (extra, err)
+    )
+    TOOL.check_option_errors(base, cases, capsys)

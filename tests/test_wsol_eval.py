@@ -7,24 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import (
-    REPO,
-    check_unreadable_image,
-    eval_args,
-    load_tool_main,
-    one_line_error,
-    read_csv,
-    run_single_threaded,
-    run_tool,
-    run_torchrun,
-)
+from helpers import REPO, EvalTool, eval_args, one_line_error, read_csv
 from PIL import Image
 
 from cutmix_transfer.backbones import build_from_checkpoint, build_model
@@ -40,21 +29,13 @@ from cutmix_transfer.wsol.boxes import cam_thresholds, max_iou_curve_reference
 from cutmix_transfer.wsol.inputs import load_image_224, load_mask_224
 from cutmix_transfer.wsol.model import compute_scoremaps
 
-TOOL = REPO / "tools" / "wsol_eval.py"
+TOOL = EvalTool(REPO / "tools" / "wsol_eval.py")
 NUM_CLASSES = 4  # conftest.DEMO_KWARGS
 THR = cam_thresholds(0.01)
 BATCH_8 = ("--batch-size", "8")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _tool_main():
-    return load_tool_main(TOOL, "wsol_eval_tool")
-
-
-def _run_tool(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    return run_tool(TOOL, *args, timeout=timeout)
-
-
 def _hand_boxes_224(boxes: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     """GT boxes rescaled to 224 by hand: int(x * 224 / W), int(y * 224 / H)."""
     w, h = size_wh
@@ -120,8 +101,8 @@ def cub_run(demo_root, ckpts, tmp_path_factory) -> Path:
     torchrun worker uses: the thread count changes the convolutions' float rounding, the batch size does not."""
     out = tmp_path_factory.mktemp("cub_run")
     cub = demo_root / "CUB_200_2011"
-    rc = run_single_threaded(
-        _tool_main(), eval_args("--backbone", ckpts["plain"], "cub", cub, out, "--save-cams", "--vis", "2", *BATCH_8)
+    rc = TOOL.run_single_threaded(
+        eval_args("--backbone", ckpts["plain"], "cub", cub, out, "--save-cams", "--vis", "2", *BATCH_8)
     )
     assert rc == 0
     return out
@@ -353,7 +334,7 @@ def test_masks_are_thresholded_at_127(tmp_path):
 @pytest.mark.slow
 def test_second_checkpoint_and_determinism(demo_root, ckpts, tmp_path, cub_run):
     """A CutMix-PyTorch checkpoint, twice: identical numbers; its sha256 differs from the first checkpoint's."""
-    main = _tool_main()
+    main = TOOL.main()
     root = _tiny_cub(demo_root, tmp_path, test_ids=3)
     recs = []
     for k in range(2):
@@ -393,16 +374,9 @@ def test_second_checkpoint_and_determinism(demo_root, ckpts, tmp_path, cub_run):
 def test_torchrun_two_processes_equal_single(demo_root, ckpts, cub_run, tmp_path):
     out = tmp_path / "dist"
     cub = demo_root / "CUB_200_2011"
-    proc = run_torchrun(
-        TOOL, eval_args("--backbone", ckpts["plain"], "cub", cub, out, "--save-cams", *BATCH_8, "--device", "cpu")
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    single = json.loads((cub_run / "results.json").read_text())
-    dist_rec = json.loads((out / "results.json").read_text())
-    assert dist_rec["world_size"] == 2 and single["world_size"] == 1
-    assert dist_rec["metrics"] == single["metrics"] and dist_rec["curves"] == single["curves"]
+    args = eval_args("--backbone", ckpts["plain"], "cub", cub, out, "--save-cams", *BATCH_8, "--device", "cpu")
+    dist_rec, single = TOOL.check_torchrun_equals_single(args, out, cub_run)
     assert dist_rec["best_thresholds"] == single["best_thresholds"]
-    assert (out / "per_image.csv").read_text() == (cub_run / "per_image.csv").read_text()
     with np.load(out / "cams.npz") as a, np.load(cub_run / "cams.npz") as b:
         assert a["image_ids"].tolist() == b["image_ids"].tolist()
         np.testing.assert_array_equal(a["cams"], b["cams"])
@@ -427,7 +401,7 @@ def _tiny_cub(demo_root: Path, dst: Path, test_ids: int) -> Path:
 
 def test_error_missing_dataset_folder(ckpts, tmp_path):
     line = one_line_error(
-        _run_tool("--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(tmp_path / "nowhere"))
+        TOOL.run("--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(tmp_path / "nowhere"))
     )
     assert str(tmp_path / "nowhere") in line and "CUB_200_2011" in line and "--data-root" in line
     with pytest.raises(DatasetError, match=r"(?s)nowhere.*ILSVRC.*--data-root"):
@@ -436,7 +410,7 @@ def test_error_missing_dataset_folder(ckpts, tmp_path):
 
 def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):
     line = one_line_error(
-        _run_tool(
+        TOOL.run(
             "--backbone",
             str(ckpts["five"]),
             "--dataset",
@@ -454,7 +428,7 @@ def test_error_class_count_mismatch(ckpts, demo_root, tmp_path):
 
 def test_error_empty_split(ckpts, demo_root, tmp_path):
     root = _tiny_cub(demo_root, tmp_path, test_ids=0)
-    line = one_line_error(_run_tool("--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(root)))
+    line = one_line_error(TOOL.run("--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(root)))
     assert "test" in line and "no image" in line
 
 
@@ -463,19 +437,16 @@ def test_unreadable_image_fails_or_is_skipped(ckpts, demo_root, tmp_path):
     bad = load_cub(root, "test")[0]
     bad.path.write_bytes(b"this is not a jpeg")
     args = ["--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(root)]
-    check_unreadable_image(TOOL, _tool_main(), args, tmp_path, bad, kept=1)
+    TOOL.check_unreadable_image(args, tmp_path, bad, kept=1)
 
 
 def test_error_bad_options(ckpts, demo_root, capsys):
-    main = _tool_main()
     base = ["--backbone", str(ckpts["plain"]), "--dataset", "cub", "--data-root", str(demo_root / "CUB_200_2011")]
-    for extra, needle in (
+    cases = (
         (["--iou", "30", "70"], "50"),
         (["--cam-curve-interval", "0"], "interval"),
         (["--split", "val"], "--metadata"),
         (["--device", "nonsense"], "--device"),
         (["--image-size", "8"], "--image-size"),
-    ):
-        assert main(base + extra) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+    )
+    TOOL.check_option_errors(base, cases, capsys)

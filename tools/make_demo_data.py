@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import main_guard, setup_logging
+from cutmix_transfer.cli import call_with_options, main_guard, setup_logging
 from cutmix_transfer.datasets.demo import DEFAULT_LAYOUTS, LAYOUT_DIRS, LAYOUTS, make_demo_data
 
 
@@ -55,26 +55,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    demo = make_demo_data(
-        args.out,
-        seed=args.seed,
-        image_size=args.image_size,
-        per_class=args.per_class,
-        num_classes=args.num_classes,
-        test_per_class=args.test_per_class,
-        imagenet_val_per_class=args.imagenet_val_per_class,
-        imagenet_train_per_class=args.imagenet_train_per_class,
-        det_image_size=args.det_image_size,
+    demo = call_with_options(
+        make_demo_data,
+        args,
         voc_trainval_images=args.voc_trainval,
         voc_test_images=args.voc_test,
         coco_train_images=args.coco_train,
         coco_val_images=args.coco_val,
-        cifar_train_per_class=args.cifar_train_per_class,
-        cifar_test_per_class=args.cifar_test_per_class,
         ood_images_per_set=args.ood_per_set,
-        openimages_per_class=args.openimages_per_class,
-        layouts=args.layouts,
-        force=args.force,
     )
     print(f"demo data {'reused (complete, same settings)' if demo.reused else 'written'} in {demo.root}")
     for key in demo.spec.layouts:

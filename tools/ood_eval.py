@@ -23,7 +23,7 @@ from cutmix_transfer.cli import (
     add_arch_arg,
     add_trust_arg,
     add_verbose_arg,
-    config_from_args,
+    call_with_options,
     main_guard,
     parse_tool_args,
 )
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave unreadable OOD images out (listed in results.json) instead of failing",
     )
     add_trust_arg(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     add_verbose_arg(p)
     return p
 
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    cfg = config_from_args(OODEvalConfig, args, ood=tuple(args.ood), progress=not args.no_progress)
+    cfg = call_with_options(OODEvalConfig, args, ood=tuple(args.ood))
     result = evaluate_ood(cfg)
     rec = result.record
     width = max(len(n) for n in ["mean", *rec["ood_sets"]])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_classifier_eval_args, config_from_args, main_guard, parse_tool_args
+from cutmix_transfer.cli import add_classifier_eval_args, call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.robustness import DEFAULT_MIXUP_RATIOS, DEFAULT_SIDES, TESTS, RobustnessConfig, evaluate_robustness
 from cutmix_transfer.robustness.evaluate import DEFAULT_PAIRS
 
@@ -56,9 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate a seeded random subset of this many images (default: the whole split)",
     )
     form = p.add_mutually_exclusive_group()
-    form.add_argument("--wsol", action="store_true", help="build the stride-1 WSOL form whatever the meta says")
     form.add_argument(
-        "--standard-form", action="store_true", help="build the standard torchvision form whatever the meta says"
+        "--wsol",
+        dest="wsol_form",
+        action="store_const",
+        const=True,
+        help="build the stride-1 WSOL form whatever the meta says",
+    )
+    form.add_argument(
+        "--standard-form",
+        dest="wsol_form",
+        action="store_const",
+        const=False,
+        help="build the standard torchvision form whatever the meta says",
     )
     p.add_argument("--out", default=None, help="output folder (default work_dirs/robustness/<checkpoint>_<dataset>)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -68,19 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="count unreadable images as skipped (listed in results.json) instead of failing",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    cfg = config_from_args(
-        RobustnessConfig,
-        args,
-        wsol_form=True if args.wsol else False if args.standard_form else None,
-        progress=not args.no_progress,
-    )
+    cfg = call_with_options(RobustnessConfig, args)
     result = evaluate_robustness(cfg)
     if result.files:
         print(" ".join(f"{k}={v:.2f}" for k, v in result.metrics.items()) + f" -> {result.out_dir}")

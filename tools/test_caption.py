@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from cutmix_transfer.captioning import evaluate_captioner
-from cutmix_transfer.cli import add_run_args, main_guard, parse_tool_args
+from cutmix_transfer.cli import add_run_args, call_with_options, main_guard, parse_tool_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,19 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
     scorers = ("bleu", "rouge", "cider") if args.no_meteor else ("bleu", "meteor", "rouge", "cider")
-    res = evaluate_captioner(
-        args.config,
-        args.checkpoint,
-        out=args.out,
-        split=args.split,
-        beam_size=args.beam,
-        seed=args.seed,
-        trust=args.trust_checkpoint,
-        cfg_options=args.cfg_options,
-        data_root=args.data_root,
-        device=args.device,
-        scorers=scorers,
-    )
+    res = call_with_options(evaluate_captioner, args, beam_size=args.beam, trust=args.trust_checkpoint, scorers=scorers)
     m = res.record["metrics"]
     print(
         f"{res.record['num_images']} images, beam {args.beam}: "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_run_args, main_guard, parse_tool_args
+from cutmix_transfer.cli import add_run_args, call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.detection import evaluate_detector
 
 
@@ -39,18 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    outcome = evaluate_detector(
-        args.config,
-        args.checkpoint,
-        out=args.out,
-        cfg_options=args.cfg_options,
-        eval_mode=args.eval_mode,
-        seed=args.seed,
-        backbone=args.backbone,
-        trust=args.trust_checkpoint,
-        launcher=args.launcher,
-        data_root=args.data_root,
-    )
+    outcome = call_with_options(evaluate_detector, args, trust=args.trust_checkpoint)
     rec = outcome.record
     print(f"{rec['detector']} VOC07 test mAP ({rec['eval_mode']}): {rec['metrics']['mAP']:.2f}  -> {outcome.path}")
     for name, ap in rec["per_class_ap"].items():

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from cutmix_transfer.captioning import train_captioner
-from cutmix_transfer.cli import add_train_args, main_guard, parse_tool_args, train_options
+from cutmix_transfer.cli import add_train_args, call_with_options, main_guard, parse_tool_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,14 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    out = train_captioner(
-        args.config,
-        backbone=args.backbone,
-        freeze_encoder=args.freeze_encoder,
-        trust_checkpoint=args.trust_checkpoint,
-        data_root=args.data_root,
-        **train_options(args),
-    )
+    out = call_with_options(train_captioner, args)
     scores = ", ".join(f"{k} {v:.1f}" for k, v in out["metrics"].items()) or "no validation"
     print(f"trained: {scores}; vocabulary {out['vocab_size']} tokens; checkpoint {out['checkpoint']}")
     return 0

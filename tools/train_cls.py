@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from cutmix_transfer.classification import train_classifier
-from cutmix_transfer.cli import add_train_args, main_guard, parse_tool_args, train_options
+from cutmix_transfer.cli import add_train_args, call_with_options, main_guard, parse_tool_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    out = train_classifier(args.config, trust_checkpoint=args.trust_checkpoint, **train_options(args))
+    out = call_with_options(train_classifier, args)
     if out["record"]:
         errs = ", ".join(f"{k} {v:.2f}%" for k, v in out["metrics"].items())
         print(f"trained: {errs}; checkpoint {out['checkpoint']}; record {out['record']}")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_train_args, main_guard, parse_tool_args, train_options
-from cutmix_transfer.detection import train_detector
+from cutmix_transfer.cli import add_train_args, main_guard, options_for, parse_tool_args
+from cutmix_transfer.detection import prepare_training, train_detector
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,14 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    work_dir = train_detector(
-        args.config,
-        backbone=args.backbone,
-        amp=args.amp,
-        trust=args.trust_checkpoint,
-        data_root=args.data_root,
-        **train_options(args),
-    )
+    # train_detector passes its options on to prepare_training
+    work_dir = train_detector(**options_for(prepare_training, args, trust=args.trust_checkpoint))
     print(f"trained: checkpoints and logs in {work_dir}")
     return 0
 

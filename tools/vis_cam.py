@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, main_guard, parse_tool_args
+from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.wsol.vis_cam import VisCamConfig, vis_cam
 
 
@@ -29,31 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="work_dirs/vis_cam", help="output folder")
     p.add_argument("--alpha", type=float, default=0.5, help="heatmap weight in the overlay")
-    p.add_argument("--standard-form", action="store_true", help="keep the ResNet's stride-2 layer4")
+    p.add_argument("--standard-form", dest="wsol_form", action="store_false", help="keep the ResNet's stride-2 layer4")
     return p
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    written = vis_cam(
-        VisCamConfig(
-            backbone=args.backbone,
-            images=args.images,
-            class_index=args.class_index,
-            class_names=args.class_names,
-            arch=args.arch,
-            cam=args.cam,
-            out=args.out,
-            device=args.device,
-            seed=args.seed,
-            trust_checkpoint=args.trust_checkpoint,
-            wsol_form=not args.standard_form,
-            alpha=args.alpha,
-            input_size=args.image_size,
-        )
-    )
-    for path in written:
+    cfg = call_with_options(VisCamConfig, args, input_size=args.image_size)
+    for path in vis_cam(cfg):
         print(path)
     return 0
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, config_from_args, main_guard, parse_tool_args
+from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.datasets.wsol_data import DATASETS
 from cutmix_transfer.wsol.evaluate import WSOLEvalConfig, default_workers, evaluate_wsol
 from cutmix_transfer.wsol.outputs import metrics_table
@@ -89,25 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--standard-form",
-        action="store_true",
+        dest="wsol_form",
+        action="store_false",
         help="keep the ResNet's stride-2 layer4 (default: wsolevaluation's stride-1 WSOL form)",
     )
     p.add_argument("--large-feature-map", action="store_true", help="also layer3 stride 1 (wsolevaluation option)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    cfg = config_from_args(
-        WSOLEvalConfig,
-        args,
-        iou_thresholds=tuple(args.iou),
-        wsol_form=not args.standard_form,
-        progress=not args.no_progress,
-        input_size=args.image_size,
-    )
+    cfg = call_with_options(WSOLEvalConfig, args, iou_thresholds=tuple(args.iou), input_size=args.image_size)
     result = evaluate_wsol(cfg)
     if result.record.get("world_size", 1) == 1 or result.files:
         print(metrics_table(result.metrics, result.record.get("not_reported", {})))

@@ -34,26 +34,18 @@ model = dict(
     length_norm=False,
 )
 
-train_dataloader = dict(
-    batch_size=32,
-    num_workers=4,
-    dataset=dict(
-        type='CocoCaptions',
-        root=data_root,
-        split='train',
-        source='karpathy',
-        image_size=image_size,
-        resize=256,
-        max_len=max_len,
-        captions_per_image=5,
-    ),
-)
 val_dataloader = dict(
     batch_size=64,
     num_workers=4,
     dataset=dict(
         type='CocoCaptions', root=data_root, split='val', source='karpathy', image_size=image_size, max_len=max_len
     ),
+)
+# the validation set on the Karpathy train split, with a resize before the random crop and 5 captions per image
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=4,
+    dataset=dict(val_dataloader['dataset'], split='train', resize=256, captions_per_image=5),
 )
 # the validation loader on the Karpathy test split, without persistent workers (one pass)
 test_dataloader = dict(

@@ -3,7 +3,9 @@
 Outputs in `out`: results.json (kind 'captioning'; BLEU-1..4, METEOR, ROUGE-L, CIDEr in percent; the
 `checkpoint` block is the BACKBONE the captioner was fine-tuned from, so the report lines it up with the same
 backbone's WSOL and detection numbers; the captioner's own file and sha256 are in `captioner_checkpoint`),
-captions.json (COCO results format [{image_id, caption}] plus per-image scores) and samples.png.
+captions.json (COCO results format [{image_id, caption}] plus per-image scores and the per-image BLEU / METEOR
+sufficient statistics `bleu_stats` / `meteor_stats`, from which the report recomputes the corpus BLEU and METEOR of
+a resampled image set: cutmix_transfer/caption_stats.py) and samples.png.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..checkpoints import PROJECT_META_KEY, check_state_fits, safe_torch_load
 from ..datasets.common import load_rgb
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_bytes, atomic_write_json, sha256_file
-from ..results import checkpoint_info, data_identity, make_record, write_record
+from ..results import WrittenRecord, checkpoint_info, data_identity, make_record, write_record
 from ..runner import load_config
 from .data import CocoCaptionDataset
 from .metrics import METRIC_NAMES, SPICE_NOTE, score_captions, to_percent
@@ -35,11 +37,9 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class CaptionEval:
+class CaptionEval(WrittenRecord):
     """What evaluate_captioner produced: the record, where it went, the generated captions."""
 
-    record: dict[str, Any]
-    path: Path
     captions: dict[int, str]
 
 

@@ -2,8 +2,11 @@
 
 What the numbers are (read from pycocoevalcap 1.2's source):
 - the PTB tokenizer (Stanford CoreNLP 3.4.1, lower-cased, punctuation removed) runs on hypotheses and references;
-- BLEU: corpus-level BLEU-n with the 'closest' reference length brevity penalty (coco-caption's);
-- METEOR 1.5 (Java, `-l en -norm`), corpus score from the jar's aggregate statistics;
+- BLEU: corpus-level BLEU-n with the 'closest' reference length brevity penalty (coco-caption's); each image's
+  sufficient statistics (lengths, n-gram counts and clipped matches) are kept so that the report can recompute it
+  on a resampled image set (cutmix_transfer/caption_stats.py);
+- METEOR 1.5 (Java, `-l en -norm`), corpus score from the jar's aggregate statistics; each image's statistics
+  (the jar's SCORE reply, which compute_score sums in its EVAL line) are kept for the same reason;
 - ROUGE-L: per-image F-measure (beta 1.2) of the longest common subsequence, best over the references, averaged;
 - CIDEr: `pycocoevalcap.cider` is CIDEr-D, what the COCO server reports as "CIDEr": clipped n-gram counts
   (min(hyp, ref)), a Gaussian length penalty (sigma 6), x10, IDF from the evaluated split's references (no
@@ -26,6 +29,7 @@ from typing import Any
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import METRICS
 
+from ..caption_stats import BLEU_STATS_KEY, METEOR_STATS_KEY, bleu_image_stats, parse_meteor_stats
 from ..datasets.text import tokenize
 from ..errors import ConfigError
 
@@ -80,7 +84,8 @@ def score_captions(
 
     references {image_id: [raw captions]} and hypotheses {image_id: raw caption} must cover the same images.
     Returns {'BLEU-1'..'BLEU-4', 'METEOR', 'ROUGE-L', 'CIDEr': fraction (as pycocoevalcap gives it), 'SPICE':
-    None, 'per_image': {name: [per-image scores in sorted-id order]}, 'image_ids': [...], 'notes': [...]}.
+    None, 'per_image': {name: [per-image scores in sorted-id order], 'bleu_stats' / 'meteor_stats': [per-image
+    sufficient statistics, caption_stats.py]}, 'image_ids': [...], 'notes': [...]}.
     """
     scorers = tuple(scorers)
     unknown = [s for s in scorers if s not in SCORERS]
@@ -107,6 +112,7 @@ def score_captions(
     for name in scorers:
         if name == "bleu":
             from pycocoevalcap.bleu.bleu import Bleu
+            from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
 
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):  # the BLEU scorer prints its length statistics
@@ -115,10 +121,17 @@ def score_captions(
             for n in range(4):
                 out[f"BLEU-{n + 1}"] = float(score[n])
                 out["per_image"][f"BLEU-{n + 1}"] = [float(x) for x in per[n]]
+            # each image's statistics cooked as Bleu cooks them (BleuScorer += (hypothesis, references))
+            cooked = [cook_test(res[i][0], cook_refs(gts[i])) for i in ids]
+            out["per_image"][BLEU_STATS_KEY] = [
+                bleu_image_stats(c["testlen"], c["reflen"], c["guess"], c["correct"]) for c in cooked
+            ]
         elif name == "meteor":
-            out["METEOR"], out["per_image"]["METEOR"] = _meteor(gts, res)
+            out["METEOR"], per, stats = _meteor(gts, res)
             if out["METEOR"] is None:
                 out["notes"].append("METEOR failed (see the log): the Java process gave no score")
+            else:
+                out["per_image"]["METEOR"], out["per_image"][METEOR_STATS_KEY] = per, stats
         elif name == "rouge":
             from pycocoevalcap.rouge.rouge import Rouge
 
@@ -133,15 +146,27 @@ def score_captions(
     return out
 
 
-def _meteor(gts: dict, res: dict) -> tuple[float | None, list[float]]:
-    """METEOR 1.5 through its Java process (about 1.5 GB); the process is always stopped afterwards."""
+def _meteor(gts: dict, res: dict) -> tuple[float | None, list[float], list[list[float]]]:
+    """METEOR 1.5 through its Java process (about 1.5 GB): (corpus score, per-image scores, per-image statistics),
+    images in the order of `gts`; (None, [], []) when the process fails. The process is always stopped."""
     _need_java("METEOR")
     from pycocoevalcap.meteor.meteor import Meteor
 
     m = Meteor()
+    lines: list[str] = []
+    score_line = m._stat
+
+    def keep_stats(hypothesis: str, references: list[str]) -> str:
+        # compute_score asks the jar for each image's statistics (its SCORE reply) and sends their list back in
+        # one EVAL line; keeping them lets the report re-sum them over resampled images (caption_stats.py)
+        line = score_line(hypothesis, references)
+        lines.append(line)
+        return line
+
+    m._stat = keep_stats
     try:
         score, per = m.compute_score(gts, res)
-        return float(score), [float(x) for x in per]
+        return float(score), [float(x) for x in per], [parse_meteor_stats(line) for line in lines]
     except (ValueError, BrokenPipeError, OSError) as e:
         err = b""
         try:
@@ -152,7 +177,7 @@ def _meteor(gts: dict, res: dict) -> tuple[float | None, list[float]]:
         logger.error("METEOR failed (%s: %s); java said: %s", type(e).__name__, e, err.decode(errors="replace")[-500:])
         if m.lock.locked():
             m.lock.release()
-        return None, []
+        return None, [], []
     finally:
         with contextlib.suppress(OSError, ValueError):
             m.meteor_p.stdin.close()

@@ -17,14 +17,7 @@ from mmengine.config import Config
 from ..datasets.coco_captions import load_coco_captions
 from ..distributed import Launcher
 from ..errors import ConfigError
-from ..runner import (
-    apply_run_options,
-    build_runner,
-    ensure_checkpoint_hooks,
-    last_checkpoint,
-    load_config,
-    train_and_validate,
-)
+from ..runner import apply_run_options, load_config, train_run
 from .data import training_tokens
 from .vocab import Vocabulary, build_vocab
 
@@ -110,15 +103,7 @@ def train_captioner(
         cfg.model.trust_checkpoint = True
     if freeze_encoder:
         cfg.model.freeze_encoder = True
-    ensure_checkpoint_hooks(cfg)
-    runner = build_runner(cfg)  # the package's import registered its dataset, model, metric and hooks
-    train_and_validate(runner)  # also the final validation a run killed during it still owes
-    metrics = {
-        k[len("val/") :]: float(v.current())
-        for k, v in runner.message_hub.log_scalars.items()
-        if k.startswith("val/") and k[len("val/") :] in ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")
-    }
-    ckpt = last_checkpoint(cfg.work_dir)
+    _, ckpt, metrics = train_run(cfg, ("BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR"))
     logger.info("captioner trained: checkpoint %s; last validation %s", ckpt, metrics or "none")
     return {
         "work_dir": cfg.work_dir,

@@ -1,8 +1,9 @@
 """Classification readers for the real on-disk layouts: torchvision ImageFolder, CIFAR-10/100 python pickles, CUB.
 
 Each is a plain torch Dataset registered in mmengine's DATASETS: item i is
-`{'inputs': (3, S, S) float32 normalised image, 'data_samples': int label}` (mmengine's default collate stacks
-them), and `metainfo['classes']` lists the class names in label order.
+`{'inputs': (3, S, S) float32 normalised image, 'data_samples': int label, 'sample_idx': i}` (mmengine's default
+collate stacks them; `TopKError` keys its per-image rows by 'sample_idx'), and `metainfo['classes']` lists the
+class names in label order.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class _ClassificationDataset(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"inputs": self.transform(self._image(index)), "data_samples": int(self.labels[index])}
+        image = self.transform(self._image(index))
+        return {"inputs": image, "data_samples": int(self.labels[index]), "sample_idx": int(index)}
 
 
 @DATASETS.register_module(name="ImageFolderCls")

@@ -9,19 +9,14 @@ from typing import Any
 from mmengine.dist import is_main_process
 
 from ..distributed import Launcher
-from ..io import sha256_file
+from ..io import atomic_write_text, sha256_file
 from ..results import checkpoint_info, data_identity, make_record, write_record
-from ..runner import (
-    apply_run_options,
-    build_runner,
-    ensure_checkpoint_hooks,
-    last_checkpoint,
-    load_config,
-    train_and_validate,
-)
+from ..runner import apply_run_options, load_config, train_run
+from .metric import TopKError, per_image_csv
 
 logger = logging.getLogger(__name__)
 CONFIGS_HINT = "configs/cls/"  # where a missing or broken classification config sends the user
+PER_IMAGE_NAME = "per_image.csv"  # beside results.json: the final validation's rows, read by per_image.py
 
 
 def train_classifier(
@@ -33,31 +28,32 @@ def train_classifier(
     launcher: Launcher = "none",
     trust_checkpoint: bool = False,
 ) -> dict[str, Any]:
-    """Train the config's CAMClassifier; -> {'work_dir', 'checkpoint', 'metrics', 'record'}.
+    """Train the config's CAMClassifier; -> {'work_dir', 'checkpoint', 'metrics', 'record', 'per_image'}.
 
     `resume=True` continues from `work_dir/last_checkpoint` (a fresh start when there is none). `seed` overrides
     the config's randomness seed; `trust_checkpoint` lets `model.pretrained` need full unpickling. After
-    training the main process writes `work_dir/results.json` (kind 'classification': top1_err / top5_err of
-    the last validation, linked to the last checkpoint's sha256).
+    training the main process writes `work_dir/per_image.csv` (that validation's per-image predictions, for the
+    report's intervals) and then `work_dir/results.json` (kind 'classification': top1_err / top5_err of the last
+    validation, linked to the last checkpoint's sha256).
     """
     cfg = load_config(config, cfg_options, where=CONFIGS_HINT)
     apply_run_options(cfg, config, work_dir, resume=resume, seed=seed, launcher=launcher)
     if trust_checkpoint:  # the config's model.pretrained file may need full unpickling
         cfg.model.trust_pretrained = True
-    ensure_checkpoint_hooks(cfg)
-    runner = build_runner(cfg)  # the package's import registered its datasets, model, metric and hooks
-    train_and_validate(runner)  # also the final validation a run killed during it still owes
-
-    scalars = runner.message_hub.log_scalars
-    metrics = {
-        k[len("val/") :]: float(v.current()) for k, v in scalars.items() if k in ("val/top1_err", "val/top5_err")
+    runner, ckpt, metrics = train_run(cfg, ("top1_err", "top5_err"))
+    out: dict[str, Any] = {
+        "work_dir": cfg.work_dir,
+        "checkpoint": ckpt,
+        "metrics": metrics,
+        "record": None,
+        "per_image": None,
     }
-    ckpt = last_checkpoint(cfg.work_dir)
-    out: dict[str, Any] = {"work_dir": cfg.work_dir, "checkpoint": ckpt, "metrics": metrics, "record": None}
     if is_main_process() and ckpt is not None and metrics:
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         meta = model.checkpoint_meta()
         val = cfg.val_dataloader.dataset
+        image_ids = _image_ids(runner.val_dataloader.dataset)
+        out["per_image"] = _write_per_image(runner, cfg.work_dir, image_ids)
         record = make_record(
             "classification",
             checkpoint_info(ckpt, sha256_file(ckpt), meta["arch"], meta["method"]),
@@ -68,15 +64,27 @@ def train_classifier(
             epochs=runner.epoch,
             iters=runner.iter,
             data=data_identity(
-                f"{val.get('type')}:{val.get('root')}",
-                str(val.get("split")),
-                val.get("root"),
-                _image_ids(runner.val_dataloader.dataset),
+                f"{val.get('type')}:{val.get('root')}", str(val.get("split")), val.get("root"), image_ids
             ),
         )
         out["record"] = str(write_record(cfg.work_dir, record))
         logger.info("validation %s; checkpoint %s; record %s", metrics, ckpt, out["record"])
     return out
+
+
+def _write_per_image(runner: Any, work_dir: str, image_ids: list[str]) -> str | None:
+    """Write the final validation's per-image rows (TopKError's, one per validation image) to
+    `work_dir/per_image.csv`; -> its path, or None (and no stale file left) when the metric has no complete rows."""
+    path = os.path.join(work_dir, PER_IMAGE_NAME)
+    metric = next((m for m in runner.val_evaluator.metrics if isinstance(m, TopKError)), None)
+    rows = metric.per_image if metric is not None else None
+    if rows is None or [r["index"] for r in rows] != list(range(len(image_ids))):
+        logger.warning("no per-image rows cover the %d validation images: %s not written", len(image_ids), path)
+        if os.path.exists(path):
+            os.remove(path)  # another run's rows would not match this record
+        return None
+    atomic_write_text(path, per_image_csv(rows, image_ids))
+    return path
 
 
 def _image_ids(dataset: Any) -> list[str]:

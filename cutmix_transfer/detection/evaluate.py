@@ -20,7 +20,7 @@ from ..checkpoints import BACKBONE_META_KEY, check_state_fits, load_backbone_sta
 from ..distributed import Launcher, prepare_launcher
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_savez, sha256_file
-from ..results import PER_IMAGE_DETECTIONS, data_identity, make_record, write_record
+from ..results import PER_IMAGE_DETECTIONS, WrittenRecord, data_identity, make_record, write_record
 from ..runner import build_runner, load_config
 from .backbone import adapt_config_to_arch, backbone_provenance, clear_backbone_init, configured_backbone_path
 from .data import check_voc_data, iter_xml_datasets, set_data_root
@@ -72,11 +72,9 @@ def _recorded_backbone(
 
 
 @dataclass
-class EvalOutcome:
+class EvalOutcome(WrittenRecord):
     """What test_det produced: the record, where it went, and mmengine's raw metrics."""
 
-    record: dict[str, Any]
-    path: Path
     metrics: dict[str, float]
 
 

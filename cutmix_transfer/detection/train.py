@@ -127,20 +127,12 @@ def report_backbone_keys(runner: Runner, prepared: PreparedTraining) -> KeyRepor
     return report
 
 
-def train_detector(
-    config: str | os.PathLike,
-    backbone: str | os.PathLike | None = None,
-    work_dir: str | os.PathLike | None = None,
-    cfg_options: dict[str, Any] | None = None,
-    resume: str | bool | None = None,
-    amp: bool = False,
-    seed: int = 0,
-    trust: bool = False,
-    launcher: Launcher = "none",
-    data_root: str | os.PathLike | None = None,
-) -> Path:
-    """Fine-tune the config's detector from a backbone checkpoint (tools/train_det.py); returns work_dir."""
-    prepared = prepare_training(config, backbone, work_dir, cfg_options, resume, amp, seed, trust, launcher, data_root)
+def train_detector(config: str | os.PathLike | Config, **options: Any) -> Path:
+    """Fine-tune the config's detector from a backbone checkpoint (tools/train_det.py); returns work_dir.
+
+    `options`: prepare_training's keyword arguments (backbone, work_dir, cfg_options, resume, amp, seed, trust,
+    launcher, data_root)."""
+    prepared = prepare_training(config, **options)
     runner = build_runner(prepared.cfg)
     report_backbone_keys(runner, prepared)
     train_and_validate(runner)  # also the final validation a run killed during it still owes

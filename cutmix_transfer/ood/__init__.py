@@ -2,8 +2,9 @@
 
 ``data`` reads the in-distribution CIFAR test set and the OOD sets (ODIN's folders, uniform / Gaussian noise),
 ``detectors`` scores images (msp, odin, energy), ``metrics`` turns scores into TNR at 95% TPR, AUROC, detection
-accuracy and AUPR (scikit-learn), ``evaluate`` runs it all for one checkpoint (tools/ood_eval.py),
-``figure`` draws the score histograms and ROC curves. docs/ood_protocol.md defines every number.
+accuracy (one ROC implementation, image weights too) and AUPR (scikit-learn), ``evaluate`` runs it all for one
+checkpoint (tools/ood_eval.py), ``figure`` draws the score histograms and ROC curves. docs/ood_protocol.md defines
+every number.
 """
 
 from .data import NOISE_SETS, ODIN_SETS, OODSet, list_images, load_in_distribution, noise_image, resolve_ood_sets

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from .. import backbones
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_write_bytes, atomic_write_text
 from ..results import checkpoint_info, data_identity, make_record, write_record
-from ..runtime import resolve_device, seed_everything
+from ..runtime import EvalOptions, resolve_device, seed_everything
 from .data import (
     DEFAULT_NOISE_COUNT,
     IN_DATASETS,
@@ -50,30 +50,23 @@ FIGURE_NAME = "ood.png"
 
 
 @dataclass
-class OODEvalConfig:
+class OODEvalConfig(EvalOptions):
     """Everything one OOD evaluation depends on; the tool fills it from its arguments.
 
     ood: folders of images and/or 'uniform' / 'gaussian'; data_root None -> data/cifar; out None ->
-    work_dirs/ood/<checkpoint stem>_<detector>; temperature / epsilon None -> the detector's defaults.
+    work_dirs/ood/<checkpoint stem>_<detector>; temperature / epsilon None -> the detector's defaults; the run
+    options (device, seed, ...) are EvalOptions'.
     """
 
     backbone: str | os.PathLike
     ood: Sequence[str] = ()
     in_dataset: str = "cifar100"
-    data_root: str | os.PathLike | None = None
     detector: str = "msp"
     temperature: float | None = None
     epsilon: float | None = None
-    out: str | os.PathLike | None = None
     batch_size: int = 128
     workers: int = 0
-    device: str = "auto"
-    seed: int = 0
     noise_count: int = DEFAULT_NOISE_COUNT
-    skip_unreadable: bool = False
-    arch: str | None = None
-    trust_checkpoint: bool = False
-    progress: bool = True
 
 
 @dataclass
@@ -323,10 +316,7 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
             "aupr": "average_precision_score, in (score) / out (-score) as positives",
             "mean": "unweighted mean over the OOD sets",
         },
-        config={
-            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
-            for k, v in asdict(cfg).items()
-        },
+        config=cfg.record_config(),
         timing=timing,
     )
 

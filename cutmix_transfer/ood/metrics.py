@@ -1,23 +1,28 @@
-"""OOD detection metrics from scikit-learn, in-distribution as the positive class (docs/ood_protocol.md).
+"""OOD detection metrics, in-distribution as the positive class (docs/ood_protocol.md).
 
 Given the scores of in-distribution images and of one OOD set (higher = more in-distribution):
-- ``tnr_at_tpr95``: 1 - FPR at the first point of ``roc_curve(y, s, drop_intermediate=False)`` whose TPR reaches
-  0.95 (TNR at 95% TPR; ODIN's "FPR at TPR 95%" is 100 minus it);
-- ``auroc``: ``roc_auc_score(y, s)``;
+- ``tnr_at_tpr95``: 1 - FPR at the first point of the ROC curve (every distinct score a point, as scikit-learn's
+  ``roc_curve(y, s, drop_intermediate=False)``) whose TPR reaches 0.95 (TNR at 95% TPR; ODIN's "FPR at TPR 95%"
+  is 100 minus it);
+- ``auroc``: the area under that curve (``roc_auc_score(y, s)``: pairs won, a tied pair counting one half);
 - ``detection_acc``: ODIN's detection accuracy, the best over the ROC points of 0.5 * (TPR + TNR);
-- ``aupr_in`` / ``aupr_out``: ``average_precision_score`` with in- (scores s) or out-of-distribution (scores -s)
-  as the positive class.
+- ``aupr_in`` / ``aupr_out``: scikit-learn's ``average_precision_score`` with in- (scores s) or out-of-distribution
+  (scores -s) as the positive class.
 All are percentages. Tied scores form one threshold (a point of the curve), as scikit-learn groups them.
+
+The three ROC metrics have one implementation, `RocCurve`, which also takes image weights (an image of weight k
+counts k times), many weight rows at once: the report's bootstrap recomputes them on resampled images with it
+(`MeanOverSetsStatistic`, docs/report_statistics.md). tests/test_ood.py checks it against scikit-learn.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 METRICS = ("tnr_at_tpr95", "auroc", "detection_acc", "aupr_in", "aupr_out")
+ROC_METRICS = ("tnr_at_tpr95", "auroc", "detection_acc")  # from the ROC curve: weighted / resampled by RocCurve
 TPR_LEVEL = 0.95
 
 
@@ -35,24 +40,144 @@ def _labels_and_scores(scores_in: np.ndarray, scores_out: np.ndarray) -> tuple[n
     return y, np.concatenate([s_in, s_out])
 
 
+class RocCurve:
+    """The ROC curve of in- vs out-of-distribution scores at every distinct score, for rows of image weights.
+
+    The scores are sorted once; `counts` then gives, for B weight rows at a time, the weight of in- (tp) and
+    out-of-distribution (fp) images scoring >= each threshold, by cumulative sums over the sorted images read at
+    the end of each group of tied scores. Images of weight 0 only repeat the previous point, which changes none
+    of the ROC metrics; so integer weights give exactly the curve of the explicitly duplicated scores.
+    """
+
+    def __init__(self, scores_in: np.ndarray, scores_out: np.ndarray) -> None:
+        y, s = _labels_and_scores(scores_in, scores_out)
+        self.n = int(s.size)
+        self.order = np.argsort(-s, kind="stable")
+        s_sorted = s[self.order]
+        self._is_in = y[self.order].astype(bool)
+        self._ends = np.append(np.flatnonzero(s_sorted[1:] != s_sorted[:-1]), s.size - 1)  # last of each tie group
+        self.thresholds = np.concatenate([[np.inf], s_sorted[self._ends]])
+
+    def counts(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(tp, fp), each (B, T + 1): weights (B, n_in + n_out), in-distribution images first, each set in the
+        order given (None: every image once, B = 1); column 0 is the curve's origin (threshold +inf)."""
+        w = np.ones((1, self.n)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.ndim != 2 or w.shape[1] != self.n:
+            raise ValueError(f"weights must be (B, {self.n}) (in-distribution images first), got {w.shape}")
+        return self.counts_sorted(w[:, self.order])
+
+    def counts_sorted(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`counts` from weights already in the curve's sorted order (columns permuted by `self.order`)."""
+        tp = np.cumsum(np.where(self._is_in, w, 0.0), axis=1)[:, self._ends]
+        fp = np.cumsum(np.where(self._is_in, 0.0, w), axis=1)[:, self._ends]
+        if not (tp[:, -1] > 0).all() or not (fp[:, -1] > 0).all():
+            raise ValueError("OOD metrics need a positive total weight on both sides in every weight row")
+        origin = np.zeros((len(w), 1))
+        return np.hstack([origin, tp]), np.hstack([origin, fp])
+
+    def rates(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(fpr, tpr), each (B, T + 1), as `roc_curve(y, s, sample_weight, drop_intermediate=False)` gives them."""
+        tp, fp = self.counts(weights)
+        return fp / fp[:, -1:], tp / tp[:, -1:]
+
+
+def _tnr_at_tpr(tp: np.ndarray, fp: np.ndarray, tpr_level: float = TPR_LEVEL) -> np.ndarray:
+    tpr, fpr = tp / tp[:, -1:], fp / fp[:, -1:]
+    first = np.argmax(tpr >= tpr_level, axis=1)  # tpr ends at 1.0, so some point always reaches the level
+    return 100.0 * (1.0 - fpr[np.arange(len(tp)), first])
+
+
+def _auroc(tp: np.ndarray, fp: np.ndarray, tpr_level: float = TPR_LEVEL) -> np.ndarray:
+    # Mann-Whitney on the weight counts (the trapezoid under the curve): each out-image is beaten by the in-weight
+    # above its threshold and ties with half the in-weight at it; exact in float64 for integer weights
+    won = np.sum(np.diff(fp, axis=1) * (tp[:, :-1] + 0.5 * np.diff(tp, axis=1)), axis=1)
+    return 100.0 * won / (tp[:, -1] * fp[:, -1])
+
+
+def _detection_acc(tp: np.ndarray, fp: np.ndarray, tpr_level: float = TPR_LEVEL) -> np.ndarray:
+    return 100.0 * np.max(0.5 * (tp / tp[:, -1:] + 1.0 - fp / fp[:, -1:]), axis=1)
+
+
+_ROC_METRIC_FNS: dict[str, Callable[..., np.ndarray]] = {
+    "tnr_at_tpr95": _tnr_at_tpr,
+    "auroc": _auroc,
+    "detection_acc": _detection_acc,
+}
+
+
+def roc_metrics(
+    curve: RocCurve, weights: np.ndarray | None = None, names: Sequence[str] = ROC_METRICS, tpr_level: float = TPR_LEVEL
+) -> dict[str, np.ndarray]:
+    """The ROC metrics (percent), each a (B,) array over the weight rows (see `RocCurve.counts`)."""
+    tp, fp = curve.counts(weights)
+    return {k: _ROC_METRIC_FNS[k](tp, fp, tpr_level) for k in names}
+
+
+def weighted_ood_metrics(
+    scores_in: np.ndarray,
+    scores_out: np.ndarray,
+    weights_in: np.ndarray,
+    weights_out: np.ndarray,
+    tpr_level: float = TPR_LEVEL,
+) -> dict[str, np.ndarray]:
+    """TNR@TPR95, AUROC and detection accuracy (percent) with image weights (B, n_in) / (B, n_out) -> (B,) each:
+    an image of weight k counts k times (integer weights = `ood_metrics` on the duplicated scores)."""
+    w_in, w_out = np.atleast_2d(weights_in), np.atleast_2d(weights_out)
+    return roc_metrics(RocCurve(scores_in, scores_out), np.hstack([w_in, w_out]), tpr_level=tpr_level)
+
+
 def roc_points(scores_in: np.ndarray, scores_out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds) of every distinct score, in-distribution positive: roc_curve(drop_intermediate=False)."""
-    y, s = _labels_and_scores(scores_in, scores_out)
-    return roc_curve(y, s, drop_intermediate=False)
+    curve = RocCurve(scores_in, scores_out)
+    fpr, tpr = curve.rates()
+    return fpr[0], tpr[0], curve.thresholds
 
 
 def ood_metrics(scores_in: np.ndarray, scores_out: np.ndarray, tpr_level: float = TPR_LEVEL) -> dict[str, float]:
     """The five metrics (percent) of one OOD set against the in-distribution scores; see the module docstring."""
+    # scikit-learn imported here, not at the top: its import costs ~1.05 s (measured, python -X importtime) and
+    # the report imports this module for the bootstrap of the ROC metrics, which do not need it
+    from sklearn.metrics import average_precision_score
+
+    roc = {k: float(v[0]) for k, v in roc_metrics(RocCurve(scores_in, scores_out), tpr_level=tpr_level).items()}
     y, s = _labels_and_scores(scores_in, scores_out)
-    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
-    first = int(np.argmax(tpr >= tpr_level))  # tpr ends at 1.0, so some point always reaches the level
     return {
-        "tnr_at_tpr95": 100.0 * float(1.0 - fpr[first]),
-        "auroc": 100.0 * float(roc_auc_score(y, s)),
-        "detection_acc": 100.0 * float(np.max(0.5 * (tpr + 1.0 - fpr))),
+        **roc,
         "aupr_in": 100.0 * float(average_precision_score(y, s)),
         "aupr_out": 100.0 * float(average_precision_score(1 - y, -s)),
     }
+
+
+class MeanOverSetsStatistic:
+    """A ROC metric's mean over the OOD sets as a bootstrap statistic (bootstrap.Statistic) over all evaluated images.
+
+    scores (n,), groups (n,): 0 = in-distribution image, g >= 1 = image of OOD set g. Called with (B, n) counts, it
+    gives the (B,) means over the sets of the metric on the weighted in- vs weighted set-g scores (the same
+    in-distribution weights for every set). `strata` (= groups) asks the bootstrap to resample the in-distribution
+    images and each OOD set separately, each keeping its size (bootstrap.resample_counts).
+    """
+
+    def __init__(self, scores: np.ndarray, groups: np.ndarray, metric: str, tpr_level: float = TPR_LEVEL) -> None:
+        if metric not in _ROC_METRIC_FNS:
+            raise ValueError(f"no weighted OOD metric {metric!r}: choose one of {', '.join(ROC_METRICS)}")
+        s, self.strata = np.asarray(scores, dtype=np.float64), np.asarray(groups, dtype=np.int64)
+        if s.shape != self.strata.shape or s.ndim != 1:
+            raise ValueError(f"scores {s.shape} and groups {self.strata.shape} must be (n,) alike")
+        self._fn, self.tpr_level = _ROC_METRIC_FNS[metric], tpr_level
+        in_cols = np.flatnonzero(self.strata == 0)
+        self._sets = []  # per OOD set: its curve and the columns of the counts in the curve's sorted order
+        for g in np.unique(self.strata[self.strata != 0]):
+            cols = np.concatenate([in_cols, np.flatnonzero(self.strata == g)])
+            curve = RocCurve(s[in_cols], s[cols[in_cols.size :]])
+            self._sets.append((curve, cols[curve.order]))
+        if not self._sets:
+            raise ValueError("no OOD set to average (every group is 0, the in-distribution)")
+
+    def __call__(self, w: np.ndarray) -> np.ndarray:
+        """(B,) mean over the sets of the metric (percent) for each row of counts w (B, n)."""
+        w = np.asarray(w, dtype=np.float64)
+        per_set = [self._fn(*curve.counts_sorted(w[:, cols]), self.tpr_level) for curve, cols in self._sets]
+        return np.mean(per_set, axis=0)
 
 
 def mean_metrics(per_set: Mapping[str, Mapping[str, float]], names: Sequence[str] = METRICS) -> dict[str, float]:

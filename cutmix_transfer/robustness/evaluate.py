@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,16 +32,16 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .. import backbones
 from ..classification.transforms import build_transform
 from ..datasets.common import load_rgb
 from ..datasets.wsol_data import BOX_DATASETS as DATASETS
-from ..datasets.wsol_data import EvalData, load_eval_data
+from ..datasets.wsol_data import load_eval_data
 from ..distributed import all_gather_objects, setup_torchrun
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..results import EvalResult, checkpoint_info, data_identity, make_record, write_record
-from ..runtime import check_input_size, resolve_device, seed_everything
+from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
+from ..wsol.model import load_eval_classifier
 from .attacks import PAPER_EPS, PixelClassifier, check_eps, eps_key, fgsm_predictions
 from .curves import cutmix_predictions, mixup_predictions, occlusion_predictions, top1_accuracy, top1_error
 from .figures import plot_run_curves
@@ -54,21 +54,25 @@ Test = Literal["fgsm", "occlusion", "inbetween"]
 TESTS: tuple[str, ...] = ("fgsm", "occlusion", "inbetween")
 DEFAULT_PAIRS = 2000
 CROP_FRACTION = 0.875  # resize to S / 0.875, centre crop S: 256 -> 224, the ImageNet val protocol
+# what a checkpoint whose head does not fit the data should be replaced by (load_classifier's CheckpointError)
+CLASSIFIER_HINT = (
+    "evaluate a classifier of this dataset's classes (fine-tune one with tools/train_cls.py) or point --data-root "
+    "at its dataset"
+)
 
 
 @dataclass
-class RobustnessConfig:
+class RobustnessConfig(EvalOptions):
     """Everything one evaluation depends on; the tool fills it from its arguments.
 
     Sides (hole_sizes, cutmix_sides) are in the 224 frame and scale with image_size; eps in 1/255 units.
     wsol_form None: the form the checkpoint records in meta['cutmix_transfer']['wsol'] (standard torchvision
-    form when it records nothing, as for ImageNet checkpoints); max_images None: every image of the split.
+    form when it records nothing, as for ImageNet checkpoints); max_images None: every image of the split; the
+    run options (device, seed, ...) are EvalOptions'.
     """
 
     backbone: str | os.PathLike
     dataset: Literal["cub", "imagenet"] = "imagenet"
-    data_root: str | os.PathLike | None = None
-    arch: str | None = None
     tests: Sequence[str] = TESTS
     eps: Sequence[float] = (PAPER_EPS,)
     hole_sizes: Sequence[int] = DEFAULT_SIDES
@@ -78,14 +82,8 @@ class RobustnessConfig:
     max_images: int | None = None
     image_size: int = 224
     wsol_form: bool | None = None
-    out: str | os.PathLike | None = None
     batch_size: int = 64
     workers: int = 4
-    device: str = "auto"
-    seed: int = 0
-    trust_checkpoint: bool = False
-    skip_unreadable: bool = False
-    progress: bool = True
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -121,33 +119,6 @@ class _Images(torch.utils.data.Dataset):
             return {"index": index, "pixels": pixels, "error": err}
         (a, err_a), (b, err_b) = self._load(int(self.pairs[index, 0])), self._load(int(self.pairs[index, 1]))
         return {"index": index, "a": a, "b": b, "error": err_a or err_b}
-
-
-def load_classifier(
-    backbone: str | os.PathLike,
-    data: EvalData,
-    dataset: str,
-    arch: str | None = None,
-    trust: bool = False,
-    wsol_form: bool | None = None,
-) -> tuple[PixelClassifier, Any, dict]:
-    """The checkpoint's classifier in the form it was trained in, fed [0, 1] pixels, after checking its class
-    count fits the dataset -> (PixelClassifier in eval mode without parameter gradients, LoadedBackbone, form)."""
-    max_label = max(int(s.label) for s in data.samples)
-    net, loaded, form = backbones.load_classifier(
-        backbone,
-        f"the {dataset} data at {data.data_root}",
-        "evaluate a classifier of this dataset's classes (fine-tune one with tools/train_cls.py) or point --data-root "
-        "at its dataset",
-        num_classes=data.num_classes,
-        max_label=max_label,
-        arch=arch,
-        trust=trust,
-        wsol=wsol_form,
-    )
-    model = PixelClassifier(net).eval()
-    model.requires_grad_(False)
-    return model, loaded, form
 
 
 def select_images(n: int, max_images: int | None, seed: int) -> list[int]:
@@ -320,9 +291,12 @@ def _pair_pass(run: _Run, pairs: np.ndarray, ratios: list[float], cut_px: list[i
 
 def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int, t_start: float) -> EvalResult:
     data = load_eval_data(cfg.dataset, cfg.data_root, None)
-    model, loaded, form = load_classifier(
-        cfg.backbone, data, cfg.dataset, cfg.arch, cfg.trust_checkpoint, cfg.wsol_form
+    # the checkpoint's classifier in the form it was trained in, fed [0, 1] pixels, without parameter gradients
+    net, loaded, form = load_eval_classifier(
+        cfg.backbone, cfg.dataset, data, CLASSIFIER_HINT, cfg.arch, cfg.trust_checkpoint, cfg.wsol_form
     )
+    model = PixelClassifier(net).eval()
+    model.requires_grad_(False)
     samples = data.samples
     size = int(cfg.image_size)
     tests, eps = list(cfg.tests), check_eps(cfg.eps)
@@ -405,7 +379,7 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
             **form,
         },
         curves=summary["curves"],
-        config=_config_dict(cfg),
+        config=cfg.record_config(),
         world_size=world,
         timing=timing,
     )
@@ -552,9 +526,3 @@ def rows_csv(rows: list[dict[str, Any]], eps: list[float]) -> str:
     for r in rows:
         writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in cols})
     return buf.getvalue()
-
-
-def _config_dict(cfg: RobustnessConfig) -> dict[str, Any]:
-    return {
-        k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()
-    }

@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +38,7 @@ from ..distributed import all_gather_objects, setup_torchrun
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..results import PER_IMAGE_IOUS, EvalResult, checkpoint_info, data_identity, write_record
-from ..runtime import check_input_size, resolve_device, seed_everything
+from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
 from .boxes import RESIZE_LENGTH, resize_boxes
 from .inputs import EvalImages
 from .metrics import DEFAULT_IOU_THRESHOLDS, PAPER_CAM_THRESHOLD
@@ -67,7 +67,7 @@ def default_workers() -> int:
 
 
 @dataclass
-class WSOLEvalConfig:
+class WSOLEvalConfig(EvalOptions):
     """Everything one evaluation depends on; the tool fills it from its arguments.
 
     backbone: the classifier checkpoint, or None with scoremaps (saved maps: a cams.npz or a wsolevaluation
@@ -75,32 +75,24 @@ class WSOLEvalConfig:
     data/OpenImages; split None -> 'test' (CUB, OpenImages) / 'val' (ImageNet); out None ->
     work_dirs/wsol/<checkpoint or maps stem>_<dataset>; cam: 'cam' (fc weights on the last feature map) or a
     Grad-CAM-family name from cam.GRAD_CAM_METHODS; box_workers: processes for box extraction (-1: automatic,
-    0: in the main process); device 'auto' -> cuda when visible, else cpu.
+    0: in the main process); device 'auto' -> cuda when visible, else cpu; the other run options are EvalOptions'.
     """
 
     backbone: str | os.PathLike | None = None
     dataset: Literal["cub", "imagenet", "openimages"] = "cub"
-    data_root: str | os.PathLike | None = None
     metadata: str | os.PathLike | None = None
-    arch: str | None = None
     cam: str = "cam"
     split: str | None = None
     iou_thresholds: Sequence[int] = DEFAULT_IOU_THRESHOLDS
     cam_curve_interval: float = 0.01
     fixed_threshold: float = PAPER_CAM_THRESHOLD
-    out: str | os.PathLike | None = None
     save_cams: bool = False
     vis: int = 0
     batch_size: int = 32
     workers: int = field(default_factory=default_workers)
     box_workers: int = -1
-    device: str = "auto"
-    seed: int = 0
-    trust_checkpoint: bool = False
-    skip_unreadable: bool = False
     wsol_form: bool = True
     large_feature_map: bool = False
-    progress: bool = True
     input_size: int = RESIZE_LENGTH
     scoremaps: str | os.PathLike | None = None
 
@@ -367,7 +359,7 @@ def _record(
                 if k not in not_reported
             }
         )
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    config = cfg.record_config()
     config["iou_thresholds"] = list(ious)
     if loaded is not None:
         checkpoint = checkpoint_info(loaded.path, loaded.sha256, loaded.arch, loaded.meta.get("method"))

@@ -39,7 +39,38 @@ def _check_counts(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.nd
     return arr.astype(np.int64)
 
 
-class BoxEvaluator:
+class _Counts:
+    """Integer counts that add up across processes: the attributes named in COUNTS, each an int or an int64
+    array; their state_dict / load_state_dict / merge."""
+
+    COUNTS: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every count as an int64 array; summing these across processes gives the merged evaluator."""
+        out = {}
+        for k in self.COUNTS:
+            v = getattr(self, k)
+            out[k] = v.copy() if isinstance(v, np.ndarray) else np.array([v], dtype=np.int64)
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Replace the counts with ``state`` (e.g. after an all-reduce of ``state_dict()``)."""
+        shapes = {k: v.shape for k, v in self.state_dict().items()}
+        missing = set(shapes) - set(state)
+        if missing:
+            raise ValueError(f"state is missing {sorted(missing)}")
+        for k, shape in shapes.items():
+            arr = _check_counts(k, state[k], shape)
+            setattr(self, k, arr if isinstance(getattr(self, k), np.ndarray) else int(arr[0]))
+
+    def merge(self, other: _Counts | dict[str, np.ndarray]) -> None:
+        """Add another evaluator's (or another process's ``state_dict()``) counts to this one."""
+        state = other if isinstance(other, dict) else other.state_dict()
+        mine = self.state_dict()
+        self.load_state_dict({k: mine[k] + _check_counts(k, state[k], mine[k].shape) for k in mine})
+
+
+class BoxEvaluator(_Counts):
     """BoxAcc over CAM thresholds for V1 (largest contour) and V2 (all contours) at several IoU thresholds.
 
     MaxBoxAcc = max over thresholds of the V1 BoxAcc at IoU 0.5 (wsolevaluation's default metric);
@@ -49,6 +80,17 @@ class BoxEvaluator:
     GT box. Also: top-1 classification, and the CAM paper's fixed-threshold GT-known / top-1 localization
     (V1 box at ``fixed_threshold``, IoU >= ``fixed_iou``/100). Percentages, as the reference reports.
     """
+
+    COUNTS = (
+        "num_images",
+        "num_correct_v1",
+        "num_correct_v2",
+        "num_top1_loc_v1",
+        "num_cls_known",
+        "num_top1_cls",
+        "num_gt_known_fixed",
+        "num_top1_loc_fixed",
+    )
 
     def __init__(
         self,
@@ -87,41 +129,6 @@ class BoxEvaluator:
         self.num_top1_cls = 0
         self.num_gt_known_fixed = 0  # V1 IoU at fixed_threshold >= fixed_iou
         self.num_top1_loc_fixed = 0  # ... and class correct
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Every count as an int64 array; summing these across processes gives the merged evaluator."""
-        return {
-            "num_images": np.array([self.num_images], dtype=np.int64),
-            "num_correct_v1": self.num_correct_v1.copy(),
-            "num_correct_v2": self.num_correct_v2.copy(),
-            "num_top1_loc_v1": self.num_top1_loc_v1.copy(),
-            "num_cls_known": np.array([self.num_cls_known], dtype=np.int64),
-            "num_top1_cls": np.array([self.num_top1_cls], dtype=np.int64),
-            "num_gt_known_fixed": np.array([self.num_gt_known_fixed], dtype=np.int64),
-            "num_top1_loc_fixed": np.array([self.num_top1_loc_fixed], dtype=np.int64),
-        }
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Replace the counts with ``state`` (e.g. after an all-reduce of ``state_dict()``)."""
-        shapes = {k: v.shape for k, v in self.state_dict().items()}
-        missing = set(shapes) - set(state)
-        if missing:
-            raise ValueError(f"state is missing {sorted(missing)}")
-        vals = {k: _check_counts(k, state[k], shapes[k]) for k in shapes}
-        self.num_images = int(vals["num_images"][0])
-        self.num_correct_v1 = vals["num_correct_v1"]
-        self.num_correct_v2 = vals["num_correct_v2"]
-        self.num_top1_loc_v1 = vals["num_top1_loc_v1"]
-        self.num_cls_known = int(vals["num_cls_known"][0])
-        self.num_top1_cls = int(vals["num_top1_cls"][0])
-        self.num_gt_known_fixed = int(vals["num_gt_known_fixed"][0])
-        self.num_top1_loc_fixed = int(vals["num_top1_loc_fixed"][0])
-
-    def merge(self, other: BoxEvaluator | dict[str, np.ndarray]) -> None:
-        """Add another evaluator's (or another process's ``state_dict()``) counts to this one."""
-        state = other.state_dict() if isinstance(other, BoxEvaluator) else other
-        mine = self.state_dict()
-        self.load_state_dict({k: mine[k] + _check_counts(k, state[k], mine[k].shape) for k in mine})
 
     # -- accumulation -----------------------------------------------------------------------------------
     def accumulate(
@@ -242,7 +249,7 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int] = (RESIZE_LENGTH, RESIZE
     return cv2.resize(m, tuple(size), interpolation=cv2.INTER_NEAREST) > 0.5
 
 
-class MaskEvaluator:
+class MaskEvaluator(_Counts):
     """PxAP: area under the pixel precision-recall curve, from score histograms over the CAM thresholds.
 
     As wsolevaluation's MaskEvaluator: with thresholds [0, bw, ..., 1 - bw] the bins are [0, bw), ...,
@@ -250,6 +257,8 @@ class MaskEvaluator:
     over the dataset; tp/fp at "score >= edge" are reverse cumulative sums; PxAP = 100 * sum_k P_k (R_k -
     R_{k-1}) over the points where tp + fp > 0. Pixels in an ignore region (minus foreground) are skipped.
     """
+
+    COUNTS = ("num_images", "gt_true_hist", "gt_false_hist")
 
     def __init__(self, cam_curve_interval: float = 0.01) -> None:
         self.cam_curve_interval = float(cam_curve_interval)
@@ -262,28 +271,6 @@ class MaskEvaluator:
         self.num_images = 0
         self.gt_true_hist = np.zeros(self.thresholds.size + 2, dtype=np.int64)
         self.gt_false_hist = np.zeros(self.thresholds.size + 2, dtype=np.int64)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """The histograms and image count as int64 arrays (they add up across processes)."""
-        return {
-            "num_images": np.array([self.num_images], dtype=np.int64),
-            "gt_true_hist": self.gt_true_hist.copy(),
-            "gt_false_hist": self.gt_false_hist.copy(),
-        }
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Replace the counts with ``state``."""
-        shapes = {k: v.shape for k, v in self.state_dict().items()}
-        vals = {k: _check_counts(k, state[k], shapes[k]) for k in shapes}
-        self.num_images = int(vals["num_images"][0])
-        self.gt_true_hist = vals["gt_true_hist"]
-        self.gt_false_hist = vals["gt_false_hist"]
-
-    def merge(self, other: MaskEvaluator | dict[str, np.ndarray]) -> None:
-        """Add another evaluator's (or ``state_dict()``'s) histograms."""
-        state = other.state_dict() if isinstance(other, MaskEvaluator) else other
-        mine = self.state_dict()
-        self.load_state_dict({k: mine[k] + _check_counts(k, state[k], mine[k].shape) for k in mine})
 
     def accumulate(
         self,

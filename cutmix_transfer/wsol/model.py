@@ -27,6 +27,32 @@ TRAIN_HINT = (
 )
 
 
+def load_eval_classifier(
+    backbone: str | os.PathLike,
+    dataset: str,
+    data: EvalData,
+    hint: str,
+    arch: str | None = None,
+    trust: bool = False,
+    wsol_form: bool | None = None,
+    large_feature_map: bool | None = None,
+) -> tuple[torch.nn.Module, LoadedBackbone, dict]:
+    """The checkpoint as the classifier of `data` (a box dataset's split: the WSOL and robustness evaluators'),
+    its head checked against the data's class count and labels (CheckpointError with `hint` otherwise):
+    backbones.load_classifier's (model in eval mode, LoadedBackbone, form)."""
+    return load_classifier(
+        backbone,
+        f"the {dataset} data at {data.data_root}",
+        hint,
+        num_classes=data.num_classes,
+        max_label=max(int(s.label) for s in data.samples),
+        arch=arch,
+        trust=trust,
+        wsol=wsol_form,
+        large_feature_map=large_feature_map,
+    )
+
+
 def load_model(
     backbone: str | os.PathLike,
     dataset: str,
@@ -41,17 +67,8 @@ def load_model(
     Returns (model in eval mode, LoadedBackbone). A checkpoint without an fc head, or with another class count
     than the dataset declares (CUB 200, ImageNet 1000, the demo's own count), raises CheckpointError.
     """
-    max_label = max(int(s.label) for s in data.samples)
-    model, loaded, _ = load_classifier(
-        backbone,
-        f"the {dataset} data at {data.data_root}",
-        TRAIN_HINT,
-        num_classes=data.num_classes,
-        max_label=max_label,
-        arch=arch,
-        trust=trust,
-        wsol=wsol_form,
-        large_feature_map=large_feature_map,
+    model, loaded, _ = load_eval_classifier(
+        backbone, dataset, data, TRAIN_HINT, arch, trust, wsol_form, large_feature_map
     )
     k = int(loaded.num_classes)
     if data.num_classes is None and k != NOMINAL_CLASSES[dataset]:

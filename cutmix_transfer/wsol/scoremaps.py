@@ -105,24 +105,28 @@ def _scalar(npz, key: str) -> str | None:
     return str(npz[key][()]) if key in npz.files else None
 
 
-def _check_coverage(
-    extra: Sequence[str],
-    missing: Sequence[str],
-    extra_msg: Callable[[str, int], str],
-    missing_msg: Callable[[str, int], str],
-) -> None:
-    """One map per image of the split, no more: DatasetError naming the first extra, then the first missing id."""
+def _check_coverage(have: Sequence[str], wanted: Sequence[str], where: Callable[[str], str]) -> None:
+    """One map per image of the split, no more: DatasetError naming the first extra id of `have` (where its map
+    is), then the first missing id of `wanted`."""
+    wanted_set, have_set = set(wanted), set(have)
+    extra = [i for i in have if i not in wanted_set]
     if extra:
-        raise DatasetError(extra_msg(extra[0], len(extra)))
+        raise DatasetError(
+            f"{where(extra[0])}: the map of image id {extra[0]!r} ({len(extra)} extra in all) is not in the split "
+            f"being scored; remove it or check --dataset, --split and --metadata"
+        )
+    missing = [i for i in wanted if i not in have_set]
     if missing:
-        raise DatasetError(missing_msg(missing[0], len(missing)))
+        raise DatasetError(
+            f"{where(missing[0])}: no score map for image id {missing[0]!r} ({len(missing)} missing in all); every "
+            f"image of the split needs one"
+        )
 
 
 def load_saved_maps(path: str | os.PathLike, image_ids: Sequence[str]) -> SavedMaps:
     """Open saved maps for the split's `image_ids`: every id needs a map and every map an id (else DatasetError)."""
     path = Path(path)
     wanted = list(image_ids)
-    wanted_set = set(wanted)
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as npz:
@@ -152,17 +156,7 @@ def load_saved_maps(path: str | os.PathLike, image_ids: Sequence[str]) -> SavedM
             if i in rows:
                 raise DatasetError(f"{path}: image id {i!r} appears twice in image_ids")
             rows[i] = j
-        _check_coverage(
-            [i for i in ids if i not in wanted_set],
-            [i for i in wanted if i not in rows],
-            extra_msg=lambda i, n: (
-                f"{path}: the map of image id {i!r} ({n} extra in all) is not in the split being scored; "
-                f"check --dataset, --split and --metadata"
-            ),
-            missing_msg=lambda i, n: (
-                f"{path}: no map for image id {i!r} ({n} missing in all); every image of the split needs one"
-            ),
-        )
+        _check_coverage(ids, wanted, lambda i: str(path))
         return SavedMaps(
             path=path,
             layout="cams.npz",
@@ -178,16 +172,5 @@ def load_saved_maps(path: str | os.PathLike, image_ids: Sequence[str]) -> SavedM
         )
     found = sorted(p.relative_to(path).as_posix() for p in path.rglob("*" + NPY_SUFFIX) if p.is_file())
     have = {rel[: -len(NPY_SUFFIX)] for rel in found}
-    _check_coverage(
-        sorted(have - wanted_set),
-        [i for i in wanted if i not in have],
-        extra_msg=lambda i, n: (
-            f"{path / (i + NPY_SUFFIX)}: image id {i!r} ({n} extra in all) is not in the split being scored; "
-            f"remove it or check --dataset, --split, --metadata"
-        ),
-        missing_msg=lambda i, n: (
-            f"{path / (i + NPY_SUFFIX)}: no score map for image id {i!r} ({n} missing in all); every image of the "
-            f"split needs one"
-        ),
-    )
+    _check_coverage(sorted(have), wanted, lambda i: str(path / (i + NPY_SUFFIX)))
     return SavedMaps(path=path, layout="scoremap_root", sha256=_folder_digest(path, found))

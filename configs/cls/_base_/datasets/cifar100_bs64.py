@@ -18,15 +18,10 @@ train_dataloader = dict(
         transform=dict(preset='pad_crop_train', size=32, pad=4, **norm),
     ),
 )
+# the training set's dataset on the test split, with the test transform
 val_dataloader = dict(
     batch_size=256,
     num_workers=4,
-    dataset=dict(
-        type='CIFARCls',
-        root=data_root,
-        split='test',
-        variant='cifar100',
-        transform=dict(preset='resize_test', size=32, **norm),
-    ),
+    dataset=dict(train_dataloader['dataset'], split='test', transform=dict(preset='resize_test', size=32, **norm)),
 )
 val_evaluator = dict(type='TopKError')

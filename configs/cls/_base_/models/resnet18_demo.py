@@ -2,15 +2,14 @@
 # zero_init_residual (without it and the warm-up the first demo run diverged), 10 classes.
 # augment mode 'none' is the paper's baseline; demo_{cutmix,mixup,cutout}.py set the mode. beta and prob are
 # shared by the mixing variants: Beta(1, 1) for CutMix's area and Mixup's lambda, applied to every batch.
-custom_imports = dict(imports=['cutmix_transfer.classification'], allow_failed_imports=False)
+_base_ = './cam_classifier.py'
 
 num_classes = 10
 
 model = dict(
-    type='CAMClassifier',
     arch='resnet18',
     num_classes=num_classes,
     wsol=True,
     zero_init_residual=True,
-    data_preprocessor=dict(type='MixAugmentPreprocessor', augment=dict(mode='none', beta=1.0, prob=1.0)),
+    data_preprocessor=dict(augment=dict(beta=1.0, prob=1.0)),
 )
