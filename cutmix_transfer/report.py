@@ -388,9 +388,10 @@ def plot(rows: list[Row], path: str | os.PathLike) -> None:
             if len(vals) == 1 and cis:  # one checkpoint: its 95% bootstrap interval as the error bar
                 err = [[max(0.0, mean - cis[0].low)], [max(0.0, cis[0].high - mean)]]
             ax.bar(i, mean, color=colours.get(m, f"C{i + 4}"), yerr=err, capsize=3, label=m)
+            top = mean + (err[1][0] if err else 0.0)  # the label sits above the error bar, not on it
             ax.text(
                 i,
-                mean,
+                top,
                 f"{mean:.1f}" + (f"\n(n={len(vals)})" if len(vals) > 1 else ""),
                 ha="center",
                 va="bottom",
