@@ -14,21 +14,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torchvision
+from _common import environment, parse_args, report_result, time_median
 from torchvision.transforms import v2
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from _common import environment, parse_args, report_result, time_median  # noqa: E402
-
-from cutmix_transfer.augment import BatchAugment  # noqa: E402
+from cutmix_transfer.augment import BatchAugment
 
 
-def median_ms(fn: Callable[[], object], reps: int, device: torch.device) -> float:
+def median_s(fn: Callable[[], object], reps: int, device: torch.device) -> float:
     """Median wall seconds of fn() over `reps` calls after three warm-up calls."""
     return time_median(fn, reps, device, warmup=3)[0]
 
@@ -42,11 +37,11 @@ def run(batch: int, size: int, device: str, steps: int, reps: int, num_classes: 
 
     ours = BatchAugment("cutmix", beta=1.0, prob=1.0, seed=seed)
     tv = v2.CutMix(num_classes=num_classes, alpha=1.0)
-    t_ours = median_ms(lambda: ours(images, labels), reps, dev)
-    t_tv = median_ms(lambda: tv(images, labels), reps, dev)
+    t_ours = median_s(lambda: ours(images, labels), reps, dev)
+    t_tv = median_s(lambda: tv(images, labels), reps, dev)
     scratch = images.clone()  # the training path (MixAugmentPreprocessor) pastes into its own batch in place
     ours_inplace = BatchAugment("cutmix", beta=1.0, prob=1.0, seed=seed, inplace=True)
-    t_inplace = median_ms(lambda: ours_inplace(scratch, labels), reps, dev)
+    t_inplace = median_s(lambda: ours_inplace(scratch, labels), reps, dev)
 
     model = torchvision.models.resnet50(num_classes=num_classes).to(dev).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)

@@ -18,14 +18,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import torch
+from _common import machine_name, parse_args, report_result, time_median
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import machine_name, parse_args, report_result, time_median  # noqa: E402
-
-from cutmix_transfer.captioning import END_ID, SPECIALS, NICCaptioner, Vocabulary, beam_search  # noqa: E402
+from cutmix_transfer.captioning import END_ID, SPECIALS, NICCaptioner, Vocabulary, beam_search
 
 
 def build_model(vocab_size: int, dim: int, regime: str, seed: int) -> NICCaptioner:

@@ -22,38 +22,34 @@ import time
 from pathlib import Path
 
 import torch
+import torchvision
+from _common import REPO, medians
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from cutmix_transfer.datasets.demo import make_demo_data  # noqa: E402
-from cutmix_transfer.detection import prepare_training, report_backbone_keys  # noqa: E402
-from cutmix_transfer.io import atomic_write_json  # noqa: E402
-from cutmix_transfer.runner import build_runner  # noqa: E402
+from cutmix_transfer.datasets.demo import make_demo_data
+from cutmix_transfer.detection import prepare_training, report_backbone_keys
+from cutmix_transfer.io import atomic_write_json
+from cutmix_transfer.runner import build_runner
 
 CONFIG = REPO / "configs" / "voc_faster_rcnn_demo.py"
 OUT = REPO / "benchmarks" / "results" / "det_overhead.json"
 
 
-def _iter_timer():
-    from mmengine.hooks import Hook
+class IterTimes(Hook):
+    """Wall time of each train iteration (data loading + step); `run` drops the first ones as warm-up."""
 
-    class IterTimes(Hook):
-        """Wall time of each train iteration (data loading + step), first `skip` dropped as warm-up."""
+    priority = "VERY_HIGH"
 
-        priority = "VERY_HIGH"
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._t = 0.0
 
-        def __init__(self) -> None:
-            self.times: list[float] = []
-            self._t = 0.0
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._t = time.perf_counter()
 
-        def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-            self._t = time.perf_counter()
-
-        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-            self.times.append(time.perf_counter() - self._t)
-
-    return IterTimes()
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self.times.append(time.perf_counter() - self._t)
 
 
 def _bench_cfg(cfg, iters: int, work_dir: Path):
@@ -77,8 +73,6 @@ def run(iters: int, repeats: int, seed: int, data_root: Path | None) -> dict:
         data_root = tmp / "demo" / "VOCdevkit"
     ckpt = tmp / "resnet18_cutmix.pth"
     torch.manual_seed(seed)
-    import torchvision
-
     torch.save(torchvision.models.resnet18().state_dict(), ckpt)
     options = {"train_dataloader.batch_size": 2}
 
@@ -101,17 +95,15 @@ def run(iters: int, repeats: int, seed: int, data_root: Path | None) -> dict:
                 cfg.custom_hooks = [h for h in cfg.custom_hooks if h["type"] != "BackboneProvenanceHook"]
                 cfg.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=str(ckpt))
                 t0 = time.perf_counter()  # the plain path has no conversion step: time only its Runner
-                from mmengine.runner import Runner
-
                 runner = Runner.from_cfg(cfg)
-            timer = _iter_timer()
+            timer = IterTimes()
             runner.register_hook(timer)
             setup[path].append(time.perf_counter() - t0)
             runner.train()
             kept = timer.times[min(3, len(timer.times) - 1) :]  # the first iterations are warm-up
             times[path].extend(kept)
             run_median[path].append(statistics.median(kept))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = medians(times)
     ratios = [a / b for a, b in zip(run_median["train_det"], run_median["plain_runner"])]
     overhead = 100.0 * (statistics.median(ratios) - 1.0)
     return {

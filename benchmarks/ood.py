@@ -17,17 +17,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+from _common import environment, medians, parse_args, report_result, time_round_robin
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from _common import environment, medians, parse_args, report_result, time_round_robin  # noqa: E402
-
-from cutmix_transfer.backbones import build_model  # noqa: E402
-from cutmix_transfer.ood.detectors import DETECTORS, build_detector  # noqa: E402
+from cutmix_transfer.backbones import build_model
+from cutmix_transfer.ood.detectors import DETECTORS, build_detector
 
 
 def run(arch: str, batch: int, device: str, reps: int, seed: int) -> dict:

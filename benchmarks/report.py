@@ -26,16 +26,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import REPO, machine_name, medians, time_round_robin
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from _common import machine_name, medians, time_round_robin  # noqa: E402
-
-from cutmix_transfer.bootstrap import bootstrap_values  # noqa: E402
-from cutmix_transfer.io import atomic_write_json, atomic_write_text  # noqa: E402
-from cutmix_transfer.ood.metrics import MeanOverSetsStatistic, mean_metrics, ood_metrics  # noqa: E402
-from cutmix_transfer.results import checkpoint_info, data_identity, make_record, write_record  # noqa: E402
+from cutmix_transfer.bootstrap import bootstrap_values
+from cutmix_transfer.io import atomic_write_json, atomic_write_text
+from cutmix_transfer.ood.metrics import MeanOverSetsStatistic, mean_metrics, ood_metrics
+from cutmix_transfer.results import checkpoint_info, data_identity, make_record, write_record
 
 
 def _ids(prefix: str, n: int) -> list[str]:

@@ -17,33 +17,28 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _common import machine_name, parse_args
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from _common import machine_name  # noqa: E402
-
-from cutmix_transfer.backbones import build_model  # noqa: E402
-from cutmix_transfer.datasets.common import load_rgb  # noqa: E402
-from cutmix_transfer.datasets.demo import make_demo_data  # noqa: E402
-from cutmix_transfer.datasets.imagenet import load_imagenet_val  # noqa: E402
-from cutmix_transfer.io import atomic_write_json  # noqa: E402
-from cutmix_transfer.robustness import (  # noqa: E402
+from cutmix_transfer.backbones import build_model
+from cutmix_transfer.datasets.common import load_rgb
+from cutmix_transfer.datasets.demo import make_demo_data
+from cutmix_transfer.datasets.imagenet import load_imagenet_val
+from cutmix_transfer.io import atomic_write_json
+from cutmix_transfer.robustness import (
     DEFAULT_MIXUP_RATIOS,
     DEFAULT_SIDES,
     PixelClassifier,
     fgsm_predictions,
     scale_sides,
 )
-from cutmix_transfer.robustness.curves import cutmix_predictions, mixup_predictions, occlusion_predictions, predict  # noqa: E402
-from cutmix_transfer.robustness.evaluate import pixel_transform  # noqa: E402
+from cutmix_transfer.robustness.curves import cutmix_predictions, mixup_predictions, occlusion_predictions, predict
+from cutmix_transfer.robustness.evaluate import pixel_transform
 
 GOAL = 1.2
 
@@ -71,12 +66,9 @@ def main() -> None:
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "robustness.json"))
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_args(p, "robustness", threads=1, seed=False)
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with tempfile.TemporaryDirectory() as tmp:

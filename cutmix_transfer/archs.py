@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 
 import torch
-import torchvision
 
 from .errors import CheckpointError, ConfigError
 
@@ -33,7 +32,7 @@ _RESNET_LAYOUTS = {
     ("Bottleneck", (3, 4, 23, 3)): "resnet101",
     ("Bottleneck", (3, 8, 36, 3)): "resnet152",
 }
-_N_SHOW = 5  # how many key names an error message lists
+KEYS_SHOWN = 5  # how many key names an error message lists
 _PYRAMID_RE = re.compile(r"^pyramidnet(\d+)_a(\d+(?:\.\d+)?)_(basic|bottleneck)$")
 
 
@@ -146,6 +145,11 @@ def reference_shapes(arch: str) -> dict[str, tuple[int, ...]]:
     if spec is not None:
         return pyramidnet_shapes(spec)
     base = arch[: -len("_cifar")] if arch in CIFAR_RESNET_ARCHS else arch
+    # torchvision imported here, not at the top: every tool imports this module (through compat / checkpoints), and
+    # torchvision adds about 1 s to `import cutmix_transfer` (measured with -X importtime) for the tools that never
+    # build a reference model (report, make_demo_data)
+    import torchvision
+
     with torch.device("meta"):  # no memory, no init cost
         model = getattr(torchvision.models, base)(weights=None)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -234,7 +238,7 @@ def infer_arch(sd: dict[str, torch.Tensor], path: str | os.PathLike = "<state di
         return "vgg16_bn" if bns else "vgg16"
     raise CheckpointError(
         f"{path}: unknown layout: no ResNet / PyramidNet ('conv1.weight', 'layer1.0.conv1.weight') or VGG "
-        f"('features.0.weight') keys after prefix removal; first keys {list(sd)[:_N_SHOW]}"
+        f"('features.0.weight') keys after prefix removal; first keys {list(sd)[:KEYS_SHOWN]}"
     )
 
 

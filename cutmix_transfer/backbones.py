@@ -19,8 +19,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from .archs import CIFAR_RESNET_ARCHS, PyramidSpec, check_arch, parse_pyramidnet, pyramidnet_plan
-from .checkpoints import RESNET_ARCHS, VGG_ARCHS, LoadedBackbone, load_backbone_state
+from .archs import (
+    CIFAR_RESNET_ARCHS,
+    RESNET_ARCHS,
+    VGG_ARCHS,
+    PyramidSpec,
+    check_arch,
+    parse_pyramidnet,
+    pyramidnet_out_channels,
+    pyramidnet_plan,
+)
+from .checkpoints import LoadedBackbone, load_backbone_state
 from .errors import CheckpointError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -178,8 +187,6 @@ class PyramidBasicBlock(nn.Module):
 class PyramidBottleneck(nn.Module):
     """PyramidNet bottleneck: BN, conv1x1, BN, ReLU, conv3x3, BN, ReLU, conv1x1 (x4), BN, zero-padded shortcut."""
 
-    expansion = 4
-
     def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         self.bn1 = nn.BatchNorm2d(inplanes)
@@ -224,11 +231,10 @@ class PyramidNetCAM(CAMNet):
         block = PyramidBottleneck if spec.bottleneck else PyramidBasicBlock
         self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
-        plan = pyramidnet_plan(spec)
         self.layer1, self.layer2, self.layer3 = (
-            nn.Sequential(*(block(i, p, s) for i, p, s in stage)) for stage in plan
+            nn.Sequential(*(block(i, p, s) for i, p, s in stage)) for stage in pyramidnet_plan(spec)
         )
-        out_c = plan[-1][-1][1] * spec.expansion
+        out_c = pyramidnet_out_channels(spec)
         self.bn_final = nn.BatchNorm2d(out_c)
         self.relu_final = nn.ReLU(inplace=False)  # not in place: CAM / Grad-CAM hooks read its output
         self.fc = nn.Linear(out_c, num_classes)
@@ -239,7 +245,6 @@ class PyramidNetCAM(CAMNet):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         self.arch, self.wsol, self.large_feature_map = spec.name, False, False
-        self.spec = spec
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layer3(self.layer2(self.layer1(self.bn1(self.conv1(x)))))

@@ -26,19 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-# arch names and detection live in archs.py; re-exported here, where the rest of the project imports them from
-from .archs import (  # noqa: F401
-    ARCHS,
-    CIFAR_RESNET_ARCHS,
-    PYRAMIDNET_PRESETS,
-    RESNET_ARCHS,
-    VGG_ARCHS,
-    check_arch,
-    describe_arch,
-    infer_arch,
-    reference_shapes,
-    vgg_indices,
-)
+from .archs import ARCHS, KEYS_SHOWN, VGG_ARCHS, check_arch, describe_arch, infer_arch, reference_shapes, vgg_indices
 from .errors import CheckpointError, ConfigError, UnsafeCheckpointError
 from .io import atomic_torch_save, sha256_file
 
@@ -52,8 +40,6 @@ TRUST_FLAG = "--trust-checkpoint"
 PROJECT_META_KEY = "cutmix_transfer"
 # meta[BACKBONE_META_KEY]: which backbone checkpoint a detector started from (path, sha256, arch, method, format)
 BACKBONE_META_KEY = "backbone_checkpoint"
-
-_N_SHOW = 5  # how many key names an error message lists
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -193,7 +179,7 @@ def _unsafe_error(path: Path, err: Exception) -> UnsafeCheckpointError:
     if not offending:
         offending = sorted(set(re.findall(r"GLOBAL ([\w.]+)", msg)))
     if offending:
-        what = f"it needs the non-allow-listed global(s) {', '.join(offending[:_N_SHOW])}"
+        what = f"it needs the non-allow-listed global(s) {', '.join(offending[:KEYS_SHOWN])}"
     else:
         m = re.search(r"Unsupported operand (\d+)", msg)
         if m:
@@ -383,7 +369,7 @@ def _normalize_keys(raw: dict, fmt: str, meta: dict) -> dict[str, torch.Tensor]:
     bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(
-            f"the state dict holds non-tensor entries {bad[:_N_SHOW]} ({len(bad)} in all): not a weights file"
+            f"the state dict holds non-tensor entries {bad[:KEYS_SHOWN]} ({len(bad)} in all): not a weights file"
         )
     return sd
 
@@ -436,9 +422,9 @@ def _check_keys(sd: dict, arch: str, path: Path) -> None:
     if missing or unexpected:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} missing keys (first: {missing[:_N_SHOW]})")
+            parts.append(f"{len(missing)} missing keys (first: {missing[:KEYS_SHOWN]})")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[:_N_SHOW]})")
+            parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[:KEYS_SHOWN]})")
         raise CheckpointError(
             f"{path} does not match {arch}: "
             + "; ".join(parts)

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
+from .archs import ARCHS
 from .cam import CAM_METHODS
-from .checkpoints import ARCHS
 from .distributed import LAUNCHERS
 from .errors import CutmixTransferError
 from .runner import MMEngineNoteFilter

@@ -64,8 +64,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def atomic_savez(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Write `arrays` as a compressed .npz (np.load reads it) atomically."""
+def atomic_savez(path: str | os.PathLike, /, **arrays: np.ndarray) -> None:
+    """Write `arrays` as a compressed .npz (np.load reads it) atomically; `path` is positional-only, so an array may
+    be named 'path'."""
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())

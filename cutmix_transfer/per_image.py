@@ -17,7 +17,7 @@ from .caption_stats import STATS_KEYS as CAPTION_STATS_KEYS
 from .caption_stats import corpus_statistic as caption_corpus_statistic
 from .ood.data import IN_DISTRIBUTION_KEY
 from .ood.metrics import ROC_METRICS, MeanOverSetsStatistic
-from .results import PER_IMAGE_DETECTIONS, PER_IMAGE_IOUS
+from .results import PER_IMAGE_CSV, PER_IMAGE_DETECTIONS, PER_IMAGE_IOUS
 
 PerImage = tuple[list[str], Statistic]  # image ids (sorted) and the metric as a statistic over them
 
@@ -29,14 +29,21 @@ def _read_csv(path: Path) -> list[dict[str, str]] | None:
         return list(csv.DictReader(f))
 
 
-def _by_id(ids: list[str], values: np.ndarray) -> tuple[list[str], np.ndarray]:
+def _id_order(ids: list[str]) -> tuple[list[str], list[int]]:
+    """The ids sorted (the report pairs two records' images by them) and the order that sorts them."""
     order = sorted(range(len(ids)), key=lambda i: ids[i])
-    return [ids[i] for i in order], values[order]
+    return [ids[i] for i in order], order
+
+
+def _mean_by_id(ids: list[str], per_image: np.ndarray) -> PerImage:
+    """A metric that is the mean of a per-image value (percent), over the images sorted by id."""
+    ids, order = _id_order(ids)
+    return ids, mean_statistic(per_image[order])
 
 
 def _wsol_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
     if metric in ("top1_cls", "top1_loc", "gt_known_loc"):
-        rows = _read_csv(folder / "per_image.csv")
+        rows = _read_csv(folder / PER_IMAGE_CSV)
         if not rows:
             return None
         try:  # empty cells: no boxes (mask-only data) or no classification (saved maps)
@@ -45,8 +52,7 @@ def _wsol_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage 
         except (KeyError, ValueError):
             return None
         x = {"top1_cls": correct, "gt_known_loc": fixed_hit, "top1_loc": correct * fixed_hit}[metric]
-        ids, x = _by_id([r["image_id"] for r in rows], 100.0 * x)
-        return ids, mean_statistic(x)
+        return _mean_by_id([r["image_id"] for r in rows], 100.0 * x)
     if metric in ("maxboxacc", "maxboxacc_v2") and (folder / PER_IMAGE_IOUS).is_file():
         with np.load(folder / PER_IMAGE_IOUS, allow_pickle=False) as z:
             ids, v1, v2 = [str(i) for i in z["image_ids"]], z["iou_v1"], z["iou_v2"]
@@ -55,8 +61,8 @@ def _wsol_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage 
         else:
             ious = np.asarray((rec.get("protocol") or {}).get("iou_thresholds", [30, 50, 70]), dtype=np.float64)
             hits = v2[:, None, :] >= ious[None, :, None] / 100.0
-        order = sorted(range(len(ids)), key=lambda i: ids[i])
-        return [ids[i] for i in order], max_over_thresholds_statistic(hits[order])
+        ids, order = _id_order(ids)
+        return ids, max_over_thresholds_statistic(hits[order])
     return None
 
 
@@ -83,9 +89,8 @@ def _detection_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerI
                 }
             )
         mode, iou = str(z["eval_mode"]), float(z["iou_thr"])
-    order = sorted(range(n), key=lambda i: ids[i])
-    stat = VOCMapStatistic([dets[i] for i in order], [gts[i] for i in order], iou_thr=iou, eval_mode=mode)
-    return [ids[i] for i in order], stat
+    ids, order = _id_order(ids)
+    return ids, VOCMapStatistic([dets[i] for i in order], [gts[i] for i in order], iou_thr=iou, eval_mode=mode)
 
 
 # captioning metrics whose corpus value is the mean of the per-image scores (pycocoevalcap): CIDEr-D (idf of the
@@ -105,36 +110,33 @@ def _captioning_per_image(folder: Path, rec: dict[str, Any], metric: str) -> Per
         return None  # e.g. captions.json written before the statistics were kept, or METEOR not run
     image_ids = [str(r["image_id"]) for r in rows]
     if metric in CAPTION_MEAN_METRICS:
-        ids, x = _by_id(image_ids, 100.0 * np.array([float(r[metric]) for r in rows]))
-        return ids, mean_statistic(x)
-    ids, stats = _by_id(image_ids, np.array([r[key] for r in rows], dtype=np.float64))
-    return ids, caption_corpus_statistic(metric, stats)
+        return _mean_by_id(image_ids, 100.0 * np.array([float(r[metric]) for r in rows]))
+    ids, order = _id_order(image_ids)
+    return ids, caption_corpus_statistic(metric, np.array([r[key] for r in rows], dtype=np.float64)[order])
 
 
 def _robustness_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
-    rows = _read_csv(folder / "per_image.csv")
+    rows = _read_csv(folder / PER_IMAGE_CSV)
     col = {"clean_top1": "clean_correct"}.get(metric) or (
         metric.replace("fgsm_top1_", "fgsm_correct_") if metric.startswith("fgsm_top1_") else None
     )
     if not rows or col is None or col not in rows[0]:
         return None
-    ids, x = _by_id([r["image_id"] for r in rows], 100.0 * np.array([float(r[col]) for r in rows]))
-    return ids, mean_statistic(x)
+    return _mean_by_id([r["image_id"] for r in rows], 100.0 * np.array([float(r[col]) for r in rows]))
 
 
 def _classification_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
     """top1_err / top5_err: the mean of 100 * (1 - correct_top<k>) over train_cls's per_image.csv rows."""
     if metric not in ("top1_err", "top5_err"):
         return None
-    rows = _read_csv(folder / "per_image.csv") or []
+    rows = _read_csv(folder / PER_IMAGE_CSV)
+    if not rows:
+        return None
     try:
         errors = np.array([100.0 * (1.0 - float(r[f"correct_top{metric[3]}"])) for r in rows])
     except (KeyError, ValueError):  # not train_cls's file
         return None
-    if not rows:
-        return None
-    ids, errors = _by_id([r["image_id"] for r in rows], errors)
-    return ids, mean_statistic(errors)
+    return _mean_by_id([r["image_id"] for r in rows], errors)
 
 
 def _ood_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
@@ -153,8 +155,8 @@ def _ood_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage |
     except (KeyError, ValueError):  # not ood_eval's files
         return None
     groups = np.repeat(np.arange(len(tables)), [len(rows) for rows in tables])  # 0 = in-distribution
-    order = sorted(range(len(ids)), key=lambda i: ids[i])
-    return [ids[i] for i in order], MeanOverSetsStatistic(scores[order], groups[order], metric)
+    ids, order = _id_order(ids)
+    return ids, MeanOverSetsStatistic(scores[order], groups[order], metric)
 
 
 PER_IMAGE_READERS = {

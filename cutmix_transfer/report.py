@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from .bootstrap import DEFAULT_RESAMPLES, Interval, bootstrap_values, difference_from_values, percentile_interval
+from .bootstrap import DEFAULT_RESAMPLES, Interval, difference_from_values, percentile_interval, shared_bootstrap_values
 from .errors import ConfigError
 from .io import atomic_write_bytes, atomic_write_text
 from .paper import PAPER_PYRAMIDNET_ARCH, PAPER_ROWS, PAPER_TABLE12_OOD
 from .per_image import per_image_statistic
 from .results import KINDS, RECORD_NAME
-from .robustness.figures import plot_overlay
+from .robustness.figures import METHOD_COLOURS, plot_overlay
 
 logger = logging.getLogger(__name__)
 
@@ -341,11 +341,7 @@ def to_csv(rows: list[Row]) -> str:
         w.writerow(
             [r.label, r.method or "", r.arch or "", r.checkpoint or "", r.sha256 or "", int(r.reference)]
             + [f"{v:.4f}" if v is not None else "" for v in vals]
-            + [
-                f"{x:.4f}" if ci is not None else ""
-                for ci in cis
-                for x in ((ci.low, ci.high) if ci is not None else (0.0, 0.0))
-            ]
+            + [x for ci in cis for x in ((f"{ci.low:.4f}", f"{ci.high:.4f}") if ci is not None else ("", ""))]
         )
     return buf.getvalue()
 
@@ -357,7 +353,6 @@ def plot(rows: list[Row], path: str | os.PathLike) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     measured = [r for r in rows if not r.reference]
     cols = _columns_in_use(rows)
@@ -365,29 +360,25 @@ def plot(rows: list[Row], path: str | os.PathLike) -> None:
         raise ConfigError("no metric to plot: the result folders hold no record with a report column")
     methods = [m for m in METHOD_ORDER if any(r.method == m for r in measured)]
     methods += sorted({r.label for r in measured if r.method not in METHOD_ORDER})
-    colours = {"baseline": "#7f7f7f", "mixup": "#1f77b4", "cutout": "#ff7f0e", "cutmix": "#d62728"}
     ncol = min(4, len(cols))
     nrow = (len(cols) + ncol - 1) // ncol
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.9 * nrow), squeeze=False)
     for ax, col in zip(axes.flat, cols):
         for i, m in enumerate(methods):
-            vals = [
-                r.values[col.title]
+            group = [
+                r
                 for r in measured
                 if (r.method == m or (r.method not in METHOD_ORDER and r.label == m)) and col.title in r.values
             ]
-            if not vals:
+            if not group:
                 continue
+            vals = [r.values[col.title] for r in group]
             mean = float(np.mean(vals))
             err = [[mean - min(vals)], [max(vals) - mean]] if len(vals) > 1 else None
-            cis = [
-                r.intervals[col.title]
-                for r in measured
-                if col.title in r.intervals and (r.method == m or (r.method not in METHOD_ORDER and r.label == m))
-            ]
+            cis = [r.intervals[col.title] for r in group if col.title in r.intervals]
             if len(vals) == 1 and cis:  # one checkpoint: its 95% bootstrap interval as the error bar
                 err = [[max(0.0, mean - cis[0].low)], [max(0.0, cis[0].high - mean)]]
-            ax.bar(i, mean, color=colours.get(m, f"C{i + 4}"), yerr=err, capsize=3, label=m)
+            ax.bar(i, mean, color=METHOD_COLOURS.get(m, f"C{i + 4}"), yerr=err, capsize=3, label=m)
             top = mean + (err[1][0] if err else 0.0)  # the label sits above the error bar, not on it
             ax.text(
                 i,
@@ -424,25 +415,26 @@ def add_intervals(
     by_path = {str(p): rec for p, rec in records}
     cols = _columns_in_use(rows)
     measured = [r for r in rows if not r.reference]
-    samples: dict[tuple[int, str], tuple[list[str], float, np.ndarray]] = {}  # ids, value, resampled values
+    cells = []  # (row index, column, image ids, statistic) of every cell with per-image results
     for ri, r in enumerate(measured):
         for c in cols:
             src = r.sources.get(c.title)
-            if src is None:
-                continue
-            got = per_image_statistic(src, by_path[src], c.metric)
-            if got is None:
-                continue
-            ids, stat = got
-            value, values = bootstrap_values(stat, len(ids), resamples, seed)  # one seed: same draws for all n
-            if abs(value - r.values[c.title]) > 0.01:  # the per-image files must reproduce the record's number
-                notes.append(
-                    f"No interval for {r.label} {c.title}: its per-image results give {value:.2f}, the "
-                    f"record {r.values[c.title]:.2f} ({src}); re-run the evaluation."
-                )
-                continue
-            r.intervals[c.title] = Interval(value, *percentile_interval(values), len(ids), resamples)
-            samples[(ri, c.title)] = (ids, value, values)
+            got = per_image_statistic(src, by_path[src], c.metric) if src is not None else None
+            if got is not None:
+                cells.append((ri, c, *got))
+    # one seed: the same draws for all cells on n images (drawn once for them all), so differences stay paired
+    boot = shared_bootstrap_values([(stat, len(ids)) for _, _, ids, stat in cells], resamples, seed)
+    samples: dict[tuple[int, str], tuple[list[str], float, np.ndarray]] = {}  # ids, value, resampled values
+    for (ri, c, ids, _), (value, values) in zip(cells, boot):
+        r = measured[ri]
+        if abs(value - r.values[c.title]) > 0.01:  # the per-image files must reproduce the record's number
+            notes.append(
+                f"No interval for {r.label} {c.title}: its per-image results give {value:.2f}, the "
+                f"record {r.values[c.title]:.2f} ({r.sources[c.title]}); re-run the evaluation."
+            )
+            continue
+        r.intervals[c.title] = Interval(value, *percentile_interval(values), len(ids), resamples)
+        samples[(ri, c.title)] = (ids, value, values)
     lines = []
     for c in cols:
         for i in range(len(measured)):

@@ -40,6 +40,7 @@ Kind = Literal["classification", "wsol", "detection", "captioning", "ood", "robu
 KINDS = ("classification", "wsol", "detection", "captioning", "ood", "robustness")
 METHODS = ("baseline", "mixup", "cutout", "cutmix")
 RECORD_NAME = "results.json"
+PER_IMAGE_CSV = "per_image.csv"  # wsol, robustness, classification: one row per evaluated image (bootstrap means)
 PER_IMAGE_DETECTIONS = "per_image_detections.npz"  # detection: per-image ground truth + detections (bootstrap mAP)
 PER_IMAGE_IOUS = "per_image_ious.npz"  # wsol: per-image IoU at every CAM threshold (bootstrap MaxBoxAcc)
 _VERSION_PACKAGES = (

@@ -47,6 +47,7 @@ from .checkpoints import PROJECT_META_KEY
 from .distributed import Launcher, prepare_launcher
 from .errors import ConfigError
 from .io import atomic_write_text
+from .runtime import seed_global_rngs
 
 logger = logging.getLogger(__name__)
 
@@ -180,16 +181,6 @@ def derive_seed(*keys: int) -> int:
     """A 63-bit seed from integer keys (seed, stream, epoch or iteration, rank, ...), through numpy's SeedSequence."""
     state = np.random.SeedSequence([int(k) % 2**63 for k in keys]).generate_state(2, np.uint64)
     return int(state[0] >> np.uint64(1))
-
-
-def seed_global_rngs(seed: int, cuda: bool = True) -> None:
-    """Seed python's `random`, numpy's global generator and torch's CPU (and with `cuda`, CUDA) generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    if cuda:
-        torch.manual_seed(seed)
-    else:
-        torch.default_generator.manual_seed(seed)
 
 
 @contextlib.contextmanager

@@ -59,11 +59,19 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+def seed_global_rngs(seed: int, cuda: bool = True) -> None:
+    """Seed python's `random`, numpy's global generator and torch's CPU (and with `cuda`, CUDA) generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if cuda:
+        torch.manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, numpy's and torch's generators and make cuDNN deterministic: the same seed, the same numbers."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+    seed_global_rngs(seed)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False

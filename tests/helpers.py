@@ -112,17 +112,6 @@ def eval_args(source_flag: str, source: Path, dataset: str, data_root: Path, out
     ]
 
 
-def run_single_threaded(main: Callable[[list[str]], int], args: list[str]) -> int:
-    """main(args) with one intra-op thread, as each torchrun worker uses (the thread count changes the
-    convolutions' float rounding); the previous thread count is restored."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return main(args)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
     """The single 'error: ' line of a tool that exited 2 without a traceback (asserted)."""
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
@@ -135,23 +124,6 @@ def read_csv(path: Path) -> list[dict]:
     """The rows of a CSV file with a header, as dicts."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def check_unreadable_image(
-    tool: Path, main: Callable[[list[str]], int], args: list[str], out_root: Path, bad_sample, kept: int
-) -> None:
-    """The project's rule for an unreadable image, on an evaluation tool: without --skip-unreadable a one-line error
-    naming the file and the flag and no results.json; with it the run completes on `kept` images, recording the
-    skipped one in results.json and leaving it out of per_image.csv."""
-    line = one_line_error(run_tool(tool, *args, "--out", str(out_root / "fail")))
-    assert str(bad_sample.path) in line and "--skip-unreadable" in line
-    assert not (out_root / "fail" / "results.json").exists()
-    skip = out_root / "skip"
-    assert main([*args, "--out", str(skip), "--skip-unreadable", "--workers", "0", "--no-progress"]) == 0
-    rec = json.loads((skip / "results.json").read_text())
-    assert rec["skipped_unreadable"]["count"] == 1 and rec["num_images"] == kept
-    assert rec["skipped_unreadable"]["images"][0]["image_id"] == bad_sample.image_id
-    assert len(read_csv(skip / "per_image.csv")) == kept
 
 
 @dataclass(frozen=True)
@@ -170,8 +142,15 @@ class EvalTool:
         return run_tool(self.path, *args, timeout=timeout)
 
     def run_single_threaded(self, args: list[str]) -> int:
-        """The tool's main(args) in-process with one intra-op thread (`run_single_threaded`)."""
-        return run_single_threaded(self.main(), args)
+        """The tool's main(args) in-process with one intra-op thread, as each torchrun worker uses (the thread count
+        changes the convolutions' float rounding); the previous thread count is restored."""
+        main = self.main()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return main(args)
+        finally:
+            torch.set_num_threads(threads)
 
     def check_torchrun_equals_single(self, args: list[str], out: Path, single: Path) -> tuple[dict, dict]:
         """The tool under torchrun with two processes on `args` (which write to `out`) against its single-process
@@ -187,8 +166,18 @@ class EvalTool:
         return dist_rec, single_rec
 
     def check_unreadable_image(self, args: list[str], out_root: Path, bad_sample, kept: int) -> None:
-        """The project's rule for an unreadable image (`check_unreadable_image`)."""
-        check_unreadable_image(self.path, self.main(), args, out_root, bad_sample, kept)
+        """The project's rule for an unreadable image: without --skip-unreadable a one-line error naming the file and
+        the flag and no results.json; with it the run completes on `kept` images, recording the skipped one in
+        results.json and leaving it out of per_image.csv."""
+        line = one_line_error(self.run(*args, "--out", str(out_root / "fail")))
+        assert str(bad_sample.path) in line and "--skip-unreadable" in line
+        assert not (out_root / "fail" / "results.json").exists()
+        skip = out_root / "skip"
+        assert self.main()([*args, "--out", str(skip), "--skip-unreadable", "--workers", "0", "--no-progress"]) == 0
+        rec = json.loads((skip / "results.json").read_text())
+        assert rec["skipped_unreadable"]["count"] == 1 and rec["num_images"] == kept
+        assert rec["skipped_unreadable"]["images"][0]["image_id"] == bad_sample.image_id
+        assert len(read_csv(skip / "per_image.csv")) == kept
 
     def check_option_errors(
         self, base: list[str], cases: Sequence[tuple[list[str], str]], capsys: pytest.CaptureFixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import pickle
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import REPO
+from helpers import REPO, read_csv
 from mmengine.registry import DATASETS
 from PIL import Image
 
@@ -343,8 +342,7 @@ def _check_per_image(path: Path, record: dict, ckpt: Path, cfg) -> None:
     ids and error, and a report interval for 'top-1 err' that agrees with a direct percentile computation."""
     record_dir = path.parent
     assert path.name == "per_image.csv" and (record_dir / "results.json").is_file()
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(path)
     dataset = DATASETS.build(cfg.val_dataloader.dataset)
     ids = [str(p) for p in dataset.paths]
     assert [r["image_id"] for r in rows] == ids and [int(r["index"]) for r in rows] == list(range(len(ids)))

@@ -138,6 +138,7 @@ TOOLS = REPO / "tools"
 TOOL_ARGV = {
     "make_demo_data": [],
     "ood_eval": ["--backbone", "b.pth", "--ood", "uniform"],
+    "report": ["d"],
     "robustness_eval": ["--backbone", "b.pth", "--dataset", "cub", "--standard-form"],
     "test_caption": ["c.py", "k.pth", "--no-meteor"],
     "test_det": ["c.py", "k.pth"],

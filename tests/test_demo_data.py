@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -17,13 +15,14 @@ import cv2
 import numpy as np
 import pytest
 from conftest import DEMO_KWARGS
+from helpers import REPO, load_tool_main, tool_env
 
 from cutmix_transfer.datasets import demo
 from cutmix_transfer.datasets.demo.scene import STREAMS
 from cutmix_transfer.datasets.text import tokenize
 from cutmix_transfer.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+TOOL = REPO / "tools" / "make_demo_data.py"
 N = DEMO_KWARGS["num_classes"]
 
 
@@ -377,8 +376,6 @@ def test_bad_settings_raise_config_error(tmp_path: Path, bad, match):
 
 
 def test_tool_writes_and_reports(tmp_path: Path, capsys):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    tool = [sys.executable, str(ROOT / "tools" / "make_demo_data.py")]
     args = [
         "--out",
         str(tmp_path / "d"),
@@ -400,20 +397,18 @@ def test_tool_writes_and_reports(tmp_path: Path, capsys):
         "--det-image-size",
         "64",
     ]
-    ok = subprocess.run(tool + args, capture_output=True, text=True, cwd=ROOT, env=env)
+    ok = subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, cwd=REPO, env=tool_env())
     assert ok.returncode == 0, ok.stderr
     assert "CUB_200_2011" in ok.stdout and "VOCdevkit" in ok.stdout and "aeroplane" in ok.stdout
     assert (tmp_path / "d" / "CUB_200_2011" / "images.txt").is_file()
     assert not (tmp_path / "d" / "coco").exists()
     # the error path in-process (a second interpreter start costs ~10 s on the shared machine)
-    spec = importlib.util.spec_from_file_location("make_demo_data_tool", ROOT / "tools" / "make_demo_data.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    main = load_tool_main(TOOL, "make_demo_data_tool")
     capsys.readouterr()
-    assert mod.main(["--out", str(tmp_path / "e"), "--num-classes", "25"]) == 2
+    assert main(["--out", str(tmp_path / "e"), "--num-classes", "25"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.strip().count("\n") == 0 and "20" in err
-    assert mod.main(args) == 0 and "reused" in capsys.readouterr().out
+    assert main(args) == 0 and "reused" in capsys.readouterr().out
 
 
 def test_mmdet_voc_dataset_reads_the_demo_layout(demo_root: Path):

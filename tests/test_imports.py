@@ -9,8 +9,8 @@ import importlib
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "cutmix_transfer"
 MAX_LINES = 600
 

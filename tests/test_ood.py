@@ -5,13 +5,8 @@ checks, and the tool end to end on generated CIFAR-100 batches with a real-forma
 
 from __future__ import annotations
 
-import csv
-import importlib.util
 import json
-import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 from conftest import DEMO_KWARGS
+from helpers import REPO, EvalTool, read_csv
 from PIL import Image
 from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -35,8 +31,7 @@ from cutmix_transfer.ood import detectors, metrics
 from cutmix_transfer.ood.evaluate import load_classifier
 from cutmix_transfer.per_image import per_image_statistic
 
-REPO = Path(__file__).resolve().parents[1]
-TOOL = REPO / "tools" / "ood_eval.py"
+TOOL = EvalTool(REPO / "tools" / "ood_eval.py")
 MEAN = np.array([125.3, 123.0, 113.9], dtype=np.float32) / np.float32(255)
 STD = np.array([63.0, 62.1, 66.7], dtype=np.float32) / np.float32(255)
 
@@ -120,13 +115,6 @@ def msp_by_hand(model: nn.Module, x: torch.Tensor) -> np.ndarray:
         z = model(x).double().numpy()
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return (e / e.sum(axis=1, keepdims=True)).max(axis=1)
-
-
-def _tool_main():
-    spec = importlib.util.spec_from_file_location("ood_eval_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
 
 
 def _error_line(main, args: list[str], capsys) -> str:
@@ -510,10 +498,7 @@ def test_tool_end_to_end(tiny, tmp_path):
         str(out),
         "--no-progress",
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.run(
-        [sys.executable, str(TOOL), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = TOOL.run(*args, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mean" in proc.stdout and "tnr_at_tpr95" in proc.stdout
     rec = json.loads((out / "results.json").read_text())
@@ -549,20 +534,18 @@ def test_tool_end_to_end(tiny, tmp_path):
     preds = model(manual_normalise(tiny["test"])).argmax(dim=1).numpy()
     assert rec["metrics"]["top1_err"] == pytest.approx(100 * np.mean(preds != tiny["labels"]))
 
-    with open(out / "per_image" / "in_distribution.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(out / "per_image" / "in_distribution.csv")
     assert [int(r["label"]) for r in rows] == list(tiny["labels"])
     assert np.array_equal([float(r["score"]) for r in rows], scores["in_distribution"])
     assert [int(r["predicted"]) for r in rows] == list(preds)
-    with open(out / "per_image" / "Imagenet_resize.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(out / "per_image" / "Imagenet_resize.csv")
     assert [r["image_id"] for r in rows] == [f"test/{i:03d}.png" for i in range(7)]
     assert np.array_equal([float(r["score"]) for r in rows], scores["Imagenet_resize"])
     assert (out / "ood.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # same seed, same numbers: two in-process runs agree bit for bit (the subprocess ran on one thread, so it
     # agrees to float32 rounding only)
-    main = _tool_main()
+    main = TOOL.main()
     for run in ("again", "again2"):
         assert main(args[:-3] + ["--out", str(tmp_path / run), "--no-progress"]) == 0
     again, again2 = np.load(tmp_path / "again" / "scores.npz"), np.load(tmp_path / "again2" / "scores.npz")
@@ -596,7 +579,7 @@ def test_checkpoint_is_built_in_the_form_it_was_trained_in(tiny, tmp_path):
 
 
 def test_tool_errors(tiny, tmp_path, capsys):
-    main = _tool_main()
+    main = TOOL.main()
     base = [
         "--backbone",
         str(tiny["ckpt"]),
@@ -640,7 +623,7 @@ def two_runs(tiny, tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("ood_two")
     torch.manual_seed(2)
     torch.save(build_model("resnet18", 100).state_dict(), d / "plain_r18.pth")
-    main, outs = _tool_main(), {}
+    main, outs = TOOL.main(), {}
     for name, ckpt in (("cutmix", tiny["ckpt"]), ("plain", d / "plain_r18.pth")):
         outs[name] = d / name
         sets = [str(tiny["ood"] / "LSUN"), str(tiny["ood"] / "Imagenet_resize"), "uniform"]
@@ -654,8 +637,8 @@ def _scores_by_id(out: Path) -> dict[str, float]:
     scores = np.load(out / "scores.npz")
     got = {f"in_distribution/{i}": float(v) for i, v in enumerate(scores["in_distribution"])}
     for name in json.loads((out / "results.json").read_text())["ood_sets"]:
-        with open(out / "per_image" / f"{name}.csv", newline="") as f:
-            got.update({f"{name}/{r['image_id']}": float(v) for r, v in zip(csv.DictReader(f), scores[name])})
+        rows = read_csv(out / "per_image" / f"{name}.csv")
+        got.update({f"{name}/{r['image_id']}": float(v) for r, v in zip(rows, scores[name])})
     return got
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import main_guard, parse_tool_args
+from cutmix_transfer.bootstrap import DEFAULT_RESAMPLES
+from cutmix_transfer.cli import call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.report import write_report
 
 
@@ -36,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bootstrap",
         type=int,
-        default=1000,
+        default=DEFAULT_RESAMPLES,
         metavar="N",
         help="resamples of the evaluated images for each 95%% interval and paired difference "
-        "(default 1000; 0 = no intervals)",
+        "(default %(default)s; 0 = no intervals)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
     return p
@@ -48,9 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
-    paths = write_report(
-        args.result_dirs, args.out, paper=args.paper, strict=args.strict, bootstrap=args.bootstrap, seed=args.seed
-    )
+    paths = call_with_options(write_report, args, out_dir=args.out)
     print(paths["markdown"].read_text())
     for kind, path in paths.items():
         print(f"wrote {kind}: {path}")

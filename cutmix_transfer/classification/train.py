@@ -10,13 +10,12 @@ from mmengine.dist import is_main_process
 
 from ..distributed import Launcher
 from ..io import atomic_write_text, sha256_file
-from ..results import checkpoint_info, data_identity, make_record, write_record
+from ..results import PER_IMAGE_CSV, checkpoint_info, data_identity, make_record, write_record
 from ..runner import apply_run_options, load_config, train_run
 from .metric import TopKError, per_image_csv
 
 logger = logging.getLogger(__name__)
 CONFIGS_HINT = "configs/cls/"  # where a missing or broken classification config sends the user
-PER_IMAGE_NAME = "per_image.csv"  # beside results.json: the final validation's rows, read by per_image.py
 
 
 def train_classifier(
@@ -52,20 +51,19 @@ def train_classifier(
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         meta = model.checkpoint_meta()
         val = cfg.val_dataloader.dataset
+        dataset, split = f"{val.get('type')}:{val.get('root')}", str(val.get("split"))
         image_ids = _image_ids(runner.val_dataloader.dataset)
         out["per_image"] = _write_per_image(runner, cfg.work_dir, image_ids)
         record = make_record(
             "classification",
             checkpoint_info(ckpt, sha256_file(ckpt), meta["arch"], meta["method"]),
-            dataset=f"{val.get('type')}:{val.get('root')}",
-            split=str(val.get("split")),
+            dataset=dataset,
+            split=split,
             metrics=metrics,
             config=str(config),
             epochs=runner.epoch,
             iters=runner.iter,
-            data=data_identity(
-                f"{val.get('type')}:{val.get('root')}", str(val.get("split")), val.get("root"), image_ids
-            ),
+            data=data_identity(dataset, split, val.get("root"), image_ids),
         )
         out["record"] = str(write_record(cfg.work_dir, record))
         logger.info("validation %s; checkpoint %s; record %s", metrics, ckpt, out["record"])
@@ -75,7 +73,7 @@ def train_classifier(
 def _write_per_image(runner: Any, work_dir: str, image_ids: list[str]) -> str | None:
     """Write the final validation's per-image rows (TopKError's, one per validation image) to
     `work_dir/per_image.csv`; -> its path, or None (and no stale file left) when the metric has no complete rows."""
-    path = os.path.join(work_dir, PER_IMAGE_NAME)
+    path = os.path.join(work_dir, PER_IMAGE_CSV)
     metric = next((m for m in runner.val_evaluator.metrics if isinstance(m, TopKError)), None)
     rows = metric.per_image if metric is not None else None
     if rows is None or [r["index"] for r in rows] != list(range(len(image_ids))):

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .. import backbones
 from ..errors import CheckpointError, ConfigError, DatasetError
-from ..io import atomic_write_bytes, atomic_write_text
+from ..io import atomic_savez, atomic_write_text
 from ..results import checkpoint_info, data_identity, make_record, write_record
 from ..runtime import EvalOptions, resolve_device, seed_everything
 from .data import (
@@ -198,13 +198,6 @@ def _check_finite(name: str, scores: np.ndarray, ids: Sequence[str], path: Path)
         )
 
 
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """A compressed .npz of `arrays` (in their order) as bytes, for an atomic write."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
-
-
 def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
@@ -322,7 +315,7 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {"results": write_record(out_dir, record), "scores": out_dir / "scores.npz"}
-    atomic_write_bytes(files["scores"], _npz_bytes(scores))
+    atomic_savez(files["scores"], **scores)
     in_rows = [
         {
             "index": i,

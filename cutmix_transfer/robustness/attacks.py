@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ConfigError
+from .curves import predict_columns
 
 PAPER_EPS = 8.0  # Table 11's eps in 1/255 units (see docs/robustness_protocol.md for where it is stated)
 
@@ -92,8 +93,4 @@ def fgsm_predictions(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """FGSM at each eps on one batch -> (clean logits (B, K), predicted classes after the attack (B, E) int64)."""
     sign, logits = input_gradient_sign(model, pixels, labels)
-    preds = []
-    with torch.inference_mode():
-        for e in eps:
-            preds.append(model(fgsm_perturb(pixels, sign, e)).argmax(dim=1))
-    return logits, torch.stack(preds, dim=1) if preds else torch.zeros(len(pixels), 0, dtype=torch.int64)
+    return logits, predict_columns(model, (fgsm_perturb(pixels, sign, e) for e in eps), len(pixels))

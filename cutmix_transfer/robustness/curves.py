@@ -7,7 +7,7 @@ grid. Predictions are (B, T) int64 class indices, T the grid's length; summaries
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -23,22 +23,25 @@ def predict(model: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
         return model(pixels).argmax(dim=1)
 
 
+def predict_columns(model: nn.Module, batches: Iterable[torch.Tensor], n: int) -> torch.Tensor:
+    """(n, T) int64: `predict` on each of the T variants of an n-image batch, one column each ((n, 0) for none)."""
+    cols = [predict(model, x) for x in batches]
+    return torch.stack(cols, dim=1) if cols else torch.zeros(n, 0, dtype=torch.int64)
+
+
 def occlusion_predictions(model: nn.Module, pixels: torch.Tensor, sides_px: Sequence[int], mode: Mode) -> torch.Tensor:
     """(B, T) predictions with the centred square of each side (pixels of the input) occluded by `mode`."""
-    cols = [predict(model, occlude(pixels, int(s), mode)) for s in sides_px]
-    return torch.stack(cols, dim=1) if cols else torch.zeros(len(pixels), 0, dtype=torch.int64)
+    return predict_columns(model, (occlude(pixels, int(s), mode) for s in sides_px), len(pixels))
 
 
 def mixup_predictions(model: nn.Module, a: torch.Tensor, b: torch.Tensor, ratios: Sequence[float]) -> torch.Tensor:
     """(B, T) predictions on Mixup blends (1 - lam) a + lam b, one column per ratio."""
-    cols = [predict(model, mixup_images(a, b, float(r))) for r in ratios]
-    return torch.stack(cols, dim=1) if cols else torch.zeros(len(a), 0, dtype=torch.int64)
+    return predict_columns(model, (mixup_images(a, b, float(r)) for r in ratios), len(a))
 
 
 def cutmix_predictions(model: nn.Module, a: torch.Tensor, b: torch.Tensor, sides_px: Sequence[int]) -> torch.Tensor:
     """(B, T) predictions on a with b's centred square of each side pasted in, one column per side."""
-    cols = [predict(model, cutmix_images(a, b, int(s))) for s in sides_px]
-    return torch.stack(cols, dim=1) if cols else torch.zeros(len(a), 0, dtype=torch.int64)
+    return predict_columns(model, (cutmix_images(a, b, int(s)) for s in sides_px), len(a))
 
 
 def top1_accuracy(preds: np.ndarray, labels: np.ndarray) -> list[float]:

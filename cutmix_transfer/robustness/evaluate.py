@@ -39,7 +39,7 @@ from ..datasets.wsol_data import load_eval_data
 from ..distributed import all_gather_objects, setup_torchrun
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
-from ..results import EvalResult, checkpoint_info, data_identity, make_record, write_record
+from ..results import PER_IMAGE_CSV, EvalResult, checkpoint_info, data_identity, make_record, write_record
 from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
 from ..wsol.model import load_eval_classifier
 from .attacks import PAPER_EPS, PixelClassifier, check_eps, eps_key, fgsm_predictions
@@ -389,7 +389,7 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
         out_dir.mkdir(parents=True, exist_ok=True)
         files["results"] = write_record(out_dir, record)
         if rows:
-            files["per_image"] = out_dir / "per_image.csv"
+            files["per_image"] = out_dir / PER_IMAGE_CSV
             atomic_write_text(files["per_image"], rows_csv(rows, eps))
         files["predictions"] = out_dir / "predictions.npz"
         atomic_savez(files["predictions"], **summary["arrays"])

@@ -34,10 +34,10 @@ from tqdm import tqdm
 from ..cam import check_method
 from ..checkpoints import LoadedBackbone
 from ..datasets.wsol_data import DATASETS, EvalData, load_eval_data
-from ..distributed import all_gather_objects, setup_torchrun
+from ..distributed import setup_torchrun
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
-from ..results import PER_IMAGE_IOUS, EvalResult, checkpoint_info, data_identity, write_record
+from ..results import PER_IMAGE_CSV, PER_IMAGE_IOUS, EvalResult, checkpoint_info, data_identity, write_record
 from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
 from .boxes import RESIZE_LENGTH, resize_boxes
 from .inputs import EvalImages
@@ -208,8 +208,6 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
     )
     skipped: list[dict[str, Any]] = []
     timing = {"forward_s": 0.0, "data_wait_s": 0.0}
-    if model is not None:
-        model.eval()
     try:
         t_wait = time.perf_counter()
         for batch in tqdm(
@@ -232,12 +230,7 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
                 gts = None
                 if data.has_boxes:
                     gts = [
-                        resize_boxes(
-                            samples[i].boxes_xyxy,
-                            tuple(samples[i].size_wh)
-                            if all(samples[i].size_wh)
-                            else tuple(batch["size_wh"][j].tolist()),
-                        )
+                        resize_boxes(samples[i].boxes_xyxy, tuple(batch["size_wh"][j].tolist()))
                         for i, j in zip(idx_ok, ok)
                     ]
                 scorer.add(
@@ -258,7 +251,7 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
     timing.update(scorer.timing)
     if world > 1:
         scorer.merge_ranks(device)
-        skipped = sorted((s for part in all_gather_objects(skipped) for s in part), key=lambda s: s["index"])
+    skipped = gather_rows(skipped, world)
     if scorer.num_images() == 0:
         raise DatasetError(
             f"no image of the {cfg.dataset} {data.split!r} split under {data.data_root} could be "
@@ -283,7 +276,7 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         files["results"] = write_record(out_dir, record)
-        files["per_image"] = out_dir / "per_image.csv"
+        files["per_image"] = out_dir / PER_IMAGE_CSV
         atomic_write_text(files["per_image"], rows_csv(rows))
         if rows and "iou_curves" in rows[0]:  # IoU at every CAM threshold: the report's bootstrap of MaxBoxAcc
             files["per_image_ious"] = out_dir / PER_IMAGE_IOUS
@@ -380,7 +373,6 @@ def _record(
     extra: dict[str, Any] = {}
     if not_reported:
         extra["not_reported"] = not_reported
-    n_images = box["num_images"] if box is not None else mask["num_images"]
     return make_wsol_record(
         checkpoint,
         cfg.dataset,
@@ -389,7 +381,7 @@ def _record(
         **source,
         data_root=str(data.data_root),
         data_source=data.source,
-        num_images=n_images,
+        num_images=scorer.num_images(),
         num_images_in_split=len(data.samples),
         num_mask_images=mask["num_images"] if mask else 0,
         skipped_unreadable={"count": len(skipped), "images": skipped},

@@ -113,14 +113,14 @@ class EvalImages(torch.utils.data.Dataset):
         }
         try:
             if self.load_images:
-                tensor, _, size_wh = load_image_224(s.path, input_size=self.input_size)
-                item["image"] = tensor
-            else:
-                size_wh = tuple(s.size_wh) if all(s.size_wh) else image_size(s.path)
-            item["size_wh"] = torch.tensor(size_wh, dtype=torch.int64)
+                item["image"], _, size_wh = load_image_224(s.path, input_size=self.input_size)
+            elif not all(s.size_wh):
+                size_wh = image_size(s.path)
         except Exception as e:  # noqa: BLE001 -- any decoder failure means "unreadable"
             item["error"] = f"unreadable image: {s.path} ({type(e).__name__}: {e})"
             return item
+        # the frame the GT boxes are in: the reader's size when it gives one, else the file's
+        item["size_wh"] = torch.tensor(tuple(s.size_wh) if all(s.size_wh) else size_wh, dtype=torch.int64)
         mask_paths = getattr(s, "mask_paths", None)
         where = s.mask_path if not mask_paths else ", ".join(map(str, mask_paths))
         try:

@@ -77,7 +77,8 @@ class MapScorer:
     """Scores the maps of the `local` sample indices (this rank's shard) batch by batch.
 
     ``add`` takes the maps of some samples with their GT boxes (None: a dataset without boxes), masks, and the
-    logits (None: no classification, e.g. saved maps); ``finish`` merges across ranks and computes the metrics.
+    logits (None: no classification, e.g. saved maps); ``merge_ranks`` adds up the ranks' counts, ``compute`` gives
+    the metrics.
     """
 
     def __init__(
@@ -232,7 +233,8 @@ class MapScorer:
 
 
 def gather_rows(rows: list[dict[str, Any]], world: int) -> list[dict[str, Any]]:
-    """Every rank's rows, in dataset order (a no-op in one process)."""
+    """Every rank's rows (dicts with the sample's 'index': per-image rows, skipped images), in dataset order (a no-op
+    in one process)."""
     if world <= 1:
         return rows
     rows = [r for part in all_gather_objects(rows) for r in part]
