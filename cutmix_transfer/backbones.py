@@ -87,9 +87,7 @@ class ResNetCAM(CAMNet):
         for name, child in net.named_children():  # conv1, bn1, relu, maxpool, layer1-4, avgpool, fc
             setattr(self, name, child)
         if cifar:
-            self.conv1 = nn.Conv2d(3, self.conv1.out_channels, 3, stride=1, padding=1, bias=False)
-            nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
-            self.maxpool = nn.Identity()
+            use_small_input_stem(self)
         self.arch, self.wsol, self.large_feature_map = arch, wsol, large_feature_map
         if wsol:
             _set_stage_stride1(self.layer4)
@@ -102,6 +100,14 @@ class ResNetCAM(CAMNet):
 
     def cam_target_layer(self) -> nn.Module:
         return self.layer4[-1]
+
+
+def use_small_input_stem(net: nn.Module) -> None:
+    """Give a ResNet (torchvision module names) the small-input stem for 32 px images: a fresh conv1 3x3 stride 1
+    (Kaiming fan-out init, as torchvision's) with the same output channels, and no max-pool (nn.Identity)."""
+    net.conv1 = nn.Conv2d(3, net.conv1.out_channels, 3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    net.maxpool = nn.Identity()
 
 
 def _set_stage_stride1(stage: nn.Sequential) -> None:

@@ -8,8 +8,9 @@ CPU modules. `prepare_launcher` initialises a gloo process group first (the Runn
 selects `CPUDistributedDataParallel`, which passes device_ids=None for a CPU module.
 
 The evaluation tools shard their images `rank::world` under torchrun without mmengine: `setup_torchrun` joins
-(or starts) the process group, `all_reduce_counts` sums integer counts exactly and `all_gather_objects`
-collects per-rank lists, so that the merged result equals the single-process run.
+(or starts) the process group, `all_reduce_counts` sums integer counts exactly, `all_gather_objects` collects
+per-rank lists and `gather_rows` per-rank rows in dataset order, so that the merged result equals the single-process
+run.
 """
 
 from __future__ import annotations
@@ -118,3 +119,13 @@ def all_gather_objects(obj: Any) -> list[Any]:
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, obj)
     return parts
+
+
+def gather_rows(rows: list[dict[str, Any]], world: int) -> list[dict[str, Any]]:
+    """Every rank's rows (dicts with the sample's 'index': per-image rows, skipped images), in dataset order (a no-op
+    in one process)."""
+    if world <= 1:
+        return rows
+    rows = [r for part in all_gather_objects(rows) for r in part]
+    rows.sort(key=lambda r: r["index"])
+    return rows

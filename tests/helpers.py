@@ -1,6 +1,7 @@
 """Helpers shared by the tests that drive the real tools (tools/*.py): load a tool's main in-process, run it as a
 subprocess or under torchrun, build its common arguments, read its one-line errors and CSV outputs, and the checks
-every evaluation tool must pass (`EvalTool`); and mmdet's VOC mAP, the reference the detection statistics meet."""
+every evaluation tool must pass (`EvalTool`); a CIFAR-100 python-pickle writer; and mmdet's VOC mAP, the reference
+the detection statistics meet."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import csv
 import importlib.util
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -41,12 +44,17 @@ NIC_TINY_OPTIONS = [
 ]
 
 
-def load_tool_main(tool: Path, module_name: str) -> Callable[[list[str]], int]:
-    """The main() of a tool script, loaded from its file (tools/ is not a package)."""
+def load_tool(tool: Path, module_name: str) -> ModuleType:
+    """A tool script as a module named `module_name`, loaded from its file (tools/ is not a package)."""
     spec = importlib.util.spec_from_file_location(module_name, tool)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.main
+    return mod
+
+
+def load_tool_main(tool: Path, module_name: str) -> Callable[[list[str]], int]:
+    """The main() of a tool script, loaded from its file (`load_tool`)."""
+    return load_tool(tool, module_name).main
 
 
 def tool_env() -> dict[str, str]:
@@ -118,6 +126,35 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     return errors[0]
+
+
+def write_cifar100(
+    root: Path, splits: Mapping[str, tuple[np.ndarray, Sequence[int]]], class_names: Sequence[str]
+) -> Path:
+    """The python version of CIFAR-100 written by hand as released: root/cifar-100-python/{train,test,meta}, pickled
+    dicts with bytes keys, data as (N, 3072) uint8 rows of R, G, B planes. `splits` maps "train" / "test" to
+    (images, fine labels), images either such rows or (N, 32, 32, 3) HWC images (converted to planes); coarse labels
+    are fine // 5 (20 superclasses); `class_names` are meta's fine label names. -> the cifar-100-python folder."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, (images, labels) in splits.items():
+        images = np.asarray(images)
+        rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1) if images.ndim == 4 else images
+        assert rows.shape == (len(labels), 3072) and rows.dtype == np.uint8, (rows.shape, rows.dtype)
+        batch = {
+            b"batch_label": split.encode(),
+            b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))],
+            b"fine_labels": [int(y) for y in labels],
+            b"coarse_labels": [int(y) // 5 for y in labels],
+            b"data": np.ascontiguousarray(rows),
+        }
+        (folder / split).write_bytes(pickle.dumps(batch, protocol=2))
+    meta = {
+        b"fine_label_names": [n.encode() for n in class_names],
+        b"coarse_label_names": [f"super_{i}".encode() for i in range(20)],
+    }
+    (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from cutmix_transfer import archs as A
 from cutmix_transfer import backbones as B
 from cutmix_transfer import checkpoints as C
 from cutmix_transfer.errors import CheckpointError, ConfigError
@@ -18,7 +19,7 @@ def _conv_strides(model: nn.Module) -> dict[str, tuple]:
     return {n: m.stride for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
-@pytest.mark.parametrize("arch", C.RESNET_ARCHS)
+@pytest.mark.parametrize("arch", A.RESNET_ARCHS)
 @pytest.mark.parametrize("wsol", [False, True])
 def test_resnet_keys_are_torchvision_keys(arch, wsol):
     with torch.device("meta"):  # no memory, no init: shapes and names only

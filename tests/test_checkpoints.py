@@ -15,13 +15,15 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from helpers import REPO, load_tool_main, tool_env
 
+from cutmix_transfer import archs as A
 from cutmix_transfer import checkpoints as C
 from cutmix_transfer.backbones import build_model
 from cutmix_transfer.errors import CheckpointError, ConfigError, UnsafeCheckpointError
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[1]
+CONVERT_TOOL = REPO / "tools" / "convert_checkpoint.py"
 
 
 @pytest.fixture(scope="module")
@@ -256,14 +258,14 @@ def test_real_mmengine_runner_checkpoint_loads_safely(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- arch inference
-@pytest.mark.parametrize("arch", C.ARCHS)
+@pytest.mark.parametrize("arch", A.ARCHS)
 def test_infer_arch_from_shapes(arch):
     with torch.device("meta"):
-        if arch in C.RESNET_ARCHS + C.VGG_ARCHS:
+        if arch in A.RESNET_ARCHS + A.VGG_ARCHS:
             sd = getattr(torchvision.models, arch)(num_classes=7).state_dict()
         else:  # CIFAR ResNets and PyramidNets: the project's own builders
             sd = build_model(arch, 7).state_dict()
-    assert C.infer_arch(sd) == arch
+    assert A.infer_arch(sd) == arch
 
 
 def test_arch_mismatch_names_both(tmp_path, r18):
@@ -455,12 +457,11 @@ def test_mmdet_export_loads_into_mmdet_resnet(tmp_path, r18):
 
 # ---------------------------------------------------------------------------------------------- the tool
 def _tool(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     return subprocess.run(
-        [sys.executable, str(REPO / "tools" / "convert_checkpoint.py"), *args],
+        [sys.executable, str(CONVERT_TOOL), *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=tool_env(),
         cwd=REPO,
         timeout=120,
     )
@@ -468,12 +469,7 @@ def _tool(*args: str) -> subprocess.CompletedProcess:
 
 def _tool_main():
     """The tool's main() in this process (same code path as the command line, without a new interpreter)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("convert_checkpoint_tool", REPO / "tools" / "convert_checkpoint.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool_main(CONVERT_TOOL, "convert_checkpoint_tool")
 
 
 @pytest.fixture()

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import REPO, read_csv
+from helpers import REPO, read_csv, write_cifar100
 from mmengine.registry import DATASETS
 from PIL import Image
 
@@ -50,29 +50,15 @@ IDENTITY = dict(preset="resize_test", size=32, mean=(0, 0, 0), std=(1, 1, 1))  #
 
 
 # ----------------------------------------------------------------------------------------------- readers
-def _write_cifar100(root: Path, n_train: int = 6, n_test: int = 4) -> tuple[np.ndarray, list[int]]:
-    """A tiny cifar-100-python/ in exactly the released format: dicts of bytes keys, (N, 3072) uint8 planes."""
+def _write_cifar100(root: Path, n_train: int = 6, n_test: int = 4) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """A tiny cifar-100-python/ of random planes and labels (`helpers.write_cifar100`), fine names class0..class99.
+    -> split -> (the (N, 3072) rows written, their fine labels)."""
     rng = np.random.default_rng(0)
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
     out = {}
     for split, n in (("train", n_train), ("test", n_test)):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-        fine = [int(x) for x in rng.integers(0, 100, size=n)]
-        obj = {
-            b"filenames": [f"img_{i}.png".encode() for i in range(n)],
-            b"batch_label": split.encode(),
-            b"fine_labels": fine,
-            b"coarse_labels": [y // 5 for y in fine],
-            b"data": data,
-        }
-        (folder / split).write_bytes(pickle.dumps(obj, protocol=2))
-        out[split] = (data, fine)
-    meta = {
-        b"fine_label_names": [f"class{i}".encode() for i in range(100)],
-        b"coarse_label_names": [f"super{i}".encode() for i in range(20)],
-    }
-    (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
+        out[split] = (data, [int(x) for x in rng.integers(0, 100, size=n)])
+    write_cifar100(root, out, [f"class{i}" for i in range(100)])
     return out
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import inspect
 import logging
 import re
 import warnings
-from pathlib import Path
 
 import pytest
+from helpers import REPO, load_tool
 from mmengine.fileio import FileClient
 from mmengine.fileio.file_client import HardDiskBackend
 from mmengine.logging import MMLogger, print_log
@@ -30,8 +29,6 @@ from cutmix_transfer.cli import (
     setup_logging,
 )
 from cutmix_transfer.runner import MMEngineNoteFilter
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_setup_logging_drops_only_the_pkg_resources_warning():
@@ -158,9 +155,7 @@ class _Called(Exception):
 def test_every_tool_option_reaches_the_library(tool, monkeypatch):
     """Each option of a tool is a parameter of the library call it makes (matched by name) or is read by the tool
     itself (`args.<name>` in its source): an option a renamed parameter left behind fails here."""
-    spec = importlib.util.spec_from_file_location(f"cli_test_{tool}", TOOLS / f"{tool}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_tool(TOOLS / f"{tool}.py", f"cli_test_{tool}")
     seen = {}
 
     def record(fn, args, /, **overrides):
@@ -185,9 +180,7 @@ def test_every_tool_option_reaches_the_library(tool, monkeypatch):
 
 def test_inverted_flags_store_the_parameter():
     """--no-progress / --standard-form store progress / wsol_form, as the configs name them."""
-    spec = importlib.util.spec_from_file_location("cli_test_robustness_flags", TOOLS / "robustness_eval.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_tool(TOOLS / "robustness_eval.py", "cli_test_robustness_flags")
     p = mod.build_parser()
     base = ["--backbone", "b.pth", "--dataset", "cub"]
     forms = [p.parse_args(base + extra).wsol_form for extra in ([], ["--wsol"], ["--standard-form"])]

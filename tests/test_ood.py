@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 from conftest import DEMO_KWARGS
-from helpers import REPO, EvalTool, read_csv
+from helpers import REPO, EvalTool, read_csv, write_cifar100
 from PIL import Image
 from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -74,34 +74,6 @@ class TwoConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c2(torch.relu(self.c1(x))).mean(dim=(2, 3))
-
-
-def write_cifar100(
-    root: Path, train: np.ndarray, train_labels, test: np.ndarray, test_labels, num_classes: int = 100
-) -> Path:
-    """The python version of CIFAR-100 written by hand: root/cifar-100-python/{train,test,meta}, (N, 3072) uint8
-    rows of R, G, B planes, bytes keys as in the original pickles."""
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def batch(images, labels, name):
-        rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-        return {
-            b"batch_label": name.encode(),
-            b"data": np.ascontiguousarray(rows, dtype=np.uint8),
-            b"fine_labels": [int(y) for y in labels],
-            b"coarse_labels": [int(y) // 5 for y in labels],
-            b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))],
-        }
-
-    for name, imgs, labels in (("train", train, train_labels), ("test", test, test_labels)):
-        (folder / name).write_bytes(pickle.dumps(batch(imgs, labels, name), protocol=2))
-    meta = {
-        b"fine_label_names": [f"class_{i:02d}".encode() for i in range(num_classes)],
-        b"coarse_label_names": [f"super_{i}".encode() for i in range(20)],
-    }
-    (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return folder
 
 
 def manual_normalise(images_hwc_uint8: np.ndarray) -> torch.Tensor:
@@ -434,7 +406,9 @@ def tiny(tmp_path_factory) -> dict:
     rng = np.random.default_rng(0)
     test = rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
     test_labels = rng.integers(0, 100, 20)
-    write_cifar100(d / "cifar", rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), [0, 1, 2, 3], test, test_labels)
+    train = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    names = [f"class_{i:02d}" for i in range(100)]
+    write_cifar100(d / "cifar", {"train": (train, [0, 1, 2, 3]), "test": (test, test_labels)}, names)
     ood_images = {}
     for name, size in (("LSUN", (32, 32)), ("Imagenet_resize", (48, 40))):
         (d / "ood" / name / "test").mkdir(parents=True)

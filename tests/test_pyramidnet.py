@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from helpers import REPO, write_cifar100
 from mmengine.registry import DATASETS, MODELS
 
 from cutmix_transfer import archs as A
@@ -22,7 +20,7 @@ from cutmix_transfer.runner import load_config
 
 torch.set_num_threads(1)
 P200 = "pyramidnet200_a240_bottleneck"
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "cls"
+CONFIGS = REPO / "configs" / "cls"
 
 
 def _meta_model(arch: str, k: int = 100) -> B.CAMNet:
@@ -168,27 +166,6 @@ def test_cifar_stem_resnet_loads(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- configs
-def _write_cifar(root: Path, num_classes: int, n: int = 8) -> np.ndarray:
-    """cifar-100-python/{train,test,meta} in the released pickle format (bytes keys, (N, 3072) uint8 planes)."""
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-    fine = [i % num_classes for i in range(n)]
-    for split in ("train", "test"):
-        obj = {
-            b"batch_label": split.encode(),
-            b"filenames": [b"x.png"] * n,
-            b"fine_labels": fine,
-            b"coarse_labels": [0] * n,
-            b"data": data,
-        }
-        (folder / split).write_bytes(pickle.dumps(obj, protocol=2))
-    meta = {b"fine_label_names": [f"c{i}".encode() for i in range(num_classes)], b"coarse_label_names": [b"s"]}
-    (folder / "meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return data
-
-
 PAPER_AUGMENTS = {
     "baseline": dict(mode="none", beta=1.0, prob=0.5),
     "cutmix": dict(mode="cutmix", beta=1.0, prob=0.5),
@@ -221,7 +198,9 @@ def test_pyramidnet200_configs_are_the_paper_recipe_and_differ_only_in_the_augme
 def test_cifar_configs_build_model_and_dataset(tmp_path, name, num_classes):
     """Each CIFAR config builds its classifier and both readers on generated CIFAR-100-layout batches; the inputs
     are CutMix-PyTorch's: pixels / 255 normalised with its mean / std, the test image at 32 px without crop."""
-    data = _write_cifar(tmp_path, num_classes)
+    data = np.random.default_rng(0).integers(0, 256, size=(8, 3072), dtype=np.uint8)
+    fine = [i % num_classes for i in range(8)]
+    write_cifar100(tmp_path, {"train": (data, fine), "test": (data, fine)}, [f"c{i}" for i in range(num_classes)])
     cfg = load_config(CONFIGS / f"{name}.py")
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         loader.dataset.root = str(tmp_path)

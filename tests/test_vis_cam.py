@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import REPO
+from helpers import REPO, load_tool_main, tool_env
 
 from cutmix_transfer.backbones import build_model
 from cutmix_transfer.errors import ConfigError, DatasetError
@@ -124,9 +123,8 @@ def ckpt(tmp_path_factory) -> Path:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     return subprocess.run(
-        [sys.executable, str(TOOL), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, str(TOOL), *args], cwd=REPO, env=tool_env(), capture_output=True, text=True, timeout=240
     )
 
 
@@ -167,13 +165,9 @@ def test_vis_cam_library_top1_and_errors(ckpt, demo_root, tmp_path):
 
 
 def test_vis_cam_tool_error_is_one_line(ckpt, tmp_path, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("vis_cam_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    main = load_tool_main(TOOL, "vis_cam_tool")
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not an image")
-    assert mod.main(["--backbone", str(ckpt), str(bad), "--out", str(tmp_path), "--device", "cpu"]) == 2
+    assert main(["--backbone", str(ckpt), str(bad), "--out", str(tmp_path), "--device", "cpu"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(bad) in lines[0]

@@ -16,7 +16,7 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from mmengine.registry import MODELS
 
 from ..augment import BatchAugment, MixedBatch
-from ..backbones import build_model, load_weights
+from ..backbones import build_model, load_weights, use_small_input_stem
 from ..checkpoints import load_backbone_state
 from ..errors import ConfigError
 from ..results import guess_method
@@ -102,9 +102,7 @@ class CAMClassifier(BaseModel):
         if zero_init_residual:
             logger.info("zero-initialised the last BN of %d residual blocks", zero_init_last_bn(self.backbone))
         if small_input_stem:
-            self.backbone.conv1 = nn.Conv2d(3, self.backbone.conv1.out_channels, 3, stride=1, padding=1, bias=False)
-            nn.init.kaiming_normal_(self.backbone.conv1.weight, mode="fan_out", nonlinearity="relu")
-            self.backbone.maxpool = nn.Identity()
+            use_small_input_stem(self.backbone)
         self.pretrained_method: str | None = None
         if pretrained is not None:
             if small_input_stem:

@@ -1,5 +1,6 @@
 """What every dataset reader shares: WSOLSample, line-file parsing with file:line errors, image sizes, the RGB
-image loader and the ImageNet normalisation every pipeline uses.
+image loader, the evaluators' unreadable-image rule (`check_unreadable`) and the ImageNet normalisation every
+pipeline uses.
 
 Readers raise `DatasetError` for anything a user can get wrong on disk: the message names the path, what was
 found, and how to fix it (usually: point --data-root at the folder with the expected layout).
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -27,6 +29,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # (125.3, 123.0, 113.9) / 255 and (63.0, 62.1, 66.7) / 255. Not the per-channel statistics of the CIFAR-100 train set.
 CIFAR100_CUTMIX_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
 CIFAR100_CUTMIX_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+# what the error of an unreadable image tells the user to do (WSOL and robustness evaluators; OOD words its own)
+UNREADABLE_FIX = "replace the file, or pass --skip-unreadable to count it as skipped (reported in results.json)"
 
 
 @dataclass
@@ -156,3 +160,24 @@ def check_boxes(boxes: np.ndarray, where: str) -> np.ndarray:
             f"x0 y0 x1 y1. Fix the annotation."
         )
     return boxes
+
+
+def check_unreadable(
+    errors: Sequence[str],
+    describe: Callable[[int], dict[str, Any]],
+    skip: bool,
+    skipped: list[dict[str, Any]],
+    fix: str = UNREADABLE_FIX,
+    log: logging.Logger = logger,
+) -> np.ndarray:
+    """Which images of a batch decoded (bool per position; `errors` holds "" for a readable one): the first unreadable
+    one raises DatasetError "<error>; <fix>" unless `skip`, else each is logged on `log` and listed in `skipped` as
+    describe(position) plus its error, so every evaluator applies --skip-unreadable the same way."""
+    ok = np.array([not e for e in errors], dtype=bool)
+    for j in np.flatnonzero(~ok).tolist():
+        err = errors[j]
+        if not skip:
+            raise DatasetError(f"{err}; {fix}")
+        log.warning("skipping %s", err)
+        skipped.append({**describe(j), "error": err})
+    return ok

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from .. import backbones
+from ..datasets.common import check_unreadable
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..results import checkpoint_info, data_identity, make_record, write_record
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 IN_COLUMNS = ("index", "label", "class_name", "predicted", "predicted_name", "correct", "score")
 OOD_COLUMNS = ("index", "image_id", "predicted", "predicted_name", "score")
 FIGURE_NAME = "ood.png"
+# what the error of an unreadable OOD image tells the user to do
+UNREADABLE_FIX = "replace or delete the file, or pass --skip-unreadable to leave it out (listed in results.json)"
 
 
 @dataclass
@@ -159,16 +162,14 @@ def score_ood_set(
         _loader(OODImages(ood, mean, std), cfg, device), desc=f"OOD {ood.name}", unit="batch", disable=not cfg.progress
     ):
         indices = [int(i) for i in batch["index"]]
-        ok = np.array([not e for e in batch["error"]], dtype=bool)
-        for i, err in zip(indices, batch["error"]):
-            if err:
-                if not cfg.skip_unreadable:
-                    raise DatasetError(
-                        f"{err}; replace or delete the file, or pass --skip-unreadable to leave it "
-                        f"out (listed in results.json)"
-                    )
-                logger.warning("skipping %s", err)
-                skipped.append({"set": ood.name, "index": i, "image_id": ood.image_ids[i], "error": err})
+        ok = check_unreadable(
+            batch["error"],
+            lambda j, idx=indices: {"set": ood.name, "index": idx[j], "image_id": ood.image_ids[idx[j]]},
+            cfg.skip_unreadable,
+            skipped,
+            UNREADABLE_FIX,
+            logger,
+        )
         if not ok.any():
             continue
         sel = torch.from_numpy(np.flatnonzero(ok))

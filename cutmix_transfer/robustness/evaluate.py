@@ -33,10 +33,10 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..classification.transforms import build_transform
-from ..datasets.common import load_rgb
+from ..datasets.common import check_unreadable, load_rgb
 from ..datasets.wsol_data import BOX_DATASETS as DATASETS
 from ..datasets.wsol_data import load_eval_data
-from ..distributed import all_gather_objects, setup_torchrun
+from ..distributed import gather_rows, setup_torchrun
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..results import PER_IMAGE_CSV, EvalResult, checkpoint_info, data_identity, make_record, write_record
@@ -182,16 +182,9 @@ def evaluate_robustness(cfg: RobustnessConfig) -> EvalResult:
 def _check_errors(batch: dict, names: list[str], key: str, skip: bool, skipped: list[dict]) -> np.ndarray:
     """Which rows of a batch decoded; an unreadable image raises DatasetError unless `skip` (then it is listed
     in `skipped` as {index, <key>: name, error})."""
-    ok = np.array([not e for e in batch["error"]], dtype=bool)
-    for j in np.flatnonzero(~ok):
-        err = batch["error"][j]
-        if not skip:
-            raise DatasetError(
-                f"{err}; replace the file, or pass --skip-unreadable to count it as skipped (reported in results.json)"
-            )
-        logger.warning("skipping %s", err)
-        skipped.append({"index": int(batch["index"][j]), key: names[j], "error": err})
-    return ok
+    return check_unreadable(
+        batch["error"], lambda j: {"index": int(batch["index"][j]), key: names[j]}, skip, skipped, log=logger
+    )
 
 
 @dataclass
@@ -329,11 +322,10 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
         pairs = np.asarray(selected, dtype=np.int64)[pos]
         pair_rows, skipped_pairs = _pair_pass(run, pairs, ratios, cut_px)
 
-    if world > 1:  # every rank ends with all rows, in dataset / pair order
-        image_rows, skipped, pair_rows, skipped_pairs = (
-            sorted((r for part in all_gather_objects(x) for r in part), key=lambda r: r["index"])
-            for x in (image_rows, skipped, pair_rows, skipped_pairs)
-        )
+    # every rank ends with all rows, in dataset / pair order
+    image_rows, skipped, pair_rows, skipped_pairs = (
+        gather_rows(x, world) for x in (image_rows, skipped, pair_rows, skipped_pairs)
+    )
     if ("fgsm" in tests or "occlusion" in tests) and not image_rows:
         raise DatasetError(
             f"no image of the {cfg.dataset} {data.split!r} split under {data.data_root} could be read "

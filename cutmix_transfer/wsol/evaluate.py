@@ -33,8 +33,9 @@ from tqdm import tqdm
 
 from ..cam import check_method
 from ..checkpoints import LoadedBackbone
+from ..datasets.common import check_unreadable
 from ..datasets.wsol_data import DATASETS, EvalData, load_eval_data
-from ..distributed import setup_torchrun
+from ..distributed import gather_rows, setup_torchrun
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..results import PER_IMAGE_CSV, PER_IMAGE_IOUS, EvalResult, checkpoint_info, data_identity, write_record
@@ -53,7 +54,7 @@ from .outputs import (
     wsol_metrics,
 )
 from .scoremaps import SavedMaps, load_saved_maps
-from .scoring import MapScorer, auto_box_workers, gather_rows
+from .scoring import MapScorer, auto_box_workers
 
 logger = logging.getLogger(__name__)
 
@@ -147,16 +148,11 @@ def evaluate_wsol(cfg: WSOLEvalConfig) -> EvalResult:
 
 def _readable(batch: dict, samples: Sequence, skip: bool, skipped: list[dict]) -> np.ndarray:
     """Positions in the batch whose image and mask could be read; the others fail or are listed as skipped."""
-    for i, err in zip(batch["index"].tolist(), batch["error"]):
-        if err:
-            if not skip:
-                raise DatasetError(
-                    f"{err}; replace the file, or pass --skip-unreadable to count it as skipped "
-                    f"(reported in results.json)"
-                )
-            logger.warning("skipping %s", err)
-            skipped.append({"index": i, "image_id": samples[i].image_id, "error": err})
-    return np.flatnonzero([not e for e in batch["error"]])
+    index = batch["index"].tolist()
+    ok = check_unreadable(
+        batch["error"], lambda j: {"index": index[j], "image_id": samples[index[j]].image_id}, skip, skipped, log=logger
+    )
+    return np.flatnonzero(ok)
 
 
 def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, t_start: float) -> EvalResult:

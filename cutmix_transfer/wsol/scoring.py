@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..distributed import all_gather_objects, all_reduce_counts
+from ..distributed import all_reduce_counts
 from .boxes import curves_for_batch
 from .metrics import PAPER_IOU_THRESHOLD, BoxEvaluator, MaskEvaluator
 
@@ -230,13 +230,3 @@ class MapScorer:
                 row.update(iou="", hit="", iou_fixed="", iou_v2="")
             rows.append(row)
         return rows
-
-
-def gather_rows(rows: list[dict[str, Any]], world: int) -> list[dict[str, Any]]:
-    """Every rank's rows (dicts with the sample's 'index': per-image rows, skipped images), in dataset order (a no-op
-    in one process)."""
-    if world <= 1:
-        return rows
-    rows = [r for part in all_gather_objects(rows) for r in part]
-    rows.sort(key=lambda r: r["index"])
-    return rows
