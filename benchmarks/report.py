@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Seconds the report's bootstrap adds on demo-sized results (issue 18 goal: under 30 s on 2 cores).
 
-    python benchmarks/report.py [--resamples 1000] [--reps 3] [--threads N]
+    python benchmarks/report.py [--resamples 1000] [--reps 3] [--threads N] [--permutations 1999]
 
 Writes generated result folders of the demo's sizes for two checkpoints (baseline, cutmix) on the same images:
 WSOL on CUB (500 test images: per_image.csv and per_image_ious.npz with 100 CAM thresholds), Faster R-CNN on VOC07
@@ -11,7 +11,9 @@ as the demo runs it (200 in-distribution images, three OOD folders of 200, 300 u
 per_image/*.csv). The record of each is computed from its per-image files (mAP with mmdet's eval_map), so every
 cell gets an interval. Then times `write_report` with --bootstrap N against --bootstrap 0 (median of --reps, after
 one warm-up of each), and, once, the bootstrap of one OOD column at a real CIFAR-100 run's size (10,000 test
-images + --ood-cifar-sets sets of 10,000; 0 skips it), and writes benchmarks/results/report.json (atomically).
+images + --ood-cifar-sets sets of 10,000; 0 skips it), and, once, each column's paired test cutmix - baseline
+(significance.paired_test with --permutations random swaps or signs, to the end and with a stop after 20 extremes)
+and the BCa jackknife of the max-type columns, and writes benchmarks/results/report.json (atomically).
 """
 
 from __future__ import annotations
@@ -219,12 +221,55 @@ def time_ood_cifar(num_sets: int, resamples: int) -> dict:
     return {"images": int(s.size), "sets": num_sets, "resamples": resamples, "seconds": seconds}
 
 
+TEST_CELLS = (  # (folder prefix, record kind, metric) of the report's paired tests timed by time_paired_tests
+    ("wsol", "top1_loc"),
+    ("wsol", "maxboxacc_v2"),
+    ("det", "mAP"),
+    ("cap", "CIDEr"),
+    ("rob", "fgsm_top1_eps8"),
+    ("ood", "auroc"),
+    ("ood", "tnr_at_tpr95"),
+)
+
+
+def time_paired_tests(runs: Path, permutations: int) -> dict:
+    """Seconds of each column's paired test (cutmix - baseline; significance.paired_test) with `permutations`
+    random swaps / signs, run to the end (the worst case: a small p) and with Besag-Clifford's stop after 20
+    extremes; and of each max-type column's BCa interval (bootstrap.interval_from_values' 20 jackknife fits)."""
+    import json as _json
+
+    from cutmix_transfer.bootstrap import interval_method, jackknife_acceleration
+    from cutmix_transfer.per_image import per_image_statistic
+    from cutmix_transfer.significance import paired_test
+
+    out = {}
+    for prefix, metric in TEST_CELLS:
+        stats = []
+        for method in ("cutmix", "baseline"):
+            rec_path = runs / f"{prefix}_{method}" / "results.json"
+            stats.append(per_image_statistic(rec_path, _json.loads(rec_path.read_text()), metric))
+        (ids, a), (_, b) = stats
+        row = {}
+        for key, stop in (("to_the_end", None), ("stop_after_20", 20)):
+            t0 = time.perf_counter()
+            test = paired_test(a, b, len(ids), permutations, seed=0, stop_after=stop)
+            row[key] = time.perf_counter() - t0
+            row[f"{key}_p"] = test.describe()
+        if interval_method(a) != "percentile":
+            t0 = time.perf_counter()
+            jackknife_acceleration(a, len(ids))
+            row["bca_jackknife"] = time.perf_counter() - t0
+        out[f"{prefix} {metric}"] = row
+    return {"permutations": permutations, "seconds": out}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: as the environment says)")
     ap.add_argument("--ood-cifar-sets", type=int, default=6, help="OOD sets of the CIFAR-100-sized timing (0: skip)")
+    ap.add_argument("--permutations", type=int, default=1999, help="random permutations of the paired-test timing")
     args = ap.parse_args()
     if args.threads:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -240,6 +285,7 @@ def main() -> int:
         }
         times = time_round_robin(fns, args.reps, warmup=1)  # the first round warms up (imports, matplotlib fonts)
         md = (root / "rep_bootstrap" / "report.md").read_text()
+        tests = time_paired_tests(root / "runs", args.permutations)
     med = medians(times)
     out = {
         "resamples": args.resamples,
@@ -262,12 +308,17 @@ def main() -> int:
             "checkpoints": 2,
         },
         "ood_cifar100": time_ood_cifar(args.ood_cifar_sets, args.resamples) if args.ood_cifar_sets else None,
+        "paired_tests": tests,
     }
     atomic_write_json(REPO / "benchmarks" / "results" / "report.json", out)
     print(md)
     print(
         json.dumps(
-            {k: out[k] for k in ("seconds_median", "bootstrap_seconds", "goal_seconds", "ood_cifar100")}, indent=1
+            {
+                k: out[k]
+                for k in ("seconds_median", "bootstrap_seconds", "goal_seconds", "ood_cifar100", "paired_tests")
+            },
+            indent=1,
         )
     )
     return 0

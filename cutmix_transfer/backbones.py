@@ -21,13 +21,17 @@ import torchvision
 
 from .archs import (
     CIFAR_RESNET_ARCHS,
+    EXTRA_RESNETS,
     RESNET_ARCHS,
     VGG_ARCHS,
+    HeCifarSpec,
     PyramidSpec,
     check_arch,
+    parse_he_cifar,
     parse_pyramidnet,
     pyramidnet_out_channels,
     pyramidnet_plan,
+    resnet_layers,
 )
 from .checkpoints import LoadedBackbone, load_backbone_state
 from .errors import CheckpointError, ConfigError
@@ -81,9 +85,12 @@ class ResNetCAM(CAMNet):
         """arch '<resnet>_cifar': the small-input stem (conv1 3x3 stride 1, no max-pool) for 32 px images."""
         super().__init__()
         cifar = arch in CIFAR_RESNET_ARCHS
-        net = getattr(torchvision.models, arch[: -len("_cifar")] if cifar else arch)(
-            weights=None, num_classes=num_classes
-        )
+        base = arch[: -len("_cifar")] if cifar else arch
+        if base in EXTRA_RESNETS:  # CutMix-PyTorch's ResNet-200: torchvision's class, its blocks per stage
+            tv = torchvision.models.resnet
+            net = tv.ResNet(tv.Bottleneck, list(resnet_layers(base)[1]), num_classes=num_classes)
+        else:
+            net = getattr(torchvision.models, base)(weights=None, num_classes=num_classes)
         for name, child in net.named_children():  # conv1, bn1, relu, maxpool, layer1-4, avgpool, fc
             setattr(self, name, child)
         if cifar:
@@ -260,13 +267,72 @@ class PyramidNetCAM(CAMNet):
         return self.relu_final
 
 
+class ZeroPadShortcut(nn.Module):
+    """He et al.'s parameter-free option A shortcut (akamaster/pytorch_resnet_cifar10): every second pixel, and
+    planes // 4 zero channels before and after (16 -> 32 -> 64 channels)."""
+
+    def __init__(self, planes: int) -> None:
+        super().__init__()
+        self.pad = planes // 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+
+
+class HeCifarResNetCAM(CAMNet):
+    """He et al.'s three-stage CIFAR ResNet as a CAMNet, with torchvision's blocks and names: conv1 3x3 16 -> bn1 ->
+    ReLU -> layer1-3 (16, 32, 64 planes; stride 1, 2, 2) = `features` (8x8 at 32 px) -> GAP -> fc.
+
+    shortcut 'proj' is CutMix-PyTorch's `resnet.py` CIFAR branch (downsample = 1x1 conv + BN where the shape
+    changes); 'zeropad' is option A (`ZeroPadShortcut`, no weights). Both references pool with a global average.
+    """
+
+    def __init__(self, spec: HeCifarSpec, num_classes: int) -> None:
+        super().__init__()
+        tv = torchvision.models.resnet
+        block = tv.Bottleneck if spec.bottleneck else tv.BasicBlock
+        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        cin, e = 16, spec.expansion
+        for s, planes in enumerate((16, 32, 64), start=1):
+            stride = 1 if s == 1 else 2
+            down: nn.Module | None = None
+            if stride != 1 or cin != planes * e:
+                down = (
+                    nn.Sequential(nn.Conv2d(cin, planes * e, 1, stride=stride, bias=False), nn.BatchNorm2d(planes * e))
+                    if spec.shortcut == "proj"
+                    else ZeroPadShortcut(planes)
+                )
+            blocks = [block(cin, planes, stride, down)]
+            blocks += [block(planes * e, planes) for _ in range(1, spec.blocks_per_stage)]
+            setattr(self, f"layer{s}", nn.Sequential(*blocks))
+            cin = planes * e
+        self.fc = nn.Linear(64 * e, num_classes)
+        for m in self.modules():  # CutMix-PyTorch's initialisation (fc keeps PyTorch's default)
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0, (2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)) ** 0.5)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        self.arch, self.wsol, self.large_feature_map = spec.name, False, False
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+    def cam_target_layer(self) -> nn.Module:
+        return self.layer3[-1]
+
+
 def build_model(arch: str, num_classes: int, wsol: bool = False, large_feature_map: bool = False) -> CAMNet:
     """A freshly initialised CAMNet (weights=None: nothing is downloaded).
 
     ResNet: torchvision's net; wsol=True sets layer4 stride 1 (and layer3 with large_feature_map), giving 14x14
     (28x28) maps at 224 input instead of 7x7. VGG16(-BN) is always built in its GAP form (VGG16-GAP), the only
     VGG with a CAM; `wsol` does not change it, large_feature_map also removes pool4. A CIFAR PyramidNet
-    ('pyramidnet200_a240_bottleneck', ...) has no WSOL form: `wsol` does not change it (its CAM is 8x8 at 32 px).
+    ('pyramidnet200_a240_bottleneck', ...) or three-stage CIFAR ResNet ('cifar_resnet56_basic_zeropad', ...) has no
+    WSOL form: `wsol` does not change it (its CAM is 8x8 at 32 px).
     """
     check_arch(arch)
     if not isinstance(num_classes, int) or num_classes < 1:
@@ -274,10 +340,13 @@ def build_model(arch: str, num_classes: int, wsol: bool = False, large_feature_m
     if large_feature_map and not wsol and arch in RESNET_ARCHS + CIFAR_RESNET_ARCHS:
         raise ConfigError("large_feature_map=True needs wsol=True (it sets layer3 stride 1 on top of layer4)")
     spec = parse_pyramidnet(arch)
+    he = parse_he_cifar(arch)
+    if (spec is not None or he is not None) and large_feature_map:
+        raise ConfigError(f"large_feature_map applies to ResNet / VGG16 WSOL forms, not to {arch}")
     if spec is not None:
-        if large_feature_map:
-            raise ConfigError(f"large_feature_map applies to ResNet / VGG16 WSOL forms, not to {arch}")
         return PyramidNetCAM(spec, num_classes)
+    if he is not None:
+        return HeCifarResNetCAM(he, num_classes)
     if arch in RESNET_ARCHS + CIFAR_RESNET_ARCHS:
         return ResNetCAM(arch, num_classes, wsol=wsol, large_feature_map=large_feature_map)
     return VGG16GAP(arch, num_classes, large_feature_map=large_feature_map)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .bootstrap import Statistic
+from .bootstrap import Statistic, SumsStatistic
 
 BLEU_STATS_KEY = "bleu_stats"  # captions.json: per image [hyp len, closest ref len, guess 1..4, correct 1..4]
 METEOR_STATS_KEY = "meteor_stats"  # captions.json: per image the jar's 23 SCORE-reply statistics
@@ -70,7 +70,12 @@ def corpus_bleu(w: np.ndarray, stats: np.ndarray) -> np.ndarray:
     and integer counts give its score on the image set with each image repeated that often.
     """
     s = np.asarray(stats, dtype=np.float64).reshape(-1, 2 + 2 * BLEU_N)
-    tot = _weights(w, len(s)) @ s
+    return bleu_from_summed(_weights(w, len(s)) @ s)
+
+
+def bleu_from_summed(tot: np.ndarray) -> np.ndarray:
+    """(B, 4) corpus BLEU-1..4 (fractions) of summed per-image BLEU statistics (B, 10), pycocoevalcap's steps."""
+    tot = np.atleast_2d(np.asarray(tot, dtype=np.float64))
     guess, correct = tot[:, 2 : 2 + BLEU_N], tot[:, 2 + BLEU_N :]
     out = np.empty((len(tot), BLEU_N))
     prod = np.ones(len(tot))
@@ -138,10 +143,9 @@ def corpus_meteor(w: np.ndarray, stats: np.ndarray) -> np.ndarray:
 def corpus_statistic(metric: str, stats: np.ndarray, scale: float = 100.0) -> Statistic:
     """'BLEU-1'..'BLEU-4' or 'METEOR' (x scale: the record's percent) on resamples, from per-image statistics."""
     s = np.asarray(stats, dtype=np.float64)
-    if metric == "METEOR":
-        s = _summable_meteor(s)
-        return lambda w: scale * meteor_from_summed(_weights(w, len(s)) @ s)
+    if metric == "METEOR":  # a SumsStatistic, so significance.py's swap test can pool two checkpoints' statistics
+        return SumsStatistic(_summable_meteor(s), lambda tot: scale * meteor_from_summed(tot))
     if STATS_KEYS.get(metric) == BLEU_STATS_KEY:
         k = int(metric.rsplit("-", 1)[1]) - 1
-        return lambda w: scale * corpus_bleu(w, s)[:, k]
+        return SumsStatistic(s.reshape(-1, 2 + 2 * BLEU_N), lambda tot: scale * bleu_from_summed(tot)[:, k])
     raise ValueError(f"no corpus statistic for {metric!r}: choose from {', '.join(STATS_KEYS)}")

@@ -32,7 +32,15 @@ from .io import atomic_torch_save, sha256_file
 
 logger = logging.getLogger(__name__)
 
-SOURCE_FORMATS = ("cutmix-pytorch", "torchvision", "timm", "mmengine", "wsolevaluation", "cutmix_transfer")
+SOURCE_FORMATS = (
+    "cutmix-pytorch",
+    "torchvision",
+    "timm",
+    "mmengine",
+    "wsolevaluation",
+    "cutmix_transfer",
+    "pytorch_resnet_cifar10",  # akamaster's trainer.py: {'state_dict': module.*, 'best_prec1'}, 'linear' head
+)
 TRUST_FLAG = "--trust-checkpoint"
 
 # The two records this project writes into a checkpoint's `meta` (different records, under different keys):
@@ -310,6 +318,8 @@ def _unwrap(obj: Any, path: Path) -> tuple[str, dict, dict, str | None]:
     if isinstance(sd, dict) and "architecture" in keys:
         meta = _plain_meta(obj, ("epoch", "architecture"))
         return "wsolevaluation", sd, meta, str(obj["architecture"])
+    if isinstance(sd, dict) and "best_prec1" in keys:  # akamaster/pytorch_resnet_cifar10 (its release files too)
+        return "pytorch_resnet_cifar10", sd, _plain_meta(obj, ("best_prec1",)), None
     if isinstance(sd, dict) and "version" in keys and "arch" in keys:  # timm's CheckpointSaver
         meta = _plain_meta(obj, ("epoch", "arch", "metric", "version"))
         if "state_dict_ema" in keys:
@@ -321,7 +331,12 @@ def _unwrap(obj: Any, path: Path) -> tuple[str, dict, dict, str | None]:
         ours = raw_meta.get(PROJECT_META_KEY)
         declared = None
         if isinstance(ours, dict):
-            meta.update(_plain_meta(ours, tuple(k for k in ours if isinstance(k, str))))  # arch, method, ...
+            plain = tuple(k for k in ours if isinstance(k, str) and k not in ("mean", "std"))
+            meta.update(_plain_meta(ours, plain))  # arch, method, ...
+            for k in ("mean", "std"):  # the training normalisation, 3 floats each (normalization.py reads them)
+                v = ours.get(k)
+                if isinstance(v, list | tuple) and len(v) == 3 and all(isinstance(x, int | float) for x in v):
+                    meta[k] = [float(x) for x in v]
             for k in ("source_format", "source_sha256", "source_path"):
                 if isinstance(raw_meta.get(k), str):
                     meta[k] = raw_meta[k]
@@ -352,6 +367,8 @@ def _strip(key: str, prefixes: tuple[str, ...]) -> str:
 def _normalize_keys(raw: dict, fmt: str, meta: dict) -> dict[str, torch.Tensor]:
     """Map a raw state dict to torchvision names: strip DataParallel/compile prefixes, take an mm* backbone."""
     sd = {_strip(k, ("module.", "_orig_mod.")): v for k, v in raw.items()}
+    if fmt == "pytorch_resnet_cifar10":  # its head is 'linear', option B shortcuts 'shortcut.0/1'
+        sd = {re.sub(r"^linear\.", "fc.", k).replace(".shortcut.", ".downsample."): v for k, v in sd.items()}
     if fmt in ("mmengine", "cutmix_transfer") and any(k.startswith("backbone.") for k in sd):
         out: dict[str, torch.Tensor] = {}
         dropped = []
@@ -450,7 +467,7 @@ def _check_keys(sd: dict, arch: str, path: Path) -> None:
         raise CheckpointError(
             f"{path}: {len(bad)} weights have the wrong shape for {arch} (first: {bad[:3]}); "
             "a wide ResNet / ResNeXt or another variant? Supported: "
-            f"{', '.join(ARCHS)} and any CIFAR PyramidNet"
+            f"{', '.join(ARCHS)}, any CIFAR PyramidNet and any three-stage CIFAR ResNet"
         )
 
 

@@ -11,12 +11,25 @@ The evaluation tools shard their images `rank::world` under torchrun without mme
 (or starts) the process group, `all_reduce_counts` sums integer counts exactly, `all_gather_objects` collects
 per-rank lists and `gather_rows` per-rank rows in dataset order, so that the merged result equals the single-process
 run.
+
+No rank outlives its launcher for long (`watch_launcher`): torchrun starts each worker in a session of its own
+(`start_new_session=True`), so a `kill -9` of torchrun, or a scheduler that kills only the launcher, leaves the ranks
+running: they went on training and wrote checkpoints, `last_checkpoint` and results.json into the work dir that a
+`--resume` started at once was writing too. Each rank therefore asks the kernel for SIGKILL when its parent dies
+(Linux `prctl(PR_SET_PDEATHSIG)`: no Python code runs in between, whatever the rank is doing, in a collective or
+in a write), and a watchdog thread checks the parent pid every second where prctl is missing. Before a rename,
+`last_checkpoint`, a deletion or a record, the writer checks once more (`stop_if_launcher_gone`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
+import sys
+import threading
+import time
 from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
@@ -44,15 +57,103 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=module, detect_anomalous_params=detect_anomalous_params, **kwargs)
 
 
-def prepare_launcher(cfg: Any, launcher: Launcher) -> None:
-    """Set cfg.launcher; for 'pytorch' without a GPU, start gloo from torchrun's env and use the CPU DDP wrapper.
+LAUNCHER_PID_VAR = "CUTMIX_LAUNCHER_PID"  # set by tools/dist_train.sh to its own pid, which torchrun exec's into
+# what says that this process is a rank started by a launcher (and not, say, a test calling prepare_launcher)
+_RANK_MARKERS = {
+    "pytorch": ("TORCHELASTIC_RUN_ID", LAUNCHER_PID_VAR),
+    "slurm": ("SLURM_PROCID",),
+    "mpi": ("OMPI_COMM_WORLD_RANK",),
+}
+_PR_SET_PDEATHSIG = 1
+_launcher_pid: int | None = None  # the parent this rank watches; None: not watching (a single process)
 
-    `cfg` is an mmengine Config (modified in place). No-op for launcher 'none' and on GPU machines.
+
+def _die(message: str) -> None:
+    """One line on stderr, then SIGKILL to this rank and, when it leads its process group (torchrun's workers do),
+    to its DataLoader workers: nothing more is written, no clean-up runs."""
+    try:
+        sys.stderr.write(f"error: {message}; rank pid {os.getpid()} stops now and writes nothing more\n")
+        sys.stderr.flush()
+    finally:
+        if os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _set_parent_death_signal() -> bool:
+    """Ask the kernel (Linux) to SIGKILL this process when its parent dies; False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(launcher_pid: int, poll_s: float) -> None:
+    while True:
+        time.sleep(poll_s)
+        if os.getppid() != launcher_pid:
+            _die(f"the launcher (pid {launcher_pid}) is gone")
+
+
+def watch_launcher(launcher: Launcher, poll_s: float = 1.0) -> int | None:
+    """Under a launcher (torchrun, srun, mpirun: their environment says so), end this rank within `poll_s` seconds
+    of the launcher's death (at once on Linux); -> the launcher's pid, or None when this is no launched rank. A rank
+    whose launcher died before this call (its parent is not the pid tools/dist_train.sh recorded) stops here."""
+    global _launcher_pid
+    if _launcher_pid is not None:
+        return _launcher_pid
+    if launcher == "none" or not any(k in os.environ for k in _RANK_MARKERS.get(launcher, ())):
+        return None
+    parent = os.getppid()
+    recorded = os.environ.get(LAUNCHER_PID_VAR, "")
+    if recorded.isdigit() and int(recorded) != parent:
+        _die(f"the launcher (pid {recorded}) is gone before this rank started")
+    death_signal = _set_parent_death_signal()
+    if os.getppid() != parent:  # died between the two calls
+        _die(f"the launcher (pid {parent}) is gone before this rank started")
+    _launcher_pid = parent
+    threading.Thread(target=_watch_parent, args=(parent, poll_s), name="launcher-watch", daemon=True).start()
+    logger.info(
+        "rank pid %d watches its launcher, pid %d (%s)",
+        os.getpid(),
+        parent,
+        "SIGKILL on its death, and a check every second" if death_signal else f"a check every {poll_s:g} s",
+    )
+    return parent
+
+
+def launcher_alive() -> bool:
+    """False once the launcher this rank watches is gone (always True in a process without a launcher)."""
+    return _launcher_pid is None or os.getppid() == _launcher_pid
+
+
+def stop_if_launcher_gone(what: str) -> None:
+    """Called before `what` is written, renamed or deleted in the work dir: a rank whose launcher is gone stops."""
+    if not launcher_alive():
+        _die(f"the launcher (pid {_launcher_pid}) is gone: not {what}")
+
+
+def prepare_launcher(cfg: Any, launcher: Launcher) -> None:
+    """Set cfg.launcher; under a launcher, watch it (`watch_launcher`) and start the process group (gloo from
+    torchrun's env and the CPU DDP wrapper without a GPU; mmengine's init_dist, as the Runner would, with one), so
+    that the ranks can agree on the work dir's lock before any of them writes there.
+
+    `cfg` is an mmengine Config (modified in place). No-op for launcher 'none'.
     """
     if launcher not in LAUNCHERS:
         raise ConfigError(f"--launcher {launcher!r} is unknown: choose one of {', '.join(LAUNCHERS)}")
     cfg.launcher = launcher
-    if launcher == "none" or torch.cuda.is_available():
+    if launcher == "none":
+        return
+    if torch.cuda.is_available():
+        watch_launcher(launcher)
+        if not dist.is_initialized():  # the Runner skips its own init_dist once the group exists
+            from mmengine.dist import init_dist
+
+            init_dist(launcher, **dict((cfg.get("env_cfg") or {}).get("dist_cfg") or {"backend": "nccl"}))
         return
     if launcher != "pytorch":
         raise ConfigError(
@@ -65,6 +166,7 @@ def prepare_launcher(cfg: Any, launcher: Launcher) -> None:
             f"--launcher pytorch needs torchrun's environment ({', '.join(missing)} unset); start "
             f"it with tools/dist_train.sh or torchrun --nproc_per_node N"
         )
+    watch_launcher(launcher)
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
         logger.info(

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .worklock import writer_tag
+
 
 def _file_mode() -> int:
     """The mode open() would give a new file (0o666 minus the umask): mkstemp's 0o600 would hide results."""
@@ -24,7 +26,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to a temporary file next to `path`, fsync it, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the writer's host and pid in the name: a clean-up at start removes only files whose writer is gone (worklock)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{writer_tag()}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as f:

@@ -145,6 +145,8 @@ def _ood_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage |
     sets = [str(s) for s in rec.get("ood_sets") or []]
     if metric not in ROC_METRICS or not sets:
         return None
+    if (rec.get("protocol") or {}).get("metrics_as", "exact") != "exact":  # the reference codes: no resampling
+        return None
     tables = [_read_csv(folder / "per_image" / f"{name}.csv") for name in (IN_DISTRIBUTION_KEY, *sets)]
     if not all(tables):
         return None

@@ -25,7 +25,9 @@ from .errors import ConfigError
 from .io import atomic_write_bytes, atomic_write_text
 from .paper import PAPER_PYRAMIDNET_ARCH, PAPER_ROWS, PAPER_TABLE12_OOD
 from .per_image import per_image_statistic
-from .results import KINDS, RECORD_NAME
+from .report_cells import CellKey, cell_key, created, data_label, newest_per_cell, protocol_label, row_sha256
+from .report_ood import ood_set_csv, ood_set_markdown, ood_set_rows
+from .results import KINDS, RECORD_NAME, UNRECORDED, protocol_identity
 from .robustness.figures import METHOD_COLOURS, plot_overlay
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    # ImageNet-sized classification (the demo's CUB layout, ImageNet, CUB); CIFAR-100 is Table 12's own column
+    # ImageNet-sized classification (the demo's CUB layout, ImageNet, CUB; the paper's Table 3); CIFAR-100 has its
+    # own column (the paper's Table 5, beside the OOD columns of Table 12)
     Column("top-1 err", "classification", "top1_err", not_dataset="cifar", lower_is_better=True),
     Column("CIFAR-100 top-1 err", "classification", "top1_err", dataset="cifar", lower_is_better=True),
     Column("CUB loc acc", "wsol", "top1_loc", dataset="cub"),
@@ -64,6 +67,7 @@ COLUMNS: tuple[Column, ...] = (
     # (docs/ood_protocol.md).
     Column("OOD TNR@TPR95 (mean)", "ood", "tnr_at_tpr95", detector="msp"),
     Column("OOD AUROC (mean)", "ood", "auroc", detector="msp"),
+    Column("OOD detection acc (mean)", "ood", "detection_acc", detector="msp"),
 )
 METHOD_ORDER = ("baseline", "mixup", "cutout", "cutmix")
 
@@ -123,67 +127,39 @@ def _matches(col: Column, rec: dict[str, Any]) -> bool:
     return True
 
 
-UNRECORDED = "unrecorded"
-
-
-def row_sha256(rec: dict[str, Any]) -> str:
-    """The checkpoint whose row a record belongs to: a WSOL run on saved maps that carry their source checkpoint
-    (this project's cams.npz) joins that checkpoint's row; any other record its own checkpoint's."""
-    source = rec.get("source_checkpoint")
-    if isinstance(source, dict) and source.get("sha256"):
-        return str(source["sha256"])
-    return str(rec["checkpoint"]["sha256"])
-
-
-def data_key(rec: dict[str, Any]) -> tuple[str, str, str, str]:
-    """(dataset, split, root, image-list digest): which data a record measured. Records written before the
-    `data` block existed get an 'unrecorded' digest (their own value, never equal to a recorded one) and the root
-    their tool wrote as `data_root`, if any."""
-    d = rec.get("data")
-    if not isinstance(d, dict):
-        return (str(rec.get("dataset")), str(rec.get("split")), str(rec.get("data_root") or UNRECORDED), UNRECORDED)
-    return (
-        str(d.get("dataset", rec.get("dataset"))),
-        str(d.get("split", rec.get("split"))),
-        str(d.get("root")),
-        str(d.get("images_sha256")),
-    )
-
-
-def _data_label(key: tuple[str, str, str, str], num_images: Any) -> str:
-    dataset, split, root, digest = key
-    if digest == UNRECORDED:
-        where = "" if root == UNRECORDED else f", {root}"
-        return f"{dataset} {split}{where}, which images not recorded (the record predates the data identity)"
-    return f"{dataset} {split}, {root}, {num_images} images (list sha256 {digest[:12]})"
-
-
-def _created(pr: tuple[Path, dict[str, Any]]) -> str:
-    return str(pr[1].get("created", ""))
-
-
 def build_rows(
     records: list[tuple[Path, dict[str, Any]]], notes: list[str] | None = None, strict: bool = False
 ) -> list[Row]:
-    """One row per checkpoint sha256; a cell is (checkpoint, column, data identity), so one checkpoint evaluated
-    on different data gives different columns ('<title> [data k]', legend in `notes`), never one overwriting
-    the other. Several records of one cell (a rerun): the newest is shown and `notes` names every file;
-    `strict` makes that a ConfigError."""
+    """One row per checkpoint sha256; a cell is (checkpoint, column, data identity, protocol identity), so one
+    checkpoint evaluated on different data or under different protocols gives different columns ('<title> [data
+    k]', '<title> [protocol p]', legend in `notes`), never one overwriting the other. Several records of one cell
+    (a rerun): the newest is shown and `notes` names every file; `strict` makes that a ConfigError."""
     notes = notes if notes is not None else []
-    ordered = sorted(records, key=_created)
+    ordered = sorted(records, key=created)
     data_ids: dict[tuple[str, str, str, str], int] = {}
+    protocol_ids: dict[str, int] = {}
     sizes: dict[tuple[str, str, str, str], Any] = {}
     for _, rec in ordered:
-        key = data_key(rec)
+        key, proto = cell_key(rec)
         data_ids.setdefault(key, len(data_ids) + 1)
+        protocol_ids.setdefault(proto, len(protocol_ids) + 1)
         sizes[key] = (rec.get("data") or {}).get("num_images", rec.get("num_images", "?"))
+
+    def order(k: CellKey) -> tuple[int, int]:
+        return data_ids[k[0]], protocol_ids[k[1]]
+
     col_keys = {
-        col.title: sorted({data_key(rec) for _, rec in records if _matches(col, rec)}, key=data_ids.get)
-        for col in COLUMNS
+        col.title: sorted({cell_key(rec) for _, rec in records if _matches(col, rec)}, key=order) for col in COLUMNS
     }
 
-    def title(col: Column, key: tuple[str, str, str, str]) -> str:
-        return col.title if len(col_keys[col.title]) <= 1 else f"{col.title} [data {data_ids[key]}]"
+    def title(col: Column, key: CellKey) -> str:
+        keys = col_keys[col.title]
+        tags = []
+        if len({k[0] for k in keys}) > 1:
+            tags.append(f"data {data_ids[key[0]]}")
+        if len({k[1] for k in keys}) > 1:
+            tags.append(f"protocol {protocol_ids[key[1]]}")
+        return f"{col.title} [{', '.join(tags)}]" if tags else col.title
 
     groups: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for p, rec in ordered:
@@ -198,7 +174,7 @@ def build_rows(
         row = Row(label=method or Path(str(path)).stem, method=method, arch=arch, sha256=sha, checkpoint=path)
         for col in COLUMNS:
             for key in col_keys[col.title]:
-                cands = [(p, rec) for p, rec in reversed(recs) if _matches(col, rec) and data_key(rec) == key]
+                cands = [(p, rec) for p, rec in reversed(recs) if _matches(col, rec) and cell_key(rec) == key]
                 if not cands:
                     continue
                 t = title(col, key)
@@ -217,12 +193,20 @@ def build_rows(
         )
     if strict and reruns:
         raise ConfigError(f"--strict: {notes[-len(reruns)]} Delete or move the older record(s), or drop --strict")
-    split = [t for t, keys in col_keys.items() if len(keys) > 1]
+    split = [t for t, keys in col_keys.items() if len({k[0] for k in keys}) > 1]
     if split:
-        used = sorted({k for t in split for k in col_keys[t]}, key=data_ids.get)
+        used = sorted({k[0] for t in split for k in col_keys[t]}, key=data_ids.get)
         notes.append(
             f"One checkpoint measured on different data is shown in separate columns ({', '.join(split)}): "
-            + "; ".join(f"data {data_ids[k]} = {_data_label(k, sizes[k])}" for k in used)
+            + "; ".join(f"data {data_ids[k]} = {data_label(k, sizes[k])}" for k in used)
+            + "."
+        )
+    split = [t for t, keys in col_keys.items() if len({k[1] for k in keys}) > 1]
+    if split:
+        used = sorted({k[1] for t in split for k in col_keys[t]}, key=protocol_ids.get)
+        notes.append(
+            f"Records under different protocols are shown in separate columns ({', '.join(split)}): "
+            + "; ".join(f"protocol {protocol_ids[k]} = {protocol_label(k, used)}" for k in used)
             + "."
         )
     legacy = [str(p) for p, rec in records if not isinstance(rec.get("data"), dict)]
@@ -232,8 +216,14 @@ def build_rows(
             "treated as its own data ('unrecorded', told apart only by dataset, split and the `data_root` "
             "its tool wrote), never merged with a record that names its data."
         )
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    rows.sort(key=lambda r: (order.get(r.method or "", len(order)), r.checkpoint or ""))
+    unrecorded = [str(p) for p, rec in records if protocol_identity(rec) == UNRECORDED]
+    if unrecorded:
+        notes.append(
+            f"{len(unrecorded)} record(s) predate the protocol block (record_version < 2, e.g. {unrecorded[0]}): "
+            "their protocol reads as 'unrecorded', never merged with a record that names its protocol."
+        )
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rows.sort(key=lambda r: (rank.get(r.method or "", len(rank)), r.checkpoint or ""))
     return rows
 
 
@@ -260,18 +250,24 @@ def paper_rows() -> list[Row]:
     return resnet + pyramid
 
 
-_VARIANT = re.compile(r"^(?P<base>.*) \[data (?P<k>\d+)\]$")
+_VARIANT = re.compile(r"^(?P<base>.*) \[(?P<tag>(?:data \d+|protocol \d+)(?:, protocol \d+)?)\]$")
+
+
+def _variant_order(tag: str) -> tuple[int, ...]:
+    """'data 2, protocol 1' -> (2, 1): variants sorted by data, then protocol."""
+    return tuple(int(n) for n in re.findall(r"\d+", tag))
 
 
 def _columns_in_use(rows: list[Row]) -> list[Column]:
-    """The columns some measured row has, each split into its '[data k]' variants where build_rows split it."""
+    """The columns some measured row has, each split into its '[data k]' / '[protocol p]' variants where build_rows
+    split it."""
     measured = [r for r in rows if not r.reference]
     titles = {t for r in measured for t in r.values}
-    variants: dict[str, list[tuple[int, str]]] = {}
+    variants: dict[str, list[tuple[tuple[int, ...], str]]] = {}
     for t in titles:
         m = _VARIANT.match(t)
         if m:
-            variants.setdefault(m["base"], []).append((int(m["k"]), t))
+            variants.setdefault(m["base"], []).append((_variant_order(m["tag"]), t))
     out: list[Column] = []
     for c in COLUMNS:
         if c.title in titles:
@@ -311,8 +307,9 @@ def to_markdown(rows: list[Row], notes: Iterable[str] = ()) -> str:
         else "\nAll numbers in percent, higher is better. "
     )
     note += (
-        "'–': no result record for that column. Paper rows: ResNet-50 on ImageNet (Yun et al., 2019); "
-        "'paper (PyramidNet-200, CIFAR-100)' rows: its Table 12 (max-softmax, mean of 7 OOD sets) and Table 3.\n"
+        "'–': no result record for that column. Paper rows: ResNet-50 on ImageNet (Yun et al., 2019: Tables 3, 9, "
+        "10, 11, A1); 'paper (PyramidNet-200, CIFAR-100)' rows: its Table 12 (max-softmax, mean of 7 OOD sets) "
+        "and the CIFAR-100 top-1 errors of its Table 5.\n"
     )
     if any(r.intervals for r in rows):
         ci = next(iter(next(r for r in rows if r.intervals).intervals.values()))
@@ -451,23 +448,72 @@ def add_intervals(
     return lines
 
 
+def _lambda_of_first(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record's curves with lambda as the share of the first image: version-1 records hold the share of the
+    second (results.RECORD_VERSION), so their in-between ratios become 1 - ratio (same points, same values)."""
+    curves = rec["curves"]
+    if int(rec.get("record_version", 1) or 1) >= 2 or "inbetween" not in curves:
+        return curves
+    inb = {
+        k: ({**v, "ratios": [1.0 - float(r) for r in v["ratios"]]} if isinstance(v, dict) and "ratios" in v else v)
+        for k, v in curves["inbetween"].items()
+    }
+    return {**curves, "inbetween": inb}
+
+
+def robustness_groups(records: list[tuple[Path, dict[str, Any]]]) -> list[tuple[str, CellKey, list[dict[str, Any]]]]:
+    """The overlay figures: (name, cell key, records), one figure per (dataset, data identity, protocol identity),
+    each checkpoint's newest record of that cell with curves. The name is the dataset, or '<dataset>_<k>' when the
+    dataset's records split into several cells (the report's notes say which is which)."""
+    groups: dict[tuple[str, CellKey], list[dict[str, Any]]] = {}
+    for _, rec in newest_per_cell(records, "robustness"):
+        if rec.get("curves"):
+            groups.setdefault((str(rec.get("dataset")), cell_key(rec)), []).append(rec)
+    out = []
+    for dataset in sorted({d for d, _ in groups}):
+        keys = [k for d, k in groups if d == dataset]
+        for i, key in enumerate(keys, 1):
+            out.append((dataset if len(keys) == 1 else f"{dataset}_{i}", key, groups[(dataset, key)]))
+    return out
+
+
 def robustness_series(records: list[tuple[Path, dict[str, Any]]]) -> dict[str, list[tuple[str, str | None, dict]]]:
-    """Per dataset, one (label, method, curves) per checkpoint: its newest robustness record with curves."""
-    newest: dict[tuple[str, str], dict[str, Any]] = {}
-    for _, rec in sorted(records, key=lambda pr: pr[1].get("created", "")):
-        if rec.get("kind") == "robustness" and rec.get("curves"):
-            newest[(str(rec.get("dataset")), rec["checkpoint"]["sha256"])] = rec
+    """Per overlay figure (`robustness_groups`), one (label, method, curves) per checkpoint, lambda the share of the
+    first image throughout (`_lambda_of_first`); two checkpoints of one label get their sha256 prefix."""
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     series: dict[str, list[tuple[str, str | None, dict]]] = {}
-    for dataset in sorted({d for d, _ in newest}):
-        recs = [(sha, rec) for (d, sha), rec in newest.items() if d == dataset]
-        labels = [r["checkpoint"].get("method") or Path(str(r["checkpoint"].get("path"))).stem for _, r in recs]
+    for name, _, recs in robustness_groups(records):
+        labels = [r["checkpoint"].get("method") or Path(str(r["checkpoint"].get("path"))).stem for r in recs]
         items = [
-            (f"{label} ({sha[:8]})" if labels.count(label) > 1 else label, r["checkpoint"].get("method"), r["curves"])
-            for label, (sha, r) in zip(labels, recs)
+            (
+                f"{label} ({str(r['checkpoint']['sha256'])[:8]})" if labels.count(label) > 1 else label,
+                r["checkpoint"].get("method"),
+                _lambda_of_first(r),
+            )
+            for label, r in zip(labels, recs)
         ]
-        series[dataset] = sorted(items, key=lambda it: (order.get(it[1] or "", len(order)), it[0]))
+        series[name] = sorted(items, key=lambda it: (order.get(it[1] or "", len(order)), it[0]))
     return series
+
+
+def robustness_notes(records: list[tuple[Path, dict[str, Any]]]) -> list[str]:
+    """A note per dataset whose robustness records split into several overlay figures: which figure holds which
+    data and protocol."""
+    groups = robustness_groups(records)
+    notes = []
+    for dataset in sorted({str(recs[0].get("dataset")) for _, _, recs in groups}):
+        mine = [(n, k, recs) for n, k, recs in groups if str(recs[0].get("dataset")) == dataset]
+        if len(mine) > 1:
+            protos = [k[1] for _, k, _ in mine]
+            parts = [
+                f"robustness_{n}.png = {data_label(k[0], (recs[0].get('data') or {}).get('num_images', '?'))}; "
+                f"protocol {protocol_label(k[1], protos)}"
+                for n, k, recs in mine
+            ]
+            notes.append(
+                f"Robustness curves on {dataset} measured on different data or protocols: " + " | ".join(parts)
+            )
+    return notes
 
 
 def write_report(
@@ -492,6 +538,7 @@ def write_report(
         )
     notes: list[str] = []
     rows = build_rows(records, notes, strict=strict)
+    notes += robustness_notes(records)
     differences = add_intervals(rows, records, bootstrap, seed, notes) if bootstrap else []
     if differences:
         notes.append(
@@ -501,11 +548,16 @@ def write_report(
     all_rows = rows + (paper_rows() if paper else [])
     out = Path(out_dir)
     paths = {"markdown": out / "report.md", "csv": out / "report.csv", "figure": out / "report.png"}
-    atomic_write_text(paths["markdown"], to_markdown(all_rows, notes))
+    per_set = ood_set_rows(newest_per_cell(records, "ood"), paper)
+    per_set_md = ood_set_markdown(per_set, paper)
+    atomic_write_text(paths["markdown"], to_markdown(all_rows, notes) + ("\n" + per_set_md if per_set_md else ""))
     atomic_write_text(paths["csv"], to_csv(all_rows))
+    if per_set:
+        paths["ood_sets_csv"] = out / "report_ood_sets.csv"
+        atomic_write_text(paths["ood_sets_csv"], ood_set_csv(per_set, paper))
     plot(rows, paths["figure"])
-    for dataset, series in robustness_series(records).items():  # the paper's Figure 5 layout, checkpoints overlaid
-        paths[f"robustness_{dataset}"] = out / f"robustness_{dataset}.png"
-        plot_overlay(series, paths[f"robustness_{dataset}"])
+    for name, series in robustness_series(records).items():  # the paper's Figure 5 layout, checkpoints overlaid
+        paths[f"robustness_{name}"] = out / f"robustness_{name}.png"
+        plot_overlay(series, paths[f"robustness_{name}"])
     logger.info("report: %d records, %d checkpoints -> %s", len(records), len(rows), out)
     return paths

@@ -11,6 +11,12 @@ Record schema (JSON object):
     data:        {dataset, split, root, num_images, images_sha256}  which data exactly (`data_identity`); the
                  report's cell identity. Records written before this field existed lack it (the report says so).
     created:     ISO time (UTC);  versions: {package: version}
+    machine:     {pinned, env, cpu_model}  the CPU pin's state (pinning.pin_state) and the CPU that ran it
+    record_version: int  RECORD_VERSION; records without it are version 1 (written before the protocol block)
+    protocol:    {field: value}  the protocol identity (`protocol_block`): every choice of the evaluation that can
+                 change a number (named fields, JSON values, not free text), always with `cpu_pin`. The report's
+                 cell identity is (checkpoint, column, data identity, protocol identity); a version-1 record, or
+                 one without the block, reads as protocol 'unrecorded' (`protocol_identity`).
     ...          any tool-specific extra fields (curves, per-class AP, ...)
 
 Headline metric names (percent), which the report reads:
@@ -20,6 +26,7 @@ Headline metric names (percent), which the report reads:
     captioning:     BLEU-1, BLEU-2, BLEU-3, BLEU-4, METEOR, ROUGE-L, CIDEr
     ood:            tnr_at_tpr95, auroc, detection_acc, aupr_in, aupr_out (mean over the OOD sets), top1_err
     robustness:     clean_top1, fgsm_top1_eps<e> (e in 1/255, e.g. fgsm_top1_eps8); curves under `curves`
+    corruption:     mce, relative_mce (complete: the 15; else mce_partial...), mean_err, augmix_mean_err, clean_err
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import importlib.metadata
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -35,11 +43,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .io import atomic_write_json
+from .pinning import pin_identity, pin_state
 
-Kind = Literal["classification", "wsol", "detection", "captioning", "ood", "robustness"]
-KINDS = ("classification", "wsol", "detection", "captioning", "ood", "robustness")
+Kind = Literal["classification", "wsol", "detection", "captioning", "ood", "robustness", "corruption"]
+KINDS = ("classification", "wsol", "detection", "captioning", "ood", "robustness", "corruption")
 METHODS = ("baseline", "mixup", "cutout", "cutmix")
 RECORD_NAME = "results.json"
+# The training run's seed, in the records of trained models (train_cls, test_det, test_caption): runs that differ only
+# in it are replicates of one report cell. A fine-tuned checkpoint carries it where mmengine's Runner.save_checkpoint
+# puts it, meta['seed'].
+TRAIN_SEED = "train_seed"
+TRAIN_SEED_META = "seed"
+# 2: the structured `protocol` block (protocol_block) and, for robustness, lambda = the share of the FIRST image
+# (version 1 records hold free-text protocol notes and lambda = the share of the second image)
+RECORD_VERSION = 2
+UNRECORDED = "unrecorded"
 PER_IMAGE_CSV = "per_image.csv"  # wsol, robustness, classification: one row per evaluated image (bootstrap means)
 PER_IMAGE_DETECTIONS = "per_image_detections.npz"  # detection: per-image ground truth + detections (bootstrap mAP)
 PER_IMAGE_IOUS = "per_image_ious.npz"  # wsol: per-image IoU at every CAM threshold (bootstrap MaxBoxAcc)
@@ -92,12 +110,56 @@ def checkpoint_info(
     return {"path": str(path), "sha256": sha256, "arch": arch, "method": method or guess_method(str(path))}
 
 
+_PROTOCOL_VALUE = (str, int, float, bool, type(None))
+
+
+def _check_protocol_value(name: str, value: Any) -> Any:
+    """A protocol field's value as JSON (tuples and numpy arrays become lists, numpy scalars and paths their Python
+    values); ValueError for anything else that is not a JSON scalar, list or dict of them, so that two records
+    compare field by field."""
+    if isinstance(value, _PROTOCOL_VALUE):
+        return value
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and not hasattr(value, "__len__"):
+        return _check_protocol_value(name, value.item())  # a numpy scalar: its Python value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_check_protocol_value(name, v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _check_protocol_value(f"{name}.{k}", v) for k, v in value.items()}
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return _check_protocol_value(name, value.tolist())  # a numpy array: its nested lists
+    raise ValueError(f"protocol field {name!r}: {type(value).__name__} is not a JSON value")
+
+
+def protocol_block(**fields: Any) -> dict[str, Any]:
+    """The record's `protocol` block: the given named fields (JSON values) in sorted order, plus `cpu_pin`, the
+    instruction-set pin the process runs under (pinning.pin_identity: 'avx2-threads<N>' or 'unpinned') unless
+    given. Later issues add fields (normalisation statistics, corruption preprocessing) by passing them here."""
+    out = {k: _check_protocol_value(k, v) for k, v in fields.items()}
+    out.setdefault("cpu_pin", pin_identity())
+    return dict(sorted(out.items()))
+
+
+def protocol_identity(record: dict[str, Any]) -> str:
+    """A record's protocol identity for the report: the canonical JSON of its `protocol` block, or 'unrecorded'
+    for a record written before RECORD_VERSION 2 (its block, if any, held free text of other meanings)."""
+    block = record.get("protocol")
+    if int(record.get("record_version", 1) or 1) < 2 or not isinstance(block, dict):
+        return UNRECORDED
+    return json.dumps(block, sort_keys=True, separators=(",", ":"))
+
+
 def make_record(
     kind: Kind, checkpoint: dict[str, Any], dataset: str, split: str, metrics: dict[str, float], **extra: Any
 ) -> dict[str, Any]:
+    """A result record (the module docstring's schema). `protocol` (a dict of named fields) goes through
+    `protocol_block`; a tool that gives none gets {cpu_pin} alone."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    protocol = protocol_block(**(extra.pop("protocol", None) or {}))
     return {
+        "record_version": RECORD_VERSION,
         "kind": kind,
         "checkpoint": checkpoint,
         "dataset": dataset,
@@ -105,6 +167,8 @@ def make_record(
         "metrics": {k: float(v) for k, v in metrics.items()},
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "versions": package_versions(),
+        "machine": pin_state(),
+        "protocol": protocol,
         **extra,
     }
 

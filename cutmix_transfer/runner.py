@@ -7,7 +7,13 @@ mmengine 0.10.7's CheckpointHook (a) deletes the oldest kept checkpoint *before*
 the checkpoint with open('wb') in place and (c) rewrites `last_checkpoint` with open('w'). A kill -9 during (b)
 with max_keep_ckpts=1 leaves no complete checkpoint; during (c) an empty `last_checkpoint`, so `--resume`
 silently starts from scratch. `AtomicCheckpointHook` writes to a temporary file, renames it into place, updates
-`last_checkpoint` atomically, and only then deletes outdated checkpoints.
+`last_checkpoint` atomically, and only then deletes outdated checkpoints. Its temporary file is named after its
+writer (`.epoch_N.pth.<host>@<pid>.tmp`, worklock.temp_name): the clean-up at start removes only those whose writer
+is gone, and a failed write removes only its own.
+
+One run per work dir (worklock): `apply_run_options` takes the work dir's lock in the single process or rank 0
+before anything is written there, and every rank learns the outcome first, so that a refused run writes nothing.
+A rank whose launcher died stops before it renames, deletes or records anything (distributed.stop_if_launcher_gone).
 
 Exact resume (docs/reproducibility.md): mmengine saves no random state, so a resumed run would replay the lost
 iterations with other random numbers. Instead of saving states, every stream is derived from (seed, ...):
@@ -44,10 +50,12 @@ from torch.utils.data import Dataset, get_worker_info
 
 from .augment import BatchAugment
 from .checkpoints import PROJECT_META_KEY
-from .distributed import Launcher, prepare_launcher
+from .distributed import Launcher, prepare_launcher, stop_if_launcher_gone
 from .errors import ConfigError
 from .io import atomic_write_text
+from .normalization import dataset_normalization
 from .runtime import seed_global_rngs
+from .worklock import WorkDirBusyError, acquire_work_dir, remove_orphaned_temps, temp_name
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +83,15 @@ class CheckpointMetaHook(Hook):
 
     priority = "VERY_LOW"
 
+    def before_train(self, runner) -> None:
+        """Note the training transform's mean / std: the meta records them so evaluators normalise as trained."""
+        self.normalization = dataset_normalization(getattr(runner.train_dataloader, "dataset", None))
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if hasattr(model, "checkpoint_meta"):
-            checkpoint.setdefault("meta", {})[PROJECT_META_KEY] = model.checkpoint_meta()
+            meta = {**getattr(self, "normalization", {}), **model.checkpoint_meta()}
+            checkpoint.setdefault("meta", {})[PROJECT_META_KEY] = meta
 
 
 @HOOKS.register_module(name="AtomicCheckpointHook")
@@ -86,13 +99,12 @@ class AtomicCheckpointHook(CheckpointHook):
     """mmengine's CheckpointHook, but a kill at any moment leaves `last_checkpoint` naming a complete file."""
 
     def before_train(self, runner) -> None:
-        """mmengine's set-up, then drop the partial `.<name>.tmp` a run killed during a checkpoint write left."""
+        """mmengine's set-up, then drop the partial temporary files that a killed process left (their writer, named
+        in the file name, is gone; a live writer's file is left alone)."""
         super().before_train(runner)
-        if is_main_process() and isinstance(self.file_backend, LocalBackend) and osp.isdir(self.out_dir):
-            for name in os.listdir(self.out_dir):
-                if name.startswith(".") and name.endswith(".tmp"):
-                    os.remove(osp.join(self.out_dir, name))
-                    logger.info("removed %s, left by a run killed while writing it", osp.join(self.out_dir, name))
+        if is_main_process() and isinstance(self.file_backend, LocalBackend):
+            for folder in {osp.realpath(self.out_dir), osp.realpath(runner.work_dir)}:
+                remove_orphaned_temps(folder)
         self._pending: tuple[int, dict] | None = None
 
     # An epoch's checkpoint is written after the validation that follows the epoch (mmengine writes it before):
@@ -135,7 +147,7 @@ class AtomicCheckpointHook(CheckpointHook):
         ckpt_filename = self.filename_tmpl.format(step)
         ckpt_path = self.file_backend.join_path(self.out_dir, ckpt_filename)
         runner.message_hub.update_info("last_ckpt", ckpt_path)
-        tmp_filename = f".{ckpt_filename}.tmp"
+        tmp_filename = temp_name(ckpt_filename)  # only rank 0 writes it (Runner.save_checkpoint is master_only)
         try:
             runner.save_checkpoint(
                 self.out_dir,
@@ -148,9 +160,9 @@ class AtomicCheckpointHook(CheckpointHook):
                 backend_args=self.backend_args,
                 **self.args,
             )
-        except BaseException:  # the complete files are untouched: drop the partial one, undo the bookkeeping
+        except BaseException:  # the complete files are untouched: drop the partial one (ours), undo the bookkeeping
             partial = osp.join(self.out_dir, tmp_filename)
-            if osp.isfile(partial):
+            if is_main_process() and osp.isfile(partial):
                 os.remove(partial)
             if self.max_keep_ckpts > 0:
                 runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
@@ -164,11 +176,14 @@ class AtomicCheckpointHook(CheckpointHook):
         tmp_path = osp.join(self.out_dir, tmp_filename)
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        stop_if_launcher_gone(f"renaming {tmp_path}")
         os.replace(tmp_path, self.last_ckpt)
+        stop_if_launcher_gone(f"updating {runner.work_dir}/last_checkpoint")
         atomic_write_text(osp.join(runner.work_dir, "last_checkpoint"), self.last_ckpt)
         if outdated is not None and outdated != step:
             old = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(outdated))
             if osp.isfile(old):
+                stop_if_launcher_gone(f"deleting {old}")
                 os.remove(old)
 
 
@@ -327,6 +342,7 @@ def train_and_validate(runner: Runner) -> None:
     if runner.epoch >= loop.max_epochs and runner.epoch >= getattr(loop, "val_begin", 1):
         logger.info("running the final validation of epoch %d (not run before this resume)", runner.epoch)
         runner.val_loop.run()
+    stop_if_launcher_gone(f"recording the results in {runner.work_dir}")  # the trainers write them next
 
 
 def load_config(
@@ -394,6 +410,26 @@ def apply_run_options(
     if seed is not None:
         cfg.randomness = dict(cfg.get("randomness") or {}, seed=int(seed))
     prepare_launcher(cfg, launcher)
+    hold_work_dir(cfg.work_dir)
+
+
+def hold_work_dir(work_dir: str | os.PathLike) -> None:
+    """Take `work_dir`'s lock for this run (worklock): the single process or rank 0 takes it, and under a launcher
+    every rank learns the outcome before any of them writes there; a WorkDirBusyError on every rank when another
+    run holds it."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    error = None
+    if not distributed or torch.distributed.get_rank() == 0:
+        try:
+            acquire_work_dir(work_dir)
+        except WorkDirBusyError as e:
+            error = str(e)
+    if distributed and torch.distributed.get_world_size() > 1:
+        outcome = [error]
+        torch.distributed.broadcast_object_list(outcome, src=0)
+        error = outcome[0]
+    if error is not None:
+        raise WorkDirBusyError(error)
 
 
 def last_checkpoint(work_dir: str | os.PathLike) -> str | None:

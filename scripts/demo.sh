@@ -11,8 +11,14 @@
 #   6. the report linking them                                        -> work_dirs/demo/report
 # Each stage is skipped when its result already exists (rerun after an interruption continues);
 # DEMO_FORCE=1 redoes everything. DEMO_SEED, DEMO_DATA, DEMO_WORK and DEMO_METHODS change the defaults.
+# Every stage runs under the CPU pin (scripts/pinned.sh: AVX2 kernels, 2 threads, no GPU), so that the numbers are
+# the README's on any x86-64 machine with AVX2; a stage whose record was made unpinned is redone.
+# DEMO_UNPINNED=1 runs unpinned (faster on some machines; numbers then depend on the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${DEMO_UNPINNED:-0}" != 1 ] && [ "${CUTMIX_PINNED:-}" != 1 ]; then
+    exec scripts/pinned.sh bash "$0" "$@"
+fi
 PY=.venv/bin/python
 SEED=${DEMO_SEED:-0}
 DATA=${DEMO_DATA:-data/demo}
@@ -22,12 +28,14 @@ FORCE=${DEMO_FORCE:-0}
 [ "$FORCE" = 1 ] && rm -rf "$WORK"
 mkdir -p "$WORK"
 T0=$(date +%s)
+$PY -c 'import json; from cutmix_transfer.pinning import pin_state; print("CPU pin:", json.dumps(pin_state()))'
 TIMES="$WORK/stage_times.tsv"
 : > "$TIMES"
 
 stage() { STAGE="$1"; STAGE_T0=$(date +%s); printf '\n==== [%s, +%ds] %s\n' "$(date +%T)" $(( STAGE_T0 - T0 )) "$1"; }
 done_stage() { local dt=$(( $(date +%s) - STAGE_T0 )); printf '==== %s: %ds -> %s\n' "$STAGE" "$dt" "$1"; printf '%s\t%s\n' "$STAGE" "$dt" >> "$TIMES"; }
-have() { [ "$FORCE" != 1 ] && [ -f "$1" ]; }
+# a stage's record exists, and was made under the pin unless DEMO_UNPINNED=1 (results.json: machine.pinned)
+have() { [ "$FORCE" != 1 ] && [ -f "$1" ] && { [ "${DEMO_UNPINNED:-0}" = 1 ] || grep -q '"pinned": true' "$1"; }; }
 
 stage "1/6 demo data"
 # 160 CUB train images per class (DEMO_NOTES used 300), 100+100 VOC trainval and 60 test images: sized for the

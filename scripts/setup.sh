@@ -70,7 +70,7 @@ say "2/5 torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION (about 1 minute
 
 say "3/5 mmengine 0.10.7 (+ its dependencies, with opencv-python-headless instead of opencv-python)"
 "${PIP[@]}" install -q 'numpy<3' 'opencv-python-headless>=4.8,<5' addict pyyaml yapf termcolor rich packaging pillow \
-    matplotlib scipy shapely terminaltables six tqdm pycocotools pytest scikit-learn ruff==0.17.6
+    matplotlib scipy shapely terminaltables six tqdm pycocotools pytest scikit-learn ruff==0.17.6 torchmetrics==1.9.0
 "${PIP[@]}" install -q --no-deps mmengine==0.10.7
 
 # ---- mmcv with compiled ops, from a cached wheel when there is one ----

@@ -24,7 +24,11 @@ def _conv_strides(model: nn.Module) -> dict[str, tuple]:
 def test_resnet_keys_are_torchvision_keys(arch, wsol):
     with torch.device("meta"):  # no memory, no init: shapes and names only
         ours = B.build_model(arch, 11, wsol=wsol).state_dict()
-        ref = getattr(torchvision.models, arch)(num_classes=11).state_dict()
+        if hasattr(torchvision.models, arch):
+            ref = getattr(torchvision.models, arch)(num_classes=11).state_dict()
+        else:  # resnet200: torchvision's ResNet class with CutMix-PyTorch's blocks per stage
+            tv = torchvision.models.resnet
+            ref = tv.ResNet(tv.Bottleneck, [3, 24, 36, 3], num_classes=11).state_dict()
     assert list(ours) == list(ref)
     assert all(ours[k].shape == ref[k].shape for k in ref)
 
@@ -208,3 +212,261 @@ def test_torchvision_vgg_checkpoint_into_vgg16_gap(tmp_path):
     assert sorted(report.missing) == ["conv6.bias", "conv6.weight", "fc.bias", "fc.weight"]
     assert sorted(report.unexpected) == sorted(k for k in sd if k.startswith("classifier."))
     assert torch.equal(model.state_dict()["features.28.weight"], sd["features.28.weight"])
+
+
+# ---------------------------------------------------------------------------------------------- reference models
+# Written again from the reference code (read, not copied): clovaai/CutMix-PyTorch resnet.py (its CIFAR branch and
+# its ImageNet ResNet-200) and akamaster/pytorch_resnet_cifar10 resnet.py (option A shortcuts, a 'linear' head).
+class _RefBasic(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class _RefBottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)  # stride on the 3x3, as the reference
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class _RefCutMixResNet(nn.Module):
+    """CutMix-PyTorch's ResNet(dataset, depth, num_classes, bottleneck): the 'cifar' and 'imagenet' branches."""
+
+    def __init__(self, dataset: str, depth: int, num_classes: int, bottleneck: bool = True) -> None:
+        super().__init__()
+        self.dataset = dataset
+        if dataset.startswith("cifar"):
+            block, n = (_RefBottleneck, (depth - 2) // 9) if bottleneck else (_RefBasic, (depth - 2) // 6)
+            self.inplanes = 16
+            self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(16)
+            self.relu = nn.ReLU(inplace=True)
+            self.layer1 = self._make_layer(block, 16, n)
+            self.layer2 = self._make_layer(block, 32, n, 2)
+            self.layer3 = self._make_layer(block, 64, n, 2)
+            self.avgpool = nn.AvgPool2d(8)
+            self.fc = nn.Linear(64 * block.expansion, num_classes)
+        else:
+            layers = {200: [3, 24, 36, 3]}[depth]
+            self.inplanes = 64
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            self.layer1 = self._make_layer(_RefBottleneck, 64, layers[0])
+            self.layer2 = self._make_layer(_RefBottleneck, 128, layers[1], 2)
+            self.layer3 = self._make_layer(_RefBottleneck, 256, layers[2], 2)
+            self.layer4 = self._make_layer(_RefBottleneck, 512, layers[3], 2)
+            self.avgpool = nn.AvgPool2d(7)
+            self.fc = nn.Linear(2048, num_classes)
+
+    def _make_layer(self, block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        down = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            down = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers = [block(self.inplanes, planes, stride, down)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        if self.dataset.startswith("cifar"):
+            x = self.layer3(self.layer2(self.layer1(x)))
+        else:
+            x = self.layer4(self.layer3(self.layer2(self.layer1(self.maxpool(x)))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+class _RefOptionA(nn.Module):
+    """akamaster's LambdaLayer: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4))."""
+
+    def __init__(self, planes: int) -> None:
+        super().__init__()
+        self.planes = planes
+
+    def forward(self, x):
+        return nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.planes // 4, self.planes // 4), "constant", 0)
+
+
+class _RefAkaBlock(nn.Module):
+    def __init__(self, cin: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = _RefOptionA(planes) if stride != 1 or cin != planes else nn.Sequential()
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(nn.functional.relu(self.bn1(self.conv1(x)))))
+        return nn.functional.relu(out + self.shortcut(x))
+
+
+class _RefAkaResNet(nn.Module):
+    def __init__(self, n: int, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        cin, stages = 16, []
+        for planes, stride in ((16, 1), (32, 2), (64, 2)):
+            blocks = []
+            for s in [stride] + [1] * (n - 1):
+                blocks.append(_RefAkaBlock(cin, planes, s))
+                cin = planes
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        self.linear = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        out = nn.functional.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        return self.linear(nn.functional.avg_pool2d(out, out.size()[3]).flatten(1))
+
+
+def _randomize_bn(model: nn.Module, seed: int) -> nn.Module:
+    """Non-trivial BN statistics and affine weights, so that every tensor matters to the logits."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model.eval()
+
+
+def _check_loads_key_for_key(path, ref: nn.Module, ref_sd: dict, arch: str, x: torch.Tensor, rename=lambda k: k):
+    """The file loads as `arch`; every reference key (renamed to torchvision's) has its tensor in the model, the
+    model has no other key, and the logits on `x` are the reference's."""
+    model, loaded, _ = B.load_classifier(path, "the test data", "hint")
+    assert loaded.arch == arch and model.arch == arch
+    ours = model.state_dict()
+    want = {rename(k): v for k, v in ref_sd.items()}
+    assert set(ours) == set(want), set(ours) ^ set(want)
+    for k, v in want.items():
+        assert ours[k].shape == v.shape and torch.equal(ours[k], v), k
+    with torch.no_grad():
+        assert torch.allclose(model(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "depth,bottleneck,arch",
+    [
+        (20, False, "cifar_resnet20_basic_proj"),
+        (8, False, "cifar_resnet8_basic_proj"),
+        (29, True, "cifar_resnet29_bottleneck_proj"),
+        (56, True, "cifar_resnet56_bottleneck_proj"),
+    ],
+)
+def test_cutmix_pytorch_cifar_resnet_loads(tmp_path, depth, bottleneck, arch):
+    torch.manual_seed(depth)
+    ref = _randomize_bn(_RefCutMixResNet("cifar100", depth, 100, bottleneck), depth)
+    sd = ref.state_dict()
+    path = tmp_path / "cutmix_cifar.pth.tar"
+    torch.save(
+        {
+            "epoch": 300,
+            "arch": "resnet",
+            "state_dict": {f"module.{k}": v for k, v in sd.items()},
+            "best_err1": 20.0,
+            "best_err5": 5.0,
+            "optimizer": {},
+        },
+        path,
+    )
+    _check_loads_key_for_key(path, ref, sd, arch, torch.randn(3, 3, 32, 32))
+
+
+@pytest.mark.parametrize("n", [1, 3, 9])
+def test_akamaster_option_a_release_layout_loads(tmp_path, n):
+    """Legacy (non-zip) torch file {'state_dict': module.*, 'best_prec1'}, 'linear' head: as the release files."""
+    torch.manual_seed(n)
+    ref = _randomize_bn(_RefAkaResNet(n), n)
+    sd = ref.state_dict()
+    path = tmp_path / f"resnet{6 * n + 2}-0000.th"
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "best_prec1": 92.5},
+        path,
+        _use_new_zipfile_serialization=False,
+    )
+    assert path.read_bytes()[:2] == b"\x80\x02"  # a legacy pickle, not a zip
+    loaded = C.load_backbone_state(path)
+    assert loaded.source_format == "pytorch_resnet_cifar10" and loaded.meta["best_prec1"] == pytest.approx(92.5)
+    _check_loads_key_for_key(
+        path,
+        ref,
+        sd,
+        f"cifar_resnet{6 * n + 2}_basic_zeropad",
+        torch.randn(3, 3, 32, 32),
+        rename=lambda k: k.replace("linear.", "fc."),
+    )
+
+
+def test_cutmix_pytorch_resnet200_loads(tmp_path):
+    torch.manual_seed(200)
+    ref = _randomize_bn(_RefCutMixResNet("imagenet", 200, 7), 200)
+    sd = ref.state_dict()
+    path = tmp_path / "resnet200.pth.tar"
+    torch.save(
+        {
+            "epoch": 1,
+            "arch": "resnet",
+            "state_dict": {f"module.{k}": v for k, v in sd.items()},
+            "best_err1": 20.0,
+            "best_err5": 5.0,
+        },
+        path,
+    )
+    # 224 px: the reference's AvgPool2d(7) is then the global average the CAMNet takes
+    _check_loads_key_for_key(path, ref, sd, "resnet200", torch.randn(1, 3, 224, 224))
+
+
+def test_three_stage_layouts_still_unknown_are_refused(tmp_path):
+    ref = _RefAkaResNet(2)
+    sd = {f"module.{k}": v for k, v in ref.state_dict().items() if not k.startswith("layer3.1.")}  # unequal stages
+    torch.save({"state_dict": sd, "best_prec1": 1.0}, tmp_path / "odd.th")
+    with pytest.raises(CheckpointError, match="unknown ResNet layout.*three-stage CIFAR ResNet"):
+        C.load_backbone_state(tmp_path / "odd.th")
+    with pytest.raises(ConfigError, match="cifar_resnet"):
+        B.build_model("cifar_resnet57_basic_proj", 10)
+    with pytest.raises(ConfigError, match="cifar_resnet"):
+        B.build_model("cifar_resnet29_bottleneck_zeropad", 10)
+
+
+def test_he_cifar_names_cannot_be_confused_with_resnet_cifar():
+    assert A.parse_he_cifar("resnet18_cifar") is None and "resnet18_cifar" in A.ARCHS
+    assert A.parse_he_cifar("cifar_resnet56_basic_zeropad") == A.HeCifarSpec(9, False, "zeropad")
+    with torch.device("meta"):
+        four_stage = B.build_model("resnet18_cifar", 10).state_dict()
+    assert A.infer_arch(four_stage) == "resnet18_cifar"

@@ -109,6 +109,8 @@ def test_test_caption_record_matches_independent_scoring(trained, backbone, tmp_
             "test",
             "--beam",
             "2",
+            "--seed",
+            "5",
             "--no-meteor",
             "--data-root",
             str(trained["root"]),
@@ -123,6 +125,7 @@ def test_test_caption_record_matches_independent_scoring(trained, backbone, tmp_
     assert rec["kind"] == "captioning" and rec["split"] == "test" and rec["beam_size"] == 2
     assert rec["checkpoint"]["sha256"] == _sha256(backbone) and rec["checkpoint"]["method"] == "cutmix"
     assert rec["captioner_checkpoint"]["sha256"] == _sha256(trained["ckpt"])
+    assert rec["train_seed"] == 0 and rec["seed"] == 5  # fine-tuning seed and the sample figure's seed, apart
     assert "SPICE" in rec["unavailable"] and "METEOR" in rec["unavailable"]
     kp = json.loads((trained["root"] / "dataset_coco.json").read_text())
     refs = {im["cocoid"]: [s["raw"] for s in im["sentences"]] for im in kp["images"] if im["split"] == "test"}

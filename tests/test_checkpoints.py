@@ -261,8 +261,11 @@ def test_real_mmengine_runner_checkpoint_loads_safely(tmp_path):
 @pytest.mark.parametrize("arch", A.ARCHS)
 def test_infer_arch_from_shapes(arch):
     with torch.device("meta"):
-        if arch in A.RESNET_ARCHS + A.VGG_ARCHS:
+        if arch in A.RESNET_ARCHS + A.VGG_ARCHS and hasattr(torchvision.models, arch):
             sd = getattr(torchvision.models, arch)(num_classes=7).state_dict()
+        elif arch in A.RESNET_ARCHS:  # resnet200: torchvision's ResNet class with CutMix-PyTorch's [3, 24, 36, 3]
+            tv = torchvision.models.resnet
+            sd = tv.ResNet(tv.Bottleneck, [3, 24, 36, 3], num_classes=7).state_dict()
         else:  # CIFAR ResNets and PyramidNets: the project's own builders
             sd = build_model(arch, 7).state_dict()
     assert A.infer_arch(sd) == arch
@@ -545,3 +548,33 @@ def test_vgg16_mmdet_export_fits_mmdet_ssdvgg(tmp_path):
         "features.33.weight",
     ]  # SSD's own fc6/fc7 convs
     assert torch.equal(ssd.features[28].weight, sd["features.28.weight"])
+
+
+def test_project_meta_keeps_the_training_normalisation(tmp_path, r18):
+    """meta['cutmix_transfer'] mean / std (lists of 3 numbers) reach LoadedBackbone.meta; other shapes do not."""
+    ours = {"arch": "resnet18", "method": "cutmix", "mean": [0.5, 0.4, 0.3], "std": (0.2, 0.2, 0.25)}
+    path = _save({"state_dict": r18, "meta": {C.PROJECT_META_KEY: ours}}, tmp_path / "ours.pth")
+    meta = C.load_backbone_state(path).meta
+    assert meta["mean"] == [0.5, 0.4, 0.3] and meta["std"] == [0.2, 0.2, 0.25]
+    ours.update(mean=[0.5, 0.4], std="0.2")
+    meta = C.load_backbone_state(
+        _save({"state_dict": r18, "meta": {C.PROJECT_META_KEY: ours}}, tmp_path / "b.pth")
+    ).meta
+    assert "mean" not in meta and "std" not in meta
+
+
+def test_akamaster_format_is_detected_and_renamed(tmp_path):
+    """{'state_dict': module.*, 'best_prec1'} in the legacy serialization: 'linear' -> 'fc', option B's
+    'shortcut.0/1' -> 'downsample.0/1' (then the projection form)."""
+    torch.manual_seed(1)
+    ref = build_model("cifar_resnet14_basic_proj", 10).state_dict()
+    raw = {"module." + k.replace("fc.", "linear.").replace(".downsample.", ".shortcut."): v for k, v in ref.items()}
+    path = _save({"state_dict": raw, "best_prec1": torch.tensor(91.5)}, tmp_path / "resnet14.th", legacy=True)
+    loaded = C.load_backbone_state(path)
+    assert (loaded.source_format, loaded.arch, loaded.num_classes) == (
+        "pytorch_resnet_cifar10",
+        "cifar_resnet14_basic_proj",
+        10,
+    )
+    assert_same_weights(loaded.state_dict, ref)
+    assert loaded.meta["best_prec1"] == pytest.approx(91.5)

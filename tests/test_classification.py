@@ -318,6 +318,7 @@ def test_demo_pretraining_writes_loadable_checkpoint(tmp_path, demo_root, mode):
     assert torch.equal(loaded.state_dict["fc.weight"], raw["state_dict"]["backbone.fc.weight"])
     record = json.loads(Path(out["record"]).read_text())
     assert record["kind"] == "classification" and record["checkpoint"]["method"] == method
+    assert record["train_seed"] == 1  # the run's seed (report replicates)
     assert set(record["metrics"]) == {"top1_err", "top5_err"} and 0 <= record["metrics"]["top1_err"] <= 100
     assert record["metrics"]["top5_err"] == 0.0  # 4 classes: the true class is always in the top 5
     _check_per_image(Path(out["per_image"]), record, ckpt, load_config(_tiny_config(tmp_path, demo_root, mode)))

@@ -138,6 +138,7 @@ TOOL_ARGV = {
     "report": ["d"],
     "robustness_eval": ["--backbone", "b.pth", "--dataset", "cub", "--standard-form"],
     "test_caption": ["c.py", "k.pth", "--no-meteor"],
+    "test_cls": ["--backbone", "b.pth", "--dataset", "cifar10"],
     "test_det": ["c.py", "k.pth"],
     "train_caption": ["c.py"],
     "train_cls": ["c.py"],

@@ -239,6 +239,7 @@ def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path
     assert rec["kind"] == "detection" and rec["detector"] == detector and rec["eval_mode"] == "11points"
     assert rec["checkpoint"]["sha256"] == sha256_file(r18_ckpt) and rec["checkpoint"]["method"] == "cutmix"
     assert rec["detector_checkpoint"]["sha256"] == sha256_file(ckpt)
+    assert rec["train_seed"] == 1  # train_det --seed 1, from the fine-tuned checkpoint's meta
     per_class = rec["per_class_ap"]
     # classes with ground truth in the 4 demo test images; mAP is their mean (VOC07 11-point, percent)
     assert per_class and set(per_class) <= {"aeroplane", "bicycle", "bird", "boat"}

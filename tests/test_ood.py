@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 from conftest import DEMO_KWARGS
-from helpers import REPO, EvalTool, read_csv, write_cifar100
+from helpers import REPO, EvalTool, read_csv, run_torchrun, write_cifar100
 from PIL import Image
 from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -716,3 +716,219 @@ def test_demo_cifar100_and_ood_layouts(tmp_path):
     for p in sorted((tmp_path / "a").rglob("*")):
         if p.is_file() and p.name != "demo_manifest.json":
             assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes(), p
+
+
+# ------------------------------------------------------------------------------------------------ --metrics-as
+def odin_reference(x, y, start: float) -> dict[str, float]:
+    """calMetric.py's baseline branch re-implemented as its loops: one pass over np.arange(start, 1, gap) with the
+    running sums / minimum, then AUPR-out's pass downwards; the counts at each threshold by direct comparison of
+    every score with it (broadcast over the grid), NaN where the reference divides by zero or never sets a
+    variable."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    nx, ny = float(len(x)), float(len(y))
+    end = 1.0
+    gap = (end - start) / 100000
+    grid = np.arange(start, end, gap)
+    x_ge = ((x[None, :] >= grid[:, None]).sum(1) / nx).tolist()
+    x_lt = ((x[None, :] < grid[:, None]).sum(1) / nx).tolist()
+    y_gt = ((y[None, :] > grid[:, None]).sum(1) / ny).tolist()
+    y_ge = ((y[None, :] >= grid[:, None]).sum(1) / ny).tolist()
+    fpr_sum, total, auroc, fpr_temp, error = 0.0, 0.0, 0.0, 1.0, 1.0
+    aupr_in, recall_temp, last_in = 0.0, 1.0, None
+    for tpr, fpr, miss, fp in zip(x_ge, y_gt, x_lt, y_ge):
+        if 0.9495 <= tpr <= 0.9505:
+            fpr_sum += fpr
+            total += 1
+        auroc += (-fpr + fpr_temp) * tpr
+        fpr_temp = fpr
+        error = min(error, (miss + fpr) / 2.0)
+        if tpr + fp == 0:
+            continue
+        precision = tpr / (tpr + fp)
+        aupr_in += (recall_temp - tpr) * precision
+        recall_temp, last_in = tpr, (tpr, precision)
+    auroc += fpr * tpr
+    aupr_in = aupr_in + last_in[0] * last_in[1] if last_in else float("nan")
+    down = np.arange(end, start, -gap)
+    in_lt = ((x[None, :] < down[:, None]).sum(1) / nx).tolist()
+    out_lt = ((y[None, :] < down[:, None]).sum(1) / ny).tolist()
+    aupr_out, recall_temp, last_out = 0.0, 1.0, None
+    for fp, tp in zip(in_lt, out_lt):
+        if tp + fp == 0:
+            break
+        precision = tp / (tp + fp)
+        aupr_out += (recall_temp - tp) * precision
+        recall_temp, last_out = tp, (tp, precision)
+    aupr_out = aupr_out + last_out[0] * last_out[1] if last_out else float("nan")
+    return {
+        "tnr_at_tpr95": 100 * (1 - fpr_sum / total) if total else float("nan"),
+        "auroc": 100 * auroc,
+        "detection_acc": 100 * (1 - error),
+        "aupr_in": 100 * aupr_in,
+        "aupr_out": 100 * aupr_out,
+    }
+
+
+def lee_reference(s_in, s_out) -> dict[str, float]:
+    """calculate_log.py re-implemented as its merge walk over the two sorted lists (an in-distribution image
+    leaves first at a tie) and explicit trapezoid sums over its padded curves."""
+    known, novel = sorted(float(v) for v in s_in), sorted(float(v) for v in s_out)
+    nk, nn_ = len(known), len(novel)
+    tp, fp = [nk], [nn_]
+    k = n = 0
+    while k < nk or n < nn_:
+        if k < nk and (n == nn_ or not novel[n] < known[k]):
+            k += 1
+            tp.append(tp[-1] - 1)
+            fp.append(fp[-1])
+        else:
+            n += 1
+            tp.append(tp[-1])
+            fp.append(fp[-1] - 1)
+    dist = [abs(t / nk - 0.95) for t in tp]
+    pos = dist.index(min(dist))
+
+    def trapz(ys, xs):
+        return sum((xs[i + 1] - xs[i]) * (ys[i + 1] + ys[i]) / 2 for i in range(len(xs) - 1))
+
+    tpr = [1.0] + [t / nk for t in tp] + [0.0]
+    fpr = [1.0] + [f / nn_ for f in fp] + [0.0]
+    pin = [(0.5, 1.0)] + [(t / (t + f), t / nk) for t, f in zip(tp, fp) if t + f > 0] + [(0.0, 0.0)]
+    pout = [(0.0, 0.0)]
+    pout += [((nn_ - f) / (nk - t + nn_ - f), 1 - f / nn_) for t, f in zip(tp, fp) if nk - t + nn_ - f > 0]
+    pout += [(0.5, 1.0)]
+    return {
+        "tnr_at_tpr95": 100 * (1 - fp[pos] / nn_),
+        "auroc": -100 * trapz([1 - v for v in fpr], tpr),
+        "detection_acc": 100 * max(0.5 * (t / nk + 1 - f / nn_) for t, f in zip(tp, fp)),
+        "aupr_in": -100 * trapz([p for p, _ in pin], [r for _, r in pin]),
+        "aupr_out": 100 * trapz([p for p, _ in pout], [r for _, r in pout]),
+    }
+
+
+def _tied_scores() -> tuple[np.ndarray, np.ndarray]:
+    """20 in- and 15 out-of-distribution scores in [0, 1] with ties inside each side and across them (0.9, 0.5),
+    one score below ODIN's grid start 0.01 and TPR passing exactly 19/20 = 0.95."""
+    s_in = np.array([1.0, 0.99, 0.99, 0.97, 0.95, 0.9, 0.9, 0.9, 0.85, 0.8] + [0.75, 0.7, 0.7, 0.6, 0.5] * 2)
+    s_in[-1] = 0.3  # the lowest in-score alone (tied with two OOD scores): TPR = 19/20 on the grid in (0.3, 0.5]
+    s_out = np.array([0.9, 0.9, 0.5, 0.5, 0.45, 0.4, 0.3, 0.3, 0.2, 0.1, 0.05, 0.005, 0.6, 0.95, 0.02])
+    return s_in, s_out
+
+
+def _float32_saturated() -> tuple[np.ndarray, np.ndarray]:
+    """MSP scores through the msp detector in float32 and float64: in-distribution logits so confident that every
+    float32 maximum is exactly 1.0; OOD logits partly as confident (ties at 1.0), partly not."""
+    z_in = torch.zeros(12, 10)
+    z_in[:, 0] = torch.linspace(20.0, 30.0, 12)  # 9 exp(-20) < 2^-25: float32 rounds to 1.0, float64 does not
+    z_out = torch.zeros(9, 10)
+    z_out[:, 3] = torch.tensor([22.0, 25.0, 2.0, 1.0, 0.5, 3.0, 0.0, 5.0, 21.0])
+    out = {}
+    for dtype in ("float32", "float64"):
+        det = detectors.build_detector("msp", score_dtype=dtype)
+        out[dtype] = (det(lambda t: t, z_in)[0].numpy(), det(lambda t: t, z_out)[0].numpy())
+    return out["float32"], out["float64"]
+
+
+def test_metrics_as_odin_lee_exact_against_reference_loops_with_ties():
+    s_in, s_out = _tied_scores()
+    for name, start in (("cifar100", 0.01), ("cifar10", 0.1)):
+        got, want = metrics.metrics_as("odin", s_in, s_out, name), odin_reference(s_in, s_out, start)
+        assert got == pytest.approx(want, abs=1e-9), name
+    assert metrics.metrics_as("lee", s_in, s_out) == pytest.approx(lee_reference(s_in, s_out), abs=1e-9)
+    assert metrics.metrics_as("exact", s_in, s_out) == pytest.approx(brute_metrics(s_in, s_out), abs=1e-9)
+    # the codes disagree at ties: the exact AUROC counts the tied pairs as one half, the grid / walk do not
+    assert metrics.metrics_as("odin", s_in, s_out)["auroc"] != pytest.approx(brute_metrics(s_in, s_out)["auroc"])
+    with pytest.raises(ValueError, match="metrics_as"):
+        metrics.metrics_as("sklearn", s_in, s_out)
+
+
+def test_metrics_as_with_every_in_distribution_score_at_one_in_float32():
+    (in32, out32), (in64, out64) = _float32_saturated()
+    assert (in32 == 1.0).all() and (in64 < 1.0).all()  # float32 rounds every maximum to 1.0, float64 does not
+    assert (out32 == 1.0).sum() == 3 and (out64 < 1.0).all()
+    odin = metrics.metrics_as("odin", in32, out32, "cifar100")
+    want = odin_reference(in32, out32, 0.01)
+    assert np.isnan(odin["tnr_at_tpr95"]) and np.isnan(want["tnr_at_tpr95"])  # TPR = 1 on the whole grid
+    assert {k: v for k, v in odin.items() if k != "tnr_at_tpr95"} == pytest.approx(
+        {k: v for k, v in want.items() if k != "tnr_at_tpr95"}, abs=1e-9
+    )
+    assert odin["auroc"] == pytest.approx(100.0)  # whatever the OOD scores: TPR is 1 at every grid point
+    lee = metrics.metrics_as("lee", in32, out32)
+    assert lee == pytest.approx(lee_reference(in32, out32), abs=1e-9)
+    exact = metrics.metrics_as("exact", in32, out32)
+    assert exact == pytest.approx(brute_metrics(in32, out32), abs=1e-9)
+    assert exact["auroc"] == pytest.approx(100 * (1 - 3 * 12 * 0.5 / (12 * 9)))  # 3 OOD ties at 1.0 count one half
+    # in float64 the in-distribution scores are apart, and the exact code ranks them
+    assert metrics.metrics_as("exact", in64, out64) == pytest.approx(brute_metrics(in64, out64), abs=1e-9)
+
+
+def test_score_dtype_of_the_detectors():
+    z = torch.tensor([[3.0, 1.0, 0.0], [20.0, -5.0, 0.0]])
+    for dtype, np_dtype in (("float32", np.float32), ("float64", np.float64)):
+        s, logits = detectors.build_detector("msp", score_dtype=dtype)(lambda t: t, z)
+        e = np.exp(z.numpy().astype(np_dtype) - z.numpy().astype(np_dtype).max(1, keepdims=True))
+        assert s.dtype == torch.float64 and np.allclose(s.numpy(), (e / e.sum(1, keepdims=True)).max(1), rtol=1e-6)
+        assert (float(s[1]) == 1.0) == (dtype == "float32")  # 1 + 2e-9 is 1.0 in float32 only
+    assert detectors.build_detector("energy", score_dtype="float32").all_params()["score_dtype"] == "float32"
+    with pytest.raises(ConfigError, match="--score-dtype"):
+        detectors.build_detector("msp", score_dtype="float16")
+
+
+def test_tool_skip_first_metrics_as_and_score_dtype(tiny, tmp_path, capsys):
+    main = TOOL.main()
+    base = ["--backbone", str(tiny["ckpt"]), "--data-root", str(tiny["cifar"]), "--device", "cpu", "--seed", "5"]
+    base += ["--ood", str(tiny["ood"] / "LSUN"), "uniform", "--noise-count", "9", "--batch-size", "8"]
+    assert main(base + ["--out", str(tmp_path / "full"), "--no-progress"]) == 0
+    extra = ["--skip-first", "2", "--metrics-as", "lee", "--score-dtype", "float32"]
+    assert main(base + extra + ["--out", str(tmp_path / "skip"), "--no-progress"]) == 0
+    full, skip = np.load(tmp_path / "full" / "scores.npz"), np.load(tmp_path / "skip" / "scores.npz")
+    rec = json.loads((tmp_path / "skip" / "results.json").read_text())
+    for key in ("in_distribution", "LSUN", "uniform"):  # every set loses its first 2 images, in-distribution too
+        assert skip[key].size == full[key].size - 2
+        assert np.allclose(skip[key], full[key][2:], rtol=1e-6)  # float32 softmax vs float64
+        assert np.array_equal(skip[key].astype(np.float32).astype(np.float64), skip[key])  # float32 values
+    for name in ("LSUN", "uniform"):
+        want = lee_reference(skip["in_distribution"], skip[name])
+        assert {k: rec["per_set"][name][k] for k in metrics.METRICS} == pytest.approx(want, abs=1e-9)
+    proto = rec["protocol"]
+    assert rec["record_version"] == 2 and (proto["cpu_pin"] == "unpinned" or proto["cpu_pin"].startswith("avx2-"))
+    assert (proto["metrics_as"], proto["score_dtype"], proto["skip_first"], proto["detector"]) == (
+        "lee",
+        "float32",
+        2,
+        "msp",
+    )
+    rows = read_csv(tmp_path / "skip" / "per_image" / "in_distribution.csv")
+    assert [int(r["index"]) for r in rows] == list(range(2, 20))
+    assert [int(r["label"]) for r in rows] == list(tiny["labels"][2:])
+    assert rec["data"]["num_images"] == 18 + 5 + 7
+    full_rec = json.loads((tmp_path / "full" / "results.json").read_text())
+    assert full_rec["data"]["images_sha256"] != rec["data"]["images_sha256"]
+    # the report computes no bootstrap interval from a reference code's numbers
+    assert per_image_statistic(tmp_path / "skip" / "results.json", rec, "auroc") is None
+    # odin / lee need scores in [0, 1]: refused for the energy detector, in one line
+    out = ["--out", str(tmp_path / "o")]
+    line = _error_line(main, base + out + ["--detector", "energy", "--metrics-as", "odin"], capsys)
+    assert "--metrics-as odin needs scores in [0, 1]" in line and "energy" in line
+    line = _error_line(main, base + out + ["--skip-first", "9"], capsys)
+    assert "--skip-first 9 leaves no image" in line
+
+
+def test_torchrun_two_processes_equal_single(tiny, tmp_path):
+    """Under torchrun each rank scores whole batches of the single-process sequence: the same scores, bit for bit,
+    as one process on one thread (torchrun's workers run one intra-op thread), rank 0 alone writing."""
+    args = ["--backbone", str(tiny["ckpt"]), "--data-root", str(tiny["cifar"]), "--device", "cpu", "--seed", "5"]
+    args += ["--ood", str(tiny["ood"] / "LSUN"), "uniform", "--noise-count", "9", "--batch-size", "4"]
+    args += ["--skip-first", "1", "--no-progress"]
+    assert TOOL.run_single_threaded(args + ["--out", str(tmp_path / "single")]) == 0
+    proc = run_torchrun(TOOL.path, args + ["--out", str(tmp_path / "dist")])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("mean") == 1  # rank 0 prints, rank 1 does not
+    single, dist = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("single", "dist"))
+    assert (single["world_size"], dist["world_size"]) == (1, 2)
+    assert dist["metrics"] == single["metrics"] and dist["per_set"] == single["per_set"]
+    a, b = np.load(tmp_path / "single" / "scores.npz"), np.load(tmp_path / "dist" / "scores.npz")
+    assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
+    for name in ("in_distribution", "LSUN", "uniform"):
+        csv_a, csv_b = (tmp_path / d / "per_image" / f"{name}.csv" for d in ("single", "dist"))
+        assert csv_a.read_text() == csv_b.read_text()

@@ -17,13 +17,14 @@ from cutmix_transfer.bootstrap import VOCMapStatistic, bootstrap_interval, mean_
 from cutmix_transfer.detection.evaluate import write_per_image_detections
 from cutmix_transfer.detection.metric import VOCMetricPerClass
 from cutmix_transfer.errors import ConfigError
-from cutmix_transfer.paper import PAPER_ROWS, PAPER_TABLE11_FGSM, PAPER_TABLE12_OOD
+from cutmix_transfer.paper import PAPER_ROWS, PAPER_TABLE11_FGSM, PAPER_TABLE12_OOD, PAPER_TABLE_A2, PAPER_TABLE_A2_SETS
 from cutmix_transfer.per_image import per_image_statistic
 from cutmix_transfer.report import (
     add_intervals,
     build_rows,
     find_records,
     paper_rows,
+    robustness_notes,
     robustness_series,
     to_csv,
     write_report,
@@ -34,6 +35,8 @@ from cutmix_transfer.results import (
     guess_method,
     images_digest,
     make_record,
+    protocol_block,
+    protocol_identity,
     write_record,
 )
 
@@ -448,7 +451,8 @@ def test_detection_interval_from_per_image_detections_matches_eval_map(tmp_path:
 
 
 def test_ood_columns_and_table12_rows(results: Path, tmp_path: Path):
-    """kind 'ood' records fill the mean TNR@TPR95 / AUROC columns; --paper adds Table 12 as PyramidNet rows."""
+    """kind 'ood' records fill the mean TNR@TPR95 / AUROC / detection accuracy columns; --paper adds Table 12 as
+    PyramidNet rows."""
     for sha, name, tnr, auroc in (("a", "demo_baseline", 40.0, 80.5), ("b", "demo_cutmix", 70.25, 93.0)):
         _write(
             results / f"ood_{name}",
@@ -474,6 +478,8 @@ def test_ood_columns_and_table12_rows(results: Path, tmp_path: Path):
     assert all(t["arch"] == "pyramidnet200_a240_bottleneck" for t in pyr)
     got = [(float(t["OOD TNR@TPR95 (mean)"]), float(t["OOD AUROC (mean)"])) for t in pyr]
     assert got == [(26.3, 87.3), (11.8, 49.3), (18.8, 68.7), (69.0, 94.4)]  # Table 12
+    assert [float(t["OOD detection acc (mean)"]) for t in pyr] == [82.0, 60.9, 71.3, 89.1]
+    assert [r.values["OOD detection acc (mean)"] for r in rows] == [1.0, 1.0]
     assert all("CIFAR-100 top-1 err" not in t for t in pyr)  # shown only beside a measured CIFAR classifier
     resnet = [t for t in table if t["label"].startswith("paper: ")]
     assert len(resnet) == len(PAPER_ROWS) and all(
@@ -556,7 +562,8 @@ def test_maps_only_wsol_record_joins_its_source_checkpoint_row(results: Path):
 
 
 def test_cifar_classification_has_its_own_column(results: Path):
-    """A CIFAR-100 classifier's top-1 error is Table 12's column, not the ImageNet-sized one (other data and scale)."""
+    """A CIFAR-100 classifier's top-1 error is its own column (the paper's Table 5 beside Table 12), not the
+    ImageNet-sized one (other data and scale)."""
     _write(
         results / "cls_cifar",
         "classification",
@@ -570,10 +577,176 @@ def test_cifar_classification_has_its_own_column(results: Path):
     assert rows["a" * 64].values["top-1 err"] == 10.0 and "CIFAR-100 top-1 err" not in rows["a" * 64].values
     table = list(csv.DictReader(io.StringIO(to_csv(list(rows.values()) + paper_rows()))))
     pyr = [t for t in table if t["label"].startswith("paper (PyramidNet-200, CIFAR-100)")]
-    assert [float(t["CIFAR-100 top-1 err"]) if t["CIFAR-100 top-1 err"] else None for t in pyr] == [
-        16.45,
-        None,
-        None,
-        14.47,
-    ]
+    # Table 5 (CIFAR-100): baseline, + Mixup (alpha = 1.0), + Cutout, + CutMix
+    assert [float(t["CIFAR-100 top-1 err"]) for t in pyr] == [16.45, 15.63, 16.53, 14.47]
     assert all(t["top-1 err"] == "" for t in pyr)
+
+
+# ---- protocol identity (issue 23): two protocols never share a cell; old records read 'unrecorded' ----
+def _version1(rec: dict) -> dict:
+    """The record as a tool wrote it before the protocol block: no record_version, a free-text `protocol`."""
+    old = {k: v for k, v in rec.items() if k != "record_version"}
+    old["protocol"] = {"fgsm": "x + eps/255 * sign(grad), clipped", "inbetween": "lambda is the share of the second"}
+    return old
+
+
+def test_two_protocols_never_share_a_cell_and_old_records_read_unrecorded(tmp_path: Path):
+    data = data_identity("imagenet", "val", tmp_path, ["img1", "img2"])
+    sha = "e" * 64
+    fields = dict(fgsm_space="pixels", occlusion_fill="black", cpu_pin="avx2-threads2")
+    for name, value, created, proto in (
+        ("pixels", 30.0, "2026-03-01T00:00:00", fields),
+        ("normalized", 55.0, "2026-03-02T00:00:00", {**fields, "fgsm_space": "normalized"}),
+        ("old", 31.0, "2026-01-01T00:00:00", fields),
+    ):
+        rec = _rec(
+            "robustness", sha, "cutmix", {"fgsm_top1_eps8": value}, data, created, dataset="imagenet", protocol=proto
+        )
+        write_record(tmp_path / name, _version1(rec) if name == "old" else rec)
+    records = find_records([tmp_path])
+    by_name = {p.parent.name: rec for p, rec in records}
+    assert by_name["pixels"]["record_version"] == 2 and by_name["pixels"]["protocol"] == dict(sorted(fields.items()))
+    assert protocol_identity(by_name["old"]) == "unrecorded"  # a free-text block of a version-1 record
+    assert protocol_identity(by_name["pixels"]) != protocol_identity(by_name["normalized"])
+    notes: list[str] = []
+    (row,) = build_rows(records, notes)
+    # protocol numbers by first appearance (oldest first): the old record is 1
+    assert row.values == {
+        "ImageNet FGSM top-1 [protocol 1]": 31.0,
+        "ImageNet FGSM top-1 [protocol 2]": 30.0,
+        "ImageNet FGSM top-1 [protocol 3]": 55.0,
+    }
+    legend = next(n for n in notes if n.startswith("Records under different protocols"))
+    assert "protocol 1 = unrecorded" in legend
+    assert 'protocol 2 = fgsm_space="pixels"' in legend and 'protocol 3 = fgsm_space="normalized"' in legend
+    assert any("predate the protocol block" in n and "old/results.json" in n for n in notes)
+    assert not any(n.startswith("Rerun") for n in notes)  # different protocols are not reruns of one cell
+    # one protocol, two records: a rerun of one cell, the newest shown
+    write_record(
+        tmp_path / "again",
+        _rec(
+            "robustness",
+            sha,
+            "cutmix",
+            {"fgsm_top1_eps8": 33.0},
+            data,
+            "2026-04-01",
+            dataset="imagenet",
+            protocol=fields,
+        ),
+    )
+    notes = []
+    (row,) = build_rows(find_records([tmp_path]), notes)
+    assert row.values["ImageNet FGSM top-1 [protocol 2]"] == 33.0
+    assert any(n.startswith("Rerun: 2 records") for n in notes)
+
+
+def test_make_record_always_has_a_protocol_block_with_the_cpu_pin():
+    rec = make_record("detection", checkpoint_info("x.pth", "f" * 64, "resnet50"), "voc07", "test", {"mAP": 1.0})
+    assert rec["record_version"] == 2 and set(rec["protocol"]) == {"cpu_pin"}
+    machine = rec["machine"]
+    want = f"avx2-threads{machine['env']['CUTMIX_PIN_THREADS']}" if machine["pinned"] else "unpinned"
+    assert rec["protocol"]["cpu_pin"] == want
+    block = protocol_block(b=(1, 2), a="x", cpu_pin="given")
+    assert list(block) == ["a", "b", "cpu_pin"] and block["b"] == [1, 2] and block["cpu_pin"] == "given"
+    with pytest.raises(ValueError, match="not a JSON value"):
+        protocol_block(fn=print)
+
+
+def test_version1_robustness_curves_are_flipped_to_the_share_of_the_first_image():
+    new = make_record(
+        "robustness", checkpoint_info("n_cutmix.pth", "1" * 64, "resnet18"), "imagenet", "val", {}, curves={}
+    )
+    new["curves"] = _robustness_curves(0.0)
+    old = _version1({**new, "checkpoint": checkpoint_info("o_mixup.pth", "2" * 64, "resnet18")})
+    figures = robustness_series([(Path("n"), new), (Path("o"), old)])
+    assert sorted(figures) == ["imagenet_1", "imagenet_2"]  # an unrecorded protocol is its own figure
+    series = {label: curves for lines in figures.values() for label, _, curves in lines}
+    assert series["cutmix"]["inbetween"]["mixup"]["ratios"] == [0.0, 0.5, 1.0]  # version 2: as recorded
+    assert series["mixup"]["inbetween"]["mixup"]["ratios"] == [1.0, 0.5, 0.0]  # version 1: 1 - share of the second
+    assert series["mixup"]["inbetween"]["cutmix"]["ratios"] == [1.0, 0.75, 0.0]
+    assert series["mixup"]["inbetween"]["mixup"]["neither"] == new["curves"]["inbetween"]["mixup"]["neither"]
+
+
+def test_robustness_overlay_is_keyed_on_the_full_cell_identity(tmp_path: Path):
+    """One figure per (dataset, data identity, protocol identity): a checkpoint under two protocols, or on two image
+    sets, keeps every record, and two checkpoints on different images are never drawn in one figure unnoted."""
+    full = data_identity("imagenet", "val", tmp_path, [f"i{k}" for k in range(5)])
+    one = data_identity("imagenet", "val", tmp_path, ["i0"])
+    recs = []
+    for name, sha, data, space in (
+        ("cutmix_pixels", "3", full, "pixels"),
+        ("cutmix_normalized", "3", full, "normalized"),
+        ("baseline_one", "6", one, "pixels"),
+        ("baseline_full", "6", full, "pixels"),
+    ):
+        rec = make_record(
+            "robustness",
+            checkpoint_info(f"{name}.pth", sha * 64, "resnet18"),
+            "imagenet",
+            "val",
+            {"fgsm_top1_eps8": 1.0},
+            data=data,
+            curves=_robustness_curves(0.0),
+            protocol={"fgsm_space": space},
+        )
+        recs.append((Path(name), rec))
+    series = robustness_series(recs)
+    assert {k: [label for label, _, _ in v] for k, v in series.items()} == {
+        "imagenet_1": ["baseline", "cutmix"],  # full data, pixels: the two checkpoints together
+        "imagenet_2": ["cutmix"],  # full data, normalized
+        "imagenet_3": ["baseline"],  # one image, pixels
+    }
+    (note,) = robustness_notes(recs)
+    assert 'robustness_imagenet_2.png = imagenet val' in note and '"normalized"' in note and "1 images" in note
+
+
+def test_table12_is_the_mean_of_table_a2_and_the_per_set_table(tmp_path: Path):
+    for method, rows in PAPER_TABLE_A2.items():
+        assert list(rows) == list(PAPER_TABLE_A2_SETS)  # the seven sets of Appendix E.2
+        means = np.mean([v for v in rows.values()], axis=0)
+        table12 = PAPER_TABLE12_OOD[method]
+        want = [table12["OOD TNR@TPR95 (mean)"], table12["OOD AUROC (mean)"], table12["OOD detection acc (mean)"]]
+        assert np.round(means, 1) == pytest.approx(want, abs=0.051), method  # Table 12 rounds to 0.1
+    assert PAPER_TABLE_A2["baseline"]["Imagenet"] == (43.0, 88.9, 81.3)
+    assert PAPER_TABLE_A2["cutmix"]["Imagenet"] == (57.1, 92.4, 85.0)
+    per_set = {
+        "Imagenet": {"tnr_at_tpr95": 50.0, "auroc": 90.0, "detection_acc": 84.0},
+        "uniform": {"tnr_at_tpr95": 99.0, "auroc": 99.5, "detection_acc": 98.0},
+    }
+    for sha, method, proto in (("4", "baseline", "exact"), ("5", "cutmix", "exact"), ("5", "cutmix", "odin")):
+        write_record(
+            tmp_path / "runs" / f"{method}_{proto}",
+            _rec(
+                "ood",
+                sha * 64,
+                method,
+                {"tnr_at_tpr95": 1.0, "auroc": 2.0, "detection_acc": 3.0},
+                data_identity("cifar100", "test", tmp_path, ["a"]),
+                dataset="cifar100",
+                detector="msp",
+                ood_sets=list(per_set),
+                per_set=per_set,
+                protocol={"metrics_as": proto},
+            ),
+        )
+    paths = write_report([tmp_path / "runs"], tmp_path / "report", paper=True, bootstrap=0)
+    md = paths["markdown"].read_text()
+    assert "## OOD detection per set" in md and "Table A2" in md
+    table = list(csv.DictReader(io.StringIO(paths["ood_sets_csv"].read_text())))
+    assert [(t["method"], t["set"], t["protocol"].split(",")[0]) for t in table] == [
+        ("baseline", "Imagenet", "metrics_as=exact"),
+        ("baseline", "uniform", "metrics_as=exact"),
+        ("cutmix", "Imagenet", "metrics_as=exact"),
+        ("cutmix", "uniform", "metrics_as=exact"),
+        ("cutmix", "Imagenet", "metrics_as=odin"),
+        ("cutmix", "uniform", "metrics_as=odin"),
+    ]
+    assert [float(t["paper tnr_at_tpr95"]) for t in table[:4]] == [43.0, 0.0, 57.1, 100.0]
+    assert float(table[2]["auroc"]) == 90.0 and float(table[3]["paper detection_acc"]) == 99.7
+    # the main table: the cutmix checkpoint's two protocols are two columns
+    main = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    assert {k for k in main[0] if k.startswith("OOD AUROC")} == {
+        "OOD AUROC (mean) [protocol 1]",
+        "OOD AUROC (mean) [protocol 2]",
+    }

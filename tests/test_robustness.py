@@ -31,6 +31,7 @@ from cutmix_transfer.robustness import (
     draw_pairs,
     fgsm_perturb,
     fgsm_predictions,
+    fill_value,
     hit_rates,
     input_gradient_sign,
     mixup_images,
@@ -113,6 +114,40 @@ def test_fgsm_matches_per_image_autograd_with_clipping_and_accuracy():
     assert top1_accuracy(preds.numpy(), y.numpy()) == pytest.approx(hand)
 
 
+def test_fgsm_in_the_normalized_space_against_autograd_on_the_normalised_input():
+    """--fgsm-space normalized: the step eps/255 is taken on z = (x - mean) / std, with the gradient with respect
+    to z, and nothing is clipped; computed here on z directly, one image at a time."""
+    net, model = _tiny(4)
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(5, 3, 10, 10, generator=g, dtype=torch.float64)
+    x[:, :, :2] = 0.0  # at the bounds: a pixel-space attack would clip here, this one must not
+    x[:, :, -2:] = 1.0
+    y = torch.tensor([0, 1, 2, 0, 1])
+    eps = [2.0, 8.0, 64.0]
+    sign, _ = input_gradient_sign(model, x, y)
+    _, preds = fgsm_predictions(model, x, y, eps, "normalized")
+    # the normalisation the model gets: ImageNet's, as the model stores it (float32 values, here in float64)
+    mean, std = model.mean, model.std
+    torch.testing.assert_close(std.flatten(), torch.from_numpy(STD), rtol=1e-7, atol=0)
+    for i in range(len(x)):
+        z = ((x[i : i + 1] - mean) / std).detach().requires_grad_(True)
+        loss = nn.functional.cross_entropy(net(z), y[i : i + 1])
+        (gz,) = torch.autograd.grad(loss, z)
+        for k, e in enumerate(eps):
+            z_adv = z.detach() + e / 255.0 * gz.sign()
+            adv = fgsm_perturb(x[i : i + 1], sign[i : i + 1], e, "normalized", model.std)
+            torch.testing.assert_close((adv - mean) / std, z_adv, rtol=0, atol=1e-12)
+            torch.testing.assert_close(adv, z_adv * std + mean, rtol=0, atol=1e-12)
+            assert int(net(z_adv).argmax()) == int(preds[i, k])
+    adv = fgsm_perturb(x, sign, 64.0, "normalized", model.std)
+    assert float(adv.min()) < 0.0 and float(adv.max()) > 1.0  # not clipped
+    # 8/255 on the normalised input is std * 8/255 in pixels: about 1.8/255 with ImageNet's std
+    step = (fgsm_perturb(x, sign, 8.0, "normalized", model.std) - x).abs()[sign != 0]
+    assert 1.5 < float(step.mean()) * 255 < 2.0
+    with pytest.raises(ConfigError, match="--fgsm-space"):
+        fgsm_perturb(x, sign, 8.0, "logits")
+
+
 def test_fgsm_gradient_of_an_image_does_not_depend_on_its_batch():
     _, model = _tiny(3)
     x = torch.rand(5, 3, 8, 8, dtype=torch.float64)
@@ -151,6 +186,31 @@ def test_occlusion_against_hand_built_arrays():
     assert torch.equal(x, torch.arange(1, 151, dtype=torch.float32).view(2, 3, 5, 5))  # input untouched
 
 
+def test_mean_fill_against_hand_built_arrays():
+    """--occlusion-fill mean: the occluded pixels take the normalisation's mean colour, i.e. 0 in the normalised
+    input (Cutout's code zeroes the normalised tensor); black is pixel 0."""
+    x = torch.arange(1, 1 + 2 * 3 * 4 * 4, dtype=torch.float64).view(2, 3, 4, 4) / 100.0
+    _, model = _tiny(0)
+    fill = fill_value("mean", model.mean)
+    centre = x.numpy().copy()
+    boundary = np.empty_like(centre)
+    for c in range(3):  # side 2 in 4: rows / cols 1..2
+        centre[:, c, 1:3, 1:3] = MEAN[c]
+        boundary[:, c] = MEAN[c]
+    boundary[:, :, 1:3, 1:3] = x.numpy()[:, :, 1:3, 1:3]
+    torch.testing.assert_close(occlude(x, 2, "center", fill), torch.from_numpy(centre))
+    torch.testing.assert_close(occlude(x, 2, "boundary", fill), torch.from_numpy(boundary))
+    # exactly 0 in the input the model gets (its own stored statistics: ImageNet's as float32 values)
+    z = (occlude(x, 2, "center", fill) - model.mean) / model.std
+    assert float(z[..., 1:3, 1:3].abs().max()) == 0.0 and float(z[..., 0, :].abs().min()) > 0
+    black = x.numpy().copy()
+    black[..., 1:3, 1:3] = 0.0
+    torch.testing.assert_close(occlude(x, 2, "center", fill_value("black")), torch.from_numpy(black))
+    torch.testing.assert_close(occlude(x, 0, "boundary", fill), torch.from_numpy(MEAN).view(1, 3, 1, 1).expand_as(x))
+    with pytest.raises(ConfigError, match="--occlusion-fill"):
+        fill_value("grey")
+
+
 def test_sides_scale_with_the_image_size():
     assert scale_sides([0, 16, 112, 224], 224) == [0, 16, 112, 224]
     assert scale_sides([0, 16, 112, 224], 96) == [0, 7, 48, 96]  # round(16 * 96 / 224) = round(6.86) = 7
@@ -160,13 +220,21 @@ def test_sides_scale_with_the_image_size():
 def test_inbetween_images_against_hand_built_arrays():
     a = torch.full((2, 3, 4, 4), 0.2, dtype=torch.float64)
     b = torch.full((2, 3, 4, 4), 0.8, dtype=torch.float64)
-    torch.testing.assert_close(mixup_images(a, b, 0.25), torch.full_like(a, 0.75 * 0.2 + 0.25 * 0.8))
-    assert torch.equal(mixup_images(a, b, 0.0), a) and torch.equal(mixup_images(a, b, 1.0), b)
+    # lambda is the share of the first image a (Appendix E.1: x = lambda x_A + (1 - lambda) x_B)
+    torch.testing.assert_close(mixup_images(a, b, 0.25), torch.full_like(a, 0.25 * 0.2 + 0.75 * 0.8))
+    assert torch.equal(mixup_images(a, b, 1.0), a) and torch.equal(mixup_images(a, b, 0.0), b)
+    # the same images, bit for bit, as record version 1 built at its ratio r = 1 - lambda (torch.lerp(a, b, r)):
+    # the demo's grid (0, 0.25, ..., 1) gives the same predictions, only the direction of lambda flips
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 3, 4, 4, generator=g), torch.rand(2, 3, 4, 4, generator=g)
+    for lam, r in ((0.25, 0.75), (0.5, 0.5), (0.75, 0.25)):
+        assert torch.equal(mixup_images(x, y, lam), torch.lerp(x, y, r))
     expect = np.full((2, 3, 4, 4), 0.2)
     expect[..., 1:3, 1:3] = 0.8  # side 2 in 4: rows / cols 1..2 from b
     torch.testing.assert_close(cutmix_images(a, b, 2), torch.from_numpy(expect))
     assert torch.equal(cutmix_images(a, b, 4), b) and torch.equal(cutmix_images(a, b, 0), a)
-    assert cutmix_ratio(2, 4) == 0.25 and cutmix_ratio(48, 96) == 0.25
+    assert cutmix_ratio(2, 4) == 0.75 and cutmix_ratio(48, 96) == 0.75  # a keeps 3/4 of its area
+    assert cutmix_ratio(0, 4) == 1.0 and cutmix_ratio(4, 4) == 0.0
 
 
 def test_pairs_are_seeded_and_of_different_classes():
@@ -183,7 +251,7 @@ def test_pairs_are_seeded_and_of_different_classes():
 
 def test_hit_rates_hand_counted():
     la, lb = np.array([0, 1, 2, 3]), np.array([5, 6, 7, 8])
-    ratios = [0.2, 0.5, 0.8]
+    ratios = [0.8, 0.5, 0.2]  # lambda: the share of a
     preds = np.array(
         [
             [0, 0, 5],  # a, a, b
@@ -195,7 +263,7 @@ def test_hit_rates_hand_counted():
     r = hit_rates(preds, la, lb, ratios)
     assert r["either"] == [75.0, 75.0, 50.0]
     assert r["neither"] == [25.0, 25.0, 50.0]
-    # dominant: lam 0.2 -> a (rows 0, 3); 0.5 -> either class counts (rows 0, 1, 2); 0.8 -> b (rows 0, 1)
+    # dominant: lam 0.8 -> a (rows 0, 3); 0.5 -> either class counts (rows 0, 1, 2); 0.2 -> b (rows 0, 1)
     assert r["dominant"] == [50.0, 75.0, 50.0]
 
 
@@ -230,7 +298,7 @@ def test_curves_equal_a_per_image_loop():
     cut = cutmix_predictions(model, x, b, sides).numpy()
     for i in range(len(x)):
         for t, r in enumerate(ratios):
-            img = (1 - r) * x[i].numpy() + r * b[i].numpy()
+            img = r * x[i].numpy() + (1 - r) * b[i].numpy()
             assert mix[i, t] == int(model(torch.from_numpy(img)[None]).argmax())
         for t, s in enumerate(sides):
             img = x[i].numpy().copy()
@@ -364,12 +432,12 @@ def test_tool_numbers_equal_a_hand_written_pipeline(single_run, demo_root, ckpts
         pairs, mix, cut = z["pairs"], z["mixup_pred"], z["cutmix_pred"]
     assert pairs.shape == (6, 2) and all(samples[i].label != samples[j].label for i, j in pairs)
     ib = rec["curves"]["inbetween"]
-    assert ib["num_pairs"] == 6 and ib["cutmix"]["ratios"] == [0.0, 0.25, 1.0]
+    assert ib["num_pairs"] == 6 and ib["cutmix"]["ratios"] == [1.0, 0.75, 0.0]  # lambda: the share of x_A
     xa, xb = x[pairs[:, 0]], x[pairs[:, 1]]
     la, lb = y[pairs[:, 0]].numpy(), y[pairs[:, 1]].numpy()
     for t, r in enumerate([0.0, 0.5, 1.0]):
         with torch.no_grad():
-            p = net(_normalise_by_hand((1 - r) * xa + r * xb).float()).argmax(1).numpy()
+            p = net(_normalise_by_hand(r * xa + (1 - r) * xb).float()).argmax(1).numpy()
         np.testing.assert_array_equal(mix[:, t], p)
         assert ib["mixup"]["either"][t] == pytest.approx(100.0 * np.mean((p == la) | (p == lb)))
     for t, s in enumerate([0, 32, 64]):
@@ -383,6 +451,43 @@ def test_tool_numbers_equal_a_hand_written_pipeline(single_run, demo_root, ckpts
         assert ib["cutmix"]["dominant"][t] == pytest.approx(100.0 * np.mean(dom))
     assert (single_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(rec["checkpoint"]["sha256"]) == 64
+
+
+def test_tool_normalized_fgsm_and_mean_fill_use_the_models_normalisation(single_run, demo_root, ckpts, tmp_path):
+    out = tmp_path / "normalized_mean"
+    grid = ["--tests", "fgsm", "occlusion", "--eps", "8", "--hole-sizes", "0", "112", "224"]
+    opts = ["--image-size", "64", "--batch-size", "3", "--fgsm-space", "normalized", "--occlusion-fill", "mean"]
+    args = eval_args("--backbone", ckpts["plain"], "imagenet", demo_root / "ILSVRC", out, *grid, *opts)
+    assert TOOL.run_single_threaded(args) == 0
+    rec = json.loads((out / "results.json").read_text())
+    proto, base = rec["protocol"], json.loads((single_run / "results.json").read_text())["protocol"]
+    assert rec["record_version"] == 2 and (proto["fgsm_space"], proto["occlusion_fill"]) == ("normalized", "mean")
+    assert proto["fgsm_clip"] is None and (base["fgsm_space"], base["fgsm_clip"]) == ("pixels", "[0, 1]")
+    assert base["occlusion_fill"] == "black" and base["inbetween_lambda"] == "share_of_first_image"
+    assert proto["normalize_mean"] == pytest.approx(list(MEAN)) and proto["normalize_std"] == pytest.approx(list(STD))
+    assert {k for k in proto if proto[k] != base[k]} == {"fgsm_space", "fgsm_clip", "occlusion_fill"}
+    samples = load_imagenet_val(demo_root / "ILSVRC")
+    net = torchvision.models.resnet18(num_classes=NUM_CLASSES)
+    net.load_state_dict(torch.load(ckpts["plain"], weights_only=True))
+    net.eval()
+    x = torch.stack([_hand_pixels(s.path, 64) for s in samples])
+    y = torch.tensor([s.label for s in samples])
+    # FGSM on the normalised input itself: z + 8/255 sign(grad_z), no clip
+    z = _normalise_by_hand(x).float().requires_grad_(True)
+    (gz,) = torch.autograd.grad(nn.functional.cross_entropy(net(z), y, reduction="sum"), z)
+    with torch.no_grad():
+        adv = net(z.detach() + 8 / 255 * gz.sign()).argmax(1)
+    rows = read_csv(out / "per_image.csv")
+    assert [int(r["fgsm_pred_eps8"]) for r in rows] == adv.tolist()
+    # occlusion: the hole is 0 in the normalised input (the mean colour in pixels)
+    errs = []
+    for s in (0, 32, 64):
+        zz = _normalise_by_hand(x).float()
+        a = (64 - s) // 2
+        zz[..., a : a + s, a : a + s] = 0.0
+        with torch.no_grad():
+            errs.append(100.0 * float((net(zz).argmax(1) != y).float().mean()))
+    assert rec["curves"]["occlusion"]["center_top1_err"] == pytest.approx(errs)
 
 
 def test_form_follows_the_checkpoint_meta_and_the_flags(demo_root, ckpts, tmp_path):
@@ -409,7 +514,7 @@ def test_form_follows_the_checkpoint_meta_and_the_flags(demo_root, ckpts, tmp_pa
         out = tmp_path / name
         assert main(["--backbone", str(ckpts[ckpt]), "--out", str(out), *base, *extra]) == 0
         rec = json.loads((out / "results.json").read_text())
-        forms[name] = (rec["protocol"]["wsol_form"], rec["protocol"]["form_source"])
+        forms[name] = (rec["protocol"]["wsol_form"], rec["model_form"]["form_source"])
         assert rec["num_pairs"] == 0 and "occlusion" not in rec["curves"]
     assert forms == {
         "meta": (True, "checkpoint meta"),

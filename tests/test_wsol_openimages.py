@@ -171,3 +171,18 @@ def test_demo_openimages_end_to_end(tmp_path):
     rec_ = tp / sf.size
     ok = ~np.isnan(prec[1:])
     assert rec["metrics"]["pxap"] == pytest.approx(100 * np.sum(prec[1:][ok] * np.diff(rec_)[ok]), rel=1e-9)
+
+
+def test_a_second_label_line_for_an_image_is_an_error_naming_both_lines(tmp_path):
+    ids, _, _ = _layout(tmp_path)
+    labels = tmp_path / "metadata" / "OpenImages" / "test" / "class_labels.txt"
+    # the same label twice is refused too: a repeated line means the file was not written as wsolevaluation's
+    for label in ("1", "0"):
+        labels.write_text(f"{ids[0]},0\n{ids[1]},0\n{ids[2]},1\n{ids[0]},{label}\n")
+        with pytest.raises(DatasetError) as err:
+            load_openimages(labels.parent, tmp_path)
+        msg = str(err.value)
+        assert "\n" not in msg and msg.startswith(f"{labels}:4: ")
+        assert f"'{ids[0]}' already has a label on line 1" in msg
+    labels.write_text(f"{ids[0]},0\n{ids[1]},0\n{ids[2]},1\n")  # one line each: read as before
+    assert [s.label for s in load_openimages(labels.parent, tmp_path)] == [0, 0, 1]

@@ -38,17 +38,44 @@ def build_parser() -> argparse.ArgumentParser:
     grids = (
         ("--eps", float, [8.0], "FGSM eps in 1/255 units, each in (0, 255] (default 8: Table 11)"),
         ("--hole-sizes", int, list(DEFAULT_SIDES), "occlusion square sides in the 224 frame (default 0 16 ... 224)"),
-        ("--mixup-ratios", float, list(DEFAULT_MIXUP_RATIOS), "Mixup shares of the second image (default 0 0.1 ... 1)"),
+        (
+            "--mixup-ratios",
+            float,
+            list(DEFAULT_MIXUP_RATIOS),
+            "Mixup lambda, the share of the first image x_A: lam x_A + (1 - lam) x_B (default 0 0.1 ... 1)",
+        ),
         (
             "--cutmix-sides",
             int,
             list(DEFAULT_SIDES),
-            "sides of the pasted square of the second image, 224 frame (default 0 16 ... 224)",
+            "sides of the centred square of x_B pasted into x_A, 224 frame (default 0 16 ... 224; "
+            "lambda = 1 - s^2/224^2)",
         ),
     )
     for flag, kind, default, text in grids:
         p.add_argument(flag, type=kind, nargs="+", default=default, help=text)
-    p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS, help=f"in-between pairs (default {DEFAULT_PAIRS})")
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=DEFAULT_PAIRS,
+        help=f"in-between pairs (default {DEFAULT_PAIRS:,}, the paper's, Appendix E.1). Cost: one forward per "
+        "pair and grid point, 26 per pair on the default grids (11 Mixup ratios + 15 CutMix sides): about 1.3M "
+        "image forwards per checkpoint, plus two image decodes per pair",
+    )
+    p.add_argument(
+        "--fgsm-space",
+        default="pixels",
+        choices=["pixels", "normalized"],
+        help="where eps applies: pixels (default): on [0, 1] pixels, clipped to [0, 1]; normalized: on the "
+        "normalised network input, not clipped (8/255 there is about 1.8/255 in pixels)",
+    )
+    p.add_argument(
+        "--occlusion-fill",
+        default="black",
+        choices=["black", "mean"],
+        help="what occluded pixels become: black (default): pixel 0; mean: 0 in the normalised input, the "
+        "normalisation's mean colour (as Cutout's code)",
+    )
     p.add_argument(
         "--max-images",
         type=int,

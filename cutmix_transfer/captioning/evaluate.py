@@ -26,7 +26,15 @@ from ..checkpoints import PROJECT_META_KEY, check_state_fits, safe_torch_load
 from ..datasets.common import load_rgb
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_bytes, atomic_write_json, sha256_file
-from ..results import WrittenRecord, checkpoint_info, data_identity, make_record, write_record
+from ..results import (
+    TRAIN_SEED,
+    TRAIN_SEED_META,
+    WrittenRecord,
+    checkpoint_info,
+    data_identity,
+    make_record,
+    write_record,
+)
 from ..runner import load_config
 from .data import CocoCaptionDataset
 from .metrics import METRIC_NAMES, SPICE_NOTE, score_captions, to_percent
@@ -49,13 +57,15 @@ def load_captioner(
     """Rebuild a NICCaptioner from a checkpoint written by tools/train_caption.py; -> (model in eval mode, meta).
 
     The vocabulary, arch and sizes come from the checkpoint's meta[PROJECT_META_KEY]; `cfg_model` may add
-    decoding settings (beam_size, length_norm). Weights must fit exactly.
+    decoding settings (beam_size, length_norm). Weights must fit exactly. The returned meta adds TRAIN_SEED: the
+    fine-tuning run's seed (mmengine's meta['seed']), None when the file does not say.
     """
     path = Path(checkpoint)
     if not path.is_file():
         raise CheckpointError(f"captioner checkpoint {path} not found: pass a .pth that tools/train_caption.py wrote")
     obj = safe_torch_load(path, trust=trust)
-    meta = ((obj.get("meta") or {}).get(PROJECT_META_KEY) or {}) if isinstance(obj, dict) else {}
+    file_meta = (obj.get("meta") or {}) if isinstance(obj, dict) else {}
+    meta = dict(file_meta.get(PROJECT_META_KEY) or {})
     if meta.get("task") != "captioning" or "vocab" not in meta:
         raise CheckpointError(
             f"{path} is not a NIC captioner checkpoint (its meta has no captioning vocabulary); "
@@ -76,6 +86,7 @@ def load_captioner(
     check_state_fits(model, state, path, "the NIC model its meta describes")
     model.load_state_dict({k: state[k] for k in model.state_dict()})
     model.encoder_info = dict(meta.get("encoder") or model.encoder_info)
+    meta[TRAIN_SEED] = file_meta.get(TRAIN_SEED_META)
     return model.eval(), meta
 
 
@@ -240,7 +251,8 @@ def evaluate_captioner(
         cider_variant="CIDEr-D (pycocoevalcap Cider: clipped counts, Gaussian length penalty sigma 6, x10)",
         notes=scores["notes"],
         config=str(config),
-        seed=seed,
+        seed=seed,  # the sample figure's seed; the fine-tuning seed is TRAIN_SEED
+        **{TRAIN_SEED: meta[TRAIN_SEED]},
         captions=str(out / "captions.json"),
         figure=str(fig),
     )

@@ -10,7 +10,7 @@ from mmengine.dist import is_main_process
 
 from ..distributed import Launcher
 from ..io import atomic_write_text, sha256_file
-from ..results import PER_IMAGE_CSV, checkpoint_info, data_identity, make_record, write_record
+from ..results import PER_IMAGE_CSV, TRAIN_SEED, checkpoint_info, data_identity, make_record, write_record
 from ..runner import apply_run_options, load_config, train_run
 from .metric import TopKError, per_image_csv
 
@@ -63,6 +63,7 @@ def train_classifier(
             config=str(config),
             epochs=runner.epoch,
             iters=runner.iter,
+            **{TRAIN_SEED: runner.seed},
             data=data_identity(dataset, split, val.get("root"), image_ids),
         )
         out["record"] = str(write_record(cfg.work_dir, record))

@@ -108,6 +108,7 @@ def load_openimages(
             )
         ids[line] = lineno
     labels: dict[str, int] = {}
+    label_line: dict[str, int] = {}  # image id -> the class_labels.txt line that gave its label
     for lineno, line in iter_lines(meta / "class_labels.txt", LAYOUT):
         parts = line.split(",")
         expected = "'<image_id>,<class_label>' with a 0-based label"
@@ -122,7 +123,16 @@ def load_openimages(
         label = int(parse_number(parts[1], meta / "class_labels.txt", lineno, line, expected, integer=True))
         if label < 0:
             raise malformed(meta / "class_labels.txt", lineno, line, expected, "negative label")
+        if parts[0] in labels:  # a second line would silently replace the first label: refuse it
+            raise malformed(
+                meta / "class_labels.txt",
+                lineno,
+                line,
+                "one line per image id",
+                f"{parts[0]!r} already has a label on line {label_line[parts[0]]}",
+            )
         labels[parts[0]] = label
+        label_line[parts[0]] = lineno
     loc = meta / "localization.txt"
     if not loc.is_file():
         raise DatasetError(

@@ -20,7 +20,15 @@ from ..checkpoints import BACKBONE_META_KEY, check_state_fits, load_backbone_sta
 from ..distributed import Launcher, prepare_launcher
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_savez, sha256_file
-from ..results import PER_IMAGE_DETECTIONS, WrittenRecord, data_identity, make_record, write_record
+from ..results import (
+    PER_IMAGE_DETECTIONS,
+    TRAIN_SEED,
+    TRAIN_SEED_META,
+    WrittenRecord,
+    data_identity,
+    make_record,
+    write_record,
+)
 from ..runner import build_runner, load_config
 from .backbone import adapt_config_to_arch, backbone_provenance, clear_backbone_init, configured_backbone_path
 from .data import check_voc_data, iter_xml_datasets, set_data_root
@@ -133,7 +141,9 @@ def evaluate_detector(
     metrics = runner.test()
     per_image = getattr(next(iter(runner.test_evaluator.metrics), None), "per_image_results", None)
     image_ids = [str(gt.get("img_id")) for gt, _ in per_image] if per_image else None
-    record = make_detection_record(metrics, cfg, provenance, checkpoint, image_ids=image_ids)
+    record = make_detection_record(
+        metrics, cfg, provenance, checkpoint, image_ids=image_ids, train_seed=meta.get(TRAIN_SEED_META)
+    )
     path = write_record(out, record)
     if per_image:
         write_per_image_detections(out / PER_IMAGE_DETECTIONS, per_image, record["eval_mode"], record["iou_thr"])
@@ -181,9 +191,11 @@ def make_detection_record(
     backbone: dict[str, Any],
     checkpoint: str | os.PathLike,
     image_ids: list[str] | None = None,
+    train_seed: int | None = None,
 ) -> dict[str, Any]:
     """A 'detection' result record from VOCMetric(PerClass) output (fractions) -> percentages; `image_ids` (the
-    evaluated images) give the record's data identity, else the test list file's ids when it can be read."""
+    evaluated images) give the record's data identity, else the test list file's ids when it can be read;
+    `train_seed`: the fine-tuning run's seed (the report's replicates), None when the checkpoint does not say."""
     mean = next((v for k, v in metrics.items() if k.split("/")[-1] == "mAP"), None)
     if mean is None:
         raise ConfigError(
@@ -218,4 +230,5 @@ def make_detection_record(
         backbone_source_format=backbone.get("source_format"),
         detector_checkpoint={"path": str(checkpoint), "sha256": sha256_file(checkpoint)},
         config=str(cfg.filename or ""),
+        **{TRAIN_SEED: None if train_seed is None else int(train_seed)},
     )

@@ -10,7 +10,7 @@ every number.
 from .data import NOISE_SETS, ODIN_SETS, OODSet, list_images, load_in_distribution, noise_image, resolve_ood_sets
 from .detectors import DETECTORS, Detector, build_detector, register_detector
 from .evaluate import OODEvalConfig, OODResult, evaluate_ood, load_classifier
-from .metrics import METRICS, mean_metrics, ood_metrics, roc_points
+from .metrics import METRICS, METRICS_AS, lee_metrics, mean_metrics, metrics_as, odin_metrics, ood_metrics, roc_points
 
 __all__ = [
     "NOISE_SETS",
@@ -29,6 +29,10 @@ __all__ = [
     "evaluate_ood",
     "load_classifier",
     "METRICS",
+    "METRICS_AS",
+    "lee_metrics",
+    "metrics_as",
+    "odin_metrics",
     "mean_metrics",
     "ood_metrics",
     "roc_points",

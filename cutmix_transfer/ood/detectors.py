@@ -3,8 +3,10 @@
 `images` are the normalised (B, 3, H, W) network inputs on the model's device; `scores` is a (B,) float64 CPU
 tensor, higher meaning more in-distribution; `logits` the (B, K) float32 CPU logits of the plain forward pass
 (they give the predicted class in the per-image rows). The model is in eval mode, so each image's score depends
-on that image only (batched scores equal one-image scores). Scores are computed in float64 from the float32
-logits, so that confident predictions tie less often than in float32.
+on that image only (batched scores equal one-image scores). Scores are computed from the float32 logits in
+`score_dtype`: float64 by default, so that confident predictions tie less often; 'float32' as the reference codes
+(ODIN's, Lee et al.'s) compute the softmax, where a confident model's in-distribution maxima round to exactly 1.0
+(the returned tensor is float64 either way, holding the float32 values exactly).
 
 - ``msp``: the maximum softmax probability (Hendrycks & Gimpel), the CutMix paper's detector: no temperature, no
   input perturbation. One forward pass.
@@ -36,6 +38,15 @@ DetectorFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 DETECTORS: dict[str, DetectorFn] = {}
 ODIN_TEMPERATURE = 1000.0  # ODIN's setting for every model and OOD set
 ODIN_EPSILON = 0.0014  # ODIN's default perturbation magnitude (its README tunes it per model and set)
+SCORE_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+# parameters a tool sets for every detector that takes them, not --temperature-like options of one detector
+_SHARED_PARAMS = ("input_std", "score_dtype")
+
+
+def _dtype(score_dtype: str) -> torch.dtype:
+    if score_dtype not in SCORE_DTYPES:
+        raise ConfigError(f"--score-dtype {score_dtype!r}: choose one of {', '.join(SCORE_DTYPES)}")
+    return SCORE_DTYPES[score_dtype]
 
 
 def register_detector(name: str) -> Callable[[DetectorFn], DetectorFn]:
@@ -49,19 +60,22 @@ def register_detector(name: str) -> Callable[[DetectorFn], DetectorFn]:
 
 
 @register_detector("msp")
-def msp(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def msp(model: nn.Module, images: torch.Tensor, score_dtype: str = "float64") -> tuple[torch.Tensor, torch.Tensor]:
     """Maximum softmax probability of the plain forward pass."""
     with torch.no_grad():
         logits = model(images).float().cpu()
-    return torch.softmax(logits.double(), dim=1).max(dim=1).values, logits
+    return torch.softmax(logits.to(_dtype(score_dtype)), dim=1).max(dim=1).values.double(), logits
 
 
 @register_detector("energy")
-def energy(model: nn.Module, images: torch.Tensor, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def energy(
+    model: nn.Module, images: torch.Tensor, temperature: float = 1.0, score_dtype: str = "float64"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Negative free energy T * logsumexp(logits / T) of the plain forward pass."""
     with torch.no_grad():
         logits = model(images).float().cpu()
-    return temperature * torch.logsumexp(logits.double() / temperature, dim=1), logits
+    scores = temperature * torch.logsumexp(logits.to(_dtype(score_dtype)) / temperature, dim=1)
+    return scores.double(), logits
 
 
 @register_detector("odin")
@@ -71,6 +85,7 @@ def odin(
     temperature: float = ODIN_TEMPERATURE,
     epsilon: float = ODIN_EPSILON,
     input_std: tuple[float, ...] = CIFAR100_CUTMIX_STD,
+    score_dtype: str = "float64",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """ODIN: temperature-scaled max softmax of the input moved by epsilon against the gradient of the loss."""
     x = images.detach().clone().requires_grad_(True)
@@ -84,8 +99,8 @@ def odin(
     std = torch.as_tensor(input_std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     perturbed = x.detach() - epsilon * sign / std
     with torch.no_grad():
-        scaled = model(perturbed).float().cpu().double() / temperature
-    return torch.softmax(scaled, dim=1).max(dim=1).values, logits.detach().float().cpu()
+        scaled = model(perturbed).float().cpu().to(_dtype(score_dtype)) / temperature
+    return torch.softmax(scaled, dim=1).max(dim=1).values.double(), logits.detach().float().cpu()
 
 
 @dataclass
@@ -111,6 +126,8 @@ class Detector:
                 raise ConfigError(
                     f"detector {self.name!r}: {k} must be {'> 0' if k == 'temperature' else '>= 0'}, got {v}"
                 )
+        if "score_dtype" in self.params:
+            _dtype(self.params["score_dtype"])
         self._fn = functools.partial(DETECTORS[self.name], **self.params)
 
     def __call__(self, model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,6 +151,7 @@ def build_detector(
     temperature: float | None = None,
     epsilon: float | None = None,
     input_std: tuple[float, ...] | None = None,
+    score_dtype: str | None = None,
 ) -> Detector:
     """The detector `name` with the options a tool passes (None: the detector's default; options it does not take
     are an error only when given)."""
@@ -146,8 +164,10 @@ def build_detector(
     if bad:
         raise ConfigError(
             f"--{bad[0]} does not apply to --detector {name} (it takes: "
-            f"{', '.join(k for k in accepted if k != 'input_std') or 'no options'})"
+            f"{', '.join(k for k in accepted if k not in _SHARED_PARAMS) or 'no options'})"
         )
     if input_std is not None and "input_std" in accepted:
         params["input_std"] = tuple(float(v) for v in input_std)
+    if score_dtype is not None and "score_dtype" in accepted:
+        params["score_dtype"] = str(score_dtype)
     return Detector(name, params)

@@ -21,13 +21,16 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from .. import backbones
 from ..datasets.common import check_unreadable
+from ..distributed import gather_rows, setup_torchrun
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..results import checkpoint_info, data_identity, make_record, write_record
+from ..robustness.evaluate import rank_batches
 from ..runtime import EvalOptions, resolve_device, seed_everything
 from .data import (
     DEFAULT_NOISE_COUNT,
@@ -41,7 +44,7 @@ from .data import (
 )
 from .detectors import Detector, build_detector
 from .figure import write_ood_figure
-from .metrics import METRICS, mean_metrics, ood_metrics
+from .metrics import METRICS, METRICS_AS, mean_metrics, metrics_as
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +60,10 @@ class OODEvalConfig(EvalOptions):
     """Everything one OOD evaluation depends on; the tool fills it from its arguments.
 
     ood: folders of images and/or 'uniform' / 'gaussian'; data_root None -> data/cifar; out None ->
-    work_dirs/ood/<checkpoint stem>_<detector>; temperature / epsilon None -> the detector's defaults; the run
-    options (device, seed, ...) are EvalOptions'.
+    work_dirs/ood/<checkpoint stem>_<detector>; temperature / epsilon None -> the detector's defaults;
+    metrics_as: 'exact' | 'odin' | 'lee' (the code whose metric definitions are used); score_dtype: 'float64' |
+    'float32' (the softmax's); skip_first: leave out the first N images of every set, the in-distribution and
+    noise sets included (ODIN: 1000); the run options (device, seed, ...) are EvalOptions'.
     """
 
     backbone: str | os.PathLike
@@ -70,6 +75,9 @@ class OODEvalConfig(EvalOptions):
     batch_size: int = 128
     workers: int = 0
     noise_count: int = DEFAULT_NOISE_COUNT
+    metrics_as: str = "exact"
+    score_dtype: str = "float64"
+    skip_first: int = 0
 
 
 @dataclass
@@ -102,7 +110,7 @@ def load_classifier(
     """
     model, loaded, _ = backbones.load_classifier(
         backbone,
-        f"{data.name} ({data.folder}/meta)",
+        f"{data.name} ({data.folder}/{IN_DATASETS[data.name][2][-1]})",  # meta / batches.meta
         f"pass a checkpoint trained on {data.name}",
         num_classes=len(data.classes),
         arch=arch,
@@ -120,30 +128,68 @@ def _validate(cfg: OODEvalConfig) -> None:
         )
     if int(cfg.noise_count) < 1:
         raise ConfigError(f"--noise-count {cfg.noise_count}: need at least one noise image per noise set")
+    if cfg.metrics_as not in METRICS_AS:
+        raise ConfigError(f"--metrics-as {cfg.metrics_as!r}: choose one of {', '.join(METRICS_AS)}")
+    if cfg.metrics_as != "exact" and cfg.detector == "energy":
+        raise ConfigError(
+            f"--metrics-as {cfg.metrics_as} needs scores in [0, 1] (its code thresholds softmax probabilities); "
+            "the energy detector's are not: use --metrics-as exact, or --detector msp / odin"
+        )
+    if int(cfg.skip_first) < 0:
+        raise ConfigError(f"--skip-first {cfg.skip_first}: give a number of images >= 0 (ODIN's is 1000)")
 
 
-def _loader(dataset: torch.utils.data.Dataset, cfg: OODEvalConfig, device: torch.device):
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=int(cfg.batch_size),
-        shuffle=False,
-        num_workers=int(cfg.workers),
-        pin_memory=device.type == "cuda",
+def _skip(n: int, skip: int, what: str) -> range:
+    """The positions scored of a set of n images when the first `skip` are left out; ConfigError if none is left."""
+    if skip >= n:
+        raise ConfigError(f"--skip-first {skip} leaves no image of {what} ({n} images): give a smaller number")
+    return range(skip, n)
+
+
+def _batches(
+    dataset: torch.utils.data.Dataset, positions: range, cfg: OODEvalConfig, device: torch.device, rank: int, world: int
+):
+    """(batch positions, batch) over this rank's batches of `positions`: the single-process batch sequence (batches
+    of cfg.batch_size in order), every world-th from `rank`, so each image is scored in the batch it has in one
+    process and the scores equal the single-process run's."""
+    batches = rank_batches(list(positions), int(cfg.batch_size), rank, world)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=batches, num_workers=int(cfg.workers), pin_memory=device.type == "cuda"
+    )
+    return zip(batches, loader)
+
+
+def _arrays(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores float64, predicted classes int64, positions int64) of rows in position order."""
+    return (
+        np.array([r["score"] for r in rows], dtype=np.float64),
+        np.array([r["pred"] for r in rows], dtype=np.int64),
+        np.array([r["index"] for r in rows], dtype=np.int64),
     )
 
 
 def score_in_distribution(
-    model: torch.nn.Module, detector: Detector, data: InDistribution, cfg: OODEvalConfig, device: torch.device
+    model: torch.nn.Module,
+    detector: Detector,
+    data: InDistribution,
+    cfg: OODEvalConfig,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(scores (N,) float64, predicted classes (N,) int64) of the in-distribution test set, in its order."""
-    scores, preds = [], []
-    for batch in tqdm(
-        _loader(data.dataset, cfg, device), desc=f"{data.name} test", unit="batch", disable=not cfg.progress
-    ):
+    """(scores (N,) float64, predicted classes (N,) int64) of the in-distribution test set, in its order, without
+    its first cfg.skip_first images; under torchrun each rank scores its batches and every rank gets all."""
+    rows: list[dict[str, Any]] = []
+    kept = _skip(len(data.labels), int(cfg.skip_first), f"the {data.name} test set")
+    progress = tqdm(desc=f"{data.name} test", unit="batch", disable=not cfg.progress or rank != 0)
+    for positions, batch in _batches(data.dataset, kept, cfg, device, rank, world):
         s, logits = detector(model, batch["inputs"].to(device, non_blocking=True))
-        scores.append(s.numpy())
-        preds.append(logits.argmax(dim=1).numpy())
-    return np.concatenate(scores).astype(np.float64), np.concatenate(preds).astype(np.int64)
+        preds = logits.argmax(dim=1)
+        rows += [{"index": i, "score": float(v), "pred": int(p)} for i, v, p in zip(positions, s, preds)]
+        progress.update()
+    progress.close()
+    scores, preds, _ = _arrays(gather_rows(rows, world))
+    return scores, preds
 
 
 def score_ood_set(
@@ -154,13 +200,18 @@ def score_ood_set(
     device: torch.device,
     mean: Sequence[float],
     std: Sequence[float],
+    rank: int = 0,
+    world: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """(scores, predicted classes, indices of the scored images, skipped images) of one OOD set, in file order.
-    An unreadable image raises DatasetError naming it, unless cfg.skip_unreadable."""
-    scores, preds, kept, skipped = [], [], [], []
-    for batch in tqdm(
-        _loader(OODImages(ood, mean, std), cfg, device), desc=f"OOD {ood.name}", unit="batch", disable=not cfg.progress
-    ):
+    """(scores, predicted classes, indices of the scored images, skipped images) of one OOD set, in file order,
+    without its first cfg.skip_first images (indices stay positions in the whole set); under torchrun each rank
+    scores its batches and every rank gets all. An unreadable image raises DatasetError naming it, unless
+    cfg.skip_unreadable."""
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    positions = _skip(len(ood), int(cfg.skip_first), f"the OOD set {ood.name}")
+    progress = tqdm(desc=f"OOD {ood.name}", unit="batch", disable=not cfg.progress or rank != 0)
+    for _, batch in _batches(OODImages(ood, mean, std), positions, cfg, device, rank, world):
         indices = [int(i) for i in batch["index"]]
         ok = check_unreadable(
             batch["error"],
@@ -170,24 +221,22 @@ def score_ood_set(
             UNREADABLE_FIX,
             logger,
         )
+        progress.update()
         if not ok.any():
             continue
-        sel = torch.from_numpy(np.flatnonzero(ok))
-        s, logits = detector(model, batch["image"][sel].to(device, non_blocking=True))
-        scores.append(s.numpy())
-        preds.append(logits.argmax(dim=1).numpy())
-        kept.extend(indices[j] for j in np.flatnonzero(ok))
-    if not kept:
+        sel = np.flatnonzero(ok)
+        s, logits = detector(model, batch["image"][torch.from_numpy(sel)].to(device, non_blocking=True))
+        preds = logits.argmax(dim=1)
+        rows += [{"index": indices[j], "score": float(v), "pred": int(p)} for j, v, p in zip(sel, s, preds)]
+    progress.close()
+    rows, skipped = gather_rows(rows, world), gather_rows(skipped, world)
+    if not rows:
         raise DatasetError(
             f"no image of the OOD set {ood.name} ({ood.source}) could be read ({len(skipped)} "
             f"unreadable); nothing to score"
         )
-    return (
-        np.concatenate(scores).astype(np.float64),
-        np.concatenate(preds).astype(np.int64),
-        np.asarray(kept, dtype=np.int64),
-        skipped,
-    )
+    scores, preds, kept = _arrays(rows)
+    return scores, preds, kept, skipped
 
 
 def _check_finite(name: str, scores: np.ndarray, ids: Sequence[str], path: Path) -> None:
@@ -196,6 +245,15 @@ def _check_finite(name: str, scores: np.ndarray, ids: Sequence[str], path: Path)
         raise CheckpointError(
             f"{path}: the model gives non-finite scores on {bad.size} images of {name} (first: "
             f"{ids[int(bad[0])]}); the checkpoint's weights are broken (NaN or inf)"
+        )
+
+
+def _check_unit_range(cfg: OODEvalConfig, name: str, scores: np.ndarray) -> None:
+    """--metrics-as odin / lee threshold scores in [0, 1]; a detector that gives others is refused, naming it."""
+    if cfg.metrics_as != "exact" and not ((scores >= 0.0) & (scores <= 1.0)).all():
+        raise ConfigError(
+            f"--metrics-as {cfg.metrics_as} needs scores in [0, 1]; --detector {cfg.detector} gives "
+            f"{float(scores.min()):.4g} .. {float(scores.max()):.4g} on {name}: use --metrics-as exact"
         )
 
 
@@ -210,15 +268,27 @@ def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
     """Score the in-distribution test set and every OOD set with one detector; write results.json, scores.npz,
-    per_image/*.csv and the figure. See the module docstring."""
+    per_image/*.csv and the figure. See the module docstring. Under torchrun (WORLD_SIZE > 1) rank r scores the
+    batches r, r + world, ... of every set's single-process batch sequence, so the scores, and every number, equal
+    one process's; rank 0 writes the files, every rank returns the record."""
     t_start = time.perf_counter()
     _validate(cfg)
     seed_everything(int(cfg.seed))
-    device = resolve_device(cfg.device)
+    dist_rank = setup_torchrun(resolve_device(cfg.device))
+    try:
+        return _evaluate(cfg, dist_rank.device, dist_rank.rank, dist_rank.world_size, t_start)
+    finally:
+        if dist_rank.created_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _evaluate(cfg: OODEvalConfig, device: torch.device, rank: int, world: int, t_start: float) -> OODResult:
     data = load_in_distribution(cfg.in_dataset, cfg.data_root)
     mean, std = data.mean, data.std
     sets = resolve_ood_sets(cfg.ood, seed=int(cfg.seed), noise_count=int(cfg.noise_count))
-    detector = build_detector(cfg.detector, temperature=cfg.temperature, epsilon=cfg.epsilon, input_std=std)
+    detector = build_detector(
+        cfg.detector, temperature=cfg.temperature, epsilon=cfg.epsilon, input_std=std, score_dtype=cfg.score_dtype
+    )
     model, loaded = load_classifier(cfg.backbone, data, arch=cfg.arch, trust=cfg.trust_checkpoint)
     model = model.to(device)
     out_dir = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg.backbone, cfg.detector)
@@ -236,10 +306,12 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
 
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    in_scores, in_preds = score_in_distribution(model, detector, data, cfg, device)
+    in_scores, in_preds = score_in_distribution(model, detector, data, cfg, device, rank, world)
     timing["in_distribution_s"] = time.perf_counter() - t0
-    labels = np.asarray(data.labels, dtype=np.int64)
-    _check_finite(IN_DISTRIBUTION_KEY, in_scores, [str(i) for i in range(len(labels))], loaded.path)
+    skip = int(cfg.skip_first)
+    labels = np.asarray(data.labels, dtype=np.int64)[skip:]
+    _check_finite(IN_DISTRIBUTION_KEY, in_scores, [str(i + skip) for i in range(len(labels))], loaded.path)
+    _check_unit_range(cfg, IN_DISTRIBUTION_KEY, in_scores)
     scores = {IN_DISTRIBUTION_KEY: in_scores}
     per_set: dict[str, dict[str, Any]] = {}
     ood_rows: dict[str, list[dict[str, Any]]] = {}
@@ -247,14 +319,15 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
     names = data.classes
     for ood in sets:
         t0 = time.perf_counter()
-        s, preds, kept, skipped_here = score_ood_set(model, detector, ood, cfg, device, mean, std)
+        s, preds, kept, skipped_here = score_ood_set(model, detector, ood, cfg, device, mean, std, rank, world)
         timing[f"{ood.name}_s"] = time.perf_counter() - t0
         ids = [ood.image_ids[i] for i in kept]
         _check_finite(ood.name, s, ids, loaded.path)
+        _check_unit_range(cfg, ood.name, s)
         scores[ood.name] = s
         skipped.extend(skipped_here)
         per_set[ood.name] = {
-            **ood_metrics(in_scores, s),
+            **metrics_as(cfg.metrics_as, in_scores, s, cfg.in_dataset),
             "num_images": int(s.size),
             "num_skipped": len(skipped_here),
             "source": ood.source,
@@ -281,8 +354,8 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
             data.name,
             "test",
             data.folder,
-            [f"in/{i}" for i in range(int(in_scores.size))]
-            + [f"{s.name}/{s.source}/{i}" for s in sets for i in s.image_ids],
+            [f"in/{i}" for i in range(skip, skip + int(in_scores.size))]
+            + [f"{s.name}/{s.source}/{i}" for s in sets for i in s.image_ids[skip:]],
         ),
         detector=cfg.detector,
         detector_params=detector.all_params(),
@@ -299,20 +372,25 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
         mean=mean_m,
         skipped_unreadable={"count": len(skipped), "images": skipped},
         protocol={
-            "positive": "in-distribution",
-            "score": "higher = more in-distribution",
+            "positive": "in_distribution",
             "image_size": 32,
-            "normalize_mean": list(mean),
-            "normalize_std": list(std),
-            "resize": "OOD images not 32x32: PIL bilinear to 32x32, no crop",
-            "tnr_at_tpr95": "1 - FPR at the first roc_curve(drop_intermediate=False) point with TPR >= 0.95",
-            "detection_acc": "max over roc_curve points of 0.5 * (TPR + 1 - FPR)",
-            "aupr": "average_precision_score, in (score) / out (-score) as positives",
-            "mean": "unweighted mean over the OOD sets",
+            "normalize_mean": [float(v) for v in mean],
+            "normalize_std": [float(v) for v in std],
+            "ood_resize": "pil_bilinear_32_no_crop",
+            "detector": cfg.detector,
+            "detector_params": {k: v for k, v in detector.all_params().items() if k != "score_dtype"},
+            "metrics_as": cfg.metrics_as,
+            "score_dtype": cfg.score_dtype,
+            "skip_first": skip,
+            "mean_over_sets": "unweighted",
         },
         config=cfg.record_config(),
+        world_size=world,
         timing=timing,
     )
+    if rank != 0:
+        dist.barrier()  # rank 0 writes
+        return OODResult(record=record, scores=scores, out_dir=out_dir, files={})
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {"results": write_record(out_dir, record), "scores": out_dir / "scores.npz"}
@@ -327,7 +405,7 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
             "correct": int(p == y),
             "score": float(v),
         }
-        for i, (y, p, v) in enumerate(zip(labels, in_preds, in_scores))
+        for i, (y, p, v) in enumerate(zip(labels, in_preds, in_scores), start=skip)
     ]
     files["per_image_in"] = out_dir / "per_image" / f"{IN_DISTRIBUTION_KEY}.csv"
     atomic_write_text(files["per_image_in"], _csv(in_rows, IN_COLUMNS))
@@ -349,4 +427,6 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
         top1_err,
         out_dir,
     )
+    if world > 1:
+        dist.barrier()
     return OODResult(record=record, scores=scores, out_dir=out_dir, files=files)

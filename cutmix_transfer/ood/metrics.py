@@ -10,6 +10,15 @@ Given the scores of in-distribution images and of one OOD set (higher = more in-
   (scores -s) as the positive class.
 All are percentages. Tied scores form one threshold (a point of the curve), as scikit-learn groups them.
 
+Published OOD numbers depend on the code that computed them; `metrics_as` gives the same five numbers as
+(docs/ood_protocol.md, section 4):
+- 'exact' (default): the definitions above;
+- 'odin': facebookresearch/odin's code/calMetric.py (its baseline, T = 1, branch), on its fixed threshold grid
+  delta = np.arange(start, 1, (1 - start) / 100000), start 0.01 (CIFAR-100) or 0.1 (CIFAR-10) (`odin_metrics`);
+- 'lee': pokaxpoka/deep_Mahalanobis_detector's calculate_log.py, whose metric names (TNR at TPR 95%, AUROC,
+  detection accuracy) the CutMix paper uses (`lee_metrics`).
+Both reference codes were written for softmax scores in [0, 1].
+
 The three ROC metrics have one implementation, `RocCurve`, which also takes image weights (an image of weight k
 counts k times), many weight rows at once: the report's bootstrap recomputes them on resampled images with it
 (`MeanOverSetsStatistic`, docs/report_statistics.md). tests/test_ood.py checks it against scikit-learn.
@@ -164,6 +173,7 @@ class MeanOverSetsStatistic:
         if s.shape != self.strata.shape or s.ndim != 1:
             raise ValueError(f"scores {s.shape} and groups {self.strata.shape} must be (n,) alike")
         self._fn, self.tpr_level = _ROC_METRIC_FNS[metric], tpr_level
+        self.scores, self.metric = s, metric  # for pooled()
         in_cols = np.flatnonzero(self.strata == 0)
         self._sets = []  # per OOD set: its curve and the columns of the counts in the curve's sorted order
         for g in np.unique(self.strata[self.strata != 0]):
@@ -179,9 +189,145 @@ class MeanOverSetsStatistic:
         per_set = [self._fn(*curve.counts_sorted(w[:, cols]), self.tpr_level) for curve, cols in self._sets]
         return np.mean(per_set, axis=0)
 
+    def pooled(self, other: MeanOverSetsStatistic) -> MeanOverSetsStatistic:
+        """The statistic over both checkpoints' scores [self's, other's] on the same images (significance.py's
+        swap test: counts [1 - s, s] give self's scores with other's on the images where s = 1)."""
+        both = np.concatenate([self.scores, other.scores])
+        return MeanOverSetsStatistic(both, np.concatenate([self.strata, other.strata]), self.metric, self.tpr_level)
+
 
 def mean_metrics(per_set: Mapping[str, Mapping[str, float]], names: Sequence[str] = METRICS) -> dict[str, float]:
     """The unweighted mean of each metric over the OOD sets (Table 12 of the CutMix paper averages the sets)."""
     if not per_set:
         raise ValueError("no OOD set to average")
     return {k: float(np.mean([float(m[k]) for m in per_set.values()])) for k in names}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The metrics as the reference codes compute them
+# ----------------------------------------------------------------------------------------------------------
+METRICS_AS = ("exact", "odin", "lee")
+ODIN_STEPS = 100_000
+ODIN_GRID_START = {"cifar100": 0.01, "cifar10": 0.1}  # calMetric.py: name "CIFAR-100" / "CIFAR-10"
+
+
+def _sequential_sum(terms: np.ndarray) -> float:
+    """The left-to-right float64 sum of a Python loop `total += term` (numpy's sum adds pairwise)."""
+    return float(np.add.accumulate(terms)[-1]) if terms.size else 0.0
+
+
+def odin_grid(in_dataset: str) -> np.ndarray:
+    """calMetric.py's thresholds: np.arange(start, 1, (1 - start) / 100000), start by the in-distribution set."""
+    if in_dataset not in ODIN_GRID_START:
+        raise ValueError(f"ODIN's grid is defined for {', '.join(ODIN_GRID_START)}, not {in_dataset!r}")
+    start, end = ODIN_GRID_START[in_dataset], 1.0
+    return np.arange(start, end, (end - start) / ODIN_STEPS)
+
+
+def odin_metrics(scores_in: np.ndarray, scores_out: np.ndarray, in_dataset: str = "cifar100") -> dict[str, float]:
+    """The five metrics (percent) as calMetric.py's baseline branch computes them on `odin_grid`:
+    - FPR at TPR 95%: the mean over the grid points with 0.9495 <= TPR <= 0.9505 of FPR, TPR counting
+      in-scores >= delta and FPR out-scores > delta; tnr_at_tpr95 = 100 - that (NaN when no grid point has such a
+      TPR: calMetric.py divides by zero there);
+    - AUROC: sum over the grid of (FPR_prev - FPR) * TPR (FPR_prev from 1), plus FPR * TPR at the last point;
+    - detection error: min(1, min over the grid of (#in < delta / n_in + #out > delta / n_out) / 2);
+      detection_acc = 100 - it;
+    - AUPR-in: TP = #in >= delta / n_in, FP = #out >= delta / n_out, points with TP + FP = 0 skipped; sum of
+      (recall_prev - TP) * precision (recall_prev from 1) plus recall * precision at the last point kept;
+    - AUPR-out: the grid from 1 down (np.arange(1, start, -gap)), TP = #out < delta / n_out, FP = #in < delta / n_in,
+      stopping at the first point with TP + FP = 0; the same sum.
+    Sums run left to right as the reference's loops do."""
+    x, y = np.sort(np.asarray(scores_in, dtype=np.float64)), np.sort(np.asarray(scores_out, dtype=np.float64))
+    nx, ny = float(x.size), float(y.size)
+    grid = odin_grid(in_dataset)
+
+    def ge(a: np.ndarray, d: np.ndarray) -> np.ndarray:
+        return a.size - np.searchsorted(a, d, side="left")
+
+    def gt(a: np.ndarray, d: np.ndarray) -> np.ndarray:
+        return a.size - np.searchsorted(a, d, side="right")
+
+    def lt(a: np.ndarray, d: np.ndarray) -> np.ndarray:
+        return np.searchsorted(a, d, side="left")
+
+    tpr, fpr = ge(x, grid) / nx, gt(y, grid) / ny
+    window = (tpr <= 0.9505) & (tpr >= 0.9495)
+    fpr95 = _sequential_sum(fpr[window]) / window.sum() if window.any() else float("nan")
+    fpr_prev = np.concatenate([[1.0], fpr[:-1]])
+    auroc = _sequential_sum((-fpr + fpr_prev) * tpr) + fpr[-1] * tpr[-1]
+    error = min(1.0, float(np.min((lt(x, grid) / nx + gt(y, grid) / ny) / 2.0)))
+
+    def aupr(tp: np.ndarray, fp: np.ndarray) -> float:
+        if not tp.size:
+            return float("nan")  # the reference never sets recall / precision (a NameError there)
+        precision = tp / (tp + fp)
+        recall_prev = np.concatenate([[1.0], tp[:-1]])
+        return _sequential_sum((recall_prev - tp) * precision) + tp[-1] * precision[-1]
+
+    tp_in, fp_in = ge(x, grid) / nx, ge(y, grid) / ny
+    kept = tp_in + fp_in != 0
+    down = np.arange(1.0, grid[0], -(1.0 - grid[0]) / ODIN_STEPS)
+    tp_out, fp_out = lt(y, down) / ny, lt(x, down) / nx
+    zero = np.flatnonzero(tp_out + fp_out == 0)
+    stop = int(zero[0]) if zero.size else down.size
+    return {
+        "tnr_at_tpr95": 100.0 * (1.0 - float(fpr95)),
+        "auroc": 100.0 * float(auroc),
+        "detection_acc": 100.0 * (1.0 - error),
+        "aupr_in": 100.0 * float(aupr(tp_in[kept], fp_in[kept])),
+        "aupr_out": 100.0 * float(aupr(tp_out[:stop], fp_out[:stop])),
+    }
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    """numpy's trapz(y, x): sum of (x[i+1] - x[i]) * (y[i+1] + y[i]) / 2."""
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
+
+
+def lee_metrics(scores_in: np.ndarray, scores_out: np.ndarray) -> dict[str, float]:
+    """The five metrics (percent) as calculate_log.py computes them. Its curve removes one image at a time from
+    the accepted set in ascending score order, an in-distribution image before an OOD one of the same score:
+    tp / fp (length n_in + n_out + 1) count the images still accepted. Then TNR at the point whose TPR is nearest
+    0.95 (the first such point), AUROC = -trapz(1 - FPR, TPR) and AUPR-in / -out by trapz over the padded curves
+    ([1] + TPR + [0], precision padded with 0.5 / 0), detection accuracy = max of (TPR + 1 - FPR) / 2."""
+    s_in, s_out = np.asarray(scores_in, dtype=np.float64).ravel(), np.asarray(scores_out, dtype=np.float64).ravel()
+    nk, nn = s_in.size, s_out.size
+    score = np.concatenate([s_in, s_out])
+    novel = np.concatenate([np.zeros(nk, dtype=np.int64), np.ones(nn, dtype=np.int64)])
+    order = np.lexsort((novel, score))  # ascending score; at a tie the in-distribution image goes first
+    gone_novel = np.cumsum(novel[order])
+    tp = np.concatenate([[nk], nk - (np.arange(1, nk + nn + 1) - gone_novel)])
+    fp = np.concatenate([[nn], nn - gone_novel])
+    tnr = 1.0 - fp[int(np.abs(tp / nk - 0.95).argmin())] / nn
+    tpr = np.concatenate([[1.0], tp / tp[0], [0.0]])
+    fpr = np.concatenate([[1.0], fp / fp[0], [0.0]])
+    dtacc = 0.5 * float(np.max(tp / tp[0] + 1.0 - fp / fp[0]))
+    denom = (tp + fp).astype(np.float64)
+    denom[denom == 0] = -1.0
+    pin_ind = np.concatenate([[True], denom > 0, [True]])
+    pin = np.concatenate([[0.5], tp / denom, [0.0]])
+    denom = (tp[0] - tp + fp[0] - fp).astype(np.float64)
+    denom[denom == 0] = -1.0
+    pout_ind = np.concatenate([[True], denom > 0, [True]])
+    pout = np.concatenate([[0.0], (fp[0] - fp) / denom, [0.5]])
+    return {
+        "tnr_at_tpr95": 100.0 * float(tnr),
+        "auroc": -100.0 * _trapezoid(1.0 - fpr, tpr),
+        "detection_acc": 100.0 * dtacc,
+        "aupr_in": -100.0 * _trapezoid(pin[pin_ind], tpr[pin_ind]),
+        "aupr_out": 100.0 * _trapezoid(pout[pout_ind], 1.0 - fpr[pout_ind]),
+    }
+
+
+def metrics_as(
+    code: str, scores_in: np.ndarray, scores_out: np.ndarray, in_dataset: str = "cifar100"
+) -> dict[str, float]:
+    """The five metrics (percent) of one OOD set as `code` ('exact', 'odin' or 'lee') computes them."""
+    if code == "exact":
+        return ood_metrics(scores_in, scores_out)
+    _labels_and_scores(scores_in, scores_out)  # the same checks: both sides given, finite
+    if code == "odin":
+        return odin_metrics(scores_in, scores_out, in_dataset)
+    if code == "lee":
+        return lee_metrics(scores_in, scores_out)
+    raise ValueError(f"metrics_as must be one of {METRICS_AS}, got {code!r}")

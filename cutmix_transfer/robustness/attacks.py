@@ -1,10 +1,14 @@
-"""FGSM (Goodfellow et al., 2015) on pixels in [0, 1]: the white-box attack of the CutMix paper's Table 11.
+"""FGSM (Goodfellow et al., 2015): the white-box attack of the CutMix paper's Table 11 (Appendix E.1, eq. 3:
+x_adv = x + eps * sign(grad_x L(theta, x, y)), eps = 8/255, no clipping in the equation).
 
-The network sees normalised images, the attack acts on the pixels before normalisation: `PixelClassifier` puts
-the ImageNet mean/std inside the model, so the gradient is taken with respect to the [0, 1] pixels and the
-perturbed image is clipped to [0, 1] (a valid image) before it is classified.
-
-    x_adv = clip(x + eps * sign(grad_x CE(f(x), y)), 0, 1),   y the ground-truth label, eps in pixel units / 255
+The paper does not say in which space eps applies; `space` picks it (docs/robustness_protocol.md, section 2):
+- 'pixels' (default): eps on [0, 1] pixels, then clipped to [0, 1] (a valid image):
+      x_adv = clip(x + eps/255 * sign(grad_x CE(f(x), y)), 0, 1)
+- 'normalized': eps on the normalised network input z = (x - mean) / std, no clipping, as code that attacks a
+  data loader's tensors does: z_adv = z + eps/255 * sign(grad_z CE), i.e. x_adv = x + std * eps/255 * sign
+  (grad_z = std * grad_x, so both signs agree); 8/255 there is about 1.8/255 in pixels (std ~0.226).
+`PixelClassifier` holds the normalisation the model gets (its `mean` / `std` buffers), so the gradient is taken
+with respect to the [0, 1] pixels and both spaces are built from it.
 
 The input gradient does not depend on eps, so one forward + backward serves every eps of a run (one more
 forward per eps classifies the perturbed images). The loss is summed over the batch (not averaged): each
@@ -24,7 +28,8 @@ from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ConfigError
 from .curves import predict_columns
 
-PAPER_EPS = 8.0  # Table 11's eps in 1/255 units (see docs/robustness_protocol.md for where it is stated)
+PAPER_EPS = 8.0  # Table 11's eps in 1/255 units: Appendix E.1, "we set the noise scale eps = 8/255"
+FGSM_SPACES: tuple[str, ...] = ("pixels", "normalized")
 
 
 class PixelClassifier(nn.Module):
@@ -83,14 +88,33 @@ def input_gradient_sign(
     return grad.sign(), logits.detach()
 
 
-def fgsm_perturb(pixels: torch.Tensor, grad_sign: torch.Tensor, eps: float) -> torch.Tensor:
-    """x + eps/255 * sign, clipped to [0, 1]; `eps` in 1/255 units."""
-    return (pixels + (float(eps) / 255.0) * grad_sign).clamp_(0.0, 1.0)
+def check_space(space: str) -> str:
+    """--fgsm-space as given; ConfigError unless it is one of FGSM_SPACES."""
+    if space not in FGSM_SPACES:
+        raise ConfigError(f"--fgsm-space {space!r}: choose one of {', '.join(FGSM_SPACES)}")
+    return space
+
+
+def fgsm_perturb(
+    pixels: torch.Tensor, grad_sign: torch.Tensor, eps: float, space: str = "pixels", std: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The attacked pixels; `eps` in 1/255 units. 'pixels': x + eps/255 * sign, clipped to [0, 1];
+    'normalized': x + std * eps/255 * sign (a step of eps/255 on the normalised input), not clipped. `std` is the
+    model's (1, 3, 1, 1) normalisation std (PixelClassifier.std), needed for 'normalized'."""
+    step = float(eps) / 255.0
+    if check_space(space) == "pixels":
+        return (pixels + step * grad_sign).clamp_(0.0, 1.0)
+    if std is None:
+        raise ValueError("fgsm_perturb(space='normalized') needs the model's normalisation std")
+    return pixels + (step * std.to(pixels.dtype)) * grad_sign
 
 
 def fgsm_predictions(
-    model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, eps: Sequence[float]
+    model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, eps: Sequence[float], space: str = "pixels"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """FGSM at each eps on one batch -> (clean logits (B, K), predicted classes after the attack (B, E) int64)."""
+    """FGSM at each eps on one batch -> (clean logits (B, K), predicted classes after the attack (B, E) int64).
+    `model` is a PixelClassifier; 'normalized' steps by its own std."""
     sign, logits = input_gradient_sign(model, pixels, labels)
-    return logits, predict_columns(model, (fgsm_perturb(pixels, sign, e) for e in eps), len(pixels))
+    std = getattr(model, "std", None)
+    attacked = (fgsm_perturb(pixels, sign, e, space, std) for e in eps)
+    return logits, predict_columns(model, attacked, len(pixels))

@@ -29,13 +29,16 @@ def predict_columns(model: nn.Module, batches: Iterable[torch.Tensor], n: int) -
     return torch.stack(cols, dim=1) if cols else torch.zeros(n, 0, dtype=torch.int64)
 
 
-def occlusion_predictions(model: nn.Module, pixels: torch.Tensor, sides_px: Sequence[int], mode: Mode) -> torch.Tensor:
-    """(B, T) predictions with the centred square of each side (pixels of the input) occluded by `mode`."""
-    return predict_columns(model, (occlude(pixels, int(s), mode) for s in sides_px), len(pixels))
+def occlusion_predictions(
+    model: nn.Module, pixels: torch.Tensor, sides_px: Sequence[int], mode: Mode, fill: torch.Tensor | float = 0.0
+) -> torch.Tensor:
+    """(B, T) predictions with the centred square of each side (pixels of the input) occluded by `mode`, the
+    occluded pixels set to `fill` (occlusion.fill_value)."""
+    return predict_columns(model, (occlude(pixels, int(s), mode, fill) for s in sides_px), len(pixels))
 
 
 def mixup_predictions(model: nn.Module, a: torch.Tensor, b: torch.Tensor, ratios: Sequence[float]) -> torch.Tensor:
-    """(B, T) predictions on Mixup blends (1 - lam) a + lam b, one column per ratio."""
+    """(B, T) predictions on Mixup blends lam a + (1 - lam) b (lam the share of a), one column per ratio."""
     return predict_columns(model, (mixup_images(a, b, float(r)) for r in ratios), len(a))
 
 

@@ -3,8 +3,9 @@ centre / boundary occlusion curves and in-between-class curves (CutMix paper, se
 
 Pipeline (docs/robustness_protocol.md lists every choice):
 - image: RGB, resize the short side to S / 0.875, centre crop S (S = --image-size, 224: the ImageNet val
-  protocol, 256 -> 224), pixels in [0, 1]; the network normalises them itself (`PixelClassifier`), so the attack
-  and the occlusions act on pixels before normalisation;
+  protocol, 256 -> 224), pixels in [0, 1]; the network normalises them itself (`PixelClassifier`, with the
+  statistics of `model_normalization`, the one place they come from), so the attack and the occlusions are
+  built on pixels, in the space --fgsm-space / --occlusion-fill choose;
 - pass 1 over the images, one decoded batch at a time: clean logits, FGSM at every eps (one backward for all
   eps), one forward per hole size for centre and for boundary occlusion;
 - pass 2 over seeded random pairs of images of different classes: one forward per Mixup ratio and per CutMix
@@ -33,7 +34,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from ..classification.transforms import build_transform
-from ..datasets.common import check_unreadable, load_rgb
+from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD, check_unreadable, load_rgb
 from ..datasets.wsol_data import BOX_DATASETS as DATASETS
 from ..datasets.wsol_data import load_eval_data
 from ..distributed import gather_rows, setup_torchrun
@@ -42,17 +43,17 @@ from ..io import atomic_savez, atomic_write_text
 from ..results import PER_IMAGE_CSV, EvalResult, checkpoint_info, data_identity, make_record, write_record
 from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
 from ..wsol.model import load_eval_classifier
-from .attacks import PAPER_EPS, PixelClassifier, check_eps, eps_key, fgsm_predictions
+from .attacks import PAPER_EPS, PixelClassifier, check_eps, check_space, eps_key, fgsm_predictions
 from .curves import cutmix_predictions, mixup_predictions, occlusion_predictions, top1_accuracy, top1_error
 from .figures import plot_run_curves
 from .inbetween import DEFAULT_MIXUP_RATIOS, check_ratios, cutmix_ratio, draw_pairs, hit_rates
-from .occlusion import DEFAULT_SIDES, check_sides, scale_sides
+from .occlusion import DEFAULT_SIDES, check_fill, check_sides, fill_value, scale_sides
 
 logger = logging.getLogger(__name__)
 
 Test = Literal["fgsm", "occlusion", "inbetween"]
 TESTS: tuple[str, ...] = ("fgsm", "occlusion", "inbetween")
-DEFAULT_PAIRS = 2000
+DEFAULT_PAIRS = 50_000  # Appendix E.1: "we first sample 50,000 pairs of images from the ImageNet validation set"
 CROP_FRACTION = 0.875  # resize to S / 0.875, centre crop S: 256 -> 224, the ImageNet val protocol
 # what a checkpoint whose head does not fit the data should be replaced by (load_classifier's CheckpointError)
 CLASSIFIER_HINT = (
@@ -65,7 +66,9 @@ CLASSIFIER_HINT = (
 class RobustnessConfig(EvalOptions):
     """Everything one evaluation depends on; the tool fills it from its arguments.
 
-    Sides (hole_sizes, cutmix_sides) are in the 224 frame and scale with image_size; eps in 1/255 units.
+    Sides (hole_sizes, cutmix_sides) are in the 224 frame and scale with image_size; eps in 1/255 units;
+    mixup_ratios are lambda, the share of the first image x_A; fgsm_space: 'pixels' | 'normalized';
+    occlusion_fill: 'black' | 'mean' (docs/robustness_protocol.md).
     wsol_form None: the form the checkpoint records in meta['cutmix_transfer']['wsol'] (standard torchvision
     form when it records nothing, as for ImageNet checkpoints); max_images None: every image of the split; the
     run options (device, seed, ...) are EvalOptions'.
@@ -79,6 +82,8 @@ class RobustnessConfig(EvalOptions):
     mixup_ratios: Sequence[float] = DEFAULT_MIXUP_RATIOS
     cutmix_sides: Sequence[int] = DEFAULT_SIDES
     pairs: int = DEFAULT_PAIRS
+    fgsm_space: str = "pixels"
+    occlusion_fill: str = "black"
     max_images: int | None = None
     image_size: int = 224
     wsol_form: bool | None = None
@@ -89,6 +94,14 @@ class RobustnessConfig(EvalOptions):
 # ----------------------------------------------------------------------------------------------------------
 # Data and model
 # ----------------------------------------------------------------------------------------------------------
+def model_normalization(cfg: RobustnessConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the normalisation the network gets: the one place the evaluator takes them from. The model
+    (PixelClassifier) holds them, and the 'mean' occlusion fill and the 'normalized' FGSM step read them there.
+    ImageNet's statistics today; a --mean / --std option plugs in here."""
+    del cfg  # no option chooses them yet
+    return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
+
+
 def pixel_transform(image_size: int):
     """PIL image -> (3, S, S) float32 pixels in [0, 1]: the 'imagenet_test' preset (resize S / 0.875, centre crop
     S) with an identity normalisation, since the attacks act before normalisation (PixelClassifier does it)."""
@@ -146,6 +159,8 @@ def validate_config(cfg: RobustnessConfig) -> None:
     if not tests or any(t not in TESTS for t in tests) or len(set(tests)) != len(tests):
         raise ConfigError(f"--tests {' '.join(map(str, tests))}: choose one or more of {', '.join(TESTS)}, each once")
     check_eps(cfg.eps)
+    check_space(cfg.fgsm_space)
+    check_fill(cfg.occlusion_fill)
     check_sides(cfg.hole_sizes, "--hole-sizes")
     check_sides(cfg.cutmix_sides, "--cutmix-sides")
     check_ratios(cfg.mixup_ratios)
@@ -239,7 +254,7 @@ def _image_pass(
         t0 = time.perf_counter()
         adv = None
         if "fgsm" in tests:
-            logits, adv = fgsm_predictions(model, pixels, labels.to(run.device), eps)
+            logits, adv = fgsm_predictions(model, pixels, labels.to(run.device), eps, run.cfg.fgsm_space)
             run.timed("fgsm_s", t0)
         else:
             with torch.inference_mode():
@@ -249,7 +264,8 @@ def _image_pass(
         t0 = time.perf_counter()
         occ = {}
         if "occlusion" in tests:
-            occ = {m: occlusion_predictions(model, pixels, hole_px, m).cpu() for m in ("center", "boundary")}
+            fill = fill_value(run.cfg.occlusion_fill, model.mean)
+            occ = {m: occlusion_predictions(model, pixels, hole_px, m, fill).cpu() for m in ("center", "boundary")}
         run.timed("occlusion_s", t0)
         for j, i in enumerate(idx):
             row = {"index": i, "label": int(labels[j]), "clean_pred": int(pred[j]), "clean_confidence": float(conf[j])}
@@ -288,7 +304,8 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
     net, loaded, form = load_eval_classifier(
         cfg.backbone, cfg.dataset, data, CLASSIFIER_HINT, cfg.arch, cfg.trust_checkpoint, cfg.wsol_form
     )
-    model = PixelClassifier(net).eval()
+    mean, std = model_normalization(cfg)
+    model = PixelClassifier(net, mean, std).eval()
     model.requires_grad_(False)
     samples = data.samples
     size = int(cfg.image_size)
@@ -360,16 +377,8 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
         num_pairs=len(pair_rows),
         skipped_unreadable={"count": len(skipped), "images": skipped},
         skipped_pairs={"count": len(skipped_pairs), "pairs": skipped_pairs},
-        protocol={
-            "image_size": size,
-            "resize": f"short side to {round(size / CROP_FRACTION)} (S / 0.875), centre crop {size}",
-            "pixels": "[0, 1], attacks and occlusions before normalisation",
-            "fgsm": "x + eps/255 * sign(grad CE(f(x), y_true)), clipped to [0, 1]; one step",
-            "occlusion": "centred square of side s zeroed (center) / everything outside zeroed (boundary)",
-            "inbetween": "pairs of images of different classes drawn with replacement from --seed; lambda is "
-            "the share of the second image",
-            **form,
-        },
+        protocol=protocol_fields(cfg, mean, std, form),
+        model_form=form,
         curves=summary["curves"],
         config=cfg.record_config(),
         world_size=world,
@@ -401,6 +410,28 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
     if world > 1:
         dist.barrier()
     return EvalResult(record=record, rows=rows, out_dir=out_dir, files=files)
+
+
+def protocol_fields(
+    cfg: RobustnessConfig, mean: Sequence[float], std: Sequence[float], form: dict[str, Any]
+) -> dict[str, Any]:
+    """The record's protocol fields (results.protocol_block adds the CPU pin): every choice that changes a number
+    of this record; two records that differ in one are never one report cell."""
+    return {
+        "image_size": int(cfg.image_size),
+        "resize_crop_fraction": CROP_FRACTION,
+        "normalize_mean": [float(v) for v in mean],
+        "normalize_std": [float(v) for v in std],
+        "fgsm_space": cfg.fgsm_space,
+        "fgsm_clip": "[0, 1]" if cfg.fgsm_space == "pixels" else None,
+        "fgsm_target": "true_label",
+        "occlusion_fill": cfg.occlusion_fill,
+        "inbetween_lambda": "share_of_first_image",
+        "inbetween_pairs": "different_classes_with_replacement",
+        "inbetween_dominant_at_half": "either",
+        # the model's form changes every number; where it was read from (meta / command line) does not
+        **{k: form[k] for k in ("wsol_form", "large_feature_map") if k in form},
+    }
 
 
 def summarize(
@@ -460,6 +491,7 @@ def summarize(
         cut_ratios = [cutmix_ratio(s, size) for s in cut_px]
         curves["inbetween"] = {
             "num_pairs": len(kept),
+            "lambda": "share of the first image x_A (Mixup: lam a + (1 - lam) b; CutMix: 1 - s^2 / S^2)",
             "mixup": {"ratios": ratios, **hit_rates(mix, la, lb, ratios)},
             "cutmix": {
                 "sides": [int(s) for s in cfg.cutmix_sides],
@@ -474,6 +506,7 @@ def summarize(
             mixup_ratios=np.asarray(ratios, dtype=np.float64),
             mixup_pred=mix,
             cutmix_sides=np.asarray(cfg.cutmix_sides, dtype=np.int64),
+            cutmix_ratios=np.asarray(cut_ratios, dtype=np.float64),  # lambda, the share of x_A
             cutmix_pred=cut,
         )
     return {"metrics": metrics, "curves": curves, "arrays": arrays}

@@ -73,7 +73,7 @@ def plot_run_curves(curves: Curves, path: str | os.PathLike, title: str = "", cl
             _style(
                 ax,
                 f"{'Mixup' if panel == 'mixup' else 'CutMix'} in-between ({n} pairs)",
-                "share of the second image (lambda)",
+                "lambda (share of the first image x_A)",
                 "predictions (%)",
             )
     if title:
@@ -86,8 +86,8 @@ def plot_run_curves(curves: Curves, path: str | os.PathLike, title: str = "", cl
 OVERLAY_PANELS: tuple[tuple[str, str, str, str, str], ...] = (
     ("occlusion", "center_top1_err", "Centre occlusion", "hole size (224 frame)", "top-1 error (%)"),
     ("occlusion", "boundary_top1_err", "Boundary occlusion", "hole size (224 frame)", "top-1 error (%)"),
-    ("mixup", "neither", "Mixup in-between", "lambda (share of 2nd image)", "neither class (%)"),
-    ("cutmix", "neither", "CutMix in-between", "lambda (share of 2nd image)", "neither class (%)"),
+    ("mixup", "neither", "Mixup in-between", "lambda (share of x_A, 1st image)", "neither class (%)"),
+    ("cutmix", "neither", "CutMix in-between", "lambda (share of x_A, 1st image)", "neither class (%)"),
 )
 METHOD_COLOURS = {"baseline": "#7f7f7f", "mixup": "#1f77b4", "cutout": "#ff7f0e", "cutmix": "#d62728"}
 

@@ -1,12 +1,14 @@
-"""In-between-class samples (CutMix paper, Figure 5b): two images of different classes, mixed.
+"""In-between-class samples (CutMix paper, Figure 5b; Appendix E.1): two images of different classes, mixed.
 
-`lam` is always the share of the SECOND image b in the sample:
-- Mixup:  (1 - lam) * a + lam * b, lam on the --mixup-ratios grid;
-- CutMix: a with the centred square of side s replaced by b's pixels at the same place; lam = s^2 / S^2 (the
-  pasted area), s on the --cutmix-sides grid (224 frame, scaled like the occlusion holes).
+`lam` is always the paper's lambda, the share of the FIRST image x_A (a) in the sample:
+- Mixup:  x = lam * a + (1 - lam) * b (E.1's formula), lam on the --mixup-ratios grid;
+- CutMix: a (x_A, whose border remains) with the centred square of side s replaced by b's (x_B's) pixels at the
+  same place; lam = 1 - s^2 / S^2 (a's remaining area), s on the --cutmix-sides grid (224 frame, scaled like
+  the occlusion holes).
 For each sample the prediction counts as 'either' when it is a's or b's class, and as 'dominant' when it is the
-class of the image with the larger share (a for lam < 0.5, b for lam > 0.5; at lam = 0.5 both shares are equal
+class of the image with the larger share (a for lam > 0.5, b for lam < 0.5; at lam = 0.5 both shares are equal
 and either class counts). 'neither' = 1 - 'either' is the quantity the paper's Figure 5b plots.
+(Records before results.RECORD_VERSION 2 hold lambda as the share of the second image: 1 - this lambda.)
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def check_ratios(ratios: Sequence[float]) -> list[float]:
         v = float(r)
         if not math.isfinite(v) or not 0.0 <= v <= 1.0:
             raise ConfigError(
-                f"--mixup-ratios {r}: give the share of the second image, values in [0, 1], "
+                f"--mixup-ratios {r}: give lambda, the share of the first image x_A, values in [0, 1], "
                 f"e.g. --mixup-ratios 0 0.25 0.5 0.75 1"
             )
         out.append(v)
@@ -60,8 +62,11 @@ def draw_pairs(labels: Sequence[int], num_pairs: int, seed: int | Sequence[int])
 
 
 def mixup_images(a: torch.Tensor, b: torch.Tensor, lam: float) -> torch.Tensor:
-    """(1 - lam) * a + lam * b: a Mixup blend with the share `lam` of b."""
-    return torch.lerp(a, b, float(lam)) if 0.0 < lam < 1.0 else (a.clone() if lam <= 0.0 else b.clone())
+    """lam * a + (1 - lam) * b: a Mixup blend with the share `lam` of a. Computed as torch.lerp(a, b, 1 - lam),
+    the call record version 1 made at its ratio (the share of b) 1 - lam, so a grid whose complements are exact
+    (0, 0.25, 0.5, ...) gives the same images, bit for bit, as before lambda's direction flipped."""
+    lam = float(lam)
+    return torch.lerp(a, b, 1.0 - lam) if 0.0 < lam < 1.0 else (a.clone() if lam >= 1.0 else b.clone())
 
 
 def cutmix_images(a: torch.Tensor, b: torch.Tensor, side: int) -> torch.Tensor:
@@ -73,22 +78,23 @@ def cutmix_images(a: torch.Tensor, b: torch.Tensor, side: int) -> torch.Tensor:
 
 
 def cutmix_ratio(side: int, size: int) -> float:
-    """The share of b in a CutMix sample: pasted area / image area = side^2 / size^2."""
-    return float(side * side) / float(size * size)
+    """lambda of a CutMix sample, the share of a (x_A): 1 - pasted area / image area = 1 - side^2 / size^2."""
+    return 1.0 - float(side * side) / float(size * size)
 
 
 def hit_rates(
     preds: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray, ratios: Sequence[float]
 ) -> dict[str, list[float]]:
-    """Per ratio (columns of `preds` (P, T)): percent of samples predicted as a's or b's class ('either'), as the
-    class with the larger share ('dominant', either one at 0.5) and as neither class ('neither')."""
+    """Per lambda (`ratios`, the share of a; columns of `preds` (P, T)): percent of samples predicted as a's or b's
+    class ('either'), as the class with the larger share ('dominant': a above 0.5, b below, either one at 0.5)
+    and as neither class ('neither')."""
     preds = np.asarray(preds).reshape(len(labels_a), -1)
     la = np.asarray(labels_a)[:, None]
     lb = np.asarray(labels_b)[:, None]
     is_a, is_b = preds == la, preds == lb
     either = is_a | is_b
     lam = np.asarray(ratios, dtype=np.float64)[None, :]
-    dominant = np.where(lam < 0.5, is_a, np.where(lam > 0.5, is_b, either))
+    dominant = np.where(lam > 0.5, is_a, np.where(lam < 0.5, is_b, either))
     n = max(1, len(preds))
     return {
         "either": (100.0 * either.sum(0) / n).tolist(),

@@ -1,9 +1,15 @@
-"""Centre and boundary occlusion (CutMix paper, Figure 5a) on pixels in [0, 1].
+"""Centre and boundary occlusion (CutMix paper, Figure 5a; Appendix E.1) on pixels in [0, 1].
 
 A square of side s is centred in the S x S image: rows and columns [start, start + s) with start = (S - s) // 2
-(when S - s is odd the extra pixel goes below / right of the square). 'center' zeroes the square (a hole),
-'boundary' zeroes everything outside it. Sides are given in the 224-pixel frame of the protocol and scaled to the
-network's input side (`scale_sides`), so a 96-pixel backbone is occluded at the same fractions of its input.
+(when S - s is odd the extra pixel goes below / right of the square). 'center' fills the square (a hole),
+'boundary' fills everything outside it. The paper "zeroed-out" the pixels without saying in which space; the
+fill (docs/robustness_protocol.md, section 3):
+- 'black' (default): pixel value 0;
+- 'mean': zero in the normalised network input, i.e. the normalisation mean in pixels (the dataset's mean
+  colour), as Cutout's code does (it zeroes the normalised tensor). The mean is the model's own
+  (PixelClassifier.mean), so the fill follows the normalisation the model gets.
+Sides are given in the 224-pixel frame of the protocol and scaled to the network's input side (`scale_sides`),
+so a 96-pixel backbone is occluded at the same fractions of its input.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from ..errors import ConfigError
 
 Mode = Literal["center", "boundary"]
 MODES: tuple[str, ...] = ("center", "boundary")
+FILLS: tuple[str, ...] = ("black", "mean")
 REFERENCE_SIZE = 224  # the frame --hole-sizes / --cutmix-sides are given in
 DEFAULT_SIDES: tuple[int, ...] = tuple(range(0, REFERENCE_SIZE + 1, 16))  # 0, 16, ..., 224: 15 points
 
@@ -59,19 +66,37 @@ def occlusion_mask(size: int, side: int, mode: Mode) -> torch.Tensor:
     return 1.0 - inside if mode == "center" else inside
 
 
-def occlude(pixels: torch.Tensor, side: int, mode: Mode) -> torch.Tensor:
-    """A copy of (B, C, S, S) `pixels` with the centred square of `side` (pixels of S) zeroed ('center') or
-    everything outside it zeroed ('boundary')."""
+def check_fill(fill: str) -> str:
+    """--occlusion-fill as given; ConfigError unless it is one of FILLS."""
+    if fill not in FILLS:
+        raise ConfigError(f"--occlusion-fill {fill!r}: choose one of {', '.join(FILLS)}")
+    return fill
+
+
+def fill_value(fill: str, mean: torch.Tensor | None = None) -> torch.Tensor | float:
+    """What occluded pixels become: 0.0 for 'black', the model's (1, C, 1, 1) normalisation mean for 'mean'."""
+    if check_fill(fill) == "black":
+        return 0.0
+    if mean is None:
+        raise ValueError("occlusion fill 'mean' needs the model's normalisation mean")
+    return mean
+
+
+def occlude(pixels: torch.Tensor, side: int, mode: Mode, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """A copy of (B, C, S, S) `pixels` with the centred square of `side` (pixels of S) set to `fill` ('center') or
+    everything outside it set to `fill` ('boundary'); `fill` a number or a (1, C, 1, 1) colour (`fill_value`)."""
     size = pixels.shape[-1]
     if pixels.shape[-2] != size:
         raise ValueError(f"square images expected, got {tuple(pixels.shape)}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     a, b = centered_span(size, side)
+    colour = torch.as_tensor(fill, dtype=pixels.dtype, device=pixels.device)
     if mode == "center":
         out = pixels.clone()
-        out[..., a:b, a:b] = 0
+        out[..., a:b, a:b] = colour.reshape(-1, 1, 1) if colour.ndim else colour
         return out
-    if mode == "boundary":
-        out = torch.zeros_like(pixels)
-        out[..., a:b, a:b] = pixels[..., a:b, a:b]
-        return out
-    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    out = torch.empty_like(pixels)
+    out[...] = colour
+    out[..., a:b, a:b] = pixels[..., a:b, a:b]
+    return out

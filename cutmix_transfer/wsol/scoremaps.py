@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +145,7 @@ def load_saved_maps(path: str | os.PathLike, image_ids: Sequence[str]) -> SavedM
                         "sha256": _scalar(npz, "checkpoint_sha256"),
                         "arch": _scalar(npz, "arch"),
                     }
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # a corrupt or truncated zip: BadZipFile
             raise DatasetError(
                 f"{path}: cannot read it as an .npz ({e}); pass a cams.npz written by "
                 f"--save-cams or a folder of <image_id>.npy files"
