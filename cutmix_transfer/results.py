@@ -26,7 +26,8 @@ Headline metric names (percent), which the report reads:
     captioning:     BLEU-1, BLEU-2, BLEU-3, BLEU-4, METEOR, ROUGE-L, CIDEr
     ood:            tnr_at_tpr95, auroc, detection_acc, aupr_in, aupr_out (mean over the OOD sets), top1_err
     robustness:     clean_top1, fgsm_top1_eps<e> (e in 1/255, e.g. fgsm_top1_eps8); curves under `curves`
-    corruption:     mce, relative_mce (complete: the 15; else mce_partial...), mean_err, augmix_mean_err, clean_err
+    corruption:     mce, relative_mce (ImageNet-C; <key>_partial over fewer than the 15 corruptions),
+                    augmix_mean_err (CIFAR-C; or _partial), mean_err, clean_err
 """
 
 from __future__ import annotations

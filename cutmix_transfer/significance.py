@@ -172,7 +172,7 @@ def swap_permutation_test(
         hits = np.abs(diffs(rng.integers(0, 2, size=(size, n)).astype(np.float64))) >= abs(d) - tol
         if stop_after and extreme + int(hits.sum()) >= stop_after:
             at = start + int(np.flatnonzero(hits)[stop_after - extreme - 1]) + 1
-            detail = f"stopped at permutation {at}, the {stop_after}th as extreme (Besag-Clifford)"
+            detail = f"stopped at the {stop_after}th as extreme (Besag-Clifford)"
             return PairedTest(d, stop_after / at, "Monte Carlo swap permutation", 1 / (1 + permutations), at, detail)
         extreme += int(hits.sum())
     p = (1 + extreme) / (1 + permutations)

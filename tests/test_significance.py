@@ -205,6 +205,14 @@ def test_monte_carlo_swap_test_and_the_sequential_stop():
     got = swap_permutation_test(a, b, 20, permutations=4000, seed=1)
     assert got.method == "Monte Carlo swap permutation" and got.floor == pytest.approx(1 / 4001)
     assert got.p_value == pytest.approx(exact, abs=4 * math.sqrt(exact * (1 - exact) / 4000) + 1e-3)
+    # Besag-Clifford: the same swaps in the same order (200 a draw); the 10th as extreme as observed comes at L
+    rng, d, obs, hits = np.random.default_rng(1), xa - xb, abs((xa - xb).mean()), []
+    while sum(hits) < 10:  # a swap of a mean: a' - b' = mean((1 - 2 s) (xa - xb))
+        swaps = rng.integers(0, 2, size=(200, 20)).astype(float)
+        hits += (np.abs(((1 - 2 * swaps) * d).mean(axis=1)) >= obs - 1e-12).tolist()
+    at = int(np.flatnonzero(hits)[9]) + 1
+    stopped = swap_permutation_test(a, b, 20, permutations=4000, seed=1, stop_after=10)
+    assert stopped.permutations == at and stopped.p_value == pytest.approx(10 / at)
     # identical outputs: every swap is as extreme, Besag-Clifford stops at the h-th permutation with p = 1
     same = swap_permutation_test(a, a, 20, permutations=4000, seed=1, stop_after=10)
     assert same.p_value == 1.0 and same.permutations == 10
