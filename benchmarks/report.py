@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 from _common import REPO, machine_name, medians, time_round_robin
 
-from cutmix_transfer.bootstrap import bootstrap_values
 from cutmix_transfer.io import atomic_write_json, atomic_write_text
 from cutmix_transfer.ood.metrics import MeanOverSetsStatistic, mean_metrics, ood_metrics
+from cutmix_transfer.report.bootstrap import bootstrap_values
 from cutmix_transfer.results import checkpoint_info, data_identity, make_record, write_record
 
 
@@ -238,9 +238,9 @@ def time_paired_tests(runs: Path, permutations: int) -> dict:
     extremes; and of each max-type column's BCa interval (bootstrap.interval_from_values' 20 jackknife fits)."""
     import json as _json
 
-    from cutmix_transfer.bootstrap import interval_method, jackknife_acceleration
-    from cutmix_transfer.per_image import per_image_statistic
-    from cutmix_transfer.significance import paired_test
+    from cutmix_transfer.report.bootstrap import interval_method, jackknife_acceleration
+    from cutmix_transfer.report.per_image import per_image_statistic
+    from cutmix_transfer.report.significance import paired_test
 
     out = {}
     for prefix, metric in TEST_CELLS:
@@ -274,7 +274,7 @@ def main() -> int:
     if args.threads:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(args.threads)
-    from cutmix_transfer.report import write_report  # after the thread settings
+    from cutmix_transfer.report.table import write_report  # after the thread settings
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .bootstrap import Statistic, SumsStatistic
+from .report.bootstrap import Statistic, SumsStatistic
 
 BLEU_STATS_KEY = "bleu_stats"  # captions.json: per image [hyp len, closest ref len, guess 1..4, correct 1..4]
 METEOR_STATS_KEY = "meteor_stats"  # captions.json: per image the jar's 23 SCORE-reply statistics

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from helpers import mmdet_voc_map
 
-import cutmix_transfer.bootstrap as bs
-from cutmix_transfer.bootstrap import (
+import cutmix_transfer.report.bootstrap as bs
+from cutmix_transfer.report.bootstrap import (
     VOCMapStatistic,
     bootstrap_interval,
     max_over_thresholds_statistic,

@@ -15,7 +15,6 @@ import pytest
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.meteor.meteor import Meteor
 
-from cutmix_transfer.bootstrap import bootstrap_interval
 from cutmix_transfer.caption_stats import (
     closest_ref_length,
     corpus_bleu,
@@ -26,7 +25,8 @@ from cutmix_transfer.caption_stats import (
     parse_meteor_stats,
 )
 from cutmix_transfer.captioning.metrics import score_captions, simple_tokenize, to_percent
-from cutmix_transfer.report import add_intervals, build_rows, find_records
+from cutmix_transfer.report.bootstrap import bootstrap_interval
+from cutmix_transfer.report.table import add_intervals, build_rows, find_records
 from cutmix_transfer.results import checkpoint_info, data_identity, make_record, write_record
 
 REFS = {

@@ -16,7 +16,7 @@ from helpers import NIC_TINY_OPTIONS
 from cutmix_transfer.captioning import CocoCaptionDataset, build_vocab, load_captioner, score_captions, to_percent
 from cutmix_transfer.captioning.train import CONFIGS_HINT, REQUIRED_KEYS
 from cutmix_transfer.checkpoints import PROJECT_META_KEY, safe_torch_load
-from cutmix_transfer.report import add_intervals, build_rows, find_records
+from cutmix_transfer.report.table import add_intervals, build_rows, find_records
 from cutmix_transfer.runner import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

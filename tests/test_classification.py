@@ -24,7 +24,6 @@ from PIL import Image
 
 from cutmix_transfer.augment import MixedBatch
 from cutmix_transfer.backbones import build_from_checkpoint
-from cutmix_transfer.bootstrap import resample_counts
 from cutmix_transfer.checkpoints import PROJECT_META_KEY, load_backbone_state, safe_torch_load
 from cutmix_transfer.classification import (
     AtomicCheckpointHook,
@@ -40,8 +39,9 @@ from cutmix_transfer.classification import (
 from cutmix_transfer.datasets.cub import load_cub
 from cutmix_transfer.distributed import prepare_launcher
 from cutmix_transfer.errors import ConfigError, DatasetError
-from cutmix_transfer.per_image import per_image_statistic
-from cutmix_transfer.report import add_intervals, build_rows, find_records
+from cutmix_transfer.report.bootstrap import resample_counts
+from cutmix_transfer.report.per_image import per_image_statistic
+from cutmix_transfer.report.table import add_intervals, build_rows, find_records
 from cutmix_transfer.results import data_identity
 from cutmix_transfer.runner import load_config
 

@@ -20,7 +20,6 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from cutmix_transfer import report
 from cutmix_transfer.backbones import build_model
-from cutmix_transfer.bootstrap import percentile_interval, resample_counts
 from cutmix_transfer.datasets import demo
 from cutmix_transfer.datasets.demo import cifar as demo_cifar
 from cutmix_transfer.datasets.demo.scene import STREAMS, image_rng, render_scene
@@ -29,7 +28,8 @@ from cutmix_transfer.io import sha256_file
 from cutmix_transfer.ood import data as ood_data
 from cutmix_transfer.ood import detectors, metrics
 from cutmix_transfer.ood.evaluate import load_classifier
-from cutmix_transfer.per_image import per_image_statistic
+from cutmix_transfer.report.bootstrap import percentile_interval, resample_counts
+from cutmix_transfer.report.per_image import per_image_statistic
 
 TOOL = EvalTool(REPO / "tools" / "ood_eval.py")
 MEAN = np.array([125.3, 123.0, 113.9], dtype=np.float32) / np.float32(255)

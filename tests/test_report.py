@@ -13,13 +13,19 @@ import numpy as np
 import pytest
 from helpers import mmdet_voc_map
 
-from cutmix_transfer.bootstrap import VOCMapStatistic, bootstrap_interval, mean_statistic, paired_difference
 from cutmix_transfer.detection.evaluate import write_per_image_detections
 from cutmix_transfer.detection.metric import VOCMetricPerClass
 from cutmix_transfer.errors import ConfigError
-from cutmix_transfer.paper import PAPER_ROWS, PAPER_TABLE11_FGSM, PAPER_TABLE12_OOD, PAPER_TABLE_A2, PAPER_TABLE_A2_SETS
-from cutmix_transfer.per_image import per_image_statistic
-from cutmix_transfer.report import (
+from cutmix_transfer.report.bootstrap import VOCMapStatistic, bootstrap_interval, mean_statistic, paired_difference
+from cutmix_transfer.report.paper import (
+    PAPER_ROWS,
+    PAPER_TABLE11_FGSM,
+    PAPER_TABLE12_OOD,
+    PAPER_TABLE_A2,
+    PAPER_TABLE_A2_SETS,
+)
+from cutmix_transfer.report.per_image import per_image_statistic
+from cutmix_transfer.report.table import (
     add_intervals,
     build_rows,
     find_records,

@@ -9,10 +9,15 @@ import math
 import numpy as np
 import pytest
 
-from cutmix_transfer.bootstrap import MaxOverThresholdsStatistic, mean_statistic, percentile_interval, resample_counts
 from cutmix_transfer.caption_stats import corpus_bleu, corpus_meteor, corpus_statistic
 from cutmix_transfer.ood.metrics import MeanOverSetsStatistic
-from cutmix_transfer.replicates import (
+from cutmix_transfer.report.bootstrap import (
+    MaxOverThresholdsStatistic,
+    mean_statistic,
+    percentile_interval,
+    resample_counts,
+)
+from cutmix_transfer.report.replicates import (
     SINGLE_RUN_NOTE,
     probability_of_improvement,
     replicate_difference,
@@ -22,7 +27,7 @@ from cutmix_transfer.replicates import (
     run_mean_values,
     t_quantile,
 )
-from cutmix_transfer.significance import (
+from cutmix_transfer.report.significance import (
     PairedTest,
     family_permutations,
     format_p,

@@ -247,6 +247,9 @@ def test_cams_npz_coverage_rows_and_source_checkpoint(tmp_path):
     np.testing.assert_array_equal(saved.maps_for([IDS[1], IDS[2]]), maps[[2, 0]])
     assert saved.maps_for([]).shape == (0, 224, 224)
     assert load_saved_maps(_npz(tmp_path / "plain.npz", IDS, maps), IDS).source_checkpoint is None
+    # a digest without the path and arch (another writer): those two are None, not an error
+    bare = _npz(tmp_path / "bare.npz", IDS, maps, checkpoint_sha256=np.asarray("cd" * 32))
+    assert load_saved_maps(bare, IDS).source_checkpoint == {"path": None, "sha256": "cd" * 32, "arch": None}
     with pytest.raises(DatasetError, match=r"cams\.npz: no score map for image id 'c/4\.jpg' \(1 missing in all\)"):
         load_saved_maps(path, [*IDS, "c/4.jpg"])
     with pytest.raises(DatasetError, match=r"cams\.npz: the map of image id 'b/3\.jpg' \(1 extra in all\) is not in"):

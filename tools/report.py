@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.bootstrap import DEFAULT_RESAMPLES
 from cutmix_transfer.cli import call_with_options, main_guard, parse_tool_args
-from cutmix_transfer.report import write_report
+from cutmix_transfer.report.bootstrap import DEFAULT_RESAMPLES
+from cutmix_transfer.report.table import write_report
 
 
 def build_parser() -> argparse.ArgumentParser:

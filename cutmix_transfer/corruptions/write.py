@@ -1,7 +1,7 @@
 """Corrupted copies of a clean set in the released layouts (docs/corruption_protocol.md, "Generation"):
 
-- ImageNet-C layout: `<out>/<corruption>/<severity>/<wnid>/<file name>`, each clean image made square first
-  ('resize-crop': short side to round(S / 0.875), centre crop S, as make_imagenet_c.py's Resize(256) +
+- ImageNet-C layout: `<out>/<corruption>/<severity>/<wnid>/<file name>` (suffix .JPEG), each clean image made
+  square first ('resize-crop': short side to round(S / 0.875), centre crop S, as make_imagenet_c.py's Resize(256) +
   CenterCrop(224); 'resize': Resize((S, S)), as make_tinyimagenet_c.py), corrupted, truncated to uint8 and saved
   as a JPEG at the release's quality 85 (PIL, optimize=True);
 - CIFAR-C layout: `<out>/<corruption>.npy`, (5 N, 32, 32, 3) uint8, severity s in rows (s-1) N .. s N - 1, and
@@ -91,6 +91,12 @@ def _manifest(out: Path, layout: str, param_set: str, side: int, seed: int, name
     )
 
 
+def jpeg_name(key: str) -> str:
+    """The file a clean image's corrupted copies get: its own name when it is a JPEG (ImageNet's *.JPEG), else the
+    name with the suffix .JPEG (the copies are JPEGs whatever the source format)."""
+    return key if key.lower().endswith((".jpeg", ".jpg")) else str(Path(key).with_suffix(".JPEG"))
+
+
 def _imagenet_job(job: tuple) -> int:
     """Worker: every requested corruption x severity of one clean image, saved as JPEGs; returns the image index."""
     index, key, path, out, names, severities, param_set, side, prep, seed = job
@@ -98,7 +104,7 @@ def _imagenet_job(job: tuple) -> int:
     for c in names:
         for s in severities:
             img = corrupt(clean, c, s, image_rng(seed, c, s, index), param_set)
-            dest = Path(out) / c / str(s) / key
+            dest = Path(out) / c / str(s) / jpeg_name(key)
             dest.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(img).save(dest, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     return index

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from ..caption_stats import STATS_KEYS as CAPTION_STATS_KEYS
+from ..caption_stats import corpus_statistic as caption_corpus_statistic
+from ..ood.data import IN_DISTRIBUTION_KEY
+from ..ood.metrics import ROC_METRICS, MeanOverSetsStatistic
+from ..results import PER_IMAGE_CSV, PER_IMAGE_DETECTIONS, PER_IMAGE_IOUS
 from .bootstrap import Statistic, VOCMapStatistic, max_over_thresholds_statistic, mean_statistic
-from .caption_stats import STATS_KEYS as CAPTION_STATS_KEYS
-from .caption_stats import corpus_statistic as caption_corpus_statistic
-from .ood.data import IN_DISTRIBUTION_KEY
-from .ood.metrics import ROC_METRICS, MeanOverSetsStatistic
-from .results import PER_IMAGE_CSV, PER_IMAGE_DETECTIONS, PER_IMAGE_IOUS
 
 PerImage = tuple[list[str], Statistic]  # image ids (sorted) and the metric as a statistic over them
 

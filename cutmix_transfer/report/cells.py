@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .results import UNRECORDED, protocol_identity
+from ..results import UNRECORDED, protocol_identity
 
 
 def row_sha256(rec: dict[str, Any]) -> str:

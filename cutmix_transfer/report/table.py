@@ -20,15 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..io import atomic_write_bytes, atomic_write_text
+from ..results import KINDS, RECORD_NAME, UNRECORDED, protocol_identity
+from ..robustness.figures import METHOD_COLOURS, plot_overlay
 from .bootstrap import DEFAULT_RESAMPLES, Interval, difference_from_values, percentile_interval, shared_bootstrap_values
-from .errors import ConfigError
-from .io import atomic_write_bytes, atomic_write_text
+from .cells import CellKey, cell_key, created, data_label, newest_per_cell, protocol_label, row_sha256
+from .ood_sets import ood_set_csv, ood_set_markdown, ood_set_rows
 from .paper import PAPER_PYRAMIDNET_ARCH, PAPER_ROWS, PAPER_TABLE12_OOD
 from .per_image import per_image_statistic
-from .report_cells import CellKey, cell_key, created, data_label, newest_per_cell, protocol_label, row_sha256
-from .report_ood import ood_set_csv, ood_set_markdown, ood_set_rows
-from .results import KINDS, RECORD_NAME, UNRECORDED, protocol_identity
-from .robustness.figures import METHOD_COLOURS, plot_overlay
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ..results import UNRECORDED, protocol_identity
 from .paper import PAPER_TABLE_A2, PAPER_TABLE_A2_METRICS, PAPER_TABLE_A2_SETS
-from .results import UNRECORDED, protocol_identity
 
 SET_METRICS = PAPER_TABLE_A2_METRICS  # tnr_at_tpr95, auroc, detection_acc: the paper's three
 METRIC_TITLES = {"tnr_at_tpr95": "TNR@TPR95", "auroc": "AUROC", "detection_acc": "detection acc"}
