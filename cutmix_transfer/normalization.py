@@ -42,9 +42,9 @@ class Normalization:
     source: str
 
     def protocol(self) -> dict[str, Any]:
-        """The record's protocol entries (the OOD evaluator's key names): normalize_mean, normalize_std and
-        normalization_source."""
-        return {"normalize_mean": list(self.mean), "normalize_std": list(self.std), "normalization_source": self.source}
+        """The record's protocol entries (the OOD evaluator's key names): normalize_mean and normalize_std. Where they
+        came from (`source`) is provenance, recorded beside the block: equal statistics are one protocol."""
+        return {"normalize_mean": list(self.mean), "normalize_std": list(self.std)}
 
 
 def _triple(values: Sequence[float] | None, what: str, positive: bool) -> tuple[float, float, float]:

@@ -331,7 +331,8 @@ def _check_per_image(path: Path, record: dict, ckpt: Path, cfg) -> None:
     assert path.name == "per_image.csv" and (record_dir / "results.json").is_file()
     rows = read_csv(path)
     dataset = DATASETS.build(cfg.val_dataloader.dataset)
-    ids = [str(p) for p in dataset.paths]
+    root = Path(cfg.val_dataloader.dataset.root).resolve()  # ids: paths relative to the CUB root, as test_cls's
+    ids = [Path(p).resolve().relative_to(root).as_posix() for p in dataset.paths]
     assert [r["image_id"] for r in rows] == ids and [int(r["index"]) for r in rows] == list(range(len(ids)))
     assert data_identity("x", "y", None, ids)["images_sha256"] == record["data"]["images_sha256"]
     model, _, _ = build_from_checkpoint(str(ckpt), wsol=True)

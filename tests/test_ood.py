@@ -18,7 +18,6 @@ from helpers import REPO, EvalTool, read_csv, run_torchrun, write_cifar100
 from PIL import Image
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from cutmix_transfer import report
 from cutmix_transfer.backbones import build_model
 from cutmix_transfer.datasets import demo
 from cutmix_transfer.datasets.demo import cifar as demo_cifar
@@ -28,6 +27,7 @@ from cutmix_transfer.io import sha256_file
 from cutmix_transfer.ood import data as ood_data
 from cutmix_transfer.ood import detectors, metrics
 from cutmix_transfer.ood.evaluate import load_classifier
+from cutmix_transfer.report import table as report
 from cutmix_transfer.report.bootstrap import percentile_interval, resample_counts
 from cutmix_transfer.report.per_image import per_image_statistic
 

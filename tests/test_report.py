@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +27,8 @@ from cutmix_transfer.report.paper import (
     PAPER_TABLE_A2_SETS,
 )
 from cutmix_transfer.report.per_image import per_image_statistic
+from cutmix_transfer.report.replicates import SINGLE_RUN_NOTE
+from cutmix_transfer.report.significance import format_p
 from cutmix_transfer.report.table import (
     add_intervals,
     build_rows,
@@ -33,6 +37,7 @@ from cutmix_transfer.report.table import (
     robustness_notes,
     robustness_series,
     to_csv,
+    to_markdown,
     write_report,
 )
 from cutmix_transfer.results import (
@@ -416,10 +421,17 @@ def test_intervals_and_paired_difference_equal_direct_bootstrap(tmp_path: Path):
     d = paired_difference(
         mean_statistic(100.0 * correct["cutmix"]), mean_statistic(100.0 * correct["baseline"]), 40, 300, seed=7
     )
-    p = f"p = {d.p_value:.3f}" if d.p_value > 0 else "p < 0.00333"  # never 0: at most 1 in 300 resamples
+    # the test is exact McNemar on the discordant images, by hand: 2 P(X <= min(b, c)), X ~ Bin(b + c, 1/2)
+    b = int(np.sum((correct["cutmix"] == 1) & (correct["baseline"] == 0)))
+    c = int(np.sum((correct["cutmix"] == 0) & (correct["baseline"] == 1)))
+    p = min(1.0, 2 * sum(math.comb(b + c, i) for i in range(min(b, c) + 1)) / 2 ** (b + c))
     assert (
-        f"ImageNet FGSM top-1, cutmix − baseline: {d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}], {p} (40 images)"
+        f"ImageNet FGSM top-1, cutmix − baseline: {d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}], "
+        f"p = {format_p(p)} (exact McNemar, {b} vs {c} discordant images"
     ) in md
+    # one test in the family: Holm leaves it as it is; one run each: covers the images only
+    assert f"Holm-adjusted p = {format_p(p)}; 1 run each: the interval and the test cover the test images only" in md
+    assert "p <" not in md and "(1 run: test images only)" in md and SINGLE_RUN_NOTE in md
     table = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
     assert float(table[1]["ImageNet FGSM top-1 ci95_low"]) == pytest.approx(
         bootstrap_interval(mean_statistic(100.0 * correct["cutmix"]), 40, 300, seed=7).low, abs=1e-4
@@ -452,8 +464,19 @@ def test_detection_interval_from_per_image_detections_matches_eval_map(tmp_path:
     add_intervals([row], find_records([tmp_path]), resamples=50, seed=1)
     ci = row.intervals["Faster R-CNN VOC07 mAP"]
     assert ci.value == pytest.approx(100 * full, abs=1e-4)
-    direct = bootstrap_interval(VOCMapStatistic(dets, gts), 12, 50, seed=1)
-    assert (ci.low, ci.high) == pytest.approx((direct.low, direct.high))
+    # bias-corrected (BC) by hand on the same draws: z0 = Phi^-1(share below the estimate, ties half), ends at the
+    # resamples' quantiles Phi(2 z0 -/+ 1.96); the bias is the resamples' mean minus the estimate
+    from scipy.stats import norm
+
+    values = VOCMapStatistic(dets, gts)(np.random.default_rng(1).multinomial(12, np.full(12, 1 / 12), size=50))
+    v = ci.value  # = mmdet's mAP to 1e-4 (above); the statistic's own value, as the resamples are
+    share = (np.sum(values < v - 1e-6) + 0.5 * np.sum(np.abs(values - v) <= 1e-6)) / 50
+    z0 = norm.ppf(min(max(share, 0.01), 0.99))
+    lo, hi = np.quantile(values, [norm.cdf(2 * z0 - 1.959964), norm.cdf(2 * z0 + 1.959964)])
+    assert ci.method == "BC" and (ci.low, ci.high) == pytest.approx((lo, hi), abs=1e-6)
+    assert ci.bias == pytest.approx(values.mean() - v, abs=1e-6)
+    md = to_markdown([row])
+    assert f"{v:.2f} [{lo:.2f}, {hi:.2f}] (BC, bias {values.mean() - v:+.2f}; 1 run: test images only)" in md
 
 
 def test_ood_columns_and_table12_rows(results: Path, tmp_path: Path):
@@ -576,7 +599,7 @@ def test_cifar_classification_has_its_own_column(results: Path):
         "d" * 64,
         "ckpt/cifar_cutmix.pth",
         {"top1_err": 24.5},
-        dataset="CIFARCls:data/demo_cifar",
+        dataset="cifar100",  # as train_cls and test_cls name CIFAR-100 (clseval/identity.py)
     )
     rows = {r.sha256: r for r in build_rows(find_records([results]))}
     assert rows["d" * 64].values == {"CIFAR-100 top-1 err": 24.5}
@@ -756,3 +779,141 @@ def test_table12_is_the_mean_of_table_a2_and_the_per_set_table(tmp_path: Path):
         "OOD AUROC (mean) [protocol 1]",
         "OOD AUROC (mean) [protocol 2]",
     }
+
+
+# ---- replicates (records that differ only in the training seed), paired tests by column kind, Holm ----
+
+
+def test_replicates_by_seed_reruns_by_same_seed_and_old_records(tmp_path: Path):
+    cub = data_identity("cub", "test", tmp_path / "CUB", ["1", "2", "3"])
+    runs = [  # (folder, train_seed, top1_loc, created)
+        ("s0", 0, 40.0, "2026-02-01T00:00:00"),
+        ("s1_old", 1, 1.0, "2026-02-02T00:00:00"),
+        ("s1", 1, 44.0, "2026-02-03T00:00:00"),  # the same seed again: a rerun, the newest is shown
+        ("s2", 2, 47.0, "2026-02-04T00:00:00"),
+        ("noseed", None, 99.0, "2026-02-05T00:00:00"),  # older tool, no train_seed: a rerun, not a replicate
+    ]
+    recs = []
+    for folder, seed, loc, created in runs:
+        extra = {} if seed is None else {"train_seed": seed}
+        rec = _rec("wsol", "a" * 64, "baseline", {"top1_loc": loc}, cub, created, dataset="cub", **extra)
+        write_record(tmp_path / folder, rec)
+        recs.append(rec)
+    assert len({protocol_identity(r) for r in recs}) == 1  # the seed is not part of the protocol identity
+    notes: list[str] = []
+    (row,) = build_rows(find_records([tmp_path]), notes)
+    assert row.run_seeds["CUB loc acc"] == [0, 1, 2] and row.run_values["CUB loc acc"] == [40.0, 44.0, 47.0]
+    mean = (40.0 + 44.0 + 47.0) / 3
+    sd = math.sqrt(((40.0 - mean) ** 2 + (44.0 - mean) ** 2 + (47.0 - mean) ** 2) / 2)
+    assert row.values["CUB loc acc"] == pytest.approx(mean)
+    assert f"| {mean:.2f} ± {sd:.2f} (n=3) |" in to_markdown([row])
+    rerun = [n for n in notes if n.startswith("Rerun")]
+    assert len(rerun) == 2
+    assert "(train_seed 1)" in rerun[0] and rerun[0].index("s1/results.json") < rerun[0].index("s1_old/results.json")
+    assert "(no train_seed, beside runs that record one)" in rerun[1] and "noseed/results.json" in rerun[1]
+    assert any(n.startswith("Replicates: baseline") and "train_seed 0, 1, 2" in n for n in notes)
+    with pytest.raises(ConfigError, match="--strict: Rerun"):
+        build_rows(find_records([tmp_path]), [], strict=True)
+    # replicates alone are no rerun: --strict passes
+    for folder in ("s1_old", "noseed"):
+        (tmp_path / folder / "results.json").unlink()
+    (row,) = build_rows(find_records([tmp_path]), [], strict=True)
+    assert len(row.runs["CUB loc acc"]) == 3
+
+
+def _fgsm_runs(tmp_path: Path, n: int = 30) -> dict[str, list[np.ndarray]]:
+    """Three seeds per checkpoint, every run scored on the same n images (robustness per_image.csv)."""
+    rng = np.random.default_rng(5)
+    ids = [f"img{i:03d}" for i in range(n)]
+    out: dict[str, list[np.ndarray]] = {}
+    for sha, method, p in (("a" * 64, "baseline", 0.4), ("b" * 64, "cutmix", 0.6)):
+        for seed in range(3):
+            correct = (rng.random(n) < p).astype(int)
+            folder = tmp_path / f"{method}_seed{seed}"
+            metrics = {"fgsm_top1_eps8": 100 * correct.mean()}
+            data = data_identity("imagenet", "val", tmp_path, ids)
+            write_record(folder, _rec("robustness", sha, method, metrics, data, dataset="imagenet", train_seed=seed))
+            lines = ["index,image_id,fgsm_correct_eps8"] + [f"{i},{ids[i]},{c}" for i, c in enumerate(correct)]
+            (folder / "per_image.csv").write_text("\n".join(lines) + "\n")
+            out.setdefault(method, []).append(100.0 * correct)
+    return out
+
+
+def test_replicate_cells_and_their_difference_by_hand(tmp_path: Path):
+    from scipy.stats import t as student
+
+    runs = _fgsm_runs(tmp_path)
+    n, b_count, seed = 30, 200, 4
+    paths = write_report([tmp_path], tmp_path / "rep", bootstrap=b_count, seed=seed)
+    md = paths["markdown"].read_text()
+    # one shared image-count matrix for every run of both checkpoints, drawn as bootstrap.py draws it
+    w = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=b_count)
+    for k, method in enumerate(("baseline", "cutmix")):  # cell k of the report's draws
+        full = np.array([x.mean() for x in runs[method]])
+        boot = np.stack([w @ x / n for x in runs[method]])  # (3 runs, B)
+        draws = np.random.default_rng([seed, k]).multinomial(3, np.full(3, 1 / 3), size=b_count)
+        run_mean = np.einsum("rb,br->b", boot, draws) / 3
+        lo, hi = np.quantile(run_mean, [0.025, 0.975])
+        m, sd = full.mean(), full.std(ddof=1)
+        var = sd**2 / 3
+        extra = max(0.0, student.ppf(0.975, 2) ** 2 * var - 1.959964**2 * (2 / 3) * var)
+        lo, hi = m - math.sqrt((m - lo) ** 2 + extra), m + math.sqrt((hi - m) ** 2 + extra)
+        cell = f"{m:.2f} ± {sd:.2f} (n=3) [{lo:.2f}, {hi:.2f}]"
+        assert cell in md, (cell, md)
+    # the difference of run means: the exact run-label permutation (all C(6, 3) = 20 relabelings) and P(A better)
+    a = np.array([x.mean() for x in runs["cutmix"]])
+    b = np.array([x.mean() for x in runs["baseline"]])
+    pooled, obs = np.concatenate([a, b]), a.mean() - b.mean()
+    diffs = [pooled[list(s)].mean() - np.delete(pooled, list(s)).mean() for s in itertools.combinations(range(6), 3)]
+    p = np.mean([abs(d) >= abs(obs) - 1e-9 for d in diffs])
+    prob = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
+    line = next(x for x in md.splitlines() if "ImageNet FGSM top-1, cutmix − baseline" in x)
+    assert f": {obs:+.2f} [" in line
+    described = "(exact run-label permutation, 3 vs 3 runs, 20 relabelings, smallest possible p 0.10)"
+    assert f"p = {format_p(p)} {described}, Holm-adjusted p = {format_p(p)};" in line  # a family of one
+    assert f"P(cutmix better than baseline) = {prob:.2f} [" in line
+    assert "test images and training runs (3 vs 3 runs)" in line and "(30 images)" in line
+    table = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    assert table[1]["ImageNet FGSM top-1 runs"] == "3"
+    assert float(table[1]["ImageNet FGSM top-1 run_sd"]) == pytest.approx(a.std(ddof=1), abs=1e-4)
+
+
+def test_paired_tests_by_column_kind_and_holm(tmp_path: Path):
+    """FGSM top-1 (0/1 per image): exact McNemar; mAP: the swap permutation, here all 2^6 swaps, each checked by
+    mmdet's eval_map on explicitly swapped detections; Holm over the two by hand."""
+    from tests.test_bootstrap import _det_case
+
+    correct = _robustness_pair(tmp_path)
+    dets_a, gts = _det_case(11, n=6)
+    dets_b, _ = _det_case(12, n=6)  # another checkpoint's detections on the same images
+    dets_b = [[d.copy() for d in img] for img in dets_b]
+    for i, g in enumerate(gts):
+        g["img_id"] = f"{i:06d}"
+    for sha, method, dets in (("a" * 64, "baseline", dets_a), ("b" * 64, "cutmix", dets_b)):
+        folder = tmp_path / f"det_{method}"
+        mapv = 100 * mmdet_voc_map(dets, gts)
+        write_record(folder, _rec("detection", sha, method, {"mAP": mapv}, detector="faster_rcnn"))
+        write_per_image_detections(folder / "per_image_detections.npz", list(zip(gts, dets)), "11points", 0.5)
+    md = write_report([tmp_path], tmp_path / "rep", bootstrap=100, seed=2)["markdown"].read_text()
+    obs = mmdet_voc_map(dets_b, gts) - mmdet_voc_map(dets_a, gts)
+    swapped = []
+    for s in itertools.product((0, 1), repeat=6):
+        da = [dets_a[i] if si else dets_b[i] for i, si in enumerate(s)]
+        db = [dets_b[i] if si else dets_a[i] for i, si in enumerate(s)]
+        swapped.append(mmdet_voc_map(da, gts) - mmdet_voc_map(db, gts))
+    p_map = np.mean([abs(d) >= abs(obs) - 1e-9 for d in swapped])
+    b = int(np.sum((correct["cutmix"] == 1) & (correct["baseline"] == 0)))
+    c = int(np.sum((correct["cutmix"] == 0) & (correct["baseline"] == 1)))
+    p_fgsm = min(1.0, 2 * sum(math.comb(b + c, i) for i in range(min(b, c) + 1)) / 2 ** (b + c))
+    # Holm by hand: the smaller p times 2, the larger times 1, then the running maximum
+    small, large = sorted([p_map, p_fgsm])
+    adj_small = min(1.0, 2 * small)
+    adj = {small: adj_small, large: max(adj_small, min(1.0, large))}
+    map_line = next(x for x in md.splitlines() if "Faster R-CNN VOC07 mAP, cutmix − baseline" in x)
+    fgsm_line = next(x for x in md.splitlines() if "ImageNet FGSM top-1, cutmix − baseline" in x)
+    assert f"{100 * obs:+.2f} [" in map_line
+    assert f"p = {format_p(p_map)} (exact swap permutation, all 64 swaps of 6 images" in map_line
+    assert f"Holm-adjusted p = {format_p(adj[p_map])};" in map_line and "(6 images)" in map_line
+    assert f"p = {format_p(p_fgsm)} (exact McNemar, {b} vs {c} discordant images" in fgsm_line
+    assert f"Holm-adjusted p = {format_p(adj[p_fgsm])};" in fgsm_line
+    assert "(2 in the family;" in md and "p <" not in md

@@ -88,7 +88,7 @@ def test_numbers_equal_a_hand_written_pipeline_and_an_independent_count(cifar, c
     rec = json.loads((cifar_run / "results.json").read_text())
     assert rec["kind"] == "classification" and rec["dataset"] == "cifar100" and rec["split"] == "test"
     assert rec["checkpoint"]["arch"] == "cifar_resnet8_basic_zeropad" and rec["num_images"] == N_TEST
-    assert rec["protocol"]["normalization_source"] == "dataset default"
+    assert rec["normalization_source"] == "dataset default"
     assert rec["protocol"]["normalize_mean"] == pytest.approx(list(CIFAR100_CUTMIX_MEAN))
     want = _hand_logits(cifar["model"], cifar["images"], CIFAR100_CUTMIX_MEAN, CIFAR100_CUTMIX_STD)
     with np.load(cifar_run / "logits.npz") as z:
@@ -126,7 +126,7 @@ def test_mean_std_from_the_command_line_and_from_the_checkpoint_meta(cifar, cifa
     args = eval_args("--backbone", cifar["ckpts"]["aka"], "cifar10", cifar["root"] / "c10", tmp_path / "cli")
     assert _run([*args, "--mean", *map(str, IMAGENET_MEAN), "--std", *map(str, IMAGENET_STD)]) == 0
     rec = json.loads((tmp_path / "cli" / "results.json").read_text())
-    assert rec["protocol"]["normalization_source"] == "command line" and rec["dataset"] == "cifar10"
+    assert rec["normalization_source"] == "command line" and rec["dataset"] == "cifar10"
     assert rec["protocol"]["normalize_std"] == pytest.approx(list(IMAGENET_STD))
     with np.load(tmp_path / "cli" / "logits.npz") as z:
         assert np.allclose(
@@ -136,7 +136,7 @@ def test_mean_std_from_the_command_line_and_from_the_checkpoint_meta(cifar, cifa
     args = eval_args("--backbone", cifar["ckpts"]["ours"], "cifar100", cifar["root"] / "c100", tmp_path / "meta")
     assert _run(args) == 0
     rec = json.loads((tmp_path / "meta" / "results.json").read_text())
-    assert rec["protocol"]["normalization_source"] == "checkpoint meta"
+    assert rec["normalization_source"] == "checkpoint meta"
     assert rec["protocol"]["normalize_mean"] == [0.3, 0.4, 0.5] and rec["checkpoint"]["method"] == "cutmix"
     with np.load(tmp_path / "meta" / "logits.npz") as z:
         assert np.allclose(
@@ -200,7 +200,7 @@ def test_imagenet_both_layouts_and_cub(demo_root, tmp_path):
     assert _run(eval_args("--backbone", ckpt, "imagenet", folder, tmp_path / "f", "--image-size", "64")) == 0
     rk = json.loads((tmp_path / "k" / "results.json").read_text())
     rf = json.loads((tmp_path / "f" / "results.json").read_text())
-    assert (rk["protocol"]["layout"], rf["protocol"]["layout"]) == ("ilsvrc-kaggle", "imagefolder")
+    assert (rk["layout"], rf["layout"]) == ("ilsvrc-kaggle", "imagefolder")
     assert rk["protocol"]["resize"] == 73 and rk["protocol"]["crop"] == 64
     by_name = {}
     for out in ("k", "f"):
@@ -286,3 +286,24 @@ def test_unreadable_image_stops_or_is_skipped(demo_root, tmp_path):
     rec = json.loads((out / "results.json").read_text())
     assert rec["num_images"] == 7 and rec["skipped_unreadable"]["count"] == 1
     assert len(read_csv(out / "per_image.csv")) == 7 and rec["data"]["num_images"] == 7
+
+
+def test_report_reads_the_record_top1_and_ece_from_per_image_rows(cifar, cifar_run):
+    """The report's statistics over per_image.csv reproduce the record (top-1 err, ECE by hand on the rows), the
+    CIFAR data root is the batch files' folder, and provenance stays out of the protocol block."""
+    from cutmix_transfer.report.per_image import per_image_statistic
+
+    rec = json.loads((cifar_run / "results.json").read_text())
+    assert rec["data"]["root"] == str((cifar["root"] / "c100" / "cifar-100-python").resolve())
+    assert not {"tool", "layout", "normalization_source"} & set(rec["protocol"])
+    assert (rec["tool"], rec["layout"]) == ("test_cls", "cifar-python") and rec["train_seed"] is None
+    rows = read_csv(cifar_run / "per_image.csv")
+    conf = np.array([float(r["confidence"]) for r in rows])
+    correct = np.array([float(r["correct_top1"]) for r in rows])
+    bins = np.array([15 if c == 1.0 else int(np.floor(c * 15)) for c in conf])
+    ece = sum(abs(correct[bins == b].mean() - conf[bins == b].mean()) * np.sum(bins == b) for b in set(bins))
+    assert 100.0 * ece / len(conf) == pytest.approx(rec["metrics"]["ece"], abs=1e-9)
+    for metric in ("top1_err", "ece"):
+        ids, stat = per_image_statistic(cifar_run / "results.json", rec, metric)
+        assert ids == sorted(str(i) for i in range(N_TEST))
+        assert stat(np.ones((1, N_TEST)))[0] == pytest.approx(rec["metrics"][metric], abs=1e-9)

@@ -229,3 +229,27 @@ def test_evaluator_options_at_their_bounds():
     for bad in (-0.01, 1.01, 2.0):
         with pytest.raises(ValueError, match=r"fixed_threshold must be in \[0, 1\]"):
             BoxEvaluator(fixed_threshold=bad)
+
+
+def test_mask_evaluator_defaults_and_integer_histograms():
+    ev = MaskEvaluator()
+    assert ev.cam_curve_interval == 0.01 and ev.thresholds.size == 100  # wsolevaluation's default bins
+    assert MaskEvaluator(0.25).cam_curve_interval == 0.25
+    assert all(v.dtype == np.int64 for v in ev.state_dict().values())
+    ev.accumulate([np.array([[0.5, 1.0]])], [np.array([[True, False]])])
+    assert ev.gt_true_hist.dtype == ev.gt_false_hist.dtype == np.int64 and ev.gt_true_hist.sum() == 1
+    assert BoxEvaluator().thresholds.size == 100 and BoxEvaluator().cam_curve_interval == 0.01
+
+
+def test_an_iou_just_below_the_cut_is_a_miss():
+    # 0.497 lies between 0.495 (IoU / 101) and 0.5: the reference compares IoU >= IoU threshold / 100 exactly
+    ev = BoxEvaluator(cam_curve_interval=0.25, fixed_iou=50)
+    near = [[0.297, 0.497, 0.697, 0.0]]
+    ev.accumulate_curves(near, near, [0.497], [True])
+    below = [[0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]  # IoU 30, 50, 70: each 0.xx7 just misses its own cut
+    for counts in (ev.num_correct_v1, ev.num_correct_v2, ev.num_top1_loc_v1):
+        np.testing.assert_array_equal(counts, below)
+    assert ev.num_gt_known_fixed == 0 and ev.num_top1_loc_fixed == 0
+    ev.accumulate_curves([[0.3, 0.5, 0.7, 0.0]], [[0.3, 0.5, 0.7, 0.0]], [0.5], [True])
+    np.testing.assert_array_equal(ev.num_correct_v1, np.add(below, [[1, 1, 1, 0], [0, 1, 1, 0], [0, 0, 1, 0]]))
+    assert ev.num_gt_known_fixed == 1 and ev.num_top1_loc_fixed == 1

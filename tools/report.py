@@ -7,10 +7,14 @@ Writes report.md, report.csv and report.png; with robustness records (tools/robu
 column and robustness_<dataset>.png, the CutMix paper's Figure 5 panels with every checkpoint's curves overlaid.
 --paper adds the paper's ResNet-50 rows (Tables 3, 5, 6 and 11).
 
-A cell is (checkpoint, column, data): one checkpoint evaluated on different data gets separate columns
-('<title> [data k]', legend under the table); a rerun of one cell shows the newest record and names every file
-under the table (--strict: an error). Numbers with per-image results get a 95% bootstrap interval over images
-and each pair of checkpoints on the same images a paired difference (docs/report_statistics.md).
+A cell is (checkpoint, column, data, protocol): one checkpoint evaluated on different data gets separate columns
+('<title> [data k]', legend under the table). Records of one cell that differ only in the training seed
+(`train_seed`) are replicates: the cell shows the mean over runs ± the SD across seeds (n=R), the figure every run
+as a dot. A rerun (the same seed twice, or records without a seed) shows the newest record and names every file
+under the table (--strict: an error). Numbers with per-image results get a 95% interval: one run, over the test
+images only (the cell says so); several runs, over the images and the runs. Each pair of checkpoints on the same
+images gets a paired difference with an exact or permutation test and Holm's adjusted p over all of them
+(docs/report_statistics.md).
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strict",
         action="store_true",
-        help="two records of the same cell (same checkpoint, task and data: a rerun) is an error, not a "
-        "note under the table",
+        help="two records of the same cell (same checkpoint, task, data, protocol and training seed, or no seed: a "
+        "rerun) is an error, not a note under the table; different seeds are replicates, never an error",
     )
     p.add_argument(
         "--bootstrap",
@@ -40,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_RESAMPLES,
         metavar="N",
         help="resamples of the evaluated images for each 95%% interval and paired difference "
-        "(default %(default)s; 0 = no intervals)",
+        "(default %(default)s; 0 = no intervals and no paired tests)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples and permutations (default 0)")
     return p
 
 

@@ -141,6 +141,7 @@ class CIFARDataset(_ClassificationDataset):
         if split not in ("train", "test"):
             raise ConfigError(f"CIFAR split must be 'train' or 'test', got {split!r}")
         folder, variant = self._resolve(Path(root), variant)
+        self.variant, self.folder = variant, folder  # which CIFAR, read from where: the record's data identity
         if variant == "cifar100":
             files = [folder / ("train" if split == "train" else "test")]
             classes = _names(_load_cifar_pickle(folder / "meta")["fine_label_names"])

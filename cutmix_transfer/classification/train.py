@@ -8,8 +8,10 @@ from typing import Any
 
 from mmengine.dist import is_main_process
 
+from ..clseval.identity import classification_protocol, preprocess_fields, reader_identity
 from ..distributed import Launcher
 from ..io import atomic_write_text, sha256_file
+from ..normalization import transform_normalization
 from ..results import PER_IMAGE_CSV, TRAIN_SEED, checkpoint_info, data_identity, make_record, write_record
 from ..runner import apply_run_options, load_config, train_run
 from .metric import TopKError, per_image_csv
@@ -50,9 +52,10 @@ def train_classifier(
     if is_main_process() and ckpt is not None and metrics:
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         meta = model.checkpoint_meta()
-        val = cfg.val_dataloader.dataset
-        dataset, split = f"{val.get('type')}:{val.get('root')}", str(val.get("split"))
-        image_ids = _image_ids(runner.val_dataloader.dataset)
+        val, reader = cfg.val_dataloader.dataset, runner.val_dataloader.dataset
+        # test_cls's names, ids and protocol for the same images and inputs: one report cell with its records
+        dataset, root, image_ids = reader_identity(reader, dict(val))
+        split = str(val.get("split"))
         out["per_image"] = _write_per_image(runner, cfg.work_dir, image_ids)
         record = make_record(
             "classification",
@@ -64,7 +67,9 @@ def train_classifier(
             epochs=runner.epoch,
             iters=runner.iter,
             **{TRAIN_SEED: runner.seed},
-            data=data_identity(dataset, split, val.get("root"), image_ids),
+            data=data_identity(dataset, split, root, image_ids),
+            protocol=_protocol(val, reader, dataset),
+            tool="train_cls",
         )
         out["record"] = str(write_record(cfg.work_dir, record))
         logger.info("validation %s; checkpoint %s; record %s", metrics, ckpt, out["record"])
@@ -86,11 +91,11 @@ def _write_per_image(runner: Any, work_dir: str, image_ids: list[str]) -> str | 
     return path
 
 
-def _image_ids(dataset: Any) -> list[str]:
-    """The validation images' names for the record's data identity: file paths where the dataset has them, else
-    indices (CIFAR's arrays)."""
-    if hasattr(dataset, "items"):
-        return [str(p) for p, _ in dataset.items]
-    if hasattr(dataset, "paths"):
-        return [str(p) for p in dataset.paths]
-    return [str(i) for i in range(len(dataset))]
+def _protocol(val: Any, reader: Any, dataset: str) -> dict[str, Any]:
+    """The validation's protocol block fields as test_cls writes them (clseval.identity): the val transform's input
+    and the statistics of its Normalize."""
+    spec = dict(val.get("transform") or {})
+    mean, std = transform_normalization(getattr(reader, "transform", None)) or ([], [])
+    return classification_protocol(
+        preprocess_fields(str(spec.get("preset")), int(spec.get("size", 0)), dataset), mean, std
+    )

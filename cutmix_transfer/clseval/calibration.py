@@ -61,12 +61,19 @@ def confidence_and_correct(logits: np.ndarray, labels: np.ndarray, temperature: 
     return p.max(axis=1), pred == np.asarray(labels)
 
 
+def bin_index(confidence: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """(N,) ECE bin of each confidence: i for [i / n_bins, (i + 1) / n_bins), n_bins for exactly 1 (torchmetrics'
+    torch.bucketize(right=True) - 1); the report's ECE statistic bins with it too."""
+    edges = np.arange(n_bins + 1, dtype=np.float64) / n_bins
+    return np.searchsorted(edges, np.asarray(confidence, dtype=np.float64), side="right") - 1
+
+
 def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> dict[str, np.ndarray]:
     """Per bin (n_bins + 1 of them, the last holding confidences of exactly 1, as torchmetrics): count, mean
     confidence and accuracy (0 for an empty bin), bin edges i / n_bins."""
     conf = np.asarray(confidence, dtype=np.float64)
     edges = np.arange(n_bins + 1, dtype=np.float64) / n_bins
-    idx = np.searchsorted(edges, conf, side="right") - 1  # [lo, hi): torch.bucketize(right=True) - 1
+    idx = bin_index(conf, n_bins)
     count = np.bincount(idx, minlength=n_bins + 1).astype(np.float64)
     conf_sum = np.bincount(idx, weights=conf, minlength=n_bins + 1)
     acc_sum = np.bincount(idx, weights=np.asarray(correct, dtype=np.float64), minlength=n_bins + 1)

@@ -27,6 +27,7 @@ from ..datasets.common import load_rgb
 from ..datasets.cub import resolve_cub_root
 from ..datasets.wsol_data import load_eval_data
 from ..errors import ConfigError, DatasetError
+from .identity import preprocess_fields, relative_image_ids
 
 DATASETS = ("imagenet", "cifar100", "cifar10", "cub")
 DEFAULT_DATA_ROOTS = {
@@ -89,18 +90,6 @@ class SafeImages(Dataset):
             return {"index": index, "image": torch.zeros(3, self.size, self.size), "error": err}
 
 
-def relative_image_ids(paths: list, root: Path) -> list[str]:
-    """Image ids of files: each path relative to the data root `root` (posix text) where it lies below it, else as
-    given; the same images give the same ids wherever the dataset is mounted (train_cls can use it too)."""
-    out = []
-    for p in paths:
-        try:
-            out.append(Path(p).resolve().relative_to(root.resolve()).as_posix())
-        except ValueError:
-            out.append(str(p))
-    return out
-
-
 def load_cls_data(
     dataset: str, data_root: str | os.PathLike | None, image_size: int, mean: tuple, std: tuple
 ) -> ClsData:
@@ -115,18 +104,18 @@ def load_cls_data(
         if size != 32:
             raise ConfigError(f"--image-size {size}: CIFAR images are evaluated at their 32 px, as CutMix-PyTorch")
         base = CIFARDataset(str(root), "test", dict(preset="resize_test", size=32, **norm), variant=dataset)
-        ids, layout = [str(i) for i in range(len(base))], "cifar-python"
-        preprocess = {"resize": None, "crop": None, "input_size": 32}
+        ids, layout, root = [str(i) for i in range(len(base))], "cifar-python", Path(base.folder)
+        preprocess = preprocess_fields("resize_test", 32, dataset)
         classes, labels = list(base.classes), list(base.labels)
     elif dataset == "cub":
         root = resolve_cub_root(root)
         base = CUBDataset(str(root), "test", dict(preset="resize_test", size=size, **norm))
         ids, layout = relative_image_ids(base.paths, root), "cub-raw"
-        preprocess = {"resize": [size, size], "crop": None, "input_size": size}
+        preprocess = preprocess_fields("resize_test", size, dataset)
         classes, labels = list(base.classes), list(base.labels)
     else:
         transform = dict(preset="imagenet_test", size=size, **norm)
-        preprocess = {"resize": round(size / 0.875), "crop": size, "input_size": size}
+        preprocess = preprocess_fields("imagenet_test", size, dataset)
         folder_root = root / "Data" / "CLS-LOC" if (root / "Data" / "CLS-LOC" / "val").is_dir() else root
         val = folder_root / "val"
         if val.is_dir() and any(p.is_dir() for p in val.iterdir()):

@@ -34,10 +34,18 @@ from ..distributed import all_gather_objects, setup_torchrun
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..normalization import Normalization, resolve_normalization
-from ..results import PER_IMAGE_CSV, EvalResult, checkpoint_info, data_identity, make_record, write_record
+from ..results import (
+    PER_IMAGE_CSV,
+    TRAIN_SEED,
+    TRAIN_SEED_META,
+    EvalResult,
+    checkpoint_info,
+    data_identity,
+    make_record,
+    write_record,
+)
 from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
 from .calibration import (
-    ECE_BINS,
     RMS_BIN_SIZE,
     classification_metrics,
     confidence_and_correct,
@@ -48,6 +56,7 @@ from .calibration import (
 )
 from .data import DATASETS, DEFAULT_IMAGE_SIZE, ClsData, load_cls_data
 from .figures import write_reliability_diagram
+from .identity import classification_protocol
 
 logger = logging.getLogger(__name__)
 
@@ -294,19 +303,12 @@ def _record(cfg, data, loaded, form, norm: Normalization, summary, ids, skipped,
         data.split,
         summary["metrics"],
         data=data_identity(data.name, data.split, data.root, ids),
-        protocol={
-            "tool": "test_cls",
-            "input_size": data.preprocess["input_size"],
-            "resize": data.preprocess["resize"],
-            "crop": data.preprocess["crop"],
-            "layout": data.layout,
-            **norm.protocol(),
-            "topk": "torch.topk, CutMix-PyTorch test.py accuracy",
-            "ece_bins": ECE_BINS,
-            "ece_norm": "l1",
-            "rms_bin_size": RMS_BIN_SIZE,
-            "rms_reference": "calib_err(p='2'), hendrycks calibration_tools.py",
-        },
+        # train_cls's block for the same inputs (clseval/identity.py): its validation and this are one report cell
+        protocol=classification_protocol(data.preprocess, norm.mean, norm.std),
+        tool="test_cls",
+        layout=data.layout,
+        normalization_source=norm.source,
+        **{TRAIN_SEED: loaded.meta.get(TRAIN_SEED_META)},  # the training run's seed (this project's: mmengine meta)
         arch=loaded.arch,
         checkpoint_format=loaded.source_format,
         model_form=form,

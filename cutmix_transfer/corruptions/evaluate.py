@@ -246,6 +246,7 @@ def _evaluate(cfg: CorruptionEvalConfig, device: torch.device, rank: int, world:
         arch=loaded.arch,
         checkpoint_format=loaded.source_format,
         model_form=form,
+        normalization_source=norm.source,
         corruption_root=str(data.root),
         data_root=str(cfg.data_root) if cfg.data_root is not None else None,
         layout=data.layout,

@@ -2,8 +2,10 @@
 
 A cell is (checkpoint row, column, data identity, protocol identity): `data_key` says which images a record
 measured, results.protocol_identity under which protocol (both 'unrecorded' for records written before they
-existed), `cell_key` joins them. Records of one cell are reruns (the newest is shown); records of different cells
-are never merged.
+existed), `cell_key` joins them; records of different cells are never merged. Within a cell (`replicate_runs`),
+records that differ only in the training seed (results.TRAIN_SEED, not part of the protocol identity) are
+replicates, runs of one cell; two records of the same seed, or records without a seed (written before the key
+existed), are reruns: the newest is shown.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..results import UNRECORDED, protocol_identity
+from ..results import TRAIN_SEED, UNRECORDED, protocol_identity
 
 
 def row_sha256(rec: dict[str, Any]) -> str:
@@ -54,6 +56,7 @@ def created(pr: tuple[Path, dict[str, Any]]) -> str:
 
 
 CellKey = tuple[tuple[str, str, str, str], str]  # (data_key, protocol identity)
+METHOD_ORDER = ("baseline", "mixup", "cutout", "cutmix")  # the report's row order (then other labels)
 
 
 def cell_key(rec: dict[str, Any]) -> CellKey:
@@ -85,3 +88,27 @@ def protocol_label(identity: str, others: list[str]) -> str:
     theirs = [protocol_fields(o) for o in others if o not in (identity, UNRECORDED)]
     keys = sorted(k for k in mine if any(o.get(k, "<absent>") != mine[k] for o in theirs)) or sorted(mine)
     return ", ".join(f"{k}={json.dumps(mine[k])}" for k in keys)
+
+
+Pair = tuple[Path, dict[str, Any]]
+
+
+def replicate_runs(cands: list[Pair]) -> tuple[list[Pair], list[tuple[str, list[Pair]]]]:
+    """One cell's records, newest first -> (its runs, its reruns).
+
+    Runs: the newest record of each training seed, in seed order (replicates); when no record has a seed, the
+    newest record alone (as before seeds were recorded). Reruns: (what they rerun, [shown record, not shown ...])
+    for each seed recorded more than once, and for the records without a seed beside other records (all of them
+    not shown when seeded runs exist)."""
+    seeded = [pr for pr in cands if pr[1].get(TRAIN_SEED) is not None]
+    unseeded = [pr for pr in cands if pr[1].get(TRAIN_SEED) is None]
+    by_seed: dict[Any, list[Pair]] = {}
+    for pr in seeded:
+        by_seed.setdefault(pr[1][TRAIN_SEED], []).append(pr)
+    reruns = [(f"train_seed {s}", prs) for s, prs in by_seed.items() if len(prs) > 1]
+    if not seeded:
+        return cands[:1], ([("no train_seed", cands)] if len(cands) > 1 else [])
+    if unseeded:  # older records beside seeded runs: shown are the seeded runs
+        reruns.append(("no train_seed, beside runs that record one", [by_seed[min(by_seed, key=str)][0], *unseeded]))
+    runs = [by_seed[s][0] for s in sorted(by_seed, key=lambda s: (str(type(s)), s))]
+    return runs, reruns

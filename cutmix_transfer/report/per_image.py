@@ -18,6 +18,8 @@ from ..ood.data import IN_DISTRIBUTION_KEY
 from ..ood.metrics import ROC_METRICS, MeanOverSetsStatistic
 from ..results import PER_IMAGE_CSV, PER_IMAGE_DETECTIONS, PER_IMAGE_IOUS
 from .bootstrap import Statistic, VOCMapStatistic, max_over_thresholds_statistic, mean_statistic
+from .calibration import ece_per_image
+from .corruption import corruption_per_image
 
 PerImage = tuple[list[str], Statistic]  # image ids (sorted) and the metric as a statistic over them
 
@@ -126,7 +128,10 @@ def _robustness_per_image(folder: Path, rec: dict[str, Any], metric: str) -> Per
 
 
 def _classification_per_image(folder: Path, rec: dict[str, Any], metric: str) -> PerImage | None:
-    """top1_err / top5_err: the mean of 100 * (1 - correct_top<k>) over train_cls's per_image.csv rows."""
+    """top1_err / top5_err: the mean of 100 * (1 - correct_top<k>) over the per_image.csv rows (train_cls's or
+    test_cls's); ece: calibration.ECEStatistic over test_cls's (confidence, correct_top1) rows."""
+    if metric == "ece":
+        return ece_per_image(folder)
     if metric not in ("top1_err", "top5_err"):
         return None
     rows = _read_csv(folder / PER_IMAGE_CSV)
@@ -168,6 +173,7 @@ PER_IMAGE_READERS = {
     "captioning": _captioning_per_image,
     "robustness": _robustness_per_image,
     "ood": _ood_per_image,
+    "corruption": corruption_per_image,  # report/corruption.py: resampled by clean image
 }
 
 

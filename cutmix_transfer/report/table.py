@@ -22,13 +22,28 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..io import atomic_write_bytes, atomic_write_text
-from ..results import KINDS, RECORD_NAME, UNRECORDED, protocol_identity
+from ..results import KINDS, RECORD_NAME, TRAIN_SEED, UNRECORDED, protocol_identity
 from ..robustness.figures import METHOD_COLOURS, plot_overlay
-from .bootstrap import DEFAULT_RESAMPLES, Interval, difference_from_values, percentile_interval, shared_bootstrap_values
-from .cells import CellKey, cell_key, created, data_label, newest_per_cell, protocol_label, row_sha256
+from .bootstrap import DEFAULT_RESAMPLES, Interval
+from .calibration import RELIABILITY_FIGURE, plot_reliability, reliability_series
+from .cells import (
+    METHOD_ORDER,
+    CellKey,
+    cell_key,
+    created,
+    data_label,
+    newest_per_cell,
+    protocol_label,
+    replicate_runs,
+    row_sha256,
+)
+from .compare import CELL_SINGLE_RUN
+from .compare import add_intervals as compare_intervals
+from .corruption import CORRUPTION_COLUMNS, corruption_notes, corruption_reference_rows, write_corruption_figures
 from .ood_sets import ood_set_csv, ood_set_markdown, ood_set_rows
+from .overlays import robustness_notes, robustness_series
 from .paper import PAPER_PYRAMIDNET_ARCH, PAPER_ROWS, PAPER_TABLE12_OOD
-from .per_image import per_image_statistic
+from .replicates import SINGLE_RUN_NOTE, ReplicateInterval
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +64,14 @@ class Column:
 COLUMNS: tuple[Column, ...] = (
     # ImageNet-sized classification (the demo's CUB layout, ImageNet, CUB; the paper's Table 3); CIFAR-100 has its
     # own column (the paper's Table 5, beside the OOD columns of Table 12)
+    # CIFAR-10 its own (dataset 'cifar10', not 'cifar100': the match is a prefix). train_cls and test_cls records.
     Column("top-1 err", "classification", "top1_err", not_dataset="cifar", lower_is_better=True),
-    Column("CIFAR-100 top-1 err", "classification", "top1_err", dataset="cifar", lower_is_better=True),
+    Column("CIFAR-100 top-1 err", "classification", "top1_err", dataset="cifar100", lower_is_better=True),
+    Column("CIFAR-10 top-1 err", "classification", "top1_err", "cifar10", "cifar100", lower_is_better=True),
+    # calibration (tools/test_cls.py records): ECE, 15 bins, L1, percent (report/calibration.py)
+    Column("ECE", "classification", "ece", not_dataset="cifar", lower_is_better=True),
+    Column("CIFAR-100 ECE", "classification", "ece", dataset="cifar100", lower_is_better=True),
+    Column("CIFAR-10 ECE", "classification", "ece", dataset="cifar10", not_dataset="cifar100", lower_is_better=True),
     Column("CUB loc acc", "wsol", "top1_loc", dataset="cub"),
     Column("CUB MaxBoxAccV2", "wsol", "maxboxacc_v2", dataset="cub"),
     Column("ImageNet loc acc", "wsol", "top1_loc", dataset="imagenet"),
@@ -68,8 +89,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("OOD TNR@TPR95 (mean)", "ood", "tnr_at_tpr95", detector="msp"),
     Column("OOD AUROC (mean)", "ood", "auroc", detector="msp"),
     Column("OOD detection acc (mean)", "ood", "detection_acc", detector="msp"),
+    *(Column(t, "corruption", m, dataset=d, lower_is_better=True) for t, m, d in CORRUPTION_COLUMNS),  # -C sets
 )
-METHOD_ORDER = ("baseline", "mixup", "cutout", "cutmix")
 
 
 @dataclass
@@ -84,7 +105,17 @@ class Row:
     values: dict[str, float] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # column title -> results.json path
     reference: bool = False
-    intervals: dict[str, Interval] = field(default_factory=dict)  # column title -> 95% bootstrap interval
+    # column title -> 95% interval: over images (one run) or over images and runs (several)
+    intervals: dict[str, Interval | ReplicateInterval] = field(default_factory=dict)
+    # column title -> the cell's runs (replicates: one record per training seed, seed order): paths, values, seeds
+    runs: dict[str, list[str]] = field(default_factory=dict)
+    run_values: dict[str, list[float]] = field(default_factory=dict)
+    run_seeds: dict[str, list[Any]] = field(default_factory=dict)
+
+    def run_sd(self, title: str) -> float | None:
+        """The SD across the cell's runs (ddof 1), None with one run."""
+        v = self.run_values.get(title) or []
+        return float(np.std(v, ddof=1)) if len(v) > 1 else None
 
 
 def find_records(dirs: Iterable[str | os.PathLike]) -> list[tuple[Path, dict[str, Any]]]:
@@ -132,8 +163,10 @@ def build_rows(
 ) -> list[Row]:
     """One row per checkpoint sha256; a cell is (checkpoint, column, data identity, protocol identity), so one
     checkpoint evaluated on different data or under different protocols gives different columns ('<title> [data
-    k]', '<title> [protocol p]', legend in `notes`), never one overwriting the other. Several records of one cell
-    (a rerun): the newest is shown and `notes` names every file; `strict` makes that a ConfigError."""
+    k]', '<title> [protocol p]', legend in `notes`), never one overwriting the other. Records of one cell that
+    differ only in the training seed are its runs (replicates, cells.replicate_runs): the cell holds their mean,
+    `Row.runs` / `run_values` / `run_seeds` each run. Several records of one seed, or without a seed (a rerun):
+    the newest is shown and `notes` names every file; `strict` makes that a ConfigError."""
     notes = notes if notes is not None else []
     ordered = sorted(records, key=created)
     data_ids: dict[tuple[str, str, str, str], int] = {}
@@ -165,7 +198,8 @@ def build_rows(
     for p, rec in ordered:
         groups.setdefault(row_sha256(rec), []).append((p, rec))
     rows = []
-    reruns: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    reruns: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
+    replicates: dict[tuple[str, str], list[str]] = {}
     for sha, recs in groups.items():
         ck = [r["checkpoint"] for _, r in recs]
         method = next((c.get("method") for c in reversed(ck) if c.get("method")), None)
@@ -178,21 +212,35 @@ def build_rows(
                 if not cands:
                     continue
                 t = title(col, key)
-                row.values[t] = float(cands[0][1]["metrics"][col.metric])
-                row.sources[t] = str(cands[0][0])
-                if len(cands) > 1:
-                    reruns.setdefault(
-                        (f"{row.label} (sha256 {sha[:12]})", tuple(f"{p} ({r.get('created', '?')})" for p, r in cands)),
-                        [],
-                    ).append(t)
+                runs, cell_reruns = replicate_runs(cands)
+                row.runs[t] = [str(p) for p, _ in runs]
+                row.run_values[t] = [float(r["metrics"][col.metric]) for _, r in runs]
+                row.run_seeds[t] = [r.get(TRAIN_SEED) for _, r in runs]
+                row.values[t] = float(np.mean(row.run_values[t]))  # one run: its value; replicates: the run mean
+                row.sources[t] = str(max(runs, key=created)[0])
+                if len(runs) > 1:
+                    seeds = ", ".join(map(str, row.run_seeds[t]))
+                    replicates.setdefault((f"{row.label} (sha256 {sha[:12]})", seeds), []).append(t)
+                for what, prs in cell_reruns:
+                    files = tuple(f"{p} ({r.get('created', '?')})" for p, r in prs)
+                    reruns.setdefault((f"{row.label} (sha256 {sha[:12]})", what, files), []).append(t)
         rows.append(row)
-    for (who, files), titles in reruns.items():
+    for (who, what, files), titles in reruns.items():
         notes.append(
-            f"Rerun: {len(files)} records of the same cell, {who}, {', '.join(titles)}: the newest is "
-            f"shown, {files[0]}; not shown: {'; '.join(files[1:])}."
+            f"Rerun: {len(files)} records of the same cell ({what}), {who}, {', '.join(titles)}: "
+            + (
+                f"the seeded runs are shown; not shown: {'; '.join(files[1:])}."
+                if what.startswith("no train_seed, beside")
+                else f"the newest is shown, {files[0]}; not shown: {'; '.join(files[1:])}."
+            )
         )
     if strict and reruns:
         raise ConfigError(f"--strict: {notes[-len(reruns)]} Delete or move the older record(s), or drop --strict")
+    for (who, seeds), titles in replicates.items():
+        notes.append(
+            f"Replicates: {who}, {', '.join(titles)}: {len(seeds.split(', '))} training runs (train_seed {seeds}), "
+            "shown as mean ± SD across seeds (n runs)."
+        )
     split = [t for t, keys in col_keys.items() if len({k[0] for k in keys}) > 1]
     if split:
         used = sorted({k[0] for t in split for k in col_keys[t]}, key=data_ids.get)
@@ -285,11 +333,21 @@ def _cell(r: Row, c: Column) -> float | None:
 
 
 def _fmt_cell(r: Row, c: Column) -> str:
+    """'40.00', '40.00 [30.00, 50.00] (1 run: test images only)', '26.23 [20.55, 30.24] (BC, bias +2.68; 1 run:
+    test images only)' or, for replicates, '28.10 ± 2.30 (n=3) [22.00, 34.00]' (mean ± SD across seeds)."""
     v = _cell(r, c)
     if v is None:
         return "–"
+    sd = r.run_sd(c.title)
+    text = f"{v:.2f} ± {sd:.2f} (n={len(r.run_values[c.title])})" if sd is not None else f"{v:.2f}"
     ci = r.intervals.get(c.title)
-    return f"{v:.2f} [{ci.low:.2f}, {ci.high:.2f}]" if ci is not None else f"{v:.2f}"
+    if ci is None:
+        return text
+    text += f" [{ci.low:.2f}, {ci.high:.2f}]"
+    if isinstance(ci, ReplicateInterval):
+        return text
+    how = f"{ci.method}, bias {ci.bias:+.2f}; " if ci.method != "percentile" else ""
+    return text + f" ({how}{CELL_SINGLE_RUN})"
 
 
 def to_markdown(rows: list[Row], notes: Iterable[str] = ()) -> str:
@@ -314,9 +372,13 @@ def to_markdown(rows: list[Row], notes: Iterable[str] = ()) -> str:
     if any(r.intervals for r in rows):
         ci = next(iter(next(r for r in rows if r.intervals).intervals.values()))
         note += (
-            f"[low, high]: 95% bootstrap interval over the evaluated images ({ci.resamples} resamples, the "
-            "metric recomputed on each; docs/report_statistics.md); a number without one has no per-image "
-            "results to resample.\n"
+            f"[low, high]: 95% bootstrap interval ({ci.resamples} resamples of the evaluated images, the metric "
+            "recomputed on each resample, except CIDEr, whose idf stays the full test set's; bias-corrected (BC) "
+            "for mAP and MaxBoxAcc, bias printed; docs/report_statistics.md); a number without one has no "
+            f"per-image results to resample. '{CELL_SINGLE_RUN}': {SINGLE_RUN_NOTE}. 'm ± s (n=R)': the mean "
+            "over R training runs (records that differ only in train_seed) ± their SD across seeds; its interval "
+            "covers the test images and the training runs (two-level bootstrap widened by a Student-t run "
+            "component).\n"
         )
     note += "".join(f"\n- {n}" for n in notes)
     return "\n".join(lines) + "\n" + note + ("\n" if notes else "")
@@ -327,25 +389,30 @@ def to_csv(rows: list[Row]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     with_ci = [c for c in cols if any(c.title in r.intervals for r in rows)]
+    with_runs = [c for c in cols if any(len(r.run_values.get(c.title, [])) > 1 for r in rows)]
     w.writerow(
         ["label", "method", "arch", "checkpoint", "sha256", "reference"]
         + [c.title for c in cols]
         + [f"{c.title} {end}" for c in with_ci for end in ("ci95_low", "ci95_high")]
+        + [f"{c.title} {end}" for c in with_runs for end in ("runs", "run_sd")]
     )
     for r in rows:
         vals = [_cell(r, c) for c in cols]
         cis = [r.intervals.get(c.title) for c in with_ci]
+        sds = [(len(r.run_values.get(c.title, [])), r.run_sd(c.title)) for c in with_runs]
         w.writerow(
             [r.label, r.method or "", r.arch or "", r.checkpoint or "", r.sha256 or "", int(r.reference)]
             + [f"{v:.4f}" if v is not None else "" for v in vals]
             + [x for ci in cis for x in ((f"{ci.low:.4f}", f"{ci.high:.4f}") if ci is not None else ("", ""))]
+            + [x for k, sd in sds for x in ((str(k) if k else ""), (f"{sd:.4f}" if sd is not None else ""))]
         )
     return buf.getvalue()
 
 
 def plot(rows: list[Row], path: str | os.PathLike) -> None:
-    """Bars per downstream metric, one colour per pretraining method: one checkpoint with its 95% bootstrap
-    interval as the error bar, several checkpoints as their mean with the min-max spread."""
+    """Bars per downstream metric, one colour per pretraining method: one checkpoint with its 95% interval as the
+    error bar, several checkpoints as their mean with the min-max spread; each training run of a replicate cell
+    (several seeds) is a black dot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -376,6 +443,9 @@ def plot(rows: list[Row], path: str | os.PathLike) -> None:
             if len(vals) == 1 and cis:  # one checkpoint: its 95% bootstrap interval as the error bar
                 err = [[max(0.0, mean - cis[0].low)], [max(0.0, cis[0].high - mean)]]
             ax.bar(i, mean, color=METHOD_COLOURS.get(m, f"C{i + 4}"), yerr=err, capsize=3, label=m)
+            dots = [v for r in group if len(r.run_values.get(col.title, [])) > 1 for v in r.run_values[col.title]]
+            if dots:  # every training run of a replicate cell as a dot
+                ax.scatter(i + np.linspace(-0.15, 0.15, len(dots)), dots, s=9, color="black", zorder=3)
             top = mean + (err[1][0] if err else 0.0)  # the label sits above the error bar, not on it
             ax.text(
                 i,
@@ -407,113 +477,10 @@ def add_intervals(
     seed: int = 0,
     notes: list[str] | None = None,
 ) -> list[str]:
-    """Fill each row's 95% bootstrap intervals; return the paired-difference lines (same images, same draws)."""
-    notes = notes if notes is not None else []
-    by_path = {str(p): rec for p, rec in records}
-    cols = _columns_in_use(rows)
+    """Fill each measured row's 95% intervals and return the paired-difference lines, Holm-adjusted over the
+    family (compare.add_intervals, compare.Comparison.line)."""
     measured = [r for r in rows if not r.reference]
-    cells = []  # (row index, column, image ids, statistic) of every cell with per-image results
-    for ri, r in enumerate(measured):
-        for c in cols:
-            src = r.sources.get(c.title)
-            got = per_image_statistic(src, by_path[src], c.metric) if src is not None else None
-            if got is not None:
-                cells.append((ri, c, *got))
-    # one seed: the same draws for all cells on n images (drawn once for them all), so differences stay paired
-    boot = shared_bootstrap_values([(stat, len(ids)) for _, _, ids, stat in cells], resamples, seed)
-    samples: dict[tuple[int, str], tuple[list[str], float, np.ndarray]] = {}  # ids, value, resampled values
-    for (ri, c, ids, _), (value, values) in zip(cells, boot):
-        r = measured[ri]
-        if abs(value - r.values[c.title]) > 0.01:  # the per-image files must reproduce the record's number
-            notes.append(
-                f"No interval for {r.label} {c.title}: its per-image results give {value:.2f}, the "
-                f"record {r.values[c.title]:.2f} ({r.sources[c.title]}); re-run the evaluation."
-            )
-            continue
-        r.intervals[c.title] = Interval(value, *percentile_interval(values), len(ids), resamples)
-        samples[(ri, c.title)] = (ids, value, values)
-    lines = []
-    for c in cols:
-        for i in range(len(measured)):
-            for j in range(i + 1, len(measured)):
-                a, b = samples.get((j, c.title)), samples.get((i, c.title))
-                if a is None or b is None or a[0] != b[0]:
-                    continue
-                d = difference_from_values(a[1], a[2], b[1], b[2], len(a[0]))
-                p = f"p = {d.p_value:.3f}" if d.p_value > 0 else f"p < {1 / resamples:.3g}"
-                lines.append(
-                    f"{c.title}, {measured[j].label} − {measured[i].label}: {d.value:+.2f} "
-                    f"[{d.low:+.2f}, {d.high:+.2f}], {p} ({d.n} images)"
-                )
-    return lines
-
-
-def _lambda_of_first(rec: dict[str, Any]) -> dict[str, Any]:
-    """The record's curves with lambda as the share of the first image: version-1 records hold the share of the
-    second (results.RECORD_VERSION), so their in-between ratios become 1 - ratio (same points, same values)."""
-    curves = rec["curves"]
-    if int(rec.get("record_version", 1) or 1) >= 2 or "inbetween" not in curves:
-        return curves
-    inb = {
-        k: ({**v, "ratios": [1.0 - float(r) for r in v["ratios"]]} if isinstance(v, dict) and "ratios" in v else v)
-        for k, v in curves["inbetween"].items()
-    }
-    return {**curves, "inbetween": inb}
-
-
-def robustness_groups(records: list[tuple[Path, dict[str, Any]]]) -> list[tuple[str, CellKey, list[dict[str, Any]]]]:
-    """The overlay figures: (name, cell key, records), one figure per (dataset, data identity, protocol identity),
-    each checkpoint's newest record of that cell with curves. The name is the dataset, or '<dataset>_<k>' when the
-    dataset's records split into several cells (the report's notes say which is which)."""
-    groups: dict[tuple[str, CellKey], list[dict[str, Any]]] = {}
-    for _, rec in newest_per_cell(records, "robustness"):
-        if rec.get("curves"):
-            groups.setdefault((str(rec.get("dataset")), cell_key(rec)), []).append(rec)
-    out = []
-    for dataset in sorted({d for d, _ in groups}):
-        keys = [k for d, k in groups if d == dataset]
-        for i, key in enumerate(keys, 1):
-            out.append((dataset if len(keys) == 1 else f"{dataset}_{i}", key, groups[(dataset, key)]))
-    return out
-
-
-def robustness_series(records: list[tuple[Path, dict[str, Any]]]) -> dict[str, list[tuple[str, str | None, dict]]]:
-    """Per overlay figure (`robustness_groups`), one (label, method, curves) per checkpoint, lambda the share of the
-    first image throughout (`_lambda_of_first`); two checkpoints of one label get their sha256 prefix."""
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    series: dict[str, list[tuple[str, str | None, dict]]] = {}
-    for name, _, recs in robustness_groups(records):
-        labels = [r["checkpoint"].get("method") or Path(str(r["checkpoint"].get("path"))).stem for r in recs]
-        items = [
-            (
-                f"{label} ({str(r['checkpoint']['sha256'])[:8]})" if labels.count(label) > 1 else label,
-                r["checkpoint"].get("method"),
-                _lambda_of_first(r),
-            )
-            for label, r in zip(labels, recs)
-        ]
-        series[name] = sorted(items, key=lambda it: (order.get(it[1] or "", len(order)), it[0]))
-    return series
-
-
-def robustness_notes(records: list[tuple[Path, dict[str, Any]]]) -> list[str]:
-    """A note per dataset whose robustness records split into several overlay figures: which figure holds which
-    data and protocol."""
-    groups = robustness_groups(records)
-    notes = []
-    for dataset in sorted({str(recs[0].get("dataset")) for _, _, recs in groups}):
-        mine = [(n, k, recs) for n, k, recs in groups if str(recs[0].get("dataset")) == dataset]
-        if len(mine) > 1:
-            protos = [k[1] for _, k, _ in mine]
-            parts = [
-                f"robustness_{n}.png = {data_label(k[0], (recs[0].get('data') or {}).get('num_images', '?'))}; "
-                f"protocol {protocol_label(k[1], protos)}"
-                for n, k, recs in mine
-            ]
-            notes.append(
-                f"Robustness curves on {dataset} measured on different data or protocols: " + " | ".join(parts)
-            )
-    return notes
+    return [d.line() for d in compare_intervals(measured, _columns_in_use(rows), records, resamples, seed, notes)]
 
 
 def write_report(
@@ -539,13 +506,17 @@ def write_report(
     notes: list[str] = []
     rows = build_rows(records, notes, strict=strict)
     notes += robustness_notes(records)
+    notes += corruption_notes(records, paper)
     differences = add_intervals(rows, records, bootstrap, seed, notes) if bootstrap else []
     if differences:
         notes.append(
-            f"Paired differences on the same images (95% bootstrap interval, two-sided p; {bootstrap} "
-            "resamples):\n" + "\n".join(f"  - {d}" for d in differences)
+            f"Paired differences, later row − earlier row on the same images ({len(differences)} in the family; "
+            f"95% bootstrap interval from {bootstrap} resamples; the two-sided p of the test named beside it, and "
+            "Holm's adjusted p over the family; several runs: P(A better than B) across runs):\n"
+            + "\n".join(f"  - {d}" for d in differences)
         )
     all_rows = rows + (paper_rows() if paper else [])
+    all_rows += [Row(**r) for r in corruption_reference_rows(records, paper)]  # --paper: published corruption values
     out = Path(out_dir)
     paths = {"markdown": out / "report.md", "csv": out / "report.csv", "figure": out / "report.png"}
     per_set = ood_set_rows(newest_per_cell(records, "ood"), paper)
@@ -559,5 +530,9 @@ def write_report(
     for name, series in robustness_series(records).items():  # the paper's Figure 5 layout, checkpoints overlaid
         paths[f"robustness_{name}"] = out / f"robustness_{name}.png"
         plot_overlay(series, paths[f"robustness_{name}"])
+    paths.update(write_corruption_figures(records, out))  # corruption_<dataset>.png, one per data x protocol cell
+    calibration = reliability_series(records)  # test_cls records with per-image confidences, all in one figure
+    if calibration:
+        paths["reliability"] = plot_reliability(calibration, out / RELIABILITY_FIGURE)
     logger.info("report: %d records, %d checkpoints -> %s", len(records), len(rows), out)
     return paths
