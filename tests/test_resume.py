@@ -137,8 +137,19 @@ def _proc_stat(pid: int) -> list[str] | None:
 
 
 def _alive(pid: int) -> bool:
-    stat = _proc_stat(pid)
-    return stat is not None and stat[0] != "Z"
+    """Any thread of `pid` not yet dead: a killed process's leader shows as a zombie while its other threads still
+    exit, and its files (a lock among them) are closed only when the last one has."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            if (task / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                return True
+        except (OSError, IndexError):
+            continue
+    return False
 
 
 def _descendants(pid: int) -> dict[int, int]:

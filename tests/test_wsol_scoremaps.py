@@ -304,6 +304,15 @@ def test_npy_root_errors_name_the_map_file(tmp_path):
     with pytest.raises(DatasetError, match=rf"{root / (IDS[1] + '.npy')}: cannot read the score map of 'a/2\.jpg'"):
         saved.get(IDS[1])
     np.testing.assert_array_equal(saved.get(IDS[0]), maps[0])
+    np.save(root / (IDS[1] + ".npy"), np.array([maps[1]], dtype=object), allow_pickle=True)  # needs pickle
+    with pytest.raises(DatasetError, match=r"cannot read the score map of 'a/2\.jpg'"):
+        saved.get(IDS[1])  # read without pickle, as any .npy of untrusted origin
+    nan = maps[1].copy()
+    nan[0, 0] = np.nan
+    np.save(root / (IDS[1] + ".npy"), nan)
+    with pytest.raises(DatasetError, match=rf"{root / (IDS[1] + '.npy')}: the score map of 'a/2\.jpg' contains NaN"):
+        saved.get(IDS[1])
+    assert saved.maps_for([]).dtype == np.float32
     (root / (IDS[2] + ".npy")).unlink()
     with pytest.raises(DatasetError, match=rf"{root / (IDS[2] + '.npy')}: no score map for image id 'b/3\.jpg'"):
         load_saved_maps(root, IDS)
@@ -319,6 +328,8 @@ def test_prepare_map_rules():
     np.testing.assert_array_equal(prepare_map(m[None], "x", where), m)  # (1, H, W) is one map
     assert prepare_map(m.astype(np.float64), "x", where).dtype == np.float32
     np.testing.assert_array_equal(prepare_map(np.ones((224, 224), np.uint8), "x", where), np.ones((224, 224)))
+    line = prepare_map(np.array([[0.0, 2.0, 1.0]]), "x", where)  # one row is still a 2-D map: resized
+    assert line.shape == (224, 224) and line.min() == 0 and line.max() == pytest.approx(1, abs=1e-6)
     for bad, why in (
         (np.zeros((2, 224, 224)), r"shape \(2, 224, 224\)"),
         (np.zeros((224,)), r"shape \(224,\)"),
