@@ -30,7 +30,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Literal, NamedTuple, get_args
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, NamedTuple, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -188,6 +189,27 @@ class TorchrunRank(NamedTuple):
     world_size: int
     created_group: bool  # this call started the process group: the caller destroys it when done
     device: torch.device  # cuda:LOCAL_RANK on a GPU run, else the device passed in
+
+
+T = TypeVar("T")
+
+
+def rank_batches(items: Sequence[int], batch_size: int, rank: int, world: int) -> list[list[int]]:
+    """The batches of `items` this rank processes: the single-process batch sequence, every world-th from rank, so
+    that the evaluators' numbers under torchrun equal one process's."""
+    chunks = [list(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
+    return chunks[rank::world]
+
+
+def run_on_ranks(evaluate: Callable[[torch.device, int, int], T], device: torch.device) -> T:
+    """An evaluator's body on this torchrun rank (a single process: rank 0 of 1): join the group
+    (`setup_torchrun`), call evaluate(device, rank, world), and leave the group it created, whatever happens."""
+    r = setup_torchrun(device)
+    try:
+        return evaluate(r.device, r.rank, r.world_size)
+    finally:
+        if r.created_group and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def setup_torchrun(device: torch.device) -> TorchrunRank:

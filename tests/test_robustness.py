@@ -21,6 +21,7 @@ from torchvision.transforms import functional as TF
 from cutmix_transfer.backbones import build_model
 from cutmix_transfer.datasets.cub import load_cub
 from cutmix_transfer.datasets.imagenet import load_imagenet_val
+from cutmix_transfer.distributed import rank_batches
 from cutmix_transfer.errors import ConfigError, DatasetError
 from cutmix_transfer.robustness import (
     PixelClassifier,
@@ -43,7 +44,7 @@ from cutmix_transfer.robustness import (
     top1_accuracy,
     top1_error,
 )
-from cutmix_transfer.robustness.evaluate import rank_batches, select_images
+from cutmix_transfer.robustness.evaluate import select_images
 
 TOOL = EvalTool(REPO / "tools" / "robustness_eval.py")
 NUM_CLASSES = 4  # conftest.DEMO_KWARGS

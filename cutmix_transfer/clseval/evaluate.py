@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..backbones import load_classifier
 from ..datasets.common import check_unreadable
-from ..distributed import all_gather_objects, setup_torchrun
+from ..distributed import all_gather_objects, rank_batches, run_on_ranks
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..normalization import Normalization, resolve_normalization
@@ -116,12 +116,9 @@ def evaluate_classification(cfg: ClsEvalConfig) -> EvalResult:
     t_start = time.perf_counter()
     validate_config(cfg)
     seed_everything(int(cfg.seed))
-    rank = setup_torchrun(resolve_device(cfg.device))
-    try:
-        return _evaluate(cfg, rank.device, rank.rank, rank.world_size, t_start)
-    finally:
-        if rank.created_group and dist.is_initialized():
-            dist.destroy_process_group()
+    return run_on_ranks(
+        lambda device, rank, world: _evaluate(cfg, device, rank, world, t_start), resolve_device(cfg.device)
+    )
 
 
 def classify(
@@ -201,7 +198,7 @@ def summarize(logits: np.ndarray, labels: np.ndarray, cfg: ClsEvalConfig) -> dic
 def _loader(data: ClsData, cfg: ClsEvalConfig, device: torch.device, rank: int, world: int):
     """This rank's batches: the single-process batch sequence of consecutive images, every world-th from rank."""
     n, bs = len(data.labels), int(cfg.batch_size)
-    batches = [list(range(i, min(i + bs, n))) for i in range(0, n, bs)][rank::world]
+    batches = rank_batches(range(n), bs, rank, world)
     loader = torch.utils.data.DataLoader(
         data.dataset, batch_sampler=batches, num_workers=int(cfg.workers), pin_memory=device.type == "cuda"
     )

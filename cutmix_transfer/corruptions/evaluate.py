@@ -34,7 +34,7 @@ from .. import backbones
 from ..clseval.calibration import ECE_BINS, expected_calibration_error
 from ..datasets.common import check_unreadable
 from ..datasets.corruptions import SEVERITIES, check_selection
-from ..distributed import all_gather_objects, gather_rows, setup_torchrun
+from ..distributed import all_gather_objects, gather_rows, run_on_ranks
 from ..errors import ConfigError, DatasetError
 from ..normalization import Normalization, resolve_normalization
 from ..results import EvalResult, checkpoint_info, data_identity, make_record
@@ -113,12 +113,9 @@ def evaluate_corruptions(cfg: CorruptionEvalConfig) -> EvalResult:
     t_start = time.perf_counter()
     validate_config(cfg)
     seed_everything(int(cfg.seed))
-    rank = setup_torchrun(resolve_device(cfg.device))
-    try:
-        return _evaluate(cfg, rank.device, rank.rank, rank.world_size, t_start)
-    finally:
-        if rank.created_group and dist.is_initialized():
-            dist.destroy_process_group()
+    return run_on_ranks(
+        lambda device, rank, world: _evaluate(cfg, device, rank, world, t_start), resolve_device(cfg.device)
+    )
 
 
 def _classify(

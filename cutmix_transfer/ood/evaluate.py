@@ -26,11 +26,10 @@ from tqdm import tqdm
 
 from .. import backbones
 from ..datasets.common import check_unreadable
-from ..distributed import gather_rows, setup_torchrun
+from ..distributed import gather_rows, rank_batches, run_on_ranks
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..results import checkpoint_info, data_identity, make_record, write_record
-from ..robustness.evaluate import rank_batches
 from ..runtime import EvalOptions, resolve_device, seed_everything
 from .data import (
     DEFAULT_NOISE_COUNT,
@@ -274,12 +273,9 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
     t_start = time.perf_counter()
     _validate(cfg)
     seed_everything(int(cfg.seed))
-    dist_rank = setup_torchrun(resolve_device(cfg.device))
-    try:
-        return _evaluate(cfg, dist_rank.device, dist_rank.rank, dist_rank.world_size, t_start)
-    finally:
-        if dist_rank.created_group and dist.is_initialized():
-            dist.destroy_process_group()
+    return run_on_ranks(
+        lambda device, rank, world: _evaluate(cfg, device, rank, world, t_start), resolve_device(cfg.device)
+    )
 
 
 def _evaluate(cfg: OODEvalConfig, device: torch.device, rank: int, world: int, t_start: float) -> OODResult:

@@ -37,7 +37,7 @@ from ..classification.transforms import build_transform
 from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD, check_unreadable, load_rgb
 from ..datasets.wsol_data import BOX_DATASETS as DATASETS
 from ..datasets.wsol_data import load_eval_data
-from ..distributed import gather_rows, setup_torchrun
+from ..distributed import gather_rows, rank_batches, run_on_ranks
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..results import PER_IMAGE_CSV, EvalResult, checkpoint_info, data_identity, make_record, write_record
@@ -142,12 +142,6 @@ def select_images(n: int, max_images: int | None, seed: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(n, size=int(max_images), replace=False))
 
 
-def rank_batches(items: Sequence[int], batch_size: int, rank: int, world: int) -> list[list[int]]:
-    """The batches of `items` this rank processes: the single-process batch sequence, every world-th from rank."""
-    chunks = [list(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
-    return chunks[rank::world]
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The evaluation
 # ----------------------------------------------------------------------------------------------------------
@@ -186,12 +180,9 @@ def evaluate_robustness(cfg: RobustnessConfig) -> EvalResult:
     t_start = time.perf_counter()
     validate_config(cfg)
     seed_everything(cfg.seed)
-    dist_rank = setup_torchrun(resolve_device(cfg.device))
-    try:
-        return _evaluate(cfg, dist_rank.device, dist_rank.rank, dist_rank.world_size, t_start)
-    finally:
-        if dist_rank.created_group and dist.is_initialized():
-            dist.destroy_process_group()
+    return run_on_ranks(
+        lambda device, rank, world: _evaluate(cfg, device, rank, world, t_start), resolve_device(cfg.device)
+    )
 
 
 def _check_errors(batch: dict, names: list[str], key: str, skip: bool, skipped: list[dict]) -> np.ndarray:
