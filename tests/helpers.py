@@ -58,8 +58,13 @@ def load_tool_main(tool: Path, module_name: str) -> Callable[[list[str]], int]:
 
 
 def tool_env() -> dict[str, str]:
-    """The environment of a tool subprocess: one intra-op thread, the repository importable."""
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    """The environment of a tool subprocess: one intra-op thread for every threaded library (OpenMP, MKL, OpenBLAS:
+    under the CPU pin, MKL's own count would otherwise stay at the pin's 2 while torchrun's ranks use 1, and thread
+    counts change float results), the repository importable."""
+    one = dict(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    if os.environ.get("CUTMIX_PINNED") == "1":
+        one["CUTMIX_PIN_THREADS"] = "1"  # still pinned, with one thread
+    return dict(os.environ, **one, PYTHONPATH=str(REPO))
 
 
 def run_tool(tool: Path, *args: str, timeout: int = 240) -> subprocess.CompletedProcess:

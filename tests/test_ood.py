@@ -485,17 +485,17 @@ def test_tool_end_to_end(tiny, tmp_path):
     model = tiny["model"]
     # in-distribution: MSP of the model on the test batch normalised by hand, in the batch file's order
     want = msp_by_hand(model, manual_normalise(tiny["test"]))
-    assert np.allclose(scores["in_distribution"], want, rtol=1e-6)  # float32 rounding across threads
+    assert np.allclose(scores["in_distribution"], want, rtol=1e-5)  # float32 rounding across threads
     for name in ("LSUN", "Imagenet_resize"):
         arrs = [
             np.asarray(Image.fromarray(a).resize((32, 32), Image.BILINEAR)) if a.shape[:2] != (32, 32) else a
             for a in tiny["ood_images"][name]
         ]
-        assert np.allclose(scores[name], msp_by_hand(model, manual_normalise(np.stack(arrs))), rtol=1e-6)
+        assert np.allclose(scores[name], msp_by_hand(model, manual_normalise(np.stack(arrs))), rtol=1e-5)
     for kind in ("uniform", "gaussian"):
         noise = np.stack([ood_data.noise_image(kind, 5, i) for i in range(9)])
         x = torch.from_numpy((noise - MEAN[:, None, None]) / STD[:, None, None])
-        assert np.allclose(scores[kind], msp_by_hand(model, x), rtol=1e-6)
+        assert np.allclose(scores[kind], msp_by_hand(model, x), rtol=1e-5)
 
     # every metric recomputed from scores.npz without scikit-learn, and the mean of the sets
     for name in rec["ood_sets"]:

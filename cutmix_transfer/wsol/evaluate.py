@@ -12,8 +12,8 @@ The flow (clovaai/wsolevaluation's seam: the scoring never touches a model, a mo
 
 docs/wsol_protocol.md lists every protocol choice. Top-1 localization needs the CAM of the predicted class only
 when the prediction is right, and then it is the GT-class CAM: so one map per image serves every metric.
-Under ``torchrun`` (WORLD_SIZE > 1) each rank scores images ``rank::world``; the integer counts are all-reduced,
-the per-image rows gathered, and rank 0 writes everything: the result equals the single-process run.
+Under ``torchrun`` (WORLD_SIZE > 1) each rank scores the single-process batches ``rank::world``; the integer counts
+are all-reduced, the per-image rows gathered, and rank 0 writes everything: the result equals the single-process run.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from ..cam import check_method
 from ..checkpoints import LoadedBackbone
 from ..datasets.common import check_unreadable
 from ..datasets.wsol_data import DATASETS, EvalData, load_eval_data
-from ..distributed import gather_rows, setup_torchrun
+from ..distributed import gather_rows, rank_batches, setup_torchrun
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
 from ..results import PER_IMAGE_CSV, PER_IMAGE_IOUS, EvalResult, checkpoint_info, data_identity, write_record
@@ -173,7 +173,13 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
     else:
         saved = load_saved_maps(cfg.scoremaps, [s.image_id for s in samples])
     out_dir = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg.backbone or cfg.scoremaps, cfg.dataset)
-    local = list(range(rank, len(samples), world))
+    # the single-process batches, every world-th from rank: each image is scored in the batch it has in one process,
+    # so the maps, and every number, equal one process's bit for bit (batch composition can change the last bits)
+    local_parts = [
+        [i for batch in rank_batches(range(len(samples)), cfg.batch_size, r, world) for i in batch]
+        for r in range(world)
+    ]
+    local = local_parts[rank]
     logger.info(
         "WSOL %s %s: %d images (%d on rank %d of %d), %s, device %s",
         cfg.dataset,
@@ -263,7 +269,7 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
         )
         if saved is not None and saved.source_checkpoint:
             source = {f"checkpoint_{k}" if k != "arch" else k: v for k, v in saved.source_checkpoint.items() if v}
-        cams = shard.finish(rows, world, source)
+        cams = shard.finish(rows, local_parts, source)
         if cams is not None:
             files["cams"] = cams
     timing["total_s"] = time.perf_counter() - t_start

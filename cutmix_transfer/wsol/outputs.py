@@ -92,16 +92,21 @@ def write_cams_npz(
 
 
 def assemble_cams(
-    out_dir: Path, order_parts: list[list[int]], world: int, rows: list[dict], extra: dict[str, str] | None = None
+    out_dir: Path,
+    order_parts: list[list[int]],
+    local_parts: list[list[int]],
+    rows: list[dict],
+    extra: dict[str, str] | None = None,
 ) -> Path:
-    """Stream every rank's shard of score maps (<out>/.cams.rank<r>.npy, rank r holding samples r::world in the
-    local order `order_parts[r]`) into <out>/cams.npz in dataset order (rows are sorted)."""
+    """Stream every rank's shard of score maps (<out>/.cams.rank<r>.npy, rank r holding the samples
+    `local_parts[r]`, written in the local order `order_parts[r]`) into <out>/cams.npz in dataset order (rows are
+    sorted)."""
     shards = []
     where: dict[int, tuple[int, int]] = {}  # global index -> (rank, row in that rank's shard)
     for r, order in enumerate(order_parts):
         shards.append(np.load(out_dir / f".cams.rank{r}.npy", mmap_mode="r"))
         for j, local_pos in enumerate(order):
-            where[local_pos * world + r] = (r, j)
+            where[local_parts[r][local_pos]] = (r, j)
 
     def chunks():
         for row in rows:
@@ -132,11 +137,13 @@ class CamShard:
         self.array[start : start + len(positions)] = maps
         self.order.extend(int(p) for p in positions)
 
-    def finish(self, rows: list[dict], world: int, extra: dict[str, str] | None) -> Path | None:
-        """Assemble cams.npz on rank 0 (every rank's rows, sorted); remove the shards. Returns its path on rank 0."""
+    def finish(self, rows: list[dict], local_parts: list[list[int]], extra: dict[str, str] | None) -> Path | None:
+        """Assemble cams.npz on rank 0 (every rank's rows, sorted; `local_parts[r]`: the samples rank r holds);
+        remove the shards. Returns its path on rank 0."""
         self.array.flush()
+        world = len(local_parts)
         order_parts = all_gather_objects(self.order) if world > 1 else [self.order]
-        path = assemble_cams(self.out_dir, order_parts, world, rows, extra) if self.rank == 0 else None
+        path = assemble_cams(self.out_dir, order_parts, local_parts, rows, extra) if self.rank == 0 else None
         if world > 1:
             dist.barrier()
         del self.array
