@@ -46,7 +46,7 @@ mkdir -p "$LOGS"
 quiet() {   # quiet LOGNAME CMD...: run CMD, full output to $LOGS/LOGNAME.log; show progress, errors and the result
     local log="$LOGS/$1.log" rc=0; shift
     printf '  (full log: %s)\n' "$log"
-    "$@" 2>&1 | tee "$log" | { grep --line-buffered -E 'Epoch\((train|val)\)|^error:|^trained:|mAP|BLEU-4' || true; } || rc=$?
+    "$@" 2>&1 | tee "$log" | { grep --line-buffered -E 'Epoch\((train|val)\)|^error:|^trained:|test mAP|BLEU-4 ' || true; } || rc=$?
     if [ "$rc" != 0 ]; then
         printf 'FAILED (exit %s): %s\nlast lines of %s:\n' "$rc" "$*" "$log" >&2
         tail -n 25 "$log" >&2
