@@ -209,7 +209,9 @@ def corruption_notes(records: list[tuple[Path, dict[str, Any]]], paper: bool = F
     covers: dict[str, list[str]] = {}
     for p, rec in newest_per_cell(records, "corruption"):
         summary = rec.get("summary") or {}
-        for key in ("mce", "augmix_mean_err"):
+        # the metric the dataset's column shows: ImageNet-C's mCE, CIFAR-C's mean error
+        shown = ("mce",) if str(rec.get("dataset", "")).lower().startswith("imagenet") else ("augmix_mean_err",)
+        for key in shown:
             block = summary.get(key)
             if isinstance(block, dict) and block.get("partial"):
                 who = rec["checkpoint"].get("method") or Path(str(rec["checkpoint"].get("path"))).stem
