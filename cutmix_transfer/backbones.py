@@ -232,6 +232,17 @@ def _add_padded_shortcut(out: torch.Tensor, shortcut: torch.Tensor) -> torch.Ten
     return out + (F.pad(shortcut, (0, 0, 0, 0, 0, extra)) if extra else shortcut)
 
 
+def init_like_cutmix_pytorch(net: nn.Module) -> None:
+    """CutMix-PyTorch's initialisation of its CIFAR models (PyramidNet, the three-stage ResNets): convolutions
+    N(0, sqrt(2 / (k * k * out_channels))), BatchNorm weight 1 and bias 0; the fc keeps PyTorch's default."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, 0, (2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)) ** 0.5)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class PyramidNetCAM(CAMNet):
     """The CIFAR PyramidNet of clovaai/CutMix-PyTorch (`pyramidnet.py`) with its module names, as a CAMNet.
 
@@ -251,12 +262,7 @@ class PyramidNetCAM(CAMNet):
         self.bn_final = nn.BatchNorm2d(out_c)
         self.relu_final = nn.ReLU(inplace=False)  # not in place: CAM / Grad-CAM hooks read its output
         self.fc = nn.Linear(out_c, num_classes)
-        for m in self.modules():  # the reference's initialisation (fc keeps PyTorch's default)
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0, (2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)) ** 0.5)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_like_cutmix_pytorch(self)
         self.arch, self.wsol, self.large_feature_map = spec.name, False, False
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -309,12 +315,7 @@ class HeCifarResNetCAM(CAMNet):
             setattr(self, f"layer{s}", nn.Sequential(*blocks))
             cin = planes * e
         self.fc = nn.Linear(64 * e, num_classes)
-        for m in self.modules():  # CutMix-PyTorch's initialisation (fc keeps PyTorch's default)
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0, (2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)) ** 0.5)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_like_cutmix_pytorch(self)
         self.arch, self.wsol, self.large_feature_map = spec.name, False, False
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
