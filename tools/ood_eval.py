@@ -23,14 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import (
-    add_arch_arg,
-    add_trust_arg,
-    add_verbose_arg,
-    call_with_options,
-    main_guard,
-    parse_tool_args,
-)
+from cutmix_transfer.cli import add_evaluator_args, call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.ood import DETECTORS, METRICS, OODEvalConfig, evaluate_ood
 from cutmix_transfer.ood.data import DEFAULT_NOISE_COUNT, IN_DATASETS
 from cutmix_transfer.ood.metrics import METRICS_AS
@@ -38,8 +31,13 @@ from cutmix_transfer.ood.metrics import METRICS_AS
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backbone", required=True, help="classifier checkpoint (any format checkpoints.py reads)")
-    add_arch_arg(p)
+    add_evaluator_args(
+        p,
+        batch_size=128,
+        workers=0,
+        seed_help="seed of the noise sets and of torch (default 0)",
+        skip_unreadable_help="leave unreadable OOD images out (listed in results.json) instead of failing",
+    )
     p.add_argument(
         "--in-dataset",
         default="cifar100",
@@ -65,10 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=None, help="odin (default 1000) / energy (default 1)")
     p.add_argument("--epsilon", type=float, default=None, help="odin's perturbation magnitude (default 0.0014)")
     p.add_argument("--out", default=None, help="output folder (default work_dirs/ood/<checkpoint>_<detector>)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=0, help="data loader processes (default 0: in this process)")
-    p.add_argument("--device", default="auto", help="auto (cuda when visible, else cpu) | cpu | cuda | cuda:N")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise sets and of torch (default 0)")
     p.add_argument(
         "--noise-count",
         type=int,
@@ -99,14 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="precision of the softmax (default float64; the reference codes use float32, where a confident "
         "model's in-distribution scores tie at 1.0)",
     )
-    p.add_argument(
-        "--skip-unreadable",
-        action="store_true",
-        help="leave unreadable OOD images out (listed in results.json) instead of failing",
-    )
-    add_trust_arg(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    add_verbose_arg(p)
     return p
 
 
