@@ -16,8 +16,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
-from helpers import REPO, EvalTool, eval_args, load_tool, read_csv
+from helpers import REPO, EvalTool, eval_args, load_tool, read_csv, resize_crop_resnet18_logits, varied_resnet18
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
@@ -121,28 +120,15 @@ def rob_ckpts(tmp_path_factory) -> dict:
     """A 4-class ResNet-18 with non-trivial BN statistics as a plain state dict and in this project's layout with
     META_MEAN / META_STD in its meta."""
     d = tmp_path_factory.mktemp("rob_norm")
-    torch.manual_seed(21)
-    net = build_model("resnet18", NUM_CLASSES)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
+    net = varied_resnet18(NUM_CLASSES)
     torch.save(net.state_dict(), d / "r18.pth")
     meta = _with_meta(net, "resnet18", NUM_CLASSES, d / "r18_meta.pth", mean=META_MEAN, std=META_STD)
     return {"plain": d / "r18.pth", "meta": meta}
 
 
 def _rob_hand(ckpt: Path, paths: list[Path], size: int, mean, std) -> tuple[list[int], np.ndarray]:
-    """Resize the short side to round(size / 0.875), centre crop, [0, 1], (x - mean) / std, torchvision's ResNet-18:
-    (clean predictions, clean confidences), written out here."""
-    net = torchvision.models.resnet18(num_classes=NUM_CLASSES)
-    net.load_state_dict(torch.load(ckpt, weights_only=True))
-    xs = []
-    for p in paths:
-        with Image.open(p) as im:
-            xs.append(TF.to_tensor(TF.center_crop(TF.resize(im.convert("RGB"), round(size / 0.875)), size)))
-    with torch.no_grad():
-        z = net.eval()(_normalise(torch.stack(xs), mean, std))
+    """(clean predictions, clean confidences) of the ImageNet val pipeline written out, with `mean` / `std`."""
+    z = resize_crop_resnet18_logits(ckpt, paths, size, mean, std, NUM_CLASSES)
     return z.argmax(1).tolist(), torch.softmax(z.double(), 1).max(1).values.numpy()
 
 

@@ -15,7 +15,9 @@ out the first 1,000 images of every set, used for its tuning, and scores 9,000 p
 loop runs 10,000 times and skips the same first 1,000): --skip-first 1000 --metrics-as odin --score-dtype float32.
 Writes <out>/results.json,
 <out>/scores.npz (in_distribution + one array per OOD set; higher = more in-distribution), <out>/per_image/*.csv
-and <out>/ood.png. The checkpoint must be a classifier of the dataset's classes (CIFAR-100: 100).
+and <out>/ood.png. The checkpoint must be a classifier of the dataset's classes (CIFAR-100: 100). Normalisation, of
+the in-distribution and the OOD images alike: --mean M M M --std S S S, else the checkpoint's meta, else
+CutMix-PyTorch's CIFAR statistics (akamaster's CIFAR ResNets: --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225).
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ in-between-class samples (docs/robustness_protocol.md).
 Writes <out>/results.json (clean top-1, FGSM top-1 per eps, every curve; the checkpoint's sha256),
 <out>/per_image.csv (clean and FGSM prediction per image), <out>/predictions.npz (every prediction of every
 test) and <out>/curves.png (one panel per test). The checkpoint must classify the dataset's classes
-(ImageNet 1000, CUB 200, the demo's 10); it is built in the form it was trained in (its meta), or --wsol.
+(ImageNet 1000, CUB 200, the demo's 10); it is built in the form it was trained in (its meta), or --wsol, and fed
+inputs normalised as trained: --mean M M M --std S S S, else its meta's, else ImageNet's (the attacks' 'normalized'
+step and the 'mean' occlusion fill use the same statistics).
 """
 
 from __future__ import annotations

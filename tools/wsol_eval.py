@@ -15,7 +15,8 @@ Writes <out>/results.json (metrics in percent, best thresholds, per-threshold cu
 <out>/per_image.csv, with --save-cams <out>/cams.npz (image_ids, cams N x 224 x 224 float32: the scored maps, and
 the source checkpoint), with --vis N <out>/vis/ (overlays of the first N images, best/worst grid, curves).
 The checkpoint must be a classifier of the dataset's classes (CUB 200, ImageNet 1000, OpenImages 100). Saved maps
-give the localization metrics only (top-1 numbers need a checkpoint); OpenImages has masks only (PxAP).
+give the localization metrics only (top-1 numbers need a checkpoint); OpenImages has masks only (PxAP). A
+checkpoint's inputs are normalised as trained: --mean M M M --std S S S, else its meta's, else ImageNet's.
 """
 
 from __future__ import annotations
