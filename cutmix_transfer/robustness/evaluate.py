@@ -57,7 +57,7 @@ Test = Literal["fgsm", "occlusion", "inbetween"]
 TESTS: tuple[str, ...] = ("fgsm", "occlusion", "inbetween")
 DEFAULT_PAIRS = 50_000  # Appendix E.1: "we first sample 50,000 pairs of images from the ImageNet validation set"
 CROP_FRACTION = 0.875  # resize to S / 0.875, centre crop S: 256 -> 224, the ImageNet val protocol
-# what a checkpoint whose head does not fit the data should be replaced by (load_classifier's CheckpointError)
+# what a checkpoint whose head does not fit the data should be replaced by (load_eval_classifier's CheckpointError)
 CLASSIFIER_HINT = (
     "evaluate a classifier of this dataset's classes (fine-tune one with tools/train_cls.py) or point --data-root "
     "at its dataset"
