@@ -26,7 +26,7 @@ import torch
 from _common import machine_name, parse_args
 
 from cutmix_transfer.backbones import build_model
-from cutmix_transfer.datasets.common import load_rgb
+from cutmix_transfer.datasets.common import IMAGENET_MEAN, IMAGENET_STD, load_rgb
 from cutmix_transfer.datasets.demo import make_demo_data
 from cutmix_transfer.datasets.imagenet import load_imagenet_val
 from cutmix_transfer.io import atomic_write_json
@@ -89,7 +89,7 @@ def main() -> None:
         decode_s = time.perf_counter() - t0
     labels = torch.tensor([s.label for s in samples], device=device)
     torch.manual_seed(0)
-    model = PixelClassifier(build_model(args.arch, 1000)).eval().to(device)
+    model = PixelClassifier(build_model(args.arch, 1000), IMAGENET_MEAN, IMAGENET_STD).eval().to(device)
     model.requires_grad_(False)
     other = torch.flip(pixels, dims=[0])
     n = len(pixels)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -454,50 +453,3 @@ def build_from_checkpoint(
     model = build_model(loaded.arch, num_classes, wsol=wsol, large_feature_map=large_feature_map)
     report = load_weights(model, loaded, head=head)
     return model.eval(), loaded, report
-
-
-def load_classifier(
-    path: str | os.PathLike,
-    what: str,
-    hint: str,
-    num_classes: int | None = None,
-    max_label: int | None = None,
-    arch: str | None = None,
-    trust: bool = False,
-    wsol: bool | None = None,
-    large_feature_map: bool | None = None,
-) -> tuple[CAMNet, LoadedBackbone, dict]:
-    """A checkpoint as the classifier of an evaluation's classes, in eval mode: (model, LoadedBackbone, form).
-
-    The evaluation tools' one way in (WSOL, robustness, OOD): the file must have an fc head whose class count is
-    `num_classes` (when the data declares one) and covers `max_label`; otherwise CheckpointError naming the file,
-    `what` (the data, e.g. "the cub data at data/CUB_200_2011") and `hint` (the fix). `wsol` /
-    `large_feature_map` None take the form the checkpoint records in its meta (this project's checkpoints do;
-    others are standard classifiers); `form` says which form was built and where it came from.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}; pass --backbone the .pth file of a classifier of {what}")
-    loaded = load_backbone_state(path, arch=arch, trust=trust)
-    if not loaded.has_fc or not loaded.num_classes:
-        raise CheckpointError(f"{path} has no classifier head (fc); {hint}")
-    k = int(loaded.num_classes)
-    if num_classes is not None and k != int(num_classes):
-        raise CheckpointError(
-            f"class-count mismatch: {path} has a {k}-class head but {what} has {num_classes} classes; {hint}"
-        )
-    if max_label is not None and int(max_label) >= k:
-        raise CheckpointError(
-            f"class-count mismatch: {path} has a {k}-class head but the labels of {what} reach {max_label}; {hint}"
-        )
-    form_wsol = bool(loaded.meta.get("wsol", False)) if wsol is None else bool(wsol)
-    if large_feature_map is None:
-        large_feature_map = form_wsol and bool(loaded.meta.get("large_feature_map", False))
-    model = build_model(loaded.arch, k, wsol=form_wsol, large_feature_map=bool(large_feature_map))
-    load_weights(model, loaded, head="require")
-    form = {
-        "wsol_form": form_wsol,
-        "large_feature_map": bool(large_feature_map),
-        "form_source": "checkpoint meta" if wsol is None else "command line",
-    }
-    return model.eval(), loaded, form

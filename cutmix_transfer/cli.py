@@ -161,18 +161,77 @@ def add_train_args(
     add_run_args(p, seed_default=seed_default, seed_help=seed_help, trust_help=trust_help)
 
 
-def add_classifier_eval_args(p: argparse.ArgumentParser, image_size_help: str, backbone_required: bool = True) -> None:
-    """What a tool that evaluates one classifier checkpoint takes: --backbone, --arch, --image-size, --device,
-    --seed, --trust-checkpoint, --verbose (runtime.resolve_device / seed_everything / check_input_size read them)."""
+def add_classifier_eval_args(
+    p: argparse.ArgumentParser,
+    image_size_help: str | None,
+    backbone_required: bool = True,
+    image_size_default: int | None = 224,
+    seed_help: str = "random seed (default 0)",
+) -> None:
+    """What a tool that evaluates one classifier checkpoint takes: --backbone, --arch, --image-size (none when
+    `image_size_help` is None), --device, --seed, --trust-checkpoint, --verbose (runtime.resolve_device /
+    seed_everything / check_input_size read them)."""
     p.add_argument(
         "--backbone", required=backbone_required, help="classifier checkpoint (any format checkpoints.py reads)"
     )
     add_arch_arg(p)
-    p.add_argument("--image-size", type=int, default=224, help=image_size_help)
+    if image_size_help is not None:
+        p.add_argument("--image-size", type=int, default=image_size_default, help=image_size_help)
     p.add_argument("--device", default="auto", help="auto (cuda when visible, else cpu) | cpu | cuda | cuda:N")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
     add_trust_arg(p)
     add_verbose_arg(p)
+
+
+def add_evaluator_args(
+    p: argparse.ArgumentParser,
+    *,
+    batch_size: int,
+    workers: int,
+    workers_default_text: str | None = None,
+    image_size_help: str | None = None,
+    image_size_default: int | None = 224,
+    backbone_required: bool = True,
+    seed_help: str = "random seed (default 0)",
+    skip_unreadable_help: str = "count unreadable images as skipped (listed in results.json) instead of failing",
+) -> None:
+    """The flags every evaluator (test_cls, corruption_eval, ood_eval, robustness_eval, wsol_eval) shares, declared
+    once: add_classifier_eval_args' (--backbone, --arch, --image-size when `image_size_help` is given, --device,
+    --seed, --trust-checkpoint, --verbose), --mean / --std (normalization.resolve_normalization: default the
+    checkpoint meta's, else the dataset's), --batch-size, --workers (`workers_default_text` says the default in
+    words when it is computed), --skip-unreadable, --no-progress (stores progress=False) and torchrun's --local-rank
+    (accepted, unused: the evaluators read WORLD_SIZE / RANK from the environment)."""
+    add_classifier_eval_args(p, image_size_help, backbone_required, image_size_default, seed_help)
+    source = "default: the checkpoint meta's, else the dataset's"
+    p.add_argument(
+        "--mean",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar="M",
+        help=f"RGB mean of [0, 1] pixels the inputs are normalised with, with --std ({source})",
+    )
+    p.add_argument(
+        "--std",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar="S",
+        help=f"RGB std of [0, 1] pixels, with --mean ({source})",
+    )
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"images per batch (default {batch_size})")
+    text = workers_default_text or str(workers)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=workers,
+        help="data loader processes (default 0: in this process)"
+        if text == "0"
+        else f"data loader processes (default {text}; 0: in this process)",
+    )
+    p.add_argument("--skip-unreadable", action="store_true", help=skip_unreadable_help)
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
 
 
 def add_cam_arg(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 1024
 class EvalOptions:
     """The run options every evaluator's config (WSOL, robustness, OOD) holds, meaning the same in each; keyword-only,
     so a config's own fields stay positional. data_root None: the dataset's folder under data/; arch None: inferred
-    from the weights; out None: the tool's default_out_dir."""
+    from the weights; out None: the tool's default_out_dir; mean / std None: the checkpoint meta's statistics, else
+    the dataset's (normalization.resolve_normalization, through evalmodel.load_eval_classifier)."""
 
     data_root: str | os.PathLike | None = None
     arch: str | None = None
@@ -36,6 +38,8 @@ class EvalOptions:
     trust_checkpoint: bool = False
     skip_unreadable: bool = False
     progress: bool = True
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
 
     def record_config(self) -> dict[str, Any]:
         """Every field, as the record's `config` block holds it: paths as text, tuples as lists (JSON-ready)."""

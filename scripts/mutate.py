@@ -42,9 +42,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = ROOT / "scripts" / "mutation_equivalent.json"
 
-ROB = ["tests/test_robustness.py", "tests/test_robustness_paths.py"]
-OOD = ["tests/test_ood.py", "tests/test_ood_paths.py"]
-WSOL = ["tests/test_wsol_eval.py", "tests/test_wsol_scoremaps.py", "tests/test_wsol_openimages.py"]
+NORM = "tests/test_eval_normalization.py"  # --mean / --std through every evaluator (ood, robustness, wsol)
+ROB = ["tests/test_robustness.py", "tests/test_robustness_paths.py", NORM]
+OOD = ["tests/test_ood.py", "tests/test_ood_paths.py", NORM]
+WSOL = ["tests/test_wsol_eval.py", "tests/test_wsol_scoremaps.py", "tests/test_wsol_openimages.py", NORM]
 WSOL_METRICS = ["tests/test_wsol_metrics.py", "tests/test_wsol_metrics_state.py"]
 REPORT = [
     t
@@ -66,7 +67,9 @@ FILE_TESTS: dict[str, tuple[list[str], list[str] | None]] = {
     "cutmix_transfer/wsol/metrics.py": ([*WSOL_METRICS, "tests/test_wsol_boxes.py"], None),
     "cutmix_transfer/wsol/scoremaps.py": (["tests/test_wsol_scoremaps.py", "tests/test_wsol_openimages.py"], None),
     **{f"cutmix_transfer/wsol/{m}.py": (WSOL, None) for m in ("evaluate", "inputs", "outputs", "scoring")},
-    "cutmix_transfer/wsol/model.py": (["tests/test_wsol_eval.py", "tests/test_cam.py"], None),
+    "cutmix_transfer/wsol/model.py": (["tests/test_wsol_eval.py", "tests/test_cam.py", NORM], None),
+    # the evaluators' one way to their classifier (before: backbones.load_classifier + wsol/model.py's wrapper)
+    "cutmix_transfer/evalmodel.py": ([NORM, "tests/test_backbones.py", "tests/test_ood.py", *WSOL[:1]], None),
     "cutmix_transfer/wsol/vis_cam.py": (["tests/test_vis_cam.py"], None),
     "cutmix_transfer/wsol/visualize.py": (["tests/test_vis_cam.py", "tests/test_wsol_eval.py"], None),
     # the report and its bootstrap: a package (cutmix_transfer/report/) or, before it, single modules

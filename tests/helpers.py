@@ -243,3 +243,38 @@ def mmdet_voc_map(dets: Sequence[Sequence[np.ndarray]], gts: Sequence[dict], mod
         dets, gts, iou_thr=0.5, dataset="voc", logger="silent", eval_mode=mode, use_legacy_coordinate=True, nproc=1
     )
     return mean_ap
+
+
+def varied_resnet18(num_classes: int, seed: int = 21) -> torch.nn.Module:
+    """This project's ResNet-18 classifier (backbones.build_model) with seeded weights and non-trivial BN statistics,
+    so that its predictions vary between images."""
+    from cutmix_transfer.backbones import build_model
+
+    torch.manual_seed(seed)
+    net = build_model("resnet18", num_classes)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    return net
+
+
+def resize_crop_resnet18_logits(
+    ckpt: Path, paths: Sequence[Path], size: int, mean: Sequence[float], std: Sequence[float], num_classes: int
+) -> torch.Tensor:
+    """The ImageNet val pipeline written out: resize the short side to round(size / 0.875), centre crop, [0, 1],
+    (x - mean) / std per channel, then torchvision's ResNet-18 with the state dict at `ckpt`: (N, K) logits."""
+    import torchvision
+    from PIL import Image
+    from torchvision.transforms import functional as TF
+
+    net = torchvision.models.resnet18(num_classes=num_classes)
+    net.load_state_dict(torch.load(ckpt, weights_only=True))
+    xs = []
+    for p in paths:
+        with Image.open(p) as im:
+            xs.append(TF.to_tensor(TF.center_crop(TF.resize(im.convert("RGB"), round(size / 0.875)), size)))
+    x = torch.stack(xs)
+    m, s = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1), torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return net.eval()((x - m) / s)

@@ -11,6 +11,7 @@ from cutmix_transfer import archs as A
 from cutmix_transfer import backbones as B
 from cutmix_transfer import checkpoints as C
 from cutmix_transfer.errors import CheckpointError, ConfigError
+from cutmix_transfer.evalmodel import load_eval_classifier
 
 torch.set_num_threads(1)
 
@@ -369,7 +370,8 @@ def _randomize_bn(model: nn.Module, seed: int) -> nn.Module:
 def _check_loads_key_for_key(path, ref: nn.Module, ref_sd: dict, arch: str, x: torch.Tensor, rename=lambda k: k):
     """The file loads as `arch`; every reference key (renamed to torchvision's) has its tensor in the model, the
     model has no other key, and the logits on `x` are the reference's."""
-    model, loaded, _ = B.load_classifier(path, "the test data", "hint")
+    found = load_eval_classifier(path, "imagenet", "the test data", "hint")
+    model, loaded = found.model, found.loaded
     assert loaded.arch == arch and model.arch == arch
     ours = model.state_dict()
     want = {rename(k): v for k, v in ref_sd.items()}

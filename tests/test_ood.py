@@ -23,10 +23,10 @@ from cutmix_transfer.datasets import demo
 from cutmix_transfer.datasets.demo import cifar as demo_cifar
 from cutmix_transfer.datasets.demo.scene import STREAMS, image_rng, render_scene
 from cutmix_transfer.errors import ConfigError, DatasetError
+from cutmix_transfer.evalmodel import load_eval_classifier
 from cutmix_transfer.io import sha256_file
 from cutmix_transfer.ood import data as ood_data
 from cutmix_transfer.ood import detectors, metrics
-from cutmix_transfer.ood.evaluate import load_classifier
 from cutmix_transfer.report import table as report
 from cutmix_transfer.report.bootstrap import percentile_interval, resample_counts
 from cutmix_transfer.report.per_image import per_image_statistic
@@ -543,7 +543,8 @@ def test_checkpoint_is_built_in_the_form_it_was_trained_in(tiny, tmp_path):
         },
         path,
     )
-    model, loaded = load_classifier(path, ood_data.load_in_distribution("cifar100", tiny["cifar"]))
+    found = load_eval_classifier(path, "cifar100", "the CIFAR-100 test set", "hint", num_classes=100)
+    model, loaded = found.model, found.loaded
     standard = build_model("resnet18", 100, wsol=False).eval()
     standard.load_state_dict(net.state_dict())
     x = manual_normalise(tiny["test"][:4])

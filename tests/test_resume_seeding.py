@@ -17,7 +17,7 @@ from PIL import Image
 
 from cutmix_transfer import runner as runner_mod
 from cutmix_transfer.classification.model import MixAugmentPreprocessor
-from cutmix_transfer.classification.transforms import build_transform
+from cutmix_transfer.datasets.transforms import build_transform
 from cutmix_transfer.runner import (
     ReproducibleRandomnessHook,
     SeededDataset,

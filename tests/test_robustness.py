@@ -67,7 +67,7 @@ class TinyNet(nn.Module):
 def _tiny(seed: int = 0, k: int = 3) -> tuple[TinyNet, PixelClassifier]:
     torch.manual_seed(seed)
     net = TinyNet(k).double().eval()
-    return net, PixelClassifier(net).double().eval()
+    return net, PixelClassifier(net, MEAN.tolist(), STD.tolist()).double().eval()
 
 
 def _normalise_by_hand(x: torch.Tensor) -> torch.Tensor:

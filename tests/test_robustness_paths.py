@@ -13,13 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
-import torchvision
-from helpers import REPO, EvalTool, eval_args, read_csv
-from PIL import Image
-from torchvision.transforms import functional as TF
+from helpers import REPO, EvalTool, eval_args, read_csv, resize_crop_resnet18_logits, varied_resnet18
 
-from cutmix_transfer.backbones import build_model
 from cutmix_transfer.datasets.imagenet import load_imagenet_val
 
 TOOL = EvalTool(REPO / "tools" / "robustness_eval.py")
@@ -33,27 +28,17 @@ INBETWEEN = ["--tests", "inbetween", "--mixup-ratios", "0", "0.5", "1", "--cutmi
 def ckpt(tmp_path_factory) -> Path:
     """A 4-class ResNet-18 state dict with non-trivial BN statistics (predictions vary between images)."""
     d = tmp_path_factory.mktemp("rob_paths")
-    torch.manual_seed(21)
-    net = build_model("resnet18", NUM_CLASSES)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
-    torch.save(net.state_dict(), d / "r18.pth")
+    torch.save(varied_resnet18(NUM_CLASSES).state_dict(), d / "r18.pth")
     return d / "r18.pth"
 
 
 def _clean_preds(ckpt: Path, paths: list[Path], size: int) -> list[int]:
-    """Resize the short side to round(size / 0.875), centre crop, [0, 1], ImageNet normalisation, torchvision's
-    ResNet-18: the clean prediction of each image, written out here."""
-    net = torchvision.models.resnet18(num_classes=NUM_CLASSES)
-    net.load_state_dict(torch.load(ckpt, weights_only=True))
-    xs = []
-    for p in paths:
-        with Image.open(p) as im:
-            xs.append(TF.to_tensor(TF.center_crop(TF.resize(im.convert("RGB"), round(size / 0.875)), size)))
-    with torch.no_grad():
-        return net.eval()((torch.stack(xs) - MEAN) / STD).argmax(1).tolist()
+    """The clean prediction of each image: the ImageNet val pipeline with ImageNet normalisation, written out."""
+    return (
+        resize_crop_resnet18_logits(ckpt, paths, size, MEAN.flatten().tolist(), STD.flatten().tolist(), NUM_CLASSES)
+        .argmax(1)
+        .tolist()
+    )
 
 
 def _run(root: Path, ckpt: Path, out: Path, *extra: str) -> dict:

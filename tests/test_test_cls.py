@@ -164,7 +164,7 @@ def test_resolve_normalization_precedence_and_errors():
 
 
 def test_checkpoint_meta_hook_records_the_training_normalisation(cifar):
-    from cutmix_transfer.classification.datasets import CIFARDataset
+    from cutmix_transfer.datasets.classification import CIFARDataset
     from cutmix_transfer.runner import CheckpointMetaHook, SeededDataset
 
     spec = dict(preset="pad_crop_train", size=32, mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6))

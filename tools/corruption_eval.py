@@ -21,14 +21,7 @@ import argparse
 import os
 import sys
 
-from cutmix_transfer.cli import (
-    add_arch_arg,
-    add_trust_arg,
-    add_verbose_arg,
-    call_with_options,
-    main_guard,
-    parse_tool_args,
-)
+from cutmix_transfer.cli import add_evaluator_args, call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.corruptions import CorruptionEvalConfig, evaluate_corruptions
 from cutmix_transfer.corruptions.data import C_PREPROCESS, DATASETS
 from cutmix_transfer.datasets.corruptions import ALL_CORRUPTIONS
@@ -36,8 +29,16 @@ from cutmix_transfer.datasets.corruptions import ALL_CORRUPTIONS
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backbone", required=True, help="classifier checkpoint (any format checkpoints.py reads)")
-    add_arch_arg(p)
+    add_evaluator_args(
+        p,
+        batch_size=64,
+        workers=4,
+        image_size_help="network input side (default 224; CIFAR 32)",
+        image_size_default=None,
+        seed_help="seed of the --max-images subset and of torch (default 0)",
+        skip_unreadable_help="leave out unreadable images and broken corruption x severity sets (listed in "
+        "results.json)",
+    )
     p.add_argument("--dataset", default="imagenet", choices=DATASETS, help="the benchmark (default imagenet)")
     p.add_argument("--corruption-root", required=True, help="the corruption release's folder (see above)")
     p.add_argument("--data-root", default=None, help="the clean set, for the clean error and the relative mCE")
@@ -46,7 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--severities", nargs="+", type=int, default=[1, 2, 3, 4, 5], help="a subset of 1 2 3 4 5")
     p.add_argument("--max-images", type=int, default=None, help="a seeded subset of the clean images (default all)")
-    p.add_argument("--image-size", type=int, default=None, help="network input side (default 224; CIFAR 32)")
     p.add_argument(
         "--c-preprocess",
         default="center-crop",
@@ -54,21 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="center-crop: centre crop at the input side (hendrycks' test.py; the identity for 224 px files); "
         "resize-crop: resize to side / 0.875 then centre crop (default center-crop)",
     )
-    p.add_argument("--mean", type=float, nargs=3, default=None, help="normalisation mean, R G B in [0, 1]")
-    p.add_argument("--std", type=float, nargs=3, default=None, help="normalisation std, R G B in [0, 1]")
     p.add_argument("--out", default=None, help="output folder (default work_dirs/corruption/<checkpoint>_<dataset>)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=4, help="data loader processes (default 4; 0: in this process)")
-    p.add_argument("--device", default="auto", help="auto (cuda when visible, else cpu) | cpu | cuda | cuda:N")
-    p.add_argument("--seed", type=int, default=0, help="seed of the --max-images subset and of torch (default 0)")
-    p.add_argument(
-        "--skip-unreadable",
-        action="store_true",
-        help="leave out unreadable images and broken corruption x severity sets (listed in results.json)",
-    )
-    add_trust_arg(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    add_verbose_arg(p)
     return p
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cutmix_transfer.classification.datasets import IMG_EXTENSIONS, CIFARDataset
 from cutmix_transfer.cli import add_verbose_arg, main_guard, parse_tool_args
 from cutmix_transfer.corruptions.params import GENERATED, PARAM_SETS
 from cutmix_transfer.corruptions.write import PREPS, write_cifar_c, write_imagenet_c
+from cutmix_transfer.datasets.classification import IMG_EXTENSIONS, CIFARDataset
 from cutmix_transfer.datasets.imagenet import load_imagenet_val, load_synsets, resolve_imagenet_root
 from cutmix_transfer.errors import ConfigError, DatasetError
 

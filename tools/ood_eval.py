@@ -15,7 +15,9 @@ out the first 1,000 images of every set, used for its tuning, and scores 9,000 p
 loop runs 10,000 times and skips the same first 1,000): --skip-first 1000 --metrics-as odin --score-dtype float32.
 Writes <out>/results.json,
 <out>/scores.npz (in_distribution + one array per OOD set; higher = more in-distribution), <out>/per_image/*.csv
-and <out>/ood.png. The checkpoint must be a classifier of the dataset's classes (CIFAR-100: 100).
+and <out>/ood.png. The checkpoint must be a classifier of the dataset's classes (CIFAR-100: 100). Normalisation, of
+the in-distribution and the OOD images alike: --mean M M M --std S S S, else the checkpoint's meta, else
+CutMix-PyTorch's CIFAR statistics (akamaster's CIFAR ResNets: --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225).
 """
 
 from __future__ import annotations
@@ -23,14 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import (
-    add_arch_arg,
-    add_trust_arg,
-    add_verbose_arg,
-    call_with_options,
-    main_guard,
-    parse_tool_args,
-)
+from cutmix_transfer.cli import add_evaluator_args, call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.ood import DETECTORS, METRICS, OODEvalConfig, evaluate_ood
 from cutmix_transfer.ood.data import DEFAULT_NOISE_COUNT, IN_DATASETS
 from cutmix_transfer.ood.metrics import METRICS_AS
@@ -38,8 +33,13 @@ from cutmix_transfer.ood.metrics import METRICS_AS
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backbone", required=True, help="classifier checkpoint (any format checkpoints.py reads)")
-    add_arch_arg(p)
+    add_evaluator_args(
+        p,
+        batch_size=128,
+        workers=0,
+        seed_help="seed of the noise sets and of torch (default 0)",
+        skip_unreadable_help="leave unreadable OOD images out (listed in results.json) instead of failing",
+    )
     p.add_argument(
         "--in-dataset",
         default="cifar100",
@@ -65,10 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=None, help="odin (default 1000) / energy (default 1)")
     p.add_argument("--epsilon", type=float, default=None, help="odin's perturbation magnitude (default 0.0014)")
     p.add_argument("--out", default=None, help="output folder (default work_dirs/ood/<checkpoint>_<detector>)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=0, help="data loader processes (default 0: in this process)")
-    p.add_argument("--device", default="auto", help="auto (cuda when visible, else cpu) | cpu | cuda | cuda:N")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise sets and of torch (default 0)")
     p.add_argument(
         "--noise-count",
         type=int,
@@ -99,14 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="precision of the softmax (default float64; the reference codes use float32, where a confident "
         "model's in-distribution scores tie at 1.0)",
     )
-    p.add_argument(
-        "--skip-unreadable",
-        action="store_true",
-        help="leave unreadable OOD images out (listed in results.json) instead of failing",
-    )
-    add_trust_arg(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    add_verbose_arg(p)
     return p
 
 

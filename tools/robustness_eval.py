@@ -11,7 +11,9 @@ in-between-class samples (docs/robustness_protocol.md).
 Writes <out>/results.json (clean top-1, FGSM top-1 per eps, every curve; the checkpoint's sha256),
 <out>/per_image.csv (clean and FGSM prediction per image), <out>/predictions.npz (every prediction of every
 test) and <out>/curves.png (one panel per test). The checkpoint must classify the dataset's classes
-(ImageNet 1000, CUB 200, the demo's 10); it is built in the form it was trained in (its meta), or --wsol.
+(ImageNet 1000, CUB 200, the demo's 10); it is built in the form it was trained in (its meta), or --wsol, and fed
+inputs normalised as trained: --mean M M M --std S S S, else its meta's, else ImageNet's (the attacks' 'normalized'
+step and the 'mean' occlusion fill use the same statistics).
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_classifier_eval_args, call_with_options, main_guard, parse_tool_args
+from cutmix_transfer.cli import add_evaluator_args, call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.robustness import DEFAULT_MIXUP_RATIOS, DEFAULT_SIDES, TESTS, RobustnessConfig, evaluate_robustness
 from cutmix_transfer.robustness.evaluate import DEFAULT_PAIRS
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_classifier_eval_args(
+    add_evaluator_args(
         p,
+        batch_size=64,
+        workers=4,
         image_size_help="network input side S: resize S/0.875, centre crop S (default "
         "224; the demo's 96); hole sizes scale with it",
     )
@@ -98,14 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="build the standard torchvision form whatever the meta says",
     )
     p.add_argument("--out", default=None, help="output folder (default work_dirs/robustness/<checkpoint>_<dataset>)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=4, help="data loader processes")
-    p.add_argument(
-        "--skip-unreadable",
-        action="store_true",
-        help="count unreadable images as skipped (listed in results.json) instead of failing",
-    )
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
 

@@ -20,14 +20,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_classifier_eval_args, call_with_options, main_guard, parse_tool_args
+from cutmix_transfer.cli import add_evaluator_args, call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.clseval import DATASETS, ClsEvalConfig, evaluate_classification
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_classifier_eval_args(p, "network input side (default: 224; CIFAR 32, the only size it takes)")
-    p.set_defaults(image_size=None)
+    add_evaluator_args(
+        p,
+        batch_size=64,
+        workers=4,
+        image_size_help="network input side (default: 224; CIFAR 32, the only size it takes)",
+        image_size_default=None,
+        skip_unreadable_help="leave unreadable images out (listed in results.json)",
+    )
     p.add_argument("--dataset", required=True, choices=DATASETS, help="the test split to classify")
     p.add_argument(
         "--data-root",
@@ -35,8 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the dataset folder (default data/ILSVRC, data/cifar, data/CUB_200_2011): ILSVRC (val/<wnid>/ "
         "folders or the Kaggle layout), the folder holding cifar-100-python/ or cifar-10-batches-py/, CUB_200_2011",
     )
-    p.add_argument("--mean", type=float, nargs=3, default=None, metavar="M", help="RGB mean of [0, 1] pixels")
-    p.add_argument("--std", type=float, nargs=3, default=None, metavar="S", help="RGB std of [0, 1] pixels")
     p.add_argument(
         "--fit-temperature",
         type=float,
@@ -45,13 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit temperature scaling on a seeded share F of the images (0 < F < 1), report the rest before/after",
     )
     p.add_argument("--out", default=None, help="output folder (default work_dirs/test_cls/<checkpoint>_<dataset>)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=4, help="data loader processes (0: in this process)")
-    p.add_argument(
-        "--skip-unreadable", action="store_true", help="leave unreadable images out (listed in results.json)"
-    )
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
 

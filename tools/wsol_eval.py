@@ -15,7 +15,8 @@ Writes <out>/results.json (metrics in percent, best thresholds, per-threshold cu
 <out>/per_image.csv, with --save-cams <out>/cams.npz (image_ids, cams N x 224 x 224 float32: the scored maps, and
 the source checkpoint), with --vis N <out>/vis/ (overlays of the first N images, best/worst grid, curves).
 The checkpoint must be a classifier of the dataset's classes (CUB 200, ImageNet 1000, OpenImages 100). Saved maps
-give the localization metrics only (top-1 numbers need a checkpoint); OpenImages has masks only (PxAP).
+give the localization metrics only (top-1 numbers need a checkpoint); OpenImages has masks only (PxAP). A
+checkpoint's inputs are normalised as trained: --mean M M M --std S S S, else its meta's, else ImageNet's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, call_with_options, main_guard, parse_tool_args
+from cutmix_transfer.cli import add_cam_arg, add_evaluator_args, call_with_options, main_guard, parse_tool_args
 from cutmix_transfer.datasets.wsol_data import DATASETS
 from cutmix_transfer.wsol.evaluate import WSOLEvalConfig, default_workers, evaluate_wsol
 from cutmix_transfer.wsol.outputs import metrics_table
@@ -31,8 +32,11 @@ from cutmix_transfer.wsol.outputs import metrics_table
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_classifier_eval_args(
+    add_evaluator_args(
         p,
+        batch_size=32,
+        workers=default_workers(),
+        workers_default_text="4, at most the usable cores",
         image_size_help="network input side (default 224, the protocol); boxes, masks and CAMs stay at 224",
         backbone_required=False,
     )
@@ -69,23 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default work_dirs/wsol/<checkpoint>_<dataset>)")
     p.add_argument("--save-cams", action="store_true", help="write cams.npz with the scored maps")
     p.add_argument("--vis", type=int, default=0, metavar="N", help="write figures for N images and N best/worst")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=default_workers(),
-        help="data loader processes (default: 4, at most the usable cores)",
-    )
     p.add_argument(
         "--box-workers",
         type=int,
         default=-1,
         help="processes extracting boxes alongside the forward pass (-1: auto, 0: none)",
-    )
-    p.add_argument(
-        "--skip-unreadable",
-        action="store_true",
-        help="count unreadable images as skipped (listed in results.json) instead of failing",
     )
     p.add_argument(
         "--standard-form",
@@ -94,7 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the ResNet's stride-2 layer4 (default: wsolevaluation's stride-1 WSOL form)",
     )
     p.add_argument("--large-feature-map", action="store_true", help="also layer3 stride 1 (wsolevaluation option)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
 

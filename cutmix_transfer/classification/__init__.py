@@ -1,17 +1,19 @@
-"""CutMix-family classification pretraining on mmengine: datasets, model, metric, hooks and the train entry.
+"""CutMix-family classification pretraining on mmengine: model, metric, hooks and the train entry; the readers and
+transforms it trains on live in `datasets/` (datasets.classification, datasets.transforms), shared with the evaluators.
 
 Importing this package registers (in mmengine's root registries) the datasets 'ImageFolderCls', 'CIFARCls',
-'CUBCls', the models 'CAMClassifier' and 'MixAugmentPreprocessor', the metric 'TopKError', the hooks
-'CheckpointMetaHook' and 'AtomicCheckpointHook', and the wrapper 'CPUDistributedDataParallel'.
+'CUBCls' (defined in datasets.classification, imported here), the models 'CAMClassifier' and
+'MixAugmentPreprocessor', the metric 'TopKError', the hooks 'CheckpointMetaHook' and 'AtomicCheckpointHook', and the
+wrapper 'CPUDistributedDataParallel'.
 """
 
 from .. import distributed  # noqa: F401  (registers CPUDistributedDataParallel)
+from ..datasets.classification import CIFARDataset, CUBDataset, ImageFolderDataset
+from ..datasets.transforms import PRESETS, build_transform
 from ..runner import AtomicCheckpointHook, CheckpointMetaHook
-from .datasets import CIFARDataset, CUBDataset, ImageFolderDataset
 from .metric import TopKError, topk_errors
 from .model import CAMClassifier, MixAugmentPreprocessor, zero_init_last_bn
 from .train import train_classifier
-from .transforms import PRESETS, build_transform
 
 __all__ = [
     "AtomicCheckpointHook",

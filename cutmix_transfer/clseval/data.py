@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from ..classification.datasets import CIFARDataset, CUBDataset, ImageFolderDataset
-from ..classification.transforms import build_transform
+from ..datasets.classification import CIFARDataset, CUBDataset, ImageFolderDataset
 from ..datasets.common import load_rgb
 from ..datasets.cub import resolve_cub_root
+from ..datasets.transforms import build_transform
 from ..datasets.wsol_data import load_eval_data
 from ..errors import ConfigError, DatasetError
 from .identity import preprocess_fields, relative_image_ids

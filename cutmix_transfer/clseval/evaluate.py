@@ -28,10 +28,10 @@ import torch.distributed as dist
 from torchvision.transforms import Normalize
 from tqdm import tqdm
 
-from ..backbones import load_classifier
 from ..datasets.common import check_unreadable
 from ..distributed import all_gather_objects, rank_batches, run_on_ranks
 from ..errors import CheckpointError, ConfigError, DatasetError
+from ..evalmodel import load_eval_classifier
 from ..io import atomic_savez, atomic_write_text
 from ..normalization import Normalization, resolve_normalization
 from ..results import (
@@ -72,16 +72,14 @@ CLASSIFIER_HINT = (
 class ClsEvalConfig(EvalOptions):
     """Everything one evaluation depends on; the tool fills it from its arguments.
 
-    image_size None: the dataset's (224; CIFAR 32); mean / std None: the checkpoint meta's, else the dataset's
-    (normalization.resolve_normalization); fit_temperature: the share of the images (0 < F < 1) temperature scaling
-    is fitted on (seeded by `seed`), None for no fit; the run options are EvalOptions'.
+    image_size None: the dataset's (224; CIFAR 32); fit_temperature: the share of the images (0 < F < 1)
+    temperature scaling is fitted on (seeded by `seed`), None for no fit; the run options (mean / std among them)
+    are EvalOptions'.
     """
 
     backbone: str | os.PathLike
     dataset: str = "imagenet"
     image_size: int | None = None
-    mean: Sequence[float] | None = None
-    std: Sequence[float] | None = None
     fit_temperature: float | None = None
     batch_size: int = 64
     workers: int = 4
@@ -223,18 +221,21 @@ def _evaluate(cfg: ClsEvalConfig, device: torch.device, rank: int, world: int, t
     size = int(cfg.image_size or DEFAULT_IMAGE_SIZE[cfg.dataset])
     data = load_cls_data(cfg.dataset, cfg.data_root, size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # [0, 1] pixels
     what = f"the {data.name} {data.split} split at {data.root} ({len(data.classes)} classes)"
-    model, loaded, form = load_classifier(
+    found = load_eval_classifier(
         cfg.backbone,
+        cfg.dataset,
         what,
         CLASSIFIER_HINT,
         num_classes=len(data.classes),
         max_label=max(data.labels),
         arch=cfg.arch,
         trust=cfg.trust_checkpoint,
+        mean=cfg.mean,
+        std=cfg.std,
     )
-    norm = resolve_normalization(loaded.meta, cfg.dataset, cfg.mean, cfg.std)
+    loaded, form, norm = found.loaded, found.form, found.norm
     data.dataset.normalize = Normalize(norm.mean, norm.std)
-    model = model.to(device)
+    model = found.model.to(device)
     out_dir = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg.backbone, cfg.dataset)
     logger.info(
         "test_cls %s %s: %d images, %s (%s), %d px, mean %s std %s (%s), device %s, rank %d of %d",

@@ -40,7 +40,7 @@ def relative_image_ids(paths: Sequence[Any], root: str | os.PathLike) -> list[st
 
 
 def preprocess_fields(preset: str, size: int, dataset: str) -> dict[str, Any]:
-    """The protocol's input fields of a test transform preset (classification/transforms.py) at side `size`:
+    """The protocol's input fields of a test transform preset (datasets/transforms.py) at side `size`:
     'imagenet_test' resizes the short side to round(size / 0.875) and centre-crops size; 'resize_test' resizes to
     size x size (on CIFAR at 32 px nothing: the images are 32 px)."""
     size = int(size)
@@ -69,7 +69,7 @@ def classification_protocol(preprocess: dict[str, Any], mean: Sequence[float], s
 
 
 def reader_identity(dataset: Any, spec: dict[str, Any]) -> tuple[str, Path, list[str]]:
-    """(dataset name, data root, image ids) of a train_cls validation reader (a classification/datasets.py dataset)
+    """(dataset name, data root, image ids) of a train_cls validation reader (a datasets/classification.py dataset)
     and its config `spec` (type, root, split, variant): the names and ids test_cls gives the same images."""
     kind = str(spec.get("type"))
     if hasattr(dataset, "data") and hasattr(dataset, "variant"):  # CIFARDataset: its resolved folder and variant

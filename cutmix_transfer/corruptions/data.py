@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from ..classification.datasets import CIFARDataset
+from ..datasets.classification import CIFARDataset
 from ..datasets.common import load_rgb
 from ..datasets.corruptions import CorruptedData, load_cifar_c, load_imagenet_c
 from ..datasets.imagenet import load_imagenet_val, load_synsets, resolve_imagenet_root

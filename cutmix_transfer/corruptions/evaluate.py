@@ -30,12 +30,12 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .. import backbones
 from ..clseval.calibration import ECE_BINS, expected_calibration_error
 from ..datasets.common import check_unreadable
 from ..datasets.corruptions import SEVERITIES, check_selection
 from ..distributed import all_gather_objects, gather_rows, run_on_ranks
 from ..errors import ConfigError, DatasetError
+from ..evalmodel import load_eval_classifier
 from ..normalization import Normalization, resolve_normalization
 from ..results import EvalResult, checkpoint_info, data_identity, make_record
 from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
@@ -66,9 +66,8 @@ class CorruptionEvalConfig(EvalOptions):
     """Everything one evaluation depends on; the tool fills it from its arguments.
 
     corruption_root: the benchmark's folder; data_root: the clean set (None: no clean error, no relative mCE);
-    corruptions empty: all 19; image_size None: 224 for ImageNet, 32 for CIFAR; mean / std None: the checkpoint
-    meta's, else the dataset's (normalization.resolve_normalization); max_images None: every image; the run options are
-    EvalOptions'.
+    corruptions empty: all 19; image_size None: 224 for ImageNet, 32 for CIFAR; max_images None: every image; the
+    run options (mean / std among them: None, the checkpoint meta's, else the dataset's) are EvalOptions'.
     """
 
     backbone: str | os.PathLike
@@ -79,8 +78,6 @@ class CorruptionEvalConfig(EvalOptions):
     max_images: int | None = None
     image_size: int | None = None
     c_preprocess: str = "center-crop"
-    mean: Sequence[float] | None = None
-    std: Sequence[float] | None = None
     batch_size: int = 64
     workers: int = 4
 
@@ -170,17 +167,20 @@ def _evaluate(cfg: CorruptionEvalConfig, device: torch.device, rank: int, world:
     data, clean = load_data(
         cfg.dataset, cfg.corruption_root, cfg.data_root, cfg.corruptions, cfg.severities, cfg.skip_unreadable
     )
-    model, loaded, form = backbones.load_classifier(
+    found = load_eval_classifier(
         cfg.backbone,
+        cfg.dataset,
         f"the {cfg.dataset} corruption benchmark at {data.root}",
         CLASSIFIER_HINT,
         num_classes=len(data.classes),
         arch=cfg.arch,
         trust=cfg.trust_checkpoint,
+        mean=cfg.mean,
+        std=cfg.std,
     )
-    norm = resolve_normalization(loaded.meta, cfg.dataset, cfg.mean, cfg.std)
+    loaded, form, norm = found.loaded, found.form, found.norm
     mean, std = norm.mean, norm.std
-    model = model.to(device).eval()
+    model = found.model.to(device).eval()
     model.requires_grad_(False)
     selected = select_images(len(data.keys), cfg.max_images, int(cfg.seed))
     tf = c_transform(cfg.c_preprocess, size, mean, std)

@@ -3,7 +3,10 @@
 One reader per layout: `load_cub` (raw CUB_200_2011), `load_imagenet_val` (Kaggle ILSVRC val, XML or CSV),
 `load_wsol_metadata` / `write_wsol_metadata` (clovaai/wsolevaluation's metadata). Each returns WSOLSamples.
 `coco_captions` reads COCO captions, `text.tokenize` is the one caption tokenizer, and the `demo` package writes
-the demo data in all these layouts.
+the demo data in all these layouts. The classification readers (`classification`: ImageFolder, CIFAR python pickles,
+CUB; registered in mmengine's DATASETS as 'ImageFolderCls', 'CIFARCls', 'CUBCls') and the image transform presets
+(`transforms.build_transform`) are shared by the pretraining package and every evaluator; they are imported from
+their modules (not re-exported here, so that importing this package stays free of mmengine).
 """
 
 from .common import WSOLSample, image_size_wh

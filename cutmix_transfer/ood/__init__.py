@@ -9,7 +9,7 @@ every number.
 
 from .data import NOISE_SETS, ODIN_SETS, OODSet, list_images, load_in_distribution, noise_image, resolve_ood_sets
 from .detectors import DETECTORS, Detector, build_detector, register_detector
-from .evaluate import OODEvalConfig, OODResult, evaluate_ood, load_classifier
+from .evaluate import OODEvalConfig, OODResult, evaluate_ood
 from .metrics import METRICS, METRICS_AS, lee_metrics, mean_metrics, metrics_as, odin_metrics, ood_metrics, roc_points
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "OODEvalConfig",
     "OODResult",
     "evaluate_ood",
-    "load_classifier",
     "METRICS",
     "METRICS_AS",
     "lee_metrics",

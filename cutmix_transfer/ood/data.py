@@ -1,8 +1,9 @@
 """The images of an OOD evaluation: the in-distribution CIFAR test set and the OOD sets (docs/ood_protocol.md).
 
 - In-distribution: CIFAR-100 (or CIFAR-10) in the python-pickle layout, read by the project's CIFAR reader
-  (``classification.datasets.CIFARDataset``), at 32x32 without crop, pixels / 255 normalised with CutMix-PyTorch's
-  statistics (``datasets.common.CIFAR100_CUTMIX_MEAN`` / ``_STD``).
+  (``datasets.classification.CIFARDataset``), at 32x32 without crop, pixels / 255 normalised with the statistics
+  the checkpoint was trained with (--mean / --std, else its meta's, else CutMix-PyTorch's CIFAR statistics
+  ``datasets.common.CIFAR100_CUTMIX_MEAN`` / ``_STD``; `normalized`).
 - OOD folders, as ODIN's public release (``Imagenet``, ``Imagenet_resize``, ``LSUN``, ``LSUN_resize``, ``iSUN``):
   every image file below the folder (recursively; hidden files skipped), in sorted order of the relative path.
   An image is converted to RGB; one that is not 32x32 is resized to 32x32 with PIL's bilinear filter (the whole
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,8 +27,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..classification.datasets import CIFARDataset
+from ..datasets.classification import CIFARDataset
 from ..datasets.common import CIFAR100_CUTMIX_MEAN, CIFAR100_CUTMIX_STD
+from ..datasets.transforms import build_transform
 from ..errors import ConfigError, DatasetError
 
 logger = logging.getLogger(__name__)
@@ -99,11 +101,22 @@ def load_in_distribution(
     """The CIFAR test split at 32x32 (no crop), normalised with `mean` / `std` (CutMix-PyTorch's by default)."""
     folder = resolve_cifar_folder(DEFAULT_DATA_ROOT if data_root is None else data_root, in_dataset)
     variant = IN_DATASETS[in_dataset][0]
-    transform = dict(preset="resize_test", size=IMAGE_SIZE, mean=tuple(mean), std=tuple(std))
-    ds = CIFARDataset(str(folder), "test", transform, variant=variant)
+    ds = CIFARDataset(str(folder), "test", _transform_spec(mean, std), variant=variant)
     if len(ds) == 0:
         raise DatasetError(f"the {in_dataset} test batch in {folder} holds no images; re-extract the python version")
     return InDistribution(in_dataset, folder, ds, list(ds.labels), list(ds.classes), tuple(mean), tuple(std))
+
+
+def _transform_spec(mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
+    """The in-distribution transform (datasets.transforms.build_transform's spec): 32 px, no crop, `mean` / `std`."""
+    return dict(preset="resize_test", size=IMAGE_SIZE, mean=tuple(mean), std=tuple(std))
+
+
+def normalized(data: InDistribution, mean: Sequence[float], std: Sequence[float]) -> InDistribution:
+    """`data` with its images normalised with `mean` / `std` (the checkpoint's, known once it is loaded, which needs
+    the data's classes first): its reader's transform is rebuilt in place, and the returned copy records them."""
+    data.dataset.transform = build_transform(**_transform_spec(mean, std))
+    return replace(data, mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -24,11 +24,12 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .. import backbones
 from ..datasets.common import check_unreadable
 from ..distributed import gather_rows, rank_batches, run_on_ranks
 from ..errors import CheckpointError, ConfigError, DatasetError
+from ..evalmodel import load_eval_classifier
 from ..io import atomic_savez, atomic_write_text
+from ..normalization import resolve_normalization
 from ..results import checkpoint_info, data_identity, make_record, write_record
 from ..runtime import EvalOptions, resolve_device, seed_everything
 from .data import (
@@ -39,6 +40,7 @@ from .data import (
     OODImages,
     OODSet,
     load_in_distribution,
+    normalized,
     resolve_ood_sets,
 )
 from .detectors import Detector, build_detector
@@ -98,26 +100,6 @@ def default_out_dir(backbone: str | os.PathLike, detector: str) -> Path:
     return Path("work_dirs") / "ood" / f"{Path(backbone).stem}_{detector}"
 
 
-def load_classifier(
-    backbone: str | os.PathLike, data: InDistribution, arch: str | None = None, trust: bool = False
-) -> tuple[torch.nn.Module, Any]:
-    """The checkpoint as a classifier of the in-distribution classes, in eval mode: (model, LoadedBackbone).
-
-    Any arch the checkpoint loader recognises, built in the form it was trained in (this project's checkpoints
-    record `wsol` / `large_feature_map` in their meta; others are standard classifiers). A checkpoint without an
-    fc head or with another class count than the dataset's meta lists raises CheckpointError.
-    """
-    model, loaded, _ = backbones.load_classifier(
-        backbone,
-        f"{data.name} ({data.folder}/{IN_DATASETS[data.name][2][-1]})",  # meta / batches.meta
-        f"pass a checkpoint trained on {data.name}",
-        num_classes=len(data.classes),
-        arch=arch,
-        trust=trust,
-    )
-    return model, loaded
-
-
 def _validate(cfg: OODEvalConfig) -> None:
     if cfg.in_dataset not in IN_DATASETS:
         raise ConfigError(f"--in-dataset {cfg.in_dataset!r}: choose one of {', '.join(IN_DATASETS)}")
@@ -134,6 +116,7 @@ def _validate(cfg: OODEvalConfig) -> None:
             f"--metrics-as {cfg.metrics_as} needs scores in [0, 1] (its code thresholds softmax probabilities); "
             "the energy detector's are not: use --metrics-as exact, or --detector msp / odin"
         )
+    resolve_normalization(None, cfg.in_dataset, cfg.mean, cfg.std)  # checks --mean / --std early
     if int(cfg.skip_first) < 0:
         raise ConfigError(f"--skip-first {cfg.skip_first}: give a number of images >= 0 (ODIN's is 1000)")
 
@@ -280,16 +263,28 @@ def evaluate_ood(cfg: OODEvalConfig) -> OODResult:
 
 def _evaluate(cfg: OODEvalConfig, device: torch.device, rank: int, world: int, t_start: float) -> OODResult:
     data = load_in_distribution(cfg.in_dataset, cfg.data_root)
-    mean, std = data.mean, data.std
     sets = resolve_ood_sets(cfg.ood, seed=int(cfg.seed), noise_count=int(cfg.noise_count))
+    found = load_eval_classifier(
+        cfg.backbone,
+        cfg.in_dataset,
+        f"{data.name} ({data.folder}/{IN_DATASETS[data.name][2][-1]})",  # meta / batches.meta
+        f"pass a checkpoint trained on {data.name}",
+        num_classes=len(data.classes),
+        arch=cfg.arch,
+        trust=cfg.trust_checkpoint,
+        mean=cfg.mean,
+        std=cfg.std,
+    )
+    loaded, norm = found.loaded, found.norm
+    data = normalized(data, norm.mean, norm.std)  # the in-distribution and every OOD image alike
+    mean, std = data.mean, data.std
     detector = build_detector(
         cfg.detector, temperature=cfg.temperature, epsilon=cfg.epsilon, input_std=std, score_dtype=cfg.score_dtype
     )
-    model, loaded = load_classifier(cfg.backbone, data, arch=cfg.arch, trust=cfg.trust_checkpoint)
-    model = model.to(device)
+    model = found.model.to(device)
     out_dir = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg.backbone, cfg.detector)
     logger.info(
-        "OOD %s: %s (%s) on %d %s test images and %d OOD sets (%s), device %s",
+        "OOD %s: %s (%s) on %d %s test images and %d OOD sets (%s), mean %s std %s (%s), device %s",
         cfg.detector,
         loaded.path,
         loaded.arch,
@@ -297,6 +292,9 @@ def _evaluate(cfg: OODEvalConfig, device: torch.device, rank: int, world: int, t
         data.name,
         len(sets),
         ", ".join(f"{s.name}: {len(s)}" for s in sets),
+        norm.mean,
+        norm.std,
+        norm.source,
         device,
     )
 
@@ -361,6 +359,7 @@ def _evaluate(cfg: OODEvalConfig, device: torch.device, rank: int, world: int, t
             "large_feature_map": bool(getattr(model, "large_feature_map", False)),
         },
         checkpoint_format=loaded.source_format,
+        normalization_source=norm.source,
         data_root=str(data.folder),
         num_in_images=int(in_scores.size),
         ood_sets=[s.name for s in sets],
@@ -370,8 +369,7 @@ def _evaluate(cfg: OODEvalConfig, device: torch.device, rank: int, world: int, t
         protocol={
             "positive": "in_distribution",
             "image_size": 32,
-            "normalize_mean": [float(v) for v in mean],
-            "normalize_std": [float(v) for v in std],
+            **norm.protocol(),
             "ood_resize": "pil_bilinear_32_no_crop",
             "detector": cfg.detector,
             "detector_params": {k: v for k, v in detector.all_params().items() if k != "score_dtype"},

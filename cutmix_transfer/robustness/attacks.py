@@ -24,7 +24,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ConfigError
 from .curves import predict_columns
 
@@ -33,11 +32,11 @@ FGSM_SPACES: tuple[str, ...] = ("pixels", "normalized")
 
 
 class PixelClassifier(nn.Module):
-    """A classifier fed [0, 1] RGB pixels: normalises them with mean/std, then runs `net` (logits out)."""
+    """A classifier fed [0, 1] RGB pixels: normalises them with `mean` / `std` (the statistics the checkpoint was
+    trained with, normalization.resolve_normalization: no default, so no attack falls back to ImageNet's), then
+    runs `net` (logits out)."""
 
-    def __init__(
-        self, net: nn.Module, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
-    ) -> None:
+    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)

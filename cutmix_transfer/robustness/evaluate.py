@@ -4,8 +4,9 @@ centre / boundary occlusion curves and in-between-class curves (CutMix paper, se
 Pipeline (docs/robustness_protocol.md lists every choice):
 - image: RGB, resize the short side to S / 0.875, centre crop S (S = --image-size, 224: the ImageNet val
   protocol, 256 -> 224), pixels in [0, 1]; the network normalises them itself (`PixelClassifier`, with the
-  statistics of `model_normalization`, the one place they come from), so the attack and the occlusions are
-  built on pixels, in the space --fgsm-space / --occlusion-fill choose;
+  statistics the checkpoint was trained with: --mean / --std, else its meta's, else the dataset's, resolved once
+  by evalmodel.load_eval_classifier), so the attack and the occlusions are built on pixels, in the space
+  --fgsm-space / --occlusion-fill choose, with those statistics;
 - pass 1 over the images, one decoded batch at a time: clean logits, FGSM at every eps (one backward for all
   eps), one forward per hole size for centre and for boundary occlusion;
 - pass 2 over seeded random pairs of images of different classes: one forward per Mixup ratio and per CutMix
@@ -33,16 +34,17 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..classification.transforms import build_transform
-from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD, check_unreadable, load_rgb
+from ..datasets.common import check_unreadable, load_rgb
+from ..datasets.transforms import build_transform
 from ..datasets.wsol_data import BOX_DATASETS as DATASETS
 from ..datasets.wsol_data import load_eval_data
 from ..distributed import gather_rows, rank_batches, run_on_ranks
 from ..errors import ConfigError, DatasetError
+from ..evalmodel import box_data_classes, load_eval_classifier
 from ..io import atomic_savez, atomic_write_text
+from ..normalization import Normalization, resolve_normalization
 from ..results import PER_IMAGE_CSV, EvalResult, checkpoint_info, data_identity, make_record, write_record
 from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
-from ..wsol.model import load_eval_classifier
 from .attacks import PAPER_EPS, PixelClassifier, check_eps, check_space, eps_key, fgsm_predictions
 from .curves import cutmix_predictions, mixup_predictions, occlusion_predictions, top1_accuracy, top1_error
 from .figures import plot_run_curves
@@ -55,7 +57,7 @@ Test = Literal["fgsm", "occlusion", "inbetween"]
 TESTS: tuple[str, ...] = ("fgsm", "occlusion", "inbetween")
 DEFAULT_PAIRS = 50_000  # Appendix E.1: "we first sample 50,000 pairs of images from the ImageNet validation set"
 CROP_FRACTION = 0.875  # resize to S / 0.875, centre crop S: 256 -> 224, the ImageNet val protocol
-# what a checkpoint whose head does not fit the data should be replaced by (load_classifier's CheckpointError)
+# what a checkpoint whose head does not fit the data should be replaced by (load_eval_classifier's CheckpointError)
 CLASSIFIER_HINT = (
     "evaluate a classifier of this dataset's classes (fine-tune one with tools/train_cls.py) or point --data-root "
     "at its dataset"
@@ -94,14 +96,6 @@ class RobustnessConfig(EvalOptions):
 # ----------------------------------------------------------------------------------------------------------
 # Data and model
 # ----------------------------------------------------------------------------------------------------------
-def model_normalization(cfg: RobustnessConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) of the normalisation the network gets: the one place the evaluator takes them from. The model
-    (PixelClassifier) holds them, and the 'mean' occlusion fill and the 'normalized' FGSM step read them there.
-    ImageNet's statistics today; a --mean / --std option plugs in here."""
-    del cfg  # no option chooses them yet
-    return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
-
-
 def pixel_transform(image_size: int):
     """PIL image -> (3, S, S) float32 pixels in [0, 1]: the 'imagenet_test' preset (resize S / 0.875, centre crop
     S) with an identity normalisation, since the attacks act before normalisation (PixelClassifier does it)."""
@@ -159,6 +153,7 @@ def validate_config(cfg: RobustnessConfig) -> None:
     check_sides(cfg.cutmix_sides, "--cutmix-sides")
     check_ratios(cfg.mixup_ratios)
     check_input_size(cfg.image_size)
+    resolve_normalization(None, cfg.dataset, cfg.mean, cfg.std)  # checks --mean / --std early
     if "inbetween" in tests and int(cfg.pairs) < 1:
         raise ConfigError(f"--pairs {cfg.pairs}: the in-between test needs at least one pair of images")
     if cfg.max_images is not None and int(cfg.max_images) < 1:
@@ -292,11 +287,20 @@ def _pair_pass(run: _Run, pairs: np.ndarray, ratios: list[float], cut_px: list[i
 def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int, t_start: float) -> EvalResult:
     data = load_eval_data(cfg.dataset, cfg.data_root, None)
     # the checkpoint's classifier in the form it was trained in, fed [0, 1] pixels, without parameter gradients
-    net, loaded, form = load_eval_classifier(
-        cfg.backbone, cfg.dataset, data, CLASSIFIER_HINT, cfg.arch, cfg.trust_checkpoint, cfg.wsol_form
+    found = load_eval_classifier(
+        cfg.backbone,
+        cfg.dataset,
+        hint=CLASSIFIER_HINT,
+        arch=cfg.arch,
+        trust=cfg.trust_checkpoint,
+        wsol_form=cfg.wsol_form,
+        mean=cfg.mean,
+        std=cfg.std,
+        **box_data_classes(cfg.dataset, data),
     )
-    mean, std = model_normalization(cfg)
-    model = PixelClassifier(net, mean, std).eval()
+    loaded, form, norm = found.loaded, found.form, found.norm
+    # the one place the statistics go: the attacks, the 'mean' fill and the 'normalized' step read them off the model
+    model = PixelClassifier(found.model, norm.mean, norm.std).eval()
     model.requires_grad_(False)
     samples = data.samples
     size = int(cfg.image_size)
@@ -306,7 +310,8 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
     selected = select_images(len(samples), cfg.max_images, cfg.seed)
     out_dir = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg.backbone, cfg.dataset)
     logger.info(
-        "robustness %s %s: %d of %d images, tests %s, %s (%s form), input %d px, device %s, rank %d of %d",
+        "robustness %s %s: %d of %d images, tests %s, %s (%s form), input %d px, mean %s std %s (%s), device %s, "
+        "rank %d of %d",
         cfg.dataset,
         data.split,
         len(selected),
@@ -315,6 +320,9 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
         loaded.arch,
         "WSOL" if form["wsol_form"] else "standard",
         size,
+        norm.mean,
+        norm.std,
+        norm.source,
         device,
         rank,
         world,
@@ -368,7 +376,8 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
         num_pairs=len(pair_rows),
         skipped_unreadable={"count": len(skipped), "images": skipped},
         skipped_pairs={"count": len(skipped_pairs), "pairs": skipped_pairs},
-        protocol=protocol_fields(cfg, mean, std, form),
+        protocol=protocol_fields(cfg, norm, form),
+        normalization_source=norm.source,
         model_form=form,
         curves=summary["curves"],
         config=cfg.record_config(),
@@ -403,16 +412,13 @@ def _evaluate(cfg: RobustnessConfig, device: torch.device, rank: int, world: int
     return EvalResult(record=record, rows=rows, out_dir=out_dir, files=files)
 
 
-def protocol_fields(
-    cfg: RobustnessConfig, mean: Sequence[float], std: Sequence[float], form: dict[str, Any]
-) -> dict[str, Any]:
+def protocol_fields(cfg: RobustnessConfig, norm: Normalization, form: dict[str, Any]) -> dict[str, Any]:
     """The record's protocol fields (results.protocol_block adds the CPU pin): every choice that changes a number
     of this record; two records that differ in one are never one report cell."""
     return {
         "image_size": int(cfg.image_size),
         "resize_crop_fraction": CROP_FRACTION,
-        "normalize_mean": [float(v) for v in mean],
-        "normalize_std": [float(v) for v in std],
+        **norm.protocol(),
         "fgsm_space": cfg.fgsm_space,
         "fgsm_clip": "[0, 1]" if cfg.fgsm_space == "pixels" else None,
         "fgsm_target": "true_label",

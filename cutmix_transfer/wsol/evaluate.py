@@ -38,6 +38,7 @@ from ..datasets.wsol_data import DATASETS, EvalData, load_eval_data
 from ..distributed import gather_rows, rank_batches, setup_torchrun
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
+from ..normalization import Normalization, resolve_normalization
 from ..results import PER_IMAGE_CSV, PER_IMAGE_IOUS, EvalResult, checkpoint_info, data_identity, write_record
 from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
 from .boxes import RESIZE_LENGTH, resize_boxes
@@ -118,6 +119,11 @@ def _validate_config(cfg: WSOLEvalConfig) -> None:
     if not 0.0 <= float(cfg.fixed_threshold) <= 1.0:
         raise ConfigError(f"--fixed-threshold {cfg.fixed_threshold}: use a value in [0, 1] (the CAM paper uses 0.2)")
     check_input_size(cfg.input_size)
+    resolve_normalization(None, cfg.dataset, cfg.mean, cfg.std)  # checks --mean / --std early
+    if cfg.scoremaps is not None and (cfg.mean is not None or cfg.std is not None):
+        raise ConfigError(
+            "--mean / --std normalise a checkpoint's inputs; saved --scoremaps are scored as stored: leave them out"
+        )
     if cfg.batch_size < 1 or cfg.workers < 0 or cfg.vis < 0:
         raise ConfigError(
             f"--batch-size {cfg.batch_size} / --workers {cfg.workers} / --vis {cfg.vis}: need a "
@@ -155,12 +161,17 @@ def _readable(batch: dict, samples: Sequence, skip: bool, skipped: list[dict]) -
     return np.flatnonzero(ok)
 
 
+def _norm_kwargs(norm: Normalization | None) -> dict[str, Any]:
+    """The `mean` / `std` keywords the network inputs are normalised with (none for saved maps: no network)."""
+    return {} if norm is None else {"mean": norm.mean, "std": norm.std}
+
+
 def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, t_start: float) -> EvalResult:
     data = load_eval_data(cfg.dataset, cfg.data_root, cfg.split, cfg.metadata, cfg.skip_unreadable)
     samples = data.samples
-    model, loaded, saved = None, None, None
+    model, loaded, saved, norm = None, None, None, None
     if cfg.scoremaps is None:
-        model, loaded = load_model(
+        found = load_model(
             cfg.backbone,
             cfg.dataset,
             data,
@@ -168,8 +179,10 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
             trust=cfg.trust_checkpoint,
             wsol_form=cfg.wsol_form,
             large_feature_map=cfg.large_feature_map,
+            mean=cfg.mean,
+            std=cfg.std,
         )
-        model = model.to(device)
+        model, loaded, norm = found.model.to(device), found.loaded, found.norm
     else:
         saved = load_saved_maps(cfg.scoremaps, [s.image_id for s in samples])
     out_dir = Path(cfg.out) if cfg.out is not None else default_out_dir(cfg.backbone or cfg.scoremaps, cfg.dataset)
@@ -201,7 +214,7 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
     )
     shard = CamShard(out_dir, rank, len(local)) if cfg.save_cams else None
     loader = torch.utils.data.DataLoader(
-        EvalImages(samples, local, cfg.input_size, load_images=model is not None),
+        EvalImages(samples, local, cfg.input_size, model is not None, **_norm_kwargs(norm)),
         batch_size=cfg.batch_size,
         shuffle=False,
         num_workers=cfg.workers,
@@ -273,7 +286,7 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
         if cams is not None:
             files["cams"] = cams
     timing["total_s"] = time.perf_counter() - t_start
-    record = _record(cfg, data, loaded, saved, scorer, skipped, timing, world)
+    record = _record(cfg, data, loaded, saved, scorer, skipped, timing, world, norm)
     record["data"] = data_identity(cfg.dataset, data.split, data.data_root, [r["image_id"] for r in rows])
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -289,7 +302,7 @@ def _evaluate(cfg: WSOLEvalConfig, device: torch.device, rank: int, world: int, 
                 iou_v2=np.stack([r["iou_curves"][1] for r in rows]),
             )
         if cfg.vis > 0:
-            files.update(_figures(cfg, data, model, saved, rows, record, out_dir / "vis", device))
+            files.update(_figures(cfg, data, model, saved, rows, record, out_dir / "vis", device, norm))
         logger.info(
             "WSOL %s %s: %s -> %s",
             cfg.dataset,
@@ -311,6 +324,7 @@ def _figures(
     record: dict,
     vis_dir: Path,
     device: torch.device,
+    norm: Normalization | None,
 ) -> dict[str, Path]:
     """The figures, with the maps of the shown images recomputed exactly as scored (or read back)."""
     samples = data.samples
@@ -322,7 +336,9 @@ def _figures(
         return compute_scoremaps(model, torch.stack(images).to(device), labels, cfg.cam)[0]
 
     best = record.get("best_thresholds", {}).get("maxboxacc", 0.0)
-    files = write_figures(vis_dir, cfg.vis, samples, rows, record, best, maps_for, cfg.input_size, cfg.batch_size)
+    files = write_figures(
+        vis_dir, cfg.vis, samples, rows, record, best, maps_for, cfg.input_size, cfg.batch_size, **_norm_kwargs(norm)
+    )
     logger.info("figures written to %s", vis_dir)
     return files
 
@@ -336,6 +352,7 @@ def _record(
     skipped: list[dict],
     timing: dict,
     world: int,
+    norm: Normalization | None = None,
 ) -> dict[str, Any]:
     box, mask = scorer.compute()
     metrics, best, curves = wsol_metrics(box, mask, None if data.has_boxes else scorer.top1_cls())
@@ -373,6 +390,8 @@ def _record(
             "source_checkpoint": saved.source_checkpoint,
         }
     extra: dict[str, Any] = {}
+    if norm is not None:  # the inputs' statistics change every number; their source (provenance) goes beside
+        extra["normalization_source"] = norm.source
     if not_reported:
         extra["not_reported"] = not_reported
     return make_wsol_record(
@@ -401,6 +420,7 @@ def _record(
             "maxboxacc_v2": "all contours, mean over IoUs",
             "wsol_form": cfg.wsol_form,
             "large_feature_map": cfg.large_feature_map,
+            **(norm.protocol() if norm is not None else {}),
         },
         curves=curves,
         config=config,

@@ -1,6 +1,7 @@
 """Image and mask loading in wsolevaluation's frame: every image, mask and score map lives at 224x224.
 
-- image: PIL, RGB, resized to 224x224 (bilinear, no crop), ImageNet mean/std; ``input_size`` feeds the network
+- image: PIL, RGB, resized to 224x224 (bilinear, no crop), normalised with the checkpoint's mean/std (ImageNet's
+  unless --mean / --std or its meta say otherwise); ``input_size`` feeds the network
   another size while the scoring frame stays 224;
 - CUB masks: grayscale, foreground > 127 (soft masks), nearest-neighbour resize to 224;
 - OpenImages masks (wsolevaluation's ``get_mask``): each instance mask resized with nearest neighbour, foreground
@@ -27,9 +28,14 @@ from .metrics import resize_mask
 
 
 def load_image_224(
-    path: str | os.PathLike, size: int = RESIZE_LENGTH, input_size: int | None = None
+    path: str | os.PathLike,
+    size: int = RESIZE_LENGTH,
+    input_size: int | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
 ) -> tuple[torch.Tensor, np.ndarray, tuple[int, int]]:
-    """Read an image as wsolevaluation's loader: PIL, RGB, Resize((size, size)) bilinear, ImageNet mean/std.
+    """Read an image as wsolevaluation's loader: PIL, RGB, Resize((size, size)) bilinear, normalised with `mean` /
+    `std` (wsolevaluation's: ImageNet's; the evaluator passes the checkpoint's, normalization.resolve_normalization).
 
     Returns (normalised (3, input_size, input_size) float32 tensor (input_size None: size), the resized
     (size, size, 3) uint8 RGB image of the scoring frame, original (width, height)). Raises OSError / PIL's
@@ -43,7 +49,7 @@ def load_image_224(
     net_in = resized
     if input_size is not None and input_size != size:
         net_in = TF.resize(rgb, [input_size, input_size], interpolation=InterpolationMode.BILINEAR)
-    tensor = TF.normalize(TF.to_tensor(net_in), IMAGENET_MEAN, IMAGENET_STD)
+    tensor = TF.normalize(TF.to_tensor(net_in), list(mean), list(std))
     return tensor, np.asarray(resized, dtype=np.uint8), (int(size_wh[0]), int(size_wh[1]))
 
 
@@ -88,12 +94,19 @@ class EvalImages(torch.utils.data.Dataset):
     With load_images=False only the image's size is read (scoring saved maps needs no pixels)."""
 
     def __init__(
-        self, samples: Sequence, indices: Sequence[int], input_size: int = RESIZE_LENGTH, load_images: bool = True
+        self,
+        samples: Sequence,
+        indices: Sequence[int],
+        input_size: int = RESIZE_LENGTH,
+        load_images: bool = True,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
     ) -> None:
         self.samples = samples
         self.indices = list(indices)
         self.input_size = int(input_size)
         self.load_images = load_images
+        self.mean, self.std = tuple(mean), tuple(std)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -113,7 +126,9 @@ class EvalImages(torch.utils.data.Dataset):
         }
         try:
             if self.load_images:
-                item["image"], _, size_wh = load_image_224(s.path, input_size=self.input_size)
+                item["image"], _, size_wh = load_image_224(
+                    s.path, input_size=self.input_size, mean=self.mean, std=self.std
+                )
             elif not all(s.size_wh):
                 size_wh = image_size(s.path)
         except Exception as e:  # noqa: BLE001 -- any decoder failure means "unreadable"

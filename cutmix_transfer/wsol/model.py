@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from ..backbones import load_classifier
 from ..cam import class_activation_maps, grad_cams, normalize_cams
-from ..checkpoints import LoadedBackbone
 from ..datasets.wsol_data import NOMINAL_CLASSES, EvalData
+from ..evalmodel import EvalClassifier, box_data_classes, load_eval_classifier
 from .boxes import RESIZE_LENGTH
 
 logger = logging.getLogger(__name__)
@@ -27,32 +27,6 @@ TRAIN_HINT = (
 )
 
 
-def load_eval_classifier(
-    backbone: str | os.PathLike,
-    dataset: str,
-    data: EvalData,
-    hint: str,
-    arch: str | None = None,
-    trust: bool = False,
-    wsol_form: bool | None = None,
-    large_feature_map: bool | None = None,
-) -> tuple[torch.nn.Module, LoadedBackbone, dict]:
-    """The checkpoint as the classifier of `data` (a box dataset's split: the WSOL and robustness evaluators'),
-    its head checked against the data's class count and labels (CheckpointError with `hint` otherwise):
-    backbones.load_classifier's (model in eval mode, LoadedBackbone, form)."""
-    return load_classifier(
-        backbone,
-        f"the {dataset} data at {data.data_root}",
-        hint,
-        num_classes=data.num_classes,
-        max_label=max(int(s.label) for s in data.samples),
-        arch=arch,
-        trust=trust,
-        wsol=wsol_form,
-        large_feature_map=large_feature_map,
-    )
-
-
 def load_model(
     backbone: str | os.PathLike,
     dataset: str,
@@ -61,16 +35,29 @@ def load_model(
     trust: bool = False,
     wsol_form: bool = True,
     large_feature_map: bool = False,
-) -> tuple[torch.nn.Module, LoadedBackbone]:
-    """Load the checkpoint as a CAMNet with its own fc head, after checking its class count fits the dataset.
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> EvalClassifier:
+    """Load the checkpoint as a CAMNet with its own fc head, after checking its class count fits the dataset, and
+    the statistics its inputs are normalised with (`mean` / `std`, else its meta's, else the dataset's).
 
-    Returns (model in eval mode, LoadedBackbone). A checkpoint without an fc head, or with another class count
-    than the dataset declares (CUB 200, ImageNet 1000, the demo's own count), raises CheckpointError.
+    Returns evalmodel.load_eval_classifier's EvalClassifier (model in eval mode). A checkpoint without an fc head,
+    or with another class count than the dataset declares (CUB 200, ImageNet 1000, the demo's own count), raises
+    CheckpointError.
     """
-    model, loaded, _ = load_eval_classifier(
-        backbone, dataset, data, TRAIN_HINT, arch, trust, wsol_form, large_feature_map
+    found = load_eval_classifier(
+        backbone,
+        dataset,
+        hint=TRAIN_HINT,
+        arch=arch,
+        trust=trust,
+        wsol_form=wsol_form,
+        large_feature_map=large_feature_map,
+        mean=mean,
+        std=std,
+        **box_data_classes(dataset, data),
     )
-    k = int(loaded.num_classes)
+    k = int(found.loaded.num_classes)
     if data.num_classes is None and k != NOMINAL_CLASSES[dataset]:
         logger.warning(
             "%s has %d classes; %s normally has %d (the dataset declares no class list to check)",
@@ -79,7 +66,7 @@ def load_model(
             dataset,
             NOMINAL_CLASSES[dataset],
         )
-    return model, loaded
+    return found
 
 
 def compute_scoremaps(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch.distributed as dist
 
+from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD
 from ..distributed import all_gather_objects
 from ..results import checkpoint_info, make_record
 from .boxes import RESIZE_LENGTH, boxes_at_threshold, resize_boxes
@@ -225,10 +226,12 @@ def write_figures(
     maps_for: Callable[[list[int], list[Any]], np.ndarray],
     input_size: int,
     batch_size: int,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
 ) -> dict[str, Path]:
     """<vis_dir>/curves.png, pxap_pr.png (with masks), best_worst.png and images/<n>_<name>.png for the first
     `n` images; `maps_for(indices, images)` gives the scored maps of those samples from their network inputs
-    (recomputed as scored, or read back from saved maps)."""
+    (recomputed as scored, or read back from saved maps); `mean` / `std` normalise the network inputs as scored."""
     files: dict[str, Path] = {}
     if "curves" in record and "thresholds" in record["curves"]:
         files["vis_curves"] = save_boxacc_curves(vis_dir / "curves.png", record)
@@ -244,7 +247,7 @@ def write_figures(
     cases: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     for start in range(0, len(wanted), max(1, int(batch_size))):
         chunk = wanted[start : start + int(batch_size)]
-        loaded = [load_image_224(samples[i].path, input_size=input_size) for i in chunk]
+        loaded = [load_image_224(samples[i].path, input_size=input_size, mean=mean, std=std) for i in chunk]
         maps = maps_for(chunk, [t for t, _, _ in loaded])
         for i, (_, rgb, size_wh), smap in zip(chunk, loaded, maps):
             s = samples[i]

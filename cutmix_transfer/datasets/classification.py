@@ -18,9 +18,9 @@ from mmengine.registry import DATASETS
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..datasets.common import load_rgb
-from ..datasets.cub import load_cub, load_cub_classes, resolve_cub_root
 from ..errors import ConfigError, DatasetError
+from .common import load_rgb
+from .cub import load_cub, load_cub_classes, resolve_cub_root
 from .transforms import build_transform
 
 logger = logging.getLogger(__name__)

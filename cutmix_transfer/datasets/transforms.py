@@ -17,8 +17,8 @@ from typing import Literal, get_args
 import torch
 from torchvision import transforms as T
 
-from ..datasets.common import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ConfigError
+from .common import IMAGENET_MEAN, IMAGENET_STD
 
 Preset = Literal["imagenet_train", "imagenet_test", "pad_crop_train", "resize_crop_train", "resize_test"]
 PRESETS: tuple[str, ...] = get_args(Preset)
