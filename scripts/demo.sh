@@ -57,10 +57,10 @@ quiet() {   # quiet LOGNAME CMD...: run CMD, full output to $LOGS/LOGNAME.log; s
 have() { [ "$FORCE" != 1 ] && [ -f "$1" ] && { [ "${DEMO_UNPINNED:-0}" = 1 ] || grep -q '"pinned": true' "$1"; }; }
 
 stage "1/6 demo data"
-# 128 CUB train images per class (DEMO_NOTES used 300; 21 test and 21 ImageNet-layout val images per class follow),
+# 112 CUB train images per class (DEMO_NOTES used 300; 18 test and 18 ImageNet-layout val images per class follow),
 # 60+60 VOC trainval and 60 test images: sized for the 17-minute budget on 2 cores with three detection seeds per
 # backbone
-$PY tools/make_demo_data.py --out "$DATA" --seed "$SEED" --per-class 128 --voc-trainval 60 --voc-test 60
+$PY tools/make_demo_data.py --out "$DATA" --seed "$SEED" --per-class 112 --voc-trainval 60 --voc-test 60
 done_stage "$DATA"
 
 for m in $METHODS; do
@@ -105,7 +105,7 @@ for m in $METHODS; do
     done_stage "$WORK/rob_$m"
 done
 
-# Corruption robustness in small: an ImageNet-C-layout copy of the 210 demo val images at 96 px, with the closest
+# Corruption robustness in small: an ImageNet-C-layout copy of the 180 demo val images at 96 px, with the closest
 # published parameter set (Tiny-ImageNet-C's, 64 px; ImageNet-C's are for 224 px), 4 of the 15 corruptions at
 # severities 1-5 (tools/make_corruptions.py), then tools/corruption_eval.py on a seeded 64 of them (each in the clean
 # set and all 20 corruption x severity sets): a partial mCE over those 4. The four corruption evaluations (these two

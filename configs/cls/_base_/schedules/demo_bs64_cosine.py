@@ -1,8 +1,8 @@
 # The demo's schedule, measured in DEMO_NOTES: SGD momentum 0.9, lr 0.1 cosine with 10% linear warm-up, wd 5e-4,
 # validation after the last epoch. DEMO_NOTES trained 7 epochs on 300 images per class (about 195 s per model
-# there). On this project's 2-core machines a step of batch 64 takes 1.2-1.5 s (45-53 images/s), so `make demo`
-# generates 160 per class and trains 4 epochs (100 steps, 2.5-3 minutes per model) to fit its 15-minute budget;
-# use 7 epochs for the notes' setup.
+# there). Under the CPU pin on this project's 2-core Intel Xeon a step of batch 64 takes about 2.4 s, so `make demo`
+# generates 112 per class and trains 4 epochs (72 steps) to fit its 17-minute budget; use 7 epochs on 300 per class
+# for the notes' setup.
 max_epochs = 4
 warmup_epochs = 0.1 * max_epochs  # changing max_epochs on the command line keeps this value: override both
 
