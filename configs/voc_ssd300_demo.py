@@ -5,7 +5,7 @@
 _base_ = ['./voc_ssd300_cutmix.py', './det/_base_/voc_demo_data.py']
 
 data_root = _base_.voc_train.data_root
-backbone_checkpoint = 'work_dirs/demo/cls_cutmix/epoch_4.pth'  # make demo's CutMix run; --backbone overrides
+backbone_checkpoint = 'work_dirs/demo/cls_cutmix/epoch_3.pth'  # make demo's CutMix run; --backbone overrides
 model = dict(backbone=dict(init_cfg=dict(checkpoint=backbone_checkpoint)))
 
 train_pipeline = {{_base_.train_pipeline}}

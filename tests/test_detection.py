@@ -8,6 +8,7 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -31,6 +32,7 @@ from cutmix_transfer.detection.backbone import clear_backbone_init  # noqa: E402
 from cutmix_transfer.detection.evaluate import _recorded_backbone  # noqa: E402
 from cutmix_transfer.errors import CheckpointError, ConfigError, DatasetError  # noqa: E402
 from cutmix_transfer.io import sha256_file  # noqa: E402
+from cutmix_transfer.results import PER_IMAGE_DETECTIONS  # noqa: E402
 from cutmix_transfer.runner import MMEngineNoteFilter, build_runner, load_config  # noqa: E402
 
 FRCNN = REPO / "configs" / "voc_faster_rcnn_cutmix.py"
@@ -227,7 +229,8 @@ def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path
     config, extra = RUNS[detector]
     work = tmp_path / "work"
     common = FEW + ["train_cfg.max_epochs=1", "default_hooks.checkpoint.interval=1"]
-    assert _train_det(config, r18_ckpt, work, "--seed", "1", *_cli_options(voc_root, extra + common)) == 0
+    assert _train_det(config, r18_ckpt, work, "--seed", "1", "--test", *_cli_options(voc_root, extra + common)) == 0
+    in_process = capsys.readouterr().out
     ckpt = work / "epoch_1.pth"
     meta = safe_torch_load(ckpt)["meta"]
     assert meta[BACKBONE_META_KEY]["sha256"] == sha256_file(r18_ckpt)
@@ -246,6 +249,13 @@ def test_train_and_test_tools_on_demo_voc(detector, r18_ckpt, voc_root, tmp_path
     assert all(0.0 <= v <= 100.0 for v in per_class.values())
     assert rec["metrics"]["mAP"] == pytest.approx(sum(per_class.values()) / len(per_class), abs=1e-6)
     assert f"{rec['metrics']['mAP']:.2f}" in capsys.readouterr().out
+    # train_det --test: the same record and per-image detections as test_det on the last checkpoint, printed alike
+    same = json.loads((work / "test" / "results.json").read_text())
+    for key in ("metrics", "per_class_ap", "checkpoint", "detector_checkpoint", "train_seed", "eval_mode", "data"):
+        assert same[key] == rec[key], key
+    with np.load(work / "test" / PER_IMAGE_DETECTIONS) as a, np.load(out / PER_IMAGE_DETECTIONS) as b:
+        assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert f"test mAP (11points): {rec['metrics']['mAP']:.2f}  -> {work / 'test' / 'results.json'}" in in_process
 
     if detector == "faster_rcnn":  # resume from the work dir's last checkpoint (mmengine's file, safe-loaded)
         more = extra + FEW + ["train_cfg.max_epochs=2", "default_hooks.checkpoint.interval=1"]

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from cutmix_transfer.cli import add_run_args, call_with_options, main_guard, parse_tool_args
-from cutmix_transfer.detection import evaluate_detector
+from cutmix_transfer.detection import evaluate_detector, summary_lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,10 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
     outcome = call_with_options(evaluate_detector, args, trust=args.trust_checkpoint)
-    rec = outcome.record
-    print(f"{rec['detector']} VOC07 test mAP ({rec['eval_mode']}): {rec['metrics']['mAP']:.2f}  -> {outcome.path}")
-    for name, ap in rec["per_class_ap"].items():
-        print(f"  {name:<12s} {ap:6.2f}")
+    print("\n".join(summary_lines(outcome)))
     return 0
 
 

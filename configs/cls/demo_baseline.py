@@ -2,7 +2,7 @@
 # (data/demo/CUB_200_2011: 96 px, 10 classes), in the WSOL form directly. demo_{cutmix,mixup,cutout}.py are this
 # config with another augment mode and differ in nothing else.
 # Settings measured in DEMO_NOTES (each in its base): ResNet-18 with layer4 stride 1 (6x6 CAM), zero_init_residual;
-# batch 64, pad-8 random crop + flip; SGD 0.9, lr 0.1 cosine with 10% linear warm-up, wd 5e-4, 4 epochs.
+# batch 64, pad-8 random crop + flip; SGD 0.9, lr 0.1 cosine with 10% linear warm-up, wd 5e-4, 3 epochs.
 _base_ = [
     '_base_/models/resnet18_demo.py',
     '_base_/datasets/demo_cub_bs64.py',

@@ -21,7 +21,7 @@ from .backbone import (  # noqa: E402
     stage_channels,
 )
 from .data import check_voc_data, set_data_root  # noqa: E402
-from .evaluate import EvalOutcome, detector_name, evaluate_detector  # noqa: E402
+from .evaluate import EvalOutcome, detector_name, evaluate_detector, summary_lines  # noqa: E402
 from .hooks import BackboneProvenanceHook  # noqa: E402
 from .metric import VOCMetricPerClass  # noqa: E402
 from .train import PreparedTraining, prepare_training, report_backbone_keys, train_detector  # noqa: E402
@@ -42,6 +42,7 @@ __all__ = [
     "EvalOutcome",
     "detector_name",
     "evaluate_detector",
+    "summary_lines",
     "PreparedTraining",
     "prepare_training",
     "report_backbone_keys",

@@ -151,6 +151,15 @@ def evaluate_detector(
     return EvalOutcome(record=record, path=path, metrics=dict(metrics))
 
 
+def summary_lines(outcome: EvalOutcome) -> list[str]:
+    """What a detection test prints (tools/test_det.py, tools/train_det.py --test): the mAP line, then each class's
+    AP."""
+    rec = outcome.record
+    lines = [f"{rec['detector']} VOC07 test mAP ({rec['eval_mode']}): {rec['metrics']['mAP']:.2f}  -> {outcome.path}"]
+    lines += [f"  {name:<12s} {ap:6.2f}" for name, ap in rec["per_class_ap"].items()]
+    return lines
+
+
 def write_per_image_detections(path: Path, per_image: list, eval_mode: str, iou_thr: Any) -> Path:
     """Every test image's ground truth and detections as flat arrays (no pickle), so that the report can
     recompute mAP on resampled images (cutmix_transfer.bootstrap.VOCMapStatistic)."""
