@@ -472,3 +472,15 @@ def test_he_cifar_names_cannot_be_confused_with_resnet_cifar():
     with torch.device("meta"):
         four_stage = B.build_model("resnet18_cifar", 10).state_dict()
     assert A.infer_arch(four_stage) == "resnet18_cifar"
+
+
+def test_eval_classifier_checks_the_label_range_and_the_expected_arch(tmp_path, tv18):
+    """evalmodel.load_eval_classifier: a 5-class head covers labels 0-4, so a largest label of 5 is refused and 4 is
+    not; an --arch the weights are not is refused (the expected arch reaches the loader)."""
+    path = _save_cutmix(tmp_path, tv18)
+    found = load_eval_classifier(path, "imagenet", "the data", "hint", max_label=4)
+    assert found.loaded.num_classes == 5 and found.loaded.arch == "resnet18"
+    with pytest.raises(CheckpointError, match="5-class head but the labels of the data reach 5"):
+        load_eval_classifier(path, "imagenet", "the data", "hint", max_label=5)
+    with pytest.raises(CheckpointError):
+        load_eval_classifier(path, "imagenet", "the data", "hint", arch="resnet50")
