@@ -19,7 +19,24 @@ from .archs import ARCHS
 from .cam import CAM_METHODS
 from .distributed import LAUNCHERS
 from .errors import CutmixTransferError
-from .runner import MMEngineNoteFilter
+
+# Known mmengine notes, matched by message (nothing else is hidden): mmengine's own hooks create a FileClient
+# ('disk': a HardDiskBackend) on every run and log both deprecation notes through its MMLogger, not `warnings`.
+MMENGINE_NOTES = ('"FileClient" will be deprecated in future', '"HardDiskBackend" is the alias of "LocalBackend"')
+
+
+class MMEngineNoteFilter(logging.Filter):
+    """Drops the records of an mmengine logger whose message starts with one of MMENGINE_NOTES."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(MMENGINE_NOTES)
+
+    @classmethod
+    def install(cls, mm_logger: logging.Logger) -> None:
+        """Add the filter to `mm_logger` (an MMLogger: each is its own logger, not a child of one) once."""
+        if not any(isinstance(f, cls) for f in mm_logger.filters):
+            mm_logger.addFilter(cls())
+
 
 # Known upstream warnings, matched by message (nothing else is hidden): setuptools >= 80 warns on every
 # `import pkg_resources`, which mmengine does when a config inherits `mmdet::` bases.
@@ -33,7 +50,7 @@ T = TypeVar("T")
 
 def setup_logging(verbose: bool = False) -> None:
     """INFO (DEBUG with --verbose) to stderr with time and logger name; the known upstream notes are dropped:
-    UPSTREAM_WARNINGS from `warnings`, runner.MMENGINE_NOTES from mmengine's logger (runner.build_runner filters
+    UPSTREAM_WARNINGS from `warnings`, MMENGINE_NOTES from mmengine's logger (runner.build_runner filters
     the Runner's own logger the same way)."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -183,6 +200,28 @@ def add_classifier_eval_args(
     add_verbose_arg(p)
 
 
+def add_normalization_args(
+    p: argparse.ArgumentParser, source: str = "default: the checkpoint meta's, else the dataset's"
+) -> None:
+    """--mean M M M / --std S S S (normalization.resolve_normalization); `source` says the default in words."""
+    p.add_argument(
+        "--mean",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar="M",
+        help=f"RGB mean of [0, 1] pixels the inputs are normalised with, with --std ({source})",
+    )
+    p.add_argument(
+        "--std",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar="S",
+        help=f"RGB std of [0, 1] pixels, with --mean ({source})",
+    )
+
+
 def add_evaluator_args(
     p: argparse.ArgumentParser,
     *,
@@ -202,23 +241,7 @@ def add_evaluator_args(
     words when it is computed), --skip-unreadable, --no-progress (stores progress=False) and torchrun's --local-rank
     (accepted, unused: the evaluators read WORLD_SIZE / RANK from the environment)."""
     add_classifier_eval_args(p, image_size_help, backbone_required, image_size_default, seed_help)
-    source = "default: the checkpoint meta's, else the dataset's"
-    p.add_argument(
-        "--mean",
-        type=float,
-        nargs=3,
-        default=None,
-        metavar="M",
-        help=f"RGB mean of [0, 1] pixels the inputs are normalised with, with --std ({source})",
-    )
-    p.add_argument(
-        "--std",
-        type=float,
-        nargs=3,
-        default=None,
-        metavar="S",
-        help=f"RGB std of [0, 1] pixels, with --mean ({source})",
-    )
+    add_normalization_args(p)
     p.add_argument("--batch-size", type=int, default=batch_size, help=f"images per batch (default {batch_size})")
     text = workers_default_text or str(workers)
     p.add_argument(

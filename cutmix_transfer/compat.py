@@ -16,7 +16,9 @@
    for a missing one). `register_mmdet_fixes` wraps both so that they raise the project's one-line DatasetError
    naming the file (and, for invalid XML, the line and column).
 
-Both are applied once and are idempotent. (1) runs on `import cutmix_transfer`; (2) runs when
+Both are applied once and are idempotent. (1) runs as soon as `mmengine.runner.checkpoint` is imported after
+`import cutmix_transfer` (at once when it already was): an import hook, so that the evaluators, which never load
+through mmengine, do not pay 1 s for importing its runner; (2) runs when
 `cutmix_transfer.detection` is imported (configs list it in `custom_imports`), so that importing the package
 does not pay for importing mmdet.
 """
@@ -24,8 +26,11 @@ does not pay for importing mmdet.
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.machinery
 import logging
 import os.path as osp
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
@@ -131,4 +136,38 @@ def register_mmdet_fixes() -> None:
     _state["mmdet"] = True
 
 
-patch_mmengine_checkpoint_loading()
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Applies patch_mmengine_checkpoint_loading right after mmengine.runner.checkpoint is first imported, by
+    whomever, so that `import cutmix_transfer` does not import mmengine's runner (1 s, with torch's FSDP) for the
+    evaluators, which never use it."""
+
+    module = "mmengine.runner.checkpoint"
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.module:
+            return None
+        sys.meta_path.remove(self)  # once: the other finders locate the real module
+        spec = next(
+            (s for f in sys.meta_path if (s := getattr(f, "find_spec", lambda *a: None)(fullname, path, target))), None
+        )
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            patch_mmengine_checkpoint_loading()
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def patch_mmengine_on_import() -> None:
+    """Patch mmengine's checkpoint loading now if its module is loaded, else as soon as it is (see _PatchOnImport)."""
+    if _PatchOnImport.module in sys.modules:
+        patch_mmengine_checkpoint_loading()
+    elif not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
+
+
+patch_mmengine_on_import()

@@ -5,7 +5,8 @@ On GPU machines mmengine's own launcher does everything. Without a visible GPU (
 two things in mmengine 0.10.7 break: `init_dist('pytorch')` calls `torch.cuda.set_device` unconditionally,
 and the Runner wraps the model in MMDistributedDataParallel with device_ids=[LOCAL_RANK], which DDP rejects for
 CPU modules. `prepare_launcher` initialises a gloo process group first (the Runner then skips init_dist) and
-selects `CPUDistributedDataParallel`, which passes device_ids=None for a CPU module.
+selects `CPUDistributedDataParallel` (runner.py: this module stays free of mmengine, so that the evaluators do not
+import it), which passes device_ids=None for a CPU module.
 
 The evaluation tools shard their images `rank::world` under torchrun without mmengine: `setup_torchrun` joins
 (or starts) the process group, `all_reduce_counts` sums integer counts exactly, `all_gather_objects` collects
@@ -36,26 +37,12 @@ from typing import Any, Literal, NamedTuple, TypeVar, get_args
 import numpy as np
 import torch
 import torch.distributed as dist
-from mmengine.model import MMDistributedDataParallel
-from mmengine.registry import MODEL_WRAPPERS
 
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
 Launcher = Literal["none", "pytorch", "slurm", "mpi"]  # mmengine's launchers (the trainers' --launcher)
 LAUNCHERS: tuple[str, ...] = get_args(Launcher)
-
-
-@MODEL_WRAPPERS.register_module(name="CPUDistributedDataParallel")
-class CPUDistributedDataParallel(MMDistributedDataParallel):
-    """MMDistributedDataParallel that drops device_ids for a module whose parameters live on the CPU."""
-
-    def __init__(self, module: torch.nn.Module, detect_anomalous_params: bool = False, **kwargs: Any) -> None:
-        param = next(module.parameters(), None)
-        if param is not None and param.device.type == "cpu":
-            kwargs["device_ids"] = None
-            kwargs.pop("output_device", None)
-        super().__init__(module=module, detect_anomalous_params=detect_anomalous_params, **kwargs)
 
 
 LAUNCHER_PID_VAR = "CUTMIX_LAUNCHER_PID"  # set by tools/dist_train.sh to its own pid, which torchrun exec's into

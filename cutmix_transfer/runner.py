@@ -43,13 +43,14 @@ from mmengine.dataset import DefaultSampler
 from mmengine.dist import get_rank, is_main_process
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.model import is_model_wrapper
-from mmengine.registry import DATA_SAMPLERS, DATASETS, HOOKS, RUNNERS
+from mmengine.model import MMDistributedDataParallel, is_model_wrapper
+from mmengine.registry import DATA_SAMPLERS, DATASETS, HOOKS, MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 from torch.utils.data import Dataset, get_worker_info
 
 from .augment import BatchAugment
 from .checkpoints import PROJECT_META_KEY
+from .cli import MMEngineNoteFilter
 from .distributed import Launcher, prepare_launcher, stop_if_launcher_gone
 from .errors import ConfigError
 from .io import atomic_write_text
@@ -59,22 +60,17 @@ from .worklock import WorkDirBusyError, acquire_work_dir, remove_orphaned_temps,
 
 logger = logging.getLogger(__name__)
 
-# Known mmengine notes, matched by message (nothing else is hidden): mmengine's own hooks create a FileClient
-# ('disk': a HardDiskBackend) on every run and log both deprecation notes through its MMLogger, not `warnings`.
-MMENGINE_NOTES = ('"FileClient" will be deprecated in future', '"HardDiskBackend" is the alias of "LocalBackend"')
 
+@MODEL_WRAPPERS.register_module(name="CPUDistributedDataParallel")
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """MMDistributedDataParallel that drops device_ids for a module whose parameters live on the CPU."""
 
-class MMEngineNoteFilter(logging.Filter):
-    """Drops the records of an mmengine logger whose message starts with one of MMENGINE_NOTES."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(MMENGINE_NOTES)
-
-    @classmethod
-    def install(cls, mm_logger: logging.Logger) -> None:
-        """Add the filter to `mm_logger` (an MMLogger: each is its own logger, not a child of one) once."""
-        if not any(isinstance(f, cls) for f in mm_logger.filters):
-            mm_logger.addFilter(cls())
+    def __init__(self, module: torch.nn.Module, detect_anomalous_params: bool = False, **kwargs: Any) -> None:
+        param = next(module.parameters(), None)
+        if param is not None and param.device.type == "cpu":
+            kwargs["device_ids"] = None
+            kwargs.pop("output_device", None)
+        super().__init__(module=module, detect_anomalous_params=detect_anomalous_params, **kwargs)
 
 
 @HOOKS.register_module(name="CheckpointMetaHook")

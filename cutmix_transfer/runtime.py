@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
+from .normalization import resolve_normalization
 
 # the network input sides a tool accepts (--image-size): 224 is the usual protocol, the demo trains at 96
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 1024
@@ -40,6 +41,11 @@ class EvalOptions:
     progress: bool = True
     mean: Sequence[float] | None = None
     std: Sequence[float] | None = None
+
+    def check_normalization(self, dataset: str) -> None:
+        """ConfigError now, before any work, for a bad --mean / --std (wrong length, a std <= 0, one without the
+        other); which statistics apply is decided once the checkpoint's meta is read."""
+        resolve_normalization(None, dataset, self.mean, self.std)
 
     def record_config(self) -> dict[str, Any]:
         """Every field, as the record's `config` block holds it: paths as text, tuples as lists (JSON-ready)."""

@@ -53,6 +53,25 @@ quiet() {   # quiet LOGNAME CMD...: run CMD, full output to $LOGS/LOGNAME.log; s
         return "$rc"
     fi
 }
+# background LOGNAME CMD...: start CMD now, its output to $LOGS/LOGNAME.log; join_background waits for every one
+# started, shows each log in start order and fails with the tail of the first that failed. For short tools whose
+# time is mostly the start-up (importing torch and torchvision: ~6 s on one core), run side by side on the 2 cores.
+BG_PIDS=()
+BG_LOGS=()
+background() { local log="$LOGS/$1.log"; shift; "$@" > "$log" 2>&1 & BG_PIDS+=("$!"); BG_LOGS+=("$log"); }
+join_background() {
+    local i rc=0 st
+    for i in "${!BG_PIDS[@]}"; do
+        if wait "${BG_PIDS[$i]}"; then cat "${BG_LOGS[$i]}"; else
+            st=$?; [ "$rc" = 0 ] && rc=$st
+            printf 'FAILED (exit %s), last lines of %s:\n' "$st" "${BG_LOGS[$i]}" >&2
+            tail -n 25 "${BG_LOGS[$i]}" >&2
+        fi
+    done
+    BG_PIDS=()
+    BG_LOGS=()
+    return "$rc"
+}
 # a stage's record exists, and was made under the pin unless DEMO_UNPINNED=1 (results.json: machine.pinned)
 have() { [ "$FORCE" != 1 ] && [ -f "$1" ] && { [ "${DEMO_UNPINNED:-0}" = 1 ] || grep -q '"pinned": true' "$1"; }; }
 
@@ -74,14 +93,13 @@ done
 
 ckpt() { cat "$WORK/cls_$1/last_checkpoint"; }
 
+stage "2b/6 both checkpoints' own numbers, side by side: top-1/top-5 error, NLL, ECE, reliability (tools/test_cls.py, CUB test)"
 for m in $METHODS; do
-    stage "2b/6 the '$m' checkpoint's own numbers: top-1/top-5 error, NLL, ECE, reliability (tools/test_cls.py, CUB test)"
-    if ! have "$WORK/test_cls_$m/results.json"; then
-        $PY tools/test_cls.py --backbone "$(ckpt "$m")" --dataset cub --data-root "$DATA/CUB_200_2011" --image-size 96 \
-            --out "$WORK/test_cls_$m" --workers 0 --no-progress
-    fi
-    done_stage "$WORK/test_cls_$m"
+    have "$WORK/test_cls_$m/results.json" || background "test_cls_$m" $PY tools/test_cls.py --backbone "$(ckpt "$m")" \
+        --dataset cub --data-root "$DATA/CUB_200_2011" --image-size 96 --out "$WORK/test_cls_$m" --workers 0 --no-progress
 done
+join_background
+done_stage "$WORK/test_cls_<method>"
 
 for m in $METHODS; do
     stage "3/6 WSOL evaluation of the '$m' checkpoint (CAM, MaxBoxAcc, MaxBoxAccV2, PxAP, figures)"
@@ -179,19 +197,23 @@ for m in $METHODS; do
     done_stage "$WORK/ood_$m"
 done
 
+stage "5c/6 the PyramidNets' own numbers, side by side (tools/test_cls.py, CIFAR-100 test)"
+for m in $METHODS; do
+    [ -f "$WORK/cifar_cls_$m/last_checkpoint" ] || continue
+    have "$WORK/cifar_test_cls_$m/results.json" || background "cifar_test_cls_$m" $PY tools/test_cls.py \
+        --backbone "$(cat "$WORK/cifar_cls_$m/last_checkpoint")" --dataset cifar100 --data-root "$CIFAR_DATA" \
+        --out "$WORK/cifar_test_cls_$m" --workers 0 --no-progress
+done
+join_background
+done_stage "$WORK/cifar_test_cls_<method>"
 DEMO_CIFAR_C="$CIFAR_DATA/CIFAR-100-C"
-stage "5c/6 the PyramidNets' own numbers (test_cls) and a CIFAR-100-C copy ($DEMO_CORRUPTIONS, CIFAR-C's parameters)"
+stage "5c/6 a CIFAR-100-C copy of the CIFAR test set ($DEMO_CORRUPTIONS, CIFAR-C's parameters)"
 if [ "$FORCE" = 1 ] || [ ! -f "$DEMO_CIFAR_C/corruptions_manifest.json" ]; then
     rm -rf "$DEMO_CIFAR_C"
     $PY tools/make_corruptions.py --layout cifar-c --data-root "$CIFAR_DATA" --out "$DEMO_CIFAR_C" \
         --corruptions $DEMO_CORRUPTIONS --seed "$SEED" --no-progress
 fi
-for m in $METHODS; do
-    [ -f "$WORK/cifar_cls_$m/last_checkpoint" ] || continue
-    have "$WORK/cifar_test_cls_$m/results.json" || $PY tools/test_cls.py --backbone "$(cat "$WORK/cifar_cls_$m/last_checkpoint")" \
-        --dataset cifar100 --data-root "$CIFAR_DATA" --out "$WORK/cifar_test_cls_$m" --workers 0 --no-progress
-done
-done_stage "$WORK/cifar_test_cls_<method>, $DEMO_CIFAR_C"
+done_stage "$DEMO_CIFAR_C"
 stage "5c/6 corruption_eval of both PyramidNets on $DEMO_CIFAR_C (a seeded 100 of its 200 images x 21 sets each)"
 for m in $METHODS; do
     [ -f "$WORK/cifar_cls_$m/last_checkpoint" ] || continue

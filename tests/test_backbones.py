@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn as nn
@@ -10,8 +13,10 @@ import torchvision
 from cutmix_transfer import archs as A
 from cutmix_transfer import backbones as B
 from cutmix_transfer import checkpoints as C
-from cutmix_transfer.errors import CheckpointError, ConfigError
-from cutmix_transfer.evalmodel import load_eval_classifier
+from cutmix_transfer.datasets.common import CIFAR100_CUTMIX_MEAN, CIFAR100_CUTMIX_STD
+from cutmix_transfer.datasets.wsol_data import EvalData
+from cutmix_transfer.errors import CheckpointError, ConfigError, UnsafeCheckpointError
+from cutmix_transfer.evalmodel import box_data_classes, load_eval_classifier
 
 torch.set_num_threads(1)
 
@@ -484,3 +489,87 @@ def test_eval_classifier_checks_the_label_range_and_the_expected_arch(tmp_path, 
         load_eval_classifier(path, "imagenet", "the data", "hint", max_label=5)
     with pytest.raises(CheckpointError):
         load_eval_classifier(path, "imagenet", "the data", "hint", arch="resnet50")
+
+
+def _save_project(path, model: nn.Module, **meta):
+    """`model` in this project's layout (backbone.* keys, meta['cutmix_transfer'])."""
+    torch.save(
+        {
+            "state_dict": {f"backbone.{k}": v for k, v in model.state_dict().items()},
+            "meta": {C.PROJECT_META_KEY: {"arch": "resnet18", "num_classes": 5, **meta}},
+        },
+        path,
+    )
+    return path
+
+
+def _feature_side(model: nn.Module, side: int = 64) -> int:
+    """The side of the last feature map the CAM is taken from (64 px in: 2 standard, 4 WSOL, 8 large map)."""
+    with torch.no_grad():
+        return int(model.features(torch.zeros(1, 3, side, side)).shape[-1])
+
+
+def test_eval_classifier_takes_the_form_the_meta_records(tmp_path, tv18):
+    """The WSOL form and the large feature map come from the checkpoint's meta unless the caller overrides them; a
+    large feature map without the WSOL form is never built from meta (its flag alone does nothing)."""
+    cases = [
+        ({"wsol": True, "large_feature_map": True}, {}, (True, True, "checkpoint meta"), 8),
+        ({"wsol": True}, {}, (True, False, "checkpoint meta"), 4),
+        ({"wsol": False, "large_feature_map": True}, {}, (False, False, "checkpoint meta"), 2),
+        ({"wsol": True, "large_feature_map": True}, {"large_feature_map": False}, (True, False, "checkpoint meta"), 4),
+        ({"wsol": True, "large_feature_map": True}, {"wsol_form": False}, (False, False, "command line"), 2),
+        ({}, {}, (False, False, "checkpoint meta"), 2),
+    ]
+    x = torch.randn(2, 3, 64, 64)
+    for i, (meta, kwargs, (wsol, large, source), side) in enumerate(cases):
+        path = _save_project(tmp_path / f"m{i}.pth", tv18, **meta)
+        found = load_eval_classifier(path, "imagenet", "the data", "hint", **kwargs)
+        assert found.form == {"wsol_form": wsol, "large_feature_map": large, "form_source": source}, (meta, kwargs)
+        assert _feature_side(found.model) == side, (meta, kwargs)
+        if not wsol:
+            with torch.no_grad():
+                assert torch.allclose(found.model(x), tv18(x), atol=1e-5)
+
+
+def test_eval_classifier_needs_a_head_and_passes_trust_on(tmp_path, tv18):
+    """A file without an fc head is refused even when its meta declares a class count; a file that needs arbitrary
+    unpickling loads only with trust (the flag reaches the loader)."""
+    headless = {k: v for k, v in tv18.state_dict().items() if not k.startswith("fc.")}
+    path = tmp_path / "headless.pth"
+    torch.save(
+        {
+            "state_dict": {f"backbone.{k}": v for k, v in headless.items()},
+            "meta": {C.PROJECT_META_KEY: {"arch": "resnet18", "num_classes": 5}},
+        },
+        path,
+    )
+    with pytest.raises(CheckpointError, match="has no classifier head.*hint"):
+        load_eval_classifier(path, "imagenet", "the data", "hint")
+    odd = tmp_path / "odd.pth"
+    torch.save({"state_dict": tv18.state_dict(), "meta": {"saved": datetime.datetime(2024, 1, 2)}}, odd)
+    with pytest.raises(UnsafeCheckpointError, match="--trust-checkpoint"):
+        load_eval_classifier(odd, "imagenet", "the data", "hint")
+    found = load_eval_classifier(odd, "imagenet", "the data", "hint", trust=True)
+    assert found.loaded.num_classes == 5 and found.form["wsol_form"] is False
+
+
+def test_eval_classifier_resolves_the_normalisation(tmp_path, tv18):
+    """--mean / --std win over the checkpoint's meta, the meta over the dataset's statistics; box_data_classes
+    names the data and its largest label."""
+    plain = _save_project(tmp_path / "plain.pth", tv18)
+    norm = load_eval_classifier(plain, "cifar100", "the data", "hint").norm
+    assert (norm.mean, norm.std, norm.source) == (CIFAR100_CUTMIX_MEAN, CIFAR100_CUTMIX_STD, "dataset default")
+    meta = _save_project(tmp_path / "meta.pth", tv18, mean=[0.5, 0.4, 0.3], std=[0.2, 0.3, 0.4])
+    norm = load_eval_classifier(meta, "cifar100", "the data", "hint").norm
+    assert (norm.mean, norm.std, norm.source) == ((0.5, 0.4, 0.3), (0.2, 0.3, 0.4), "checkpoint meta")
+    norm = load_eval_classifier(meta, "cifar100", "the data", "hint", mean=(0.1, 0.2, 0.3), std=(0.9, 0.8, 0.7)).norm
+    assert (norm.mean, norm.std, norm.source) == ((0.1, 0.2, 0.3), (0.9, 0.8, 0.7), "command line")
+    with pytest.raises(ConfigError, match="--mean and --std go together"):
+        load_eval_classifier(meta, "cifar100", "the data", "hint", std=(0.9, 0.8, 0.7))
+    samples = [SimpleNamespace(label=lab) for lab in (3, 0, 7, 2)]
+    data = EvalData(samples, 9, None, "test", tmp_path / "CUB_200_2011", "raw")
+    assert box_data_classes("cub", data) == {
+        "what": f"the cub data at {tmp_path / 'CUB_200_2011'}",
+        "num_classes": 9,
+        "max_label": 7,
+    }

@@ -20,6 +20,7 @@ from mmengine.logging import MMLogger, print_log
 from cutmix_transfer.cam import CAM_METHODS
 from cutmix_transfer.cli import (
     CLI_OWN_OPTIONS,
+    MMEngineNoteFilter,
     add_cam_arg,
     add_classifier_eval_args,
     add_train_args,
@@ -28,7 +29,6 @@ from cutmix_transfer.cli import (
     parse_tool_args,
     setup_logging,
 )
-from cutmix_transfer.runner import MMEngineNoteFilter
 
 
 def test_setup_logging_drops_only_the_pkg_resources_warning():

@@ -20,6 +20,7 @@ from helpers import REPO  # noqa: E402
 import tools.test_det as test_det  # noqa: E402
 import tools.train_det as train_det  # noqa: E402
 from cutmix_transfer.checkpoints import BACKBONE_META_KEY, safe_torch_load  # noqa: E402
+from cutmix_transfer.cli import MMEngineNoteFilter  # noqa: E402
 from cutmix_transfer.detection import (  # noqa: E402
     VOCMetricPerClass,
     adapt_config_to_arch,
@@ -33,7 +34,7 @@ from cutmix_transfer.detection.evaluate import _recorded_backbone  # noqa: E402
 from cutmix_transfer.errors import CheckpointError, ConfigError, DatasetError  # noqa: E402
 from cutmix_transfer.io import sha256_file  # noqa: E402
 from cutmix_transfer.results import PER_IMAGE_DETECTIONS  # noqa: E402
-from cutmix_transfer.runner import MMEngineNoteFilter, build_runner, load_config  # noqa: E402
+from cutmix_transfer.runner import build_runner, load_config  # noqa: E402
 
 FRCNN = REPO / "configs" / "voc_faster_rcnn_cutmix.py"
 SSD = REPO / "configs" / "voc_ssd300_cutmix.py"

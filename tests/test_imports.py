@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,27 @@ def test_no_library_module_over_600_lines():
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if ".wsol" in m or ".datasets" in m))
 def test_module_imports(module):
     importlib.import_module(module)
+
+
+_CHECK_PATCH = """
+import sys
+{first}
+from mmengine.runner.checkpoint import CheckpointLoader
+{second}
+print(CheckpointLoader._schemes[""].__name__, sorted(m for m in ("mmengine.runner", "mmengine.model") if m in early))
+"""
+
+
+@pytest.mark.parametrize("cutmix_first", [True, False])
+def test_evaluators_do_not_import_mmengines_runner_and_the_patch_still_applies(cutmix_first):
+    """Importing the package and an evaluator leaves mmengine's runner and model packages unimported (the evaluators
+    never use them; they cost ~1 s of every tool's start-up), and mmengine's local checkpoint loader is the
+    project's safe one whichever is imported first (compat's import hook, or the patch at once)."""
+    ours = "import cutmix_transfer.clseval, cutmix_transfer.corruptions; early = set(sys.modules)"
+    code = _CHECK_PATCH.format(
+        first=ours if cutmix_first else "early = set()", second="" if cutmix_first else "import cutmix_transfer"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[0] == "load_from_local_safe"
+    assert proc.stdout.strip().endswith("[]"), proc.stdout

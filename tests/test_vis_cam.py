@@ -12,9 +12,13 @@ import numpy as np
 import pytest
 import torch
 from helpers import REPO, load_tool_main, tool_env
+from PIL import Image
 
 from cutmix_transfer.backbones import build_model
+from cutmix_transfer.checkpoints import PROJECT_META_KEY
+from cutmix_transfer.datasets.common import IMAGENET_MEAN, IMAGENET_STD
 from cutmix_transfer.errors import ConfigError, DatasetError
+from cutmix_transfer.wsol import vis_cam as vis_mod
 from cutmix_transfer.wsol.vis_cam import VisCamConfig, vis_cam
 from cutmix_transfer.wsol.visualize import (
     GT_COLOR,
@@ -171,3 +175,50 @@ def test_vis_cam_tool_error_is_one_line(ckpt, tmp_path, capsys):
     assert main(["--backbone", str(ckpt), str(bad), "--out", str(tmp_path), "--device", "cpu"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(bad) in lines[0]
+
+
+def test_vis_cam_normalises_as_trained(ckpt, demo_root, tmp_path, monkeypatch):
+    """--mean / --std, else the checkpoint meta's statistics, else ImageNet's (wsolevaluation's) reach the image
+    loader; the network input is the hand-normalised resized image; one of the two flags alone is refused."""
+    img = next((demo_root / "CUB_200_2011" / "images").rglob("*.jpg"))
+    seen: list[tuple[tuple[float, ...], tuple[float, ...], torch.Tensor]] = []
+    real = vis_mod.load_image_224
+
+    def spy(path, *args, **kwargs):
+        out = real(path, *args, **kwargs)
+        seen.append((tuple(kwargs["mean"]), tuple(kwargs["std"]), out[0]))
+        return out
+
+    monkeypatch.setattr(vis_mod, "load_image_224", spy)
+    net = build_model("resnet18", 4)
+    meta_ckpt = tmp_path / "meta.pth"
+    torch.save(
+        {
+            "state_dict": {f"backbone.{n}": v for n, v in net.state_dict().items()},
+            "meta": {
+                PROJECT_META_KEY: {
+                    "arch": "resnet18",
+                    "num_classes": 4,
+                    "mean": [0.5, 0.4, 0.3],
+                    "std": [0.2, 0.3, 0.4],
+                }
+            },
+        },
+        meta_ckpt,
+    )
+    base = dict(images=[img], device="cpu", input_size=64)
+    vis_cam(VisCamConfig(backbone=ckpt, out=tmp_path / "a", **base))
+    vis_cam(VisCamConfig(backbone=meta_ckpt, out=tmp_path / "b", **base))
+    vis_cam(VisCamConfig(backbone=meta_ckpt, out=tmp_path / "c", mean=(0.1, 0.2, 0.3), std=(0.9, 0.8, 0.7), **base))
+    assert [s[:2] for s in seen] == [
+        (tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)),
+        ((0.5, 0.4, 0.3), (0.2, 0.3, 0.4)),
+        ((0.1, 0.2, 0.3), (0.9, 0.8, 0.7)),
+    ]
+    with Image.open(img) as im:
+        pixels = torch.from_numpy(np.asarray(im.convert("RGB").resize((64, 64), Image.BILINEAR), dtype=np.float32))
+    pixels = pixels.permute(2, 0, 1) / 255.0
+    hand = (pixels - torch.tensor([0.1, 0.2, 0.3]).view(3, 1, 1)) / torch.tensor([0.9, 0.8, 0.7]).view(3, 1, 1)
+    assert torch.allclose(seen[2][2], hand, atol=0.02)  # PIL's and torchvision's bilinear resize may differ by a level
+    with pytest.raises(ConfigError, match="--mean and --std go together"):
+        vis_cam(VisCamConfig(backbone=ckpt, out=tmp_path / "d", mean=(0.1, 0.2, 0.3), **base))

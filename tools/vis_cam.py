@@ -6,7 +6,8 @@
 
 Each image is resized to 224x224 as in evaluation (--image-size S: S x S for a backbone trained at S); the CAM of
 --class (default: the top-1 class) is drawn over the image at its own size, titled with the class, its probability
-and the top-5. Writes <out>/<n>_<name>_cam.png.
+and the top-5. Inputs are normalised with --mean / --std, else the
+checkpoint meta's statistics, else ImageNet's. Writes <out>/<n>_<name>_cam.png.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cutmix_transfer.cli import add_cam_arg, add_classifier_eval_args, call_with_options, main_guard, parse_tool_args
+from cutmix_transfer.cli import (
+    add_cam_arg,
+    add_classifier_eval_args,
+    add_normalization_args,
+    call_with_options,
+    main_guard,
+    parse_tool_args,
+)
 from cutmix_transfer.wsol.vis_cam import VisCamConfig, vis_cam
 
 
@@ -22,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="image files")
     add_classifier_eval_args(p, image_size_help="network input side (default 224, as in evaluation)")
+    add_normalization_args(p, "default: the checkpoint meta's, else ImageNet's")
     add_cam_arg(p)
     p.add_argument("--class", dest="class_index", type=int, default=None, help="class index (default: top-1)")
     p.add_argument(

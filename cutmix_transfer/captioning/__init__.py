@@ -6,7 +6,6 @@ Importing this package registers in mmengine's root registries: the dataset 'Coc
 'AtomicCheckpointHook' / 'CheckpointMetaHook' and the wrapper 'CPUDistributedDataParallel'.
 """
 
-from .. import distributed  # noqa: F401  (registers CPUDistributedDataParallel)
 from ..datasets.text import tokenize
 from ..runner import AtomicCheckpointHook, CheckpointMetaHook
 from .data import CocoCaptionDataset, caption_transform, training_tokens

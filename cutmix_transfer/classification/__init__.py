@@ -4,10 +4,9 @@ transforms it trains on live in `datasets/` (datasets.classification, datasets.t
 Importing this package registers (in mmengine's root registries) the datasets 'ImageFolderCls', 'CIFARCls',
 'CUBCls' (defined in datasets.classification, imported here), the models 'CAMClassifier' and
 'MixAugmentPreprocessor', the metric 'TopKError', the hooks 'CheckpointMetaHook' and 'AtomicCheckpointHook', and the
-wrapper 'CPUDistributedDataParallel'.
+wrapper 'CPUDistributedDataParallel' (the last three from cutmix_transfer.runner).
 """
 
-from .. import distributed  # noqa: F401  (registers CPUDistributedDataParallel)
 from ..datasets.classification import CIFARDataset, CUBDataset, ImageFolderDataset
 from ..datasets.transforms import PRESETS, build_transform
 from ..runner import AtomicCheckpointHook, CheckpointMetaHook

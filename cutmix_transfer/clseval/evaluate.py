@@ -33,7 +33,7 @@ from ..distributed import all_gather_objects, rank_batches, run_on_ranks
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..evalmodel import load_eval_classifier
 from ..io import atomic_savez, atomic_write_text
-from ..normalization import Normalization, resolve_normalization
+from ..normalization import Normalization
 from ..results import (
     PER_IMAGE_CSV,
     TRAIN_SEED,
@@ -100,7 +100,7 @@ def validate_config(cfg: ClsEvalConfig) -> None:
             f"--fit-temperature {cfg.fit_temperature}: give the share of the images to fit on, strictly between 0 "
             "and 1 (e.g. 0.5); the rest is where the fit is reported"
         )
-    resolve_normalization(None, cfg.dataset, cfg.mean, cfg.std)  # checks --mean / --std early
+    cfg.check_normalization(cfg.dataset)
 
 
 def default_out_dir(backbone: str | os.PathLike, dataset: str) -> Path:

@@ -36,7 +36,7 @@ from ..datasets.corruptions import SEVERITIES, check_selection
 from ..distributed import all_gather_objects, gather_rows, run_on_ranks
 from ..errors import ConfigError, DatasetError
 from ..evalmodel import load_eval_classifier
-from ..normalization import Normalization, resolve_normalization
+from ..normalization import Normalization
 from ..results import EvalResult, checkpoint_info, data_identity, make_record
 from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
 from .data import (
@@ -101,7 +101,7 @@ def validate_config(cfg: CorruptionEvalConfig) -> None:
         )
     check_input_size(cfg.image_size or DEFAULT_IMAGE_SIZE[cfg.dataset])
     check_selection(cfg.corruptions, cfg.severities)
-    resolve_normalization(None, cfg.dataset, cfg.mean, cfg.std)
+    cfg.check_normalization(cfg.dataset)
 
 
 def evaluate_corruptions(cfg: CorruptionEvalConfig) -> EvalResult:
@@ -140,9 +140,9 @@ def _classify(
         ok = check_unreadable(batch["error"], describe, cfg.skip_unreadable, skipped, UNREADABLE_FIX, logger)
         t0 = time.perf_counter()
         if ok.any():
-            sel = torch.from_numpy(np.flatnonzero(ok))
+            x = batch["pixels"] if ok.all() else batch["pixels"][torch.from_numpy(np.flatnonzero(ok))]
             with torch.inference_mode():
-                logits = model(batch["pixels"][sel].to(device, non_blocking=True))
+                logits = model(x.to(device, non_blocking=True))
             conf, pred = torch.softmax(logits.double(), dim=1).max(dim=1)
             done.append(np.asarray(ids, dtype=np.int64)[ok])
             preds.append(pred.cpu().numpy().astype(np.int64))

@@ -29,7 +29,6 @@ from ..distributed import gather_rows, rank_batches, run_on_ranks
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..evalmodel import load_eval_classifier
 from ..io import atomic_savez, atomic_write_text
-from ..normalization import resolve_normalization
 from ..results import checkpoint_info, data_identity, make_record, write_record
 from ..runtime import EvalOptions, resolve_device, seed_everything
 from .data import (
@@ -116,7 +115,7 @@ def _validate(cfg: OODEvalConfig) -> None:
             f"--metrics-as {cfg.metrics_as} needs scores in [0, 1] (its code thresholds softmax probabilities); "
             "the energy detector's are not: use --metrics-as exact, or --detector msp / odin"
         )
-    resolve_normalization(None, cfg.in_dataset, cfg.mean, cfg.std)  # checks --mean / --std early
+    cfg.check_normalization(cfg.in_dataset)
     if int(cfg.skip_first) < 0:
         raise ConfigError(f"--skip-first {cfg.skip_first}: give a number of images >= 0 (ODIN's is 1000)")
 

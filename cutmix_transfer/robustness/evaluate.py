@@ -42,7 +42,7 @@ from ..distributed import gather_rows, rank_batches, run_on_ranks
 from ..errors import ConfigError, DatasetError
 from ..evalmodel import box_data_classes, load_eval_classifier
 from ..io import atomic_savez, atomic_write_text
-from ..normalization import Normalization, resolve_normalization
+from ..normalization import Normalization
 from ..results import PER_IMAGE_CSV, EvalResult, checkpoint_info, data_identity, make_record, write_record
 from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
 from .attacks import PAPER_EPS, PixelClassifier, check_eps, check_space, eps_key, fgsm_predictions
@@ -153,7 +153,7 @@ def validate_config(cfg: RobustnessConfig) -> None:
     check_sides(cfg.cutmix_sides, "--cutmix-sides")
     check_ratios(cfg.mixup_ratios)
     check_input_size(cfg.image_size)
-    resolve_normalization(None, cfg.dataset, cfg.mean, cfg.std)  # checks --mean / --std early
+    cfg.check_normalization(cfg.dataset)
     if "inbetween" in tests and int(cfg.pairs) < 1:
         raise ConfigError(f"--pairs {cfg.pairs}: the in-between test needs at least one pair of images")
     if cfg.max_images is not None and int(cfg.max_images) < 1:

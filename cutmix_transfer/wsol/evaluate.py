@@ -38,7 +38,7 @@ from ..datasets.wsol_data import DATASETS, EvalData, load_eval_data
 from ..distributed import gather_rows, rank_batches, setup_torchrun
 from ..errors import ConfigError, DatasetError
 from ..io import atomic_savez, atomic_write_text
-from ..normalization import Normalization, resolve_normalization
+from ..normalization import Normalization
 from ..results import PER_IMAGE_CSV, PER_IMAGE_IOUS, EvalResult, checkpoint_info, data_identity, write_record
 from ..runtime import EvalOptions, check_input_size, resolve_device, seed_everything
 from .boxes import RESIZE_LENGTH, resize_boxes
@@ -119,7 +119,7 @@ def _validate_config(cfg: WSOLEvalConfig) -> None:
     if not 0.0 <= float(cfg.fixed_threshold) <= 1.0:
         raise ConfigError(f"--fixed-threshold {cfg.fixed_threshold}: use a value in [0, 1] (the CAM paper uses 0.2)")
     check_input_size(cfg.input_size)
-    resolve_normalization(None, cfg.dataset, cfg.mean, cfg.std)  # checks --mean / --std early
+    cfg.check_normalization(cfg.dataset)
     if cfg.scoremaps is not None and (cfg.mean is not None or cfg.std is not None):
         raise ConfigError(
             "--mean / --std normalise a checkpoint's inputs; saved --scoremaps are scored as stored: leave them out"

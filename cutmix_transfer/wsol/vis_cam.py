@@ -1,6 +1,7 @@
 """vis_cam: CAM overlays for arbitrary images with a classifier checkpoint (tools/vis_cam.py's application).
 
-Each image is loaded as in evaluation (224x224, or --image-size), the CAM of the chosen class (default: top-1) is
+Each image is loaded as in evaluation (224x224, or --image-size; normalised with --mean / --std, else the
+checkpoint meta's statistics, else ImageNet's as wsolevaluation), the CAM of the chosen class (default: top-1) is
 computed as the evaluator scores it, then drawn over the image at its own size next to the plain image.
 """
 
@@ -21,6 +22,7 @@ from ..backbones import build_from_checkpoint
 from ..cam import check_method
 from ..datasets.wsol_data import read_class_names
 from ..errors import CheckpointError, ConfigError, DatasetError
+from ..normalization import resolve_normalization
 from ..runtime import check_input_size, resolve_device, seed_everything
 from .inputs import load_image_224
 from .model import compute_scoremaps
@@ -46,6 +48,8 @@ class VisCamConfig:
     wsol_form: bool = True
     alpha: float = 0.5
     input_size: int = 224
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
 
 
 def _name(names: list[str] | None, k: int) -> str:
@@ -60,6 +64,7 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
     if not cfg.images:
         raise ConfigError("no images given: pass one or more image paths after the options")
     check_input_size(cfg.input_size)
+    resolve_normalization(None, "imagenet", cfg.mean, cfg.std)  # a bad --mean / --std fails before any work
     if not 0.0 <= cfg.alpha <= 1.0:
         raise ConfigError(f"--alpha {cfg.alpha}: use a value in [0, 1]")
     seed_everything(cfg.seed)
@@ -78,6 +83,8 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
         cfg.backbone, arch=cfg.arch, wsol=cfg.wsol_form, trust=cfg.trust_checkpoint, head="require"
     )
     model = model.to(device).eval()
+    norm = resolve_normalization(loaded.meta, "imagenet", cfg.mean, cfg.std)
+    logger.info("inputs normalised with mean %s, std %s (%s)", norm.mean, norm.std, norm.source)
     k = model.num_classes
     if names is not None and len(names) != k:
         logger.warning("%d class names for a %d-class checkpoint; names are shown where they exist", len(names), k)
@@ -90,7 +97,7 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
         if not image_path.is_file():
             raise DatasetError(f"image not found: {image_path}")
         try:
-            tensor, _, size_wh = load_image_224(image_path, input_size=cfg.input_size)
+            tensor, _, size_wh = load_image_224(image_path, input_size=cfg.input_size, mean=norm.mean, std=norm.std)
             with Image.open(image_path) as im:
                 original = np.asarray(im.convert("RGB"), dtype=np.uint8)
         except Exception as e:  # noqa: BLE001 -- any decoder failure
