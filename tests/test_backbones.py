@@ -519,6 +519,7 @@ def test_eval_classifier_takes_the_form_the_meta_records(tmp_path, tv18):
         ({"wsol": True, "large_feature_map": True}, {"large_feature_map": False}, (True, False, "checkpoint meta"), 4),
         ({"wsol": True, "large_feature_map": True}, {"wsol_form": False}, (False, False, "command line"), 2),
         ({}, {}, (False, False, "checkpoint meta"), 2),
+        ({}, {"wsol_form": True}, (True, False, "command line"), 4),
     ]
     x = torch.randn(2, 3, 64, 64)
     for i, (meta, kwargs, (wsol, large, source), side) in enumerate(cases):
@@ -545,6 +546,14 @@ def test_eval_classifier_needs_a_head_and_passes_trust_on(tmp_path, tv18):
     )
     with pytest.raises(CheckpointError, match="has no classifier head.*hint"):
         load_eval_classifier(path, "imagenet", "the data", "hint")
+    zero = {**tv18.state_dict(), "fc.weight": torch.zeros(0, 512), "fc.bias": torch.zeros(0)}  # an fc of 0 classes
+    torch.save(zero, tmp_path / "zero.pth")
+    with pytest.raises(CheckpointError, match="has no classifier head.*hint"):
+        load_eval_classifier(tmp_path / "zero.pth", "imagenet", "the data", "hint")
+    plain = _save_project(tmp_path / "plain.pth", tv18)
+    assert load_eval_classifier(plain, "imagenet", "the data", "hint", num_classes=5).loaded.num_classes == 5
+    with pytest.raises(CheckpointError, match="5-class head but the data has 7 classes; hint"):
+        load_eval_classifier(plain, "imagenet", "the data", "hint", num_classes=7)
     odd = tmp_path / "odd.pth"
     torch.save({"state_dict": tv18.state_dict(), "meta": {"saved": datetime.datetime(2024, 1, 2)}}, odd)
     with pytest.raises(UnsafeCheckpointError, match="--trust-checkpoint"):
