@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,10 @@ from PIL import Image
 from cutmix_transfer.backbones import build_model
 from cutmix_transfer.checkpoints import PROJECT_META_KEY
 from cutmix_transfer.datasets.common import IMAGENET_MEAN, IMAGENET_STD
-from cutmix_transfer.errors import ConfigError, DatasetError
+from cutmix_transfer.errors import CheckpointError, ConfigError, DatasetError, UnsafeCheckpointError
 from cutmix_transfer.wsol import vis_cam as vis_mod
+from cutmix_transfer.wsol.inputs import load_image_224
+from cutmix_transfer.wsol.model import compute_scoremaps
 from cutmix_transfer.wsol.vis_cam import VisCamConfig, vis_cam
 from cutmix_transfer.wsol.visualize import (
     GT_COLOR,
@@ -157,13 +160,13 @@ def test_vis_cam_tool_writes_overlays(ckpt, demo_root, tmp_path):
 def test_vis_cam_library_top1_and_errors(ckpt, demo_root, tmp_path):
     img = next((demo_root / "CUB_200_2011" / "images").rglob("*.jpg"))
     paths = vis_cam(VisCamConfig(backbone=ckpt, images=[img], out=tmp_path, device="cpu"))
-    assert len(paths) == 1 and paths[0].is_file()
+    assert len(paths) == 1 and paths[0].path.is_file()
     with pytest.raises(ConfigError, match="--class 7.*0..3"):
         vis_cam(VisCamConfig(backbone=ckpt, images=[img], class_index=7, out=tmp_path, device="cpu"))
     with pytest.raises(DatasetError, match="missing.jpg"):
         vis_cam(VisCamConfig(backbone=ckpt, images=[tmp_path / "missing.jpg"], out=tmp_path, device="cpu"))
     small = vis_cam(VisCamConfig(backbone=ckpt, images=[img], out=tmp_path / "s96", device="cpu", input_size=96))
-    assert len(small) == 1 and small[0].is_file()
+    assert len(small) == 1 and small[0].path.is_file()
     with pytest.raises(ConfigError, match="--image-size 8"):
         vis_cam(VisCamConfig(backbone=ckpt, images=[img], out=tmp_path, device="cpu", input_size=8))
 
@@ -222,3 +225,78 @@ def test_vis_cam_normalises_as_trained(ckpt, demo_root, tmp_path, monkeypatch):
     assert torch.allclose(seen[2][2], hand, atol=0.02)  # PIL's and torchvision's bilinear resize may differ by a level
     with pytest.raises(ConfigError, match="--mean and --std go together"):
         vis_cam(VisCamConfig(backbone=ckpt, out=tmp_path / "d", mean=(0.1, 0.2, 0.3), **base))
+
+
+def test_vis_cam_draws_what_it_says(ckpt, demo_root, tmp_path, caplog):
+    """Each figure's numbers against a computation written here: the probabilities of the checkpoint in the WSOL form
+    (the standard form with --standard-form), the top-1 and the requested class, the top-5, the CAM resized to the
+    image, the overlay (alpha 0: the image itself), the labels from a class-names file shorter than the head (with
+    its warning), the --class and --alpha bounds, --arch and --trust-checkpoint reaching the loader, and a greyscale
+    image drawn in RGB."""
+    img = next((demo_root / "CUB_200_2011" / "images").rglob("*.jpg"))
+    state = torch.load(ckpt)
+    refs = {}
+    for wsol in (True, False):
+        refs[wsol] = build_model("resnet18", 4, wsol=wsol).eval()
+        refs[wsol].load_state_dict(state)
+    x, _, (w, h) = load_image_224(img, input_size=64)  # the checkpoint has no meta: ImageNet's statistics
+    with torch.no_grad():
+        probs = {k: torch.softmax(m(x[None]).double(), dim=1)[0].numpy() for k, m in refs.items()}
+    order = np.argsort(-probs[True], kind="stable")
+    with Image.open(img) as im:
+        original = np.asarray(im.convert("RGB"))
+    names = tmp_path / "names.txt"
+    names.write_text("zero\none\n")  # 2 names for a 4-class head
+
+    def run(name: str, **kw) -> vis_mod.CamView:
+        (view,) = vis_cam(
+            VisCamConfig(backbone=ckpt, images=[img], out=tmp_path / name, device="cpu", input_size=64, **kw)
+        )
+        assert view.path.is_file() and view.image == img and view.size_wh == (w, h)
+        return view
+
+    with caplog.at_level("WARNING", logger="cutmix_transfer.wsol.vis_cam"):
+        top = run("top", class_names=names)
+    assert "2 class names for a 4-class checkpoint" in caplog.text
+    assert np.allclose(top.probs, probs[True], atol=1e-6) and top.top1 == top.cls == int(order[0])
+    assert [c for c, _ in top.top5] == [int(c) for c in order[:4]]
+    assert np.allclose([p for _, p in top.top5], probs[True][order[:4]], atol=1e-6)
+    cam, _ = compute_scoremaps(refs[True], x[None], torch.tensor([top.cls]), "cam")
+    smap = np.clip(cv2.resize(cam[0], (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    assert top.smap.shape == (h, w) and np.allclose(top.smap, smap, atol=1e-5)
+    assert top.overlay.shape == (h, w, 3)
+    assert np.array_equal(top.overlay, compose_overlay(original, top.smap, None, None, scale=1, alpha=0.5))
+    labels = {0: "0 (zero)", 1: "1 (one)", 2: "2", 3: "3"}
+    assert top.label == labels[top.cls]
+
+    asked = run("asked", class_names=names, class_index=int(order[1]), alpha=1.0)
+    assert asked.top1 == int(order[0]) and asked.cls == int(order[1]) and asked.label == labels[asked.cls]
+    assert not np.array_equal(asked.smap, top.smap)
+    for k in (0, 1, 2):
+        view = run(f"class{k}", class_names=names, class_index=k, alpha=0.0)
+        assert view.label == labels[k] and np.array_equal(view.overlay, original)  # alpha 0: the image alone
+    assert run("last", class_index=3).label == "3"  # the last class; no names: the index alone
+    with pytest.raises(ConfigError, match="--class 4"):
+        run("over", class_index=4)
+    for alpha in (-0.01, 1.01):
+        with pytest.raises(ConfigError, match="--alpha"):
+            run("alpha", alpha=alpha)
+
+    standard = run("standard", wsol_form=False)
+    assert np.allclose(standard.probs, probs[False], atol=1e-6) and not np.allclose(standard.probs, probs[True])
+    with pytest.raises(CheckpointError):
+        run("arch", arch="resnet50")
+    odd = tmp_path / "odd.pth"
+    torch.save({"state_dict": state, "meta": {"saved": datetime.datetime(2024, 1, 2)}}, odd)
+    with pytest.raises(UnsafeCheckpointError, match="--trust-checkpoint"):
+        vis_cam(VisCamConfig(backbone=odd, images=[img], out=tmp_path / "odd", device="cpu", input_size=64))
+    trusted = vis_cam(
+        VisCamConfig(
+            backbone=odd, images=[img], out=tmp_path / "odd", device="cpu", input_size=64, trust_checkpoint=True
+        )
+    )
+    assert np.allclose(trusted[0].probs, probs[True], atol=1e-6)
+    grey = tmp_path / "grey.png"
+    Image.open(img).convert("L").save(grey)
+    (view,) = vis_cam(VisCamConfig(backbone=ckpt, images=[grey], out=tmp_path / "grey", device="cpu", input_size=64))
+    assert view.overlay.shape == (h, w, 3)

@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parse_tool_args(build_parser(), argv)
     cfg = call_with_options(VisCamConfig, args, input_size=args.image_size)
-    for path in vis_cam(cfg):
-        print(path)
+    for view in vis_cam(cfg):
+        print(view.path)
     return 0
 
 

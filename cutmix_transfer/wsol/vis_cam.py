@@ -52,14 +52,33 @@ class VisCamConfig:
     std: Sequence[float] | None = None
 
 
+@dataclass(frozen=True)
+class CamView:
+    """One image's overlay as drawn: the PNG written, the image's (width, height), the class probabilities (float64
+    softmax), the top-1 class, the class whose CAM is drawn and its label ('12 (name)' or '12'), the top-5 (class,
+    probability) pairs, the CAM at the image's own size in [0, 1] and the blended overlay (uint8 RGB, same size)."""
+
+    path: Path
+    image: Path
+    size_wh: tuple[int, int]
+    probs: np.ndarray
+    top1: int
+    cls: int
+    label: str
+    top5: list[tuple[int, float]]
+    smap: np.ndarray
+    overlay: np.ndarray
+
+
 def _name(names: list[str] | None, k: int) -> str:
     """'12 (name)' when a name exists, else '12'."""
     return f"{k} ({names[k]})" if names and 0 <= k < len(names) else str(k)
 
 
-def vis_cam(cfg: VisCamConfig) -> list[Path]:
+def vis_cam(cfg: VisCamConfig) -> list[CamView]:
     """For each image: CAM of the chosen class (or the top-1 class) over the image at its own size, next to the
-    plain image, titled with the class, its probability and the top-5; writes <out>/<n>_<stem>_cam.png."""
+    plain image, titled with the class, its probability and the top-5; writes <out>/<n>_<stem>_cam.png and returns
+    what each figure shows (CamView)."""
     check_method(cfg.cam)
     if not cfg.images:
         raise ConfigError("no images given: pass one or more image paths after the options")
@@ -113,29 +132,24 @@ def vis_cam(cfg: VisCamConfig) -> list[Path]:
         w, h = size_wh
         smap = np.clip(cv2.resize(smap224[0], (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
         overlay = compose_overlay(original, smap, None, None, scale=1, alpha=cfg.alpha)
-        top5 = np.argsort(-probs, kind="stable")[:5]
+        top5 = [(int(c), float(probs[c])) for c in np.argsort(-probs, kind="stable")[:5]]
         fig = new_figure(8.0, 4.4)
         ax0, ax1 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
         ax0.imshow(original)
         ax0.set_title(f"{image_path.name} ({w}x{h})", fontsize=8)
         ax1.imshow(overlay)
         which = "top-1" if cfg.class_index is None else "requested"
-        ax1.set_title(f"{cfg.cam.upper()} of class {_name(names, cls)} ({which}), p={probs[cls]:.3f}", fontsize=8)
+        label = _name(names, cls)
+        ax1.set_title(f"{cfg.cam.upper()} of class {label} ({which}), p={probs[cls]:.3f}", fontsize=8)
         for ax in (ax0, ax1):
             ax.axis("off")
         colorbar(fig, [ax0, ax1])
         fig.suptitle(
             f"{Path(cfg.backbone).name} ({loaded.arch}); top-5: "
-            + ", ".join(f"{_name(names, int(c))} {probs[c]:.2f}" for c in top5),
+            + ", ".join(f"{_name(names, c)} {p:.2f}" for c, p in top5),
             fontsize=7,
         )
-        written.append(save_png(fig, out / f"{j:03d}_{image_path.stem}_cam.png"))
-        logger.info(
-            "%s: class %s p=%.3f (top-1 %s) -> %s",
-            image_path,
-            _name(names, cls),
-            probs[cls],
-            _name(names, top1),
-            written[-1],
-        )
+        path = save_png(fig, out / f"{j:03d}_{image_path.stem}_cam.png")
+        written.append(CamView(path, image_path, (w, h), probs, top1, cls, label, top5, smap, overlay))
+        logger.info("%s: class %s p=%.3f (top-1 %s) -> %s", image_path, label, probs[cls], _name(names, top1), path)
     return written
