@@ -275,7 +275,14 @@ def test_vis_cam_draws_what_it_says(ckpt, demo_root, tmp_path, caplog):
     for k in (0, 1, 2):
         view = run(f"class{k}", class_names=names, class_index=k, alpha=0.0)
         assert view.label == labels[k] and np.array_equal(view.overlay, original)  # alpha 0: the image alone
-    assert run("last", class_index=3).label == "3"  # the last class; no names: the index alone
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cutmix_transfer.wsol.vis_cam"):
+        assert run("last", class_index=3).label == "3"  # the last class; no names: the index alone
+    assert "class names" not in caplog.text  # no names file, no count warning
+    grad = run("gradcam", cam="gradcam", class_index=top.cls)
+    gcam, _ = compute_scoremaps(refs[True], x[None], torch.tensor([top.cls]), "gradcam")
+    gsmap = np.clip(cv2.resize(gcam[0], (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    assert np.allclose(grad.smap, gsmap, atol=1e-5) and not np.allclose(grad.smap, top.smap, atol=1e-3)
     with pytest.raises(ConfigError, match="--class 4"):
         run("over", class_index=4)
     for alpha in (-0.01, 1.01):
