@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import logging
 import os.path as osp
 import sys
@@ -146,10 +147,8 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != self.module:
             return None
-        sys.meta_path.remove(self)  # once: the other finders locate the real module
-        spec = next(
-            (s for f in sys.meta_path if (s := getattr(f, "find_spec", lambda *a: None)(fullname, path, target))), None
-        )
+        sys.meta_path.remove(self)  # once: the other finders locate the real module (its parent is being imported)
+        spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         run = spec.loader.exec_module
