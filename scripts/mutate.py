@@ -80,7 +80,10 @@ FILE_TESTS: dict[str, tuple[list[str], list[str] | None]] = {
         + [ROOT / "cutmix_transfer" / f"{m}.py" for m in ("report", "per_image", "paper", "bootstrap")]
         if p.is_file()
     },
-    "cutmix_transfer/archs.py": (["tests/test_pyramidnet.py", "tests/test_backbones.py"], None),
+    "cutmix_transfer/archs.py": (
+        ["tests/test_archs.py", "tests/test_pyramidnet.py", "tests/test_backbones.py", "tests/test_checkpoints.py"],
+        None,
+    ),
     "cutmix_transfer/backbones.py": (["tests/test_backbones.py", "tests/test_checkpoints.py"], None),
     "cutmix_transfer/checkpoints.py": (["tests/test_checkpoints.py", "tests/test_backbones.py"], None),
     # only the resume seeding of runner.py (the rest is covered by the training tools' subprocess tests)
