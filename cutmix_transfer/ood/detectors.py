@@ -59,7 +59,6 @@ def register_detector(name: str) -> Callable[[DetectorFn], DetectorFn]:
     return deco
 
 
-@register_detector("msp")
 def msp(model: nn.Module, images: torch.Tensor, score_dtype: str = "float64") -> tuple[torch.Tensor, torch.Tensor]:
     """Maximum softmax probability of the plain forward pass."""
     with torch.no_grad():
@@ -67,7 +66,6 @@ def msp(model: nn.Module, images: torch.Tensor, score_dtype: str = "float64") ->
     return torch.softmax(logits.to(_dtype(score_dtype)), dim=1).max(dim=1).values.double(), logits
 
 
-@register_detector("energy")
 def energy(
     model: nn.Module, images: torch.Tensor, temperature: float = 1.0, score_dtype: str = "float64"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,7 +76,6 @@ def energy(
     return scores.double(), logits
 
 
-@register_detector("odin")
 def odin(
     model: nn.Module,
     images: torch.Tensor,
@@ -101,6 +98,12 @@ def odin(
     with torch.no_grad():
         scaled = model(perturbed).float().cpu().to(_dtype(score_dtype)) / temperature
     return torch.softmax(scaled, dim=1).max(dim=1).values.double(), logits.detach().float().cpu()
+
+
+# the built-in three, registered by a call rather than the decorator, so that the mutation tool (which skips
+# decorated functions) measures their tests too
+for _fn in (msp, energy, odin):
+    register_detector(_fn.__name__)(_fn)
 
 
 @dataclass
