@@ -6,13 +6,17 @@ from numpy's SeedSequence and CutMix-PyTorch's box rule, not by calling the libr
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
+import pickle
 import random
 
 import numpy as np
 import pytest
 import torch
 from mmengine.dataset import DefaultSampler
+from mmengine.registry import DATASETS
 from PIL import Image
 
 from cutmix_transfer import runner as runner_mod
@@ -217,7 +221,7 @@ def test_sample_crops_come_from_the_sample_seed_and_restore_the_generators():
     assert len(wrapped) == 3 and wrapped.images is wrapped.dataset.images  # other attributes are the dataset's
 
 
-def test_make_training_reproducible_rewrites_the_config_once():
+def test_make_training_reproducible_rewrites_the_config_once(caplog):
     cfg = _Cfg(
         custom_hooks=[dict(type="EMAHook")],
         train_dataloader=dict(
@@ -238,6 +242,15 @@ def test_make_training_reproducible_rewrites_the_config_once():
     other = _Cfg(train_dataloader=dict(dataset=dict(type="D"), sampler=dict(type="InfiniteSampler")))
     make_training_reproducible(other)
     assert other.train_dataloader["sampler"] == dict(type="InfiniteSampler")  # left alone (and warned about)
+    already = _Cfg(
+        train_dataloader=dict(dataset=dict(type="SeededDataset", dataset={}), sampler=dict(type="SeededSampler"))
+    )
+    with caplog.at_level(logging.WARNING, logger="cutmix_transfer.runner"):
+        caplog.clear()
+        make_training_reproducible(already)  # already seeded: no warning
+        assert not caplog.records
+        make_training_reproducible(other)
+        assert [r.levelno for r in caplog.records] == [logging.WARNING] and "InfiniteSampler" in caplog.text
     bare = _Cfg()
     make_training_reproducible(bare)
     assert bare.custom_hooks == [dict(type="ReproducibleRandomnessHook")] and "train_dataloader" not in bare
@@ -254,3 +267,50 @@ class _Cfg(dict):
 
     def __setattr__(self, name, value):
         self[name] = value
+
+
+class _Tiny(torch.utils.data.Dataset):
+    """A registered dataset with a dunder attribute of its own (module level: the wrapper is pickled)."""
+
+    __marker__ = "the wrapped dataset's"
+
+    def __init__(self, n: int = 4) -> None:
+        self.n, self.metainfo = n, {"classes": ("a", "b")}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def test_seeded_dataset_wrapper_builds_copies_and_never_recurses():
+    """A config dict is built through the registry; pickling, copying and a half-built wrapper (no `dataset` yet)
+    answer AttributeError for the wrapped dataset's names instead of recursing; dunder names are not forwarded."""
+
+    DATASETS.register_module(name="_TinySeedTestDataset", module=_Tiny, force=True)
+    built = SeededDataset(dict(type="_TinySeedTestDataset", n=6))
+    assert isinstance(built.dataset, _Tiny) and len(built) == 6 and built.metainfo == {"classes": ("a", "b")}
+    for clone in (pickle.loads(pickle.dumps(built)), copy.deepcopy(built), copy.copy(built)):
+        assert len(clone) == 6 and clone[SeededIndex(2, 11)] == 2
+    assert not hasattr(built, "__marker__")  # dunder names stay the wrapper's own (copy / pickle protocols)
+    bare = SeededDataset.__new__(SeededDataset)
+    assert not hasattr(bare, "dataset") and not hasattr(bare, "metainfo")
+
+
+def test_seeded_samples_never_touch_cuda_generators(monkeypatch):
+    """Loading a sample reseeds only the CPU generators, in the main process and in a loader worker: seeding CUDA
+    there would initialise CUDA in a forked worker."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: calls.append(seed))
+    wrapped = SeededDataset(_Crops())
+    wrapped[SeededIndex(1, 123)]
+    monkeypatch.setattr(runner_mod, "get_worker_info", lambda: object())  # as inside a worker
+    torch.default_generator.manual_seed(0)
+    got = wrapped[SeededIndex(1, 123)]
+    assert calls == [] and torch.initial_seed() == 123  # the worker's generators are left seeded
+    torch.manual_seed(123)
+    random.seed(123)
+    np.random.seed(123)
+    assert torch.equal(got, _Crops()[1])
