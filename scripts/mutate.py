@@ -57,11 +57,55 @@ REPORT = [
     )
     if (ROOT / t).is_file()
 ]
+
+
+def unit_tests(path: str, *names: str) -> list[str]:
+    """Test ids `path::name` (every parametrisation of each): the unit tests of a file whose other tests run a tool
+    on module-scoped fixtures, which mutmut's forked children rebuild for every mutant (~30 s each)."""
+    return [f"{path}::{n}" for n in names]
+
+
+# the robustness primitives' own tests (FGSM, occlusion, in-between, curves, batching), without the tool's
+ROB_UNIT = unit_tests(
+    "tests/test_robustness.py",
+    "test_fgsm_matches_per_image_autograd_with_clipping_and_accuracy",
+    "test_fgsm_in_the_normalized_space_against_autograd_on_the_normalised_input",
+    "test_fgsm_gradient_of_an_image_does_not_depend_on_its_batch",
+    "test_eps_outside_range_is_refused",
+    "test_eps_accepted",
+    "test_occlusion_against_hand_built_arrays",
+    "test_mean_fill_against_hand_built_arrays",
+    "test_sides_scale_with_the_image_size",
+    "test_inbetween_images_against_hand_built_arrays",
+    "test_pairs_are_seeded_and_of_different_classes",
+    "test_hit_rates_hand_counted",
+    "test_curves_equal_a_per_image_loop",
+    "test_batches_shard_whole_batches_and_subsets_are_seeded",
+)
+# the OOD metrics' and detectors' own tests
+OOD_UNIT = unit_tests(
+    "tests/test_ood.py",
+    "test_metrics_hand_computed_tie_between_in_and_out",
+    "test_metrics_all_tied_and_perfect",
+    "test_tnr_uses_the_first_point_reaching_exactly_95",
+    "test_metrics_against_brute_force_on_tie_heavy_scores",
+    "test_mean_metrics_and_bad_input",
+    "test_weighted_roc_metrics_equal_the_duplicated_scores_and_scikit_learn",
+    "test_mean_over_sets_statistic_and_stratified_draws",
+    "test_msp_and_energy_against_numpy",
+    "test_odin_against_one_image_reference_on_a_conv_net",
+    "test_odin_against_the_analytic_gradient_of_a_linear_model",
+    "test_detector_options_are_checked_and_a_new_detector_is_a_function",
+    "test_metrics_as_odin_lee_exact_against_reference_loops_with_ties",
+    "test_metrics_as_with_every_in_distribution_score_at_one_in_float32",
+    "test_score_dtype_of_the_detectors",
+) + unit_tests("tests/test_ood_paths.py", "test_odin_moves_zero_gradient_pixels_by_minus_epsilon")
 # source file -> (its fast tests, the functions whose mutants count: mutmut's mangled names, globs; None = all)
 FILE_TESTS: dict[str, tuple[list[str], list[str] | None]] = {
-    **{f"cutmix_transfer/robustness/{m}.py": (ROB, None) for m in ("attacks", "curves", "evaluate", "figures")},
-    **{f"cutmix_transfer/robustness/{m}.py": (ROB, None) for m in ("inbetween", "occlusion")},
-    **{f"cutmix_transfer/ood/{m}.py": (OOD, None) for m in ("data", "detectors", "evaluate", "figure", "metrics")},
+    **{f"cutmix_transfer/robustness/{m}.py": (ROB_UNIT, None) for m in ("attacks", "curves", "inbetween", "occlusion")},
+    **{f"cutmix_transfer/robustness/{m}.py": (ROB, None) for m in ("evaluate", "figures")},
+    **{f"cutmix_transfer/ood/{m}.py": (OOD_UNIT, None) for m in ("detectors", "metrics")},
+    **{f"cutmix_transfer/ood/{m}.py": (OOD, None) for m in ("data", "evaluate", "figure")},
     # the unit tests, which check every count by hand (the end-to-end evaluator tests take ~50 s a mutant)
     "cutmix_transfer/wsol/boxes.py": (["tests/test_wsol_boxes.py", *WSOL_METRICS], None),
     "cutmix_transfer/wsol/metrics.py": ([*WSOL_METRICS, "tests/test_wsol_boxes.py"], None),
@@ -80,6 +124,11 @@ FILE_TESTS: dict[str, tuple[list[str], list[str] | None]] = {
         + [ROOT / "cutmix_transfer" / f"{m}.py" for m in ("report", "per_image", "paper", "bootstrap")]
         if p.is_file()
     },
+    # the statistics' own tests (the report's tests add ~15 s of tool runs a mutant)
+    "cutmix_transfer/report/bootstrap.py": (["tests/test_bootstrap.py", "tests/test_significance.py"], None),
+    "cutmix_transfer/report/significance.py": (["tests/test_significance.py"], None),
+    "cutmix_transfer/report/calibration.py": (["tests/test_report_calibration.py"], None),
+    "cutmix_transfer/report/corruption.py": (["tests/test_report_corruption.py"], None),
     "cutmix_transfer/archs.py": (
         ["tests/test_archs.py", "tests/test_pyramidnet.py", "tests/test_backbones.py", "tests/test_checkpoints.py"],
         None,
@@ -141,7 +190,7 @@ def write_mutmut_config(tree: Path, source: str, tests: list[str]) -> None:
         "[tool.mutmut]",
         *[ln for ln in kept if ln.strip()],
         f"only_mutate = {toml_list([source])}",
-        f"pytest_add_cli_args_test_selection = {toml_list([t for t in tests if (tree / t).is_file()])}",
+        f"pytest_add_cli_args_test_selection = {toml_list([t for t in tests if (tree / t.split('::')[0]).is_file()])}",
     ]
     (tree / "pyproject.toml").write_text(text.rstrip() + "\n\n" + "\n".join(section) + "\n")
 
