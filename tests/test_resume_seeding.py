@@ -304,6 +304,9 @@ def test_seeded_samples_never_touch_cuda_generators(monkeypatch):
     calls = []
     monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
     monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: calls.append(seed))
+    # torch.manual_seed skips CUDA in a process forked after CUDA was probed (as a mutation tool's children are):
+    # the check must not depend on that
+    monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: False)
     wrapped = SeededDataset(_Crops())
     wrapped[SeededIndex(1, 123)]
     monkeypatch.setattr(runner_mod, "get_worker_info", lambda: object())  # as inside a worker
