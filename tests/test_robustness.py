@@ -44,6 +44,7 @@ from cutmix_transfer.robustness import (
     top1_accuracy,
     top1_error,
 )
+from cutmix_transfer.robustness.attacks import eps_key
 from cutmix_transfer.robustness.evaluate import select_images
 
 TOOL = EvalTool(REPO / "tools" / "robustness_eval.py")
@@ -166,6 +167,56 @@ def test_eps_outside_range_is_refused(bad):
 
 def test_eps_accepted():
     assert check_eps([0.5, 8, 255]) == [0.5, 8.0, 255.0]
+
+
+def test_eps_values_that_are_not_numbers_are_refused_and_keys_name_them():
+    for bad in ("abc", None, "8/255"):
+        with pytest.raises(ConfigError, match=r"\(0, 255\]"):
+            check_eps([bad])
+    assert [eps_key(e) for e in (8, 0.5, "2", 8.0)] == ["eps8", "eps0.5", "eps2", "eps8"]
+
+
+def test_fgsm_step_where_the_gradient_sign_is_zero_and_with_a_float32_std():
+    """A zero gradient sign leaves the pixel where it is in both spaces; the normalised step uses the model's
+    float32 std at the pixels' precision (float64 here): x + (eps / 255 * std) * sign, to the last bit."""
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64) * 0.5 + 0.25
+    sign = torch.randint(-1, 2, x.shape).to(torch.float64)
+    sign[0, :, 0, 0] = 0.0
+    std = torch.tensor(STD, dtype=torch.float32).view(1, 3, 1, 1)
+    for space in ("pixels", "normalized"):
+        adv = fgsm_perturb(x, sign, 8.0, space, std)
+        assert torch.equal(adv[0, :, 0, 0], x[0, :, 0, 0]) and torch.isfinite(adv).all()
+    want = x + (8.0 / 255.0 * std.to(torch.float64)) * sign
+    assert torch.equal(fgsm_perturb(x, sign, 8.0, "normalized", std), want)
+    assert torch.equal(fgsm_perturb(x, sign, 8.0, "pixels"), (x + 8.0 / 255.0 * sign).clamp(0, 1))
+
+
+def test_pixel_classifier_buffers_and_dtypes():
+    """mean / std are (1, 3, 1, 1) float32 buffers outside the state dict (the checkpoint's weights alone), and the
+    input is normalised at the input's own precision."""
+    net = nn.Conv2d(3, 2, 1)
+    model = PixelClassifier(net, np.array(MEAN, dtype=np.float64), STD.tolist())
+    for buf in (model.mean, model.std):
+        assert buf.shape == (1, 3, 1, 1) and buf.dtype == torch.float32
+    assert list(model.state_dict()) == ["net.weight", "net.bias"]
+    ident = PixelClassifier(nn.Identity(), MEAN.tolist(), STD.tolist())
+    x = torch.rand(1, 3, 2, 2).half()
+    out = ident(x)
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out.float(), _normalise_by_hand(x.float()), rtol=2e-3, atol=2e-3)
+
+
+def test_fgsm_predictions_without_eps_and_on_a_model_without_std():
+    net, model = _tiny(4)
+    x = torch.rand(3, 3, 8, 8, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2])
+    logits, preds = fgsm_predictions(model, x, y, [])
+    assert preds.shape == (3, 0) and preds.dtype == torch.int64 and logits.shape == (3, 3)
+    # a classifier taking pixels without a std attribute: the pixel space needs none
+    plain = nn.Sequential(model)
+    _, p1 = fgsm_predictions(plain, x, y, [8.0])
+    _, p2 = fgsm_predictions(model, x, y, [8.0])
+    assert torch.equal(p1, p2)
 
 
 # ------------------------------------------------------------------------------------------------ occlusion
