@@ -78,6 +78,7 @@ ROB_UNIT = unit_tests(
     "test_pixel_classifier_buffers_and_dtypes",
     "test_fgsm_predictions_without_eps_and_on_a_model_without_std",
     "test_occlusion_against_hand_built_arrays",
+    "test_check_sides_and_occlusion_input_checks",
     "test_mean_fill_against_hand_built_arrays",
     "test_sides_scale_with_the_image_size",
     "test_inbetween_images_against_hand_built_arrays",

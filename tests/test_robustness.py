@@ -46,6 +46,7 @@ from cutmix_transfer.robustness import (
 )
 from cutmix_transfer.robustness.attacks import eps_key
 from cutmix_transfer.robustness.evaluate import select_images
+from cutmix_transfer.robustness.occlusion import check_sides
 
 TOOL = EvalTool(REPO / "tools" / "robustness_eval.py")
 NUM_CLASSES = 4  # conftest.DEMO_KWARGS
@@ -236,6 +237,26 @@ def test_occlusion_against_hand_built_arrays():
         for side in range(6):
             torch.testing.assert_close(occlude(x, side, mode), x * occlusion_mask(5, side, mode))
     assert torch.equal(x, torch.arange(1, 151, dtype=torch.float32).view(2, 3, 5, 5))  # input untouched
+
+
+def test_check_sides_and_occlusion_input_checks():
+    assert check_sides([0, 224, 16.0, "32"]) == [0, 224, 16, 32] and check_sides([1], "--cutmix-sides") == [1]
+    for bad in ([-1], [225], [16.5], [0, 16, 0], []):
+        with pytest.raises(ConfigError, match="^--hole-sizes "):
+            check_sides(bad)
+    with pytest.raises(ConfigError, match="^--cutmix-sides 300: "):
+        check_sides([300], "--cutmix-sides")
+    for shape in ((1, 3, 4, 6), (3, 4, 6)):  # not square, batched or one image
+        with pytest.raises(ValueError, match="square images expected"):
+            occlude(torch.zeros(shape), 2, "center")
+    one = occlude(torch.ones(3, 4, 4), 2, "center")  # one (C, S, S) image
+    assert one.shape == (3, 4, 4) and one[:, 1:3, 1:3].eq(0).all() and one.sum() == 3 * 12
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert occlusion_mask(4, 2, "center").dtype == torch.float32  # float32 whatever the default dtype
+    finally:
+        torch.set_default_dtype(default)
 
 
 def test_mean_fill_against_hand_built_arrays():

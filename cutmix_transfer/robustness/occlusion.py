@@ -94,7 +94,7 @@ def occlude(pixels: torch.Tensor, side: int, mode: Mode, fill: torch.Tensor | fl
     colour = torch.as_tensor(fill, dtype=pixels.dtype, device=pixels.device)
     if mode == "center":
         out = pixels.clone()
-        out[..., a:b, a:b] = colour.reshape(-1, 1, 1) if colour.ndim else colour
+        out[..., a:b, a:b] = colour  # a number, or (1, C, 1, 1) broadcast over the batch and the square
         return out
     out = torch.empty_like(pixels)
     out[...] = colour
