@@ -82,6 +82,7 @@ ROB_UNIT = unit_tests(
     "test_mean_fill_against_hand_built_arrays",
     "test_sides_scale_with_the_image_size",
     "test_inbetween_images_against_hand_built_arrays",
+    "test_check_ratios_and_mixup_ends",
     "test_pairs_are_seeded_and_of_different_classes",
     "test_hit_rates_hand_counted",
     "test_curves_equal_a_per_image_loop",

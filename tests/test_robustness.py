@@ -46,6 +46,7 @@ from cutmix_transfer.robustness import (
 )
 from cutmix_transfer.robustness.attacks import eps_key
 from cutmix_transfer.robustness.evaluate import select_images
+from cutmix_transfer.robustness.inbetween import check_ratios
 from cutmix_transfer.robustness.occlusion import check_sides
 
 TOOL = EvalTool(REPO / "tools" / "robustness_eval.py")
@@ -308,6 +309,20 @@ def test_inbetween_images_against_hand_built_arrays():
     assert torch.equal(cutmix_images(a, b, 4), b) and torch.equal(cutmix_images(a, b, 0), a)
     assert cutmix_ratio(2, 4) == 0.75 and cutmix_ratio(48, 96) == 0.75  # a keeps 3/4 of its area
     assert cutmix_ratio(0, 4) == 1.0 and cutmix_ratio(4, 4) == 0.0
+
+
+def test_check_ratios_and_mixup_ends():
+    assert check_ratios([0, "0.5", 1.0, 0.25]) == [0.0, 0.5, 1.0, 0.25]
+    for bad in ([-0.1], [1.5], [float("nan")], [float("inf")], [0.5, 0.5], []):
+        with pytest.raises(ConfigError, match="^--mixup-ratios "):
+            check_ratios(bad)
+    with pytest.raises(ConfigError, match=r"^--mixup-ratios 2: .*\[0, 1\]"):
+        check_ratios([0.5, 2])
+    a, b = torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)
+    for lam, src in ((0.0, b), (1.0, a), (-0.0, b)):
+        out = mixup_images(a, b, lam)
+        assert torch.equal(out, src) and out.data_ptr() != src.data_ptr()  # a copy, never the input itself
+    assert torch.equal(mixup_images(a, b, 0.75), torch.full_like(a, 0.25))  # the share of a: 3/4 of 0, 1/4 of 1
 
 
 def test_pairs_are_seeded_and_of_different_classes():
