@@ -178,6 +178,15 @@ def copy_tree(dest: Path) -> None:
         shutil.copy2(ROOT / rel, dest / rel)
 
 
+def describe_tests(tests: list[str]) -> str:
+    """'tests/a.py tests/b.py (3 of its tests)': each file once, with the number of test ids picked from it."""
+    picked: dict[str, int] = {}
+    for t in tests:
+        path, _, name = t.partition("::")
+        picked[path] = picked.get(path, 0) + (1 if name else 0)
+    return " ".join(f"{p} ({n} of its tests)" if n else p for p, n in picked.items())
+
+
 def toml_list(values: list[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
@@ -413,7 +422,7 @@ def main() -> int:
         names = [f"{module}.{g}" for g in globs] if globs else []
         if resume and os.environ.get("MUTATE_RETEST") == "1":  # after adding tests: the survivors again
             names = not_killed_names(tree, source, globs) or names
-        print(f"[mutate] {source}: tests {' '.join(tests)} (log {tree / 'mutmut.log'})", flush=True)
+        print(f"[mutate] {source}: tests {describe_tests(tests)} (log {tree / 'mutmut.log'})", flush=True)
         rc, wall = run_mutmut(tree, names, workers, left, tree / "mutmut.log")
         entry = {"tests": tests, "functions": globs or "all", "wall_s": round(wall, 1), "mutmut_exit": rc}
         before = result["files"].get(source, {}) if resume else {}
