@@ -60,7 +60,10 @@ def test_exit_codes_and_the_file_map():
     ]
     for source, (tests, _) in MUTATE.FILE_TESTS.items():
         assert (REPO / source).is_file(), source
-        assert tests and all((REPO / t).is_file() for t in tests), (source, tests)
+        assert tests and all((REPO / t.partition("::")[0]).is_file() for t in tests), (source, tests)
+        for t in tests:  # a test id names a test function of its file (a typo would select nothing)
+            path, _, name = t.partition("::")
+            assert not name or f"def {name}(" in (REPO / path).read_text(), t
     for entry in json.loads((REPO / "scripts" / "mutation_equivalent.json").read_text()):
         assert {"file", "function", "before", "after", "reason"} <= set(entry) and entry["reason"].strip()
         assert entry["file"] in MUTATE.FILE_TESTS
