@@ -85,6 +85,8 @@ ROB_UNIT = unit_tests(
     "test_check_ratios_and_mixup_ends",
     "test_pairs_are_seeded_and_of_different_classes",
     "test_hit_rates_hand_counted",
+    "test_pairs_are_numpys_draws_with_redraws_and_two_classes_suffice",
+    "test_cutmix_images_need_square_images_and_mixup_beyond_the_ends",
     "test_curves_equal_a_per_image_loop",
     "test_batches_shard_whole_batches_and_subsets_are_seeded",
 )

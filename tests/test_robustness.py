@@ -353,6 +353,35 @@ def test_hit_rates_hand_counted():
     assert r["neither"] == [25.0, 25.0, 50.0]
     # dominant: lam 0.8 -> a (rows 0, 3); 0.5 -> either class counts (rows 0, 1, 2); 0.2 -> b (rows 0, 1)
     assert r["dominant"] == [50.0, 75.0, 50.0]
+    # one sample predicted as a at every lambda: dominant only where a has the larger share (or they tie)
+    one = hit_rates(np.array([[4, 4, 4, 4]]), [4], [1], [0.0, 0.25, 0.5, 1])
+    assert one == {"either": [100.0] * 4, "dominant": [0.0, 0.0, 100.0, 100.0], "neither": [0.0] * 4}
+    assert hit_rates(np.array([[1], [2]]), [1, 1], [3, 3], [0.5])["either"] == [50.0]
+
+
+def test_pairs_are_numpys_draws_with_redraws_and_two_classes_suffice():
+    """The pairs written out from the documented rule: numpy's default_rng(seed), first and second positions
+    uniform over the images, then each second whose class equals its first's drawn again until none does."""
+    labels = np.array([0, 0, 1, 1, 1, 2, 0, 2])
+    rng = np.random.default_rng(41)
+    first, second = rng.integers(0, 8, size=300), rng.integers(0, 8, size=300)
+    while (labels[first] == labels[second]).any():
+        clash = labels[first] == labels[second]
+        second[clash] = rng.integers(0, 8, size=int(clash.sum()))
+    np.testing.assert_array_equal(draw_pairs(labels.tolist(), 300, 41), np.stack([first, second], axis=1))
+    two = draw_pairs([7, 9], 6, 0)  # two classes are enough
+    assert {tuple(p) for p in two.tolist()} <= {(0, 1), (1, 0)}
+
+
+def test_cutmix_images_need_square_images_and_mixup_beyond_the_ends():
+    a, b = torch.zeros(1, 3, 4, 6), torch.ones(1, 3, 4, 6)
+    for x, y in ((a, b), (a[0], b[0])):
+        with pytest.raises(ValueError, match="square images expected"):
+            cutmix_images(x, y, 2)
+    a, b = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    one = cutmix_images(a[0], b[0], 2)  # one (C, S, S) image
+    assert one.sum() == 3 * 4 and one[:, 1:3, 1:3].eq(1).all()
+    assert torch.equal(mixup_images(a, b, 1.5), a) and torch.equal(mixup_images(a, b, -0.5), b)
 
 
 # ------------------------------------------------------------------------------------------------ curves

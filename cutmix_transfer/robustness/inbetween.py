@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DatasetError
-from .occlusion import centered_span
+from .occlusion import centered_span, square_side
 
 DEFAULT_MIXUP_RATIOS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))  # 0, 0.1, ..., 1
 
@@ -70,8 +70,8 @@ def mixup_images(a: torch.Tensor, b: torch.Tensor, lam: float) -> torch.Tensor:
 
 
 def cutmix_images(a: torch.Tensor, b: torch.Tensor, side: int) -> torch.Tensor:
-    """A copy of `a` whose centred square of `side` pixels comes from `b` (same place)."""
-    s0, s1 = centered_span(a.shape[-1], side)
+    """A copy of `a` whose centred square of `side` pixels comes from `b` (same place); square images."""
+    s0, s1 = centered_span(square_side(a), side)
     out = a.clone()
     out[..., s0:s1, s0:s1] = b[..., s0:s1, s0:s1]
     return out

@@ -82,12 +82,18 @@ def fill_value(fill: str, mean: torch.Tensor | None = None) -> torch.Tensor | fl
     return mean
 
 
+def square_side(pixels: torch.Tensor) -> int:
+    """S of (..., S, S) images (a batch or one image); ValueError unless they are square."""
+    height, width = pixels.shape[-2:]
+    if height != width:
+        raise ValueError(f"square images expected, got {tuple(pixels.shape)}")
+    return int(width)
+
+
 def occlude(pixels: torch.Tensor, side: int, mode: Mode, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
     """A copy of (B, C, S, S) `pixels` with the centred square of `side` (pixels of S) set to `fill` ('center') or
     everything outside it set to `fill` ('boundary'); `fill` a number or a (1, C, 1, 1) colour (`fill_value`)."""
-    size = pixels.shape[-1]
-    if pixels.shape[-2] != size:
-        raise ValueError(f"square images expected, got {tuple(pixels.shape)}")
+    size = square_side(pixels)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     a, b = centered_span(size, side)
