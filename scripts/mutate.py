@@ -88,6 +88,7 @@ ROB_UNIT = unit_tests(
     "test_pairs_are_numpys_draws_with_redraws_and_two_classes_suffice",
     "test_cutmix_images_need_square_images_and_mixup_beyond_the_ends",
     "test_curves_equal_a_per_image_loop",
+    "test_curves_of_an_empty_grid_the_fill_and_one_column_accuracy",
     "test_batches_shard_whole_batches_and_subsets_are_seeded",
 )
 # the OOD metrics' and detectors' own tests

@@ -426,6 +426,31 @@ def test_curves_equal_a_per_image_loop():
     assert hit_rates(mix, y, yb, ratios)["either"] == pytest.approx(either)
 
 
+class _Brightness(nn.Module):
+    """Class 0 when an image's mean pixel is above 0.5, else class 1 (a classifier a fill colour can flip)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean(dim=(1, 2, 3))
+        return torch.stack([m, torch.full_like(m, 0.5)], dim=1)
+
+
+def test_curves_of_an_empty_grid_the_fill_and_one_column_accuracy():
+    model = _Brightness()
+    x = torch.full((3, 3, 4, 4), 0.6)
+    for preds in (
+        occlusion_predictions(model, x, [], "center"),
+        mixup_predictions(model, x, x, []),
+        cutmix_predictions(model, x, x, []),
+    ):
+        assert preds.shape == (3, 0) and preds.dtype == torch.int64
+    # the whole image occluded: black (the default) turns every image dark, a white fill keeps them bright
+    assert occlusion_predictions(model, x, [4], "center").tolist() == [[1]] * 3
+    assert occlusion_predictions(model, x, [4], "center", 1.0).tolist() == [[0]] * 3
+    assert occlusion_predictions(model, x, [0], "boundary", torch.ones(1, 3, 1, 1)).tolist() == [[0]] * 3
+    assert top1_accuracy(np.array([1, 2, 3, 3]), np.array([1, 3, 3, 0])) == [50.0]  # (N,) -> one column
+    assert top1_accuracy(np.array([[1, 2]]), np.array([1])) == [100.0, 0.0] and top1_error([[4]], [4]) == [0.0]
+
+
 def test_batches_shard_whole_batches_and_subsets_are_seeded():
     items = list(range(10))
     assert rank_batches(items, 3, 0, 1) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
