@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from cutmix_transfer.backbones import build_model
 from cutmix_transfer.datasets import demo
+from cutmix_transfer.datasets.common import CIFAR100_CUTMIX_STD
 from cutmix_transfer.datasets.demo import cifar as demo_cifar
 from cutmix_transfer.datasets.demo.scene import STREAMS, image_rng, render_scene
 from cutmix_transfer.errors import ConfigError, DatasetError
@@ -314,6 +315,62 @@ def test_detector_options_are_checked_and_a_new_detector_is_a_function():
         assert np.allclose(s.numpy(), model(_images(3)).detach().double().max(dim=1).values.numpy())
     finally:
         del detectors.DETECTORS["max_logit"]
+
+
+def test_odin_takes_the_input_std_it_is_given_and_records_every_parameter():
+    """build_detector's input_std reaches the step (eps / std per channel, against the analytic gradient of a
+    linear model), is kept as floats and listed by all_params; a detector without the parameter ignores it."""
+    std = (0.5, 0.25, 0.125)
+    det = detectors.build_detector("odin", temperature=7.0, epsilon=0.05, input_std=np.array(std))
+    assert det.params["input_std"] == std and all(type(v) is float for v in det.params["input_std"])
+    assert det.all_params() == {"temperature": 7.0, "epsilon": 0.05, "input_std": list(std), "score_dtype": "float64"}
+    assert detectors.build_detector("odin").all_params()["input_std"] == list(CIFAR100_CUTMIX_STD)  # the default
+    assert detectors.build_detector("msp", input_std=std).params == {}
+    torch.manual_seed(3)
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3)).eval()
+    x = torch.rand(2, 3, 4, 4)
+    w, b = (p.detach().double().numpy() for p in lin[1].parameters())
+    xf = x.double().numpy().reshape(2, -1)
+    z = xf @ w.T + b
+    p = np.exp(z / 7.0 - (z / 7.0).max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    grad = (p - np.eye(3)[z.argmax(axis=1)]) @ w / 7.0
+    x2 = xf - 0.05 * np.where(grad >= 0, 1.0, -1.0) / np.repeat(np.array(std), 16)
+    z2 = (x2 @ w.T + b) / 7.0
+    want = np.exp(z2 - z2.max(axis=1, keepdims=True))
+    want = (want / want.sum(axis=1, keepdims=True)).max(axis=1)
+    assert np.allclose(det(lin, x)[0].numpy(), want, rtol=1e-5)
+
+
+def test_detector_checks_its_own_parameters_and_energy_defaults_to_t1():
+    with pytest.raises(ConfigError, match="takes no temperature"):
+        detectors.Detector("msp", {"temperature": 2.0})
+    with pytest.raises(ConfigError, match="epsilon must be >= 0, got -0.1"):
+        detectors.Detector("odin", {"epsilon": -0.1})
+    assert detectors.Detector("odin", {"epsilon": 0.0}).params == {"epsilon": 0.0}
+    z = torch.tensor([[3.0, 1.0, 0.0], [0.5, 0.5, 2.0]])
+    e, _ = detectors.build_detector("energy")(lambda t: t, z)
+    assert np.allclose(e.numpy(), np.log(np.exp(z.double().numpy()).sum(axis=1)), rtol=1e-12)
+
+
+class _InputDtypes(nn.Module):
+    """Logits from the mean colour, recording the dtype of every input it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.dtype] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.dtype)
+        return x.float().mean(dim=(2, 3)) * torch.tensor([1.0, -2.0, 3.0])
+
+
+def test_odin_perturbs_at_the_images_precision():
+    """The sign and the std take the images' dtype, so the perturbed input keeps it (half stays half)."""
+    model = _InputDtypes()
+    x = torch.rand(2, 3, 4, 4).half()
+    s, _ = detectors.build_detector("odin", temperature=1.0, epsilon=0.01)(model, x)
+    assert model.seen == [torch.float16, torch.float16] and s.dtype == torch.float64
 
 
 # ------------------------------------------------------------------------------------------------ data
