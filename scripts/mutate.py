@@ -109,6 +109,7 @@ OOD_UNIT = unit_tests(
     "test_detector_checks_its_own_parameters_and_energy_defaults_to_t1",
     "test_odin_perturbs_at_the_images_precision",
     "test_metrics_as_odin_lee_exact_against_reference_loops_with_ties",
+    "test_metrics_as_odin_on_scores_at_the_grid_points_the_window_edges_and_above_the_grid",
     "test_metrics_as_with_every_in_distribution_score_at_one_in_float32",
     "test_score_dtype_of_the_detectors",
 ) + unit_tests("tests/test_ood_paths.py", "test_odin_moves_zero_gradient_pixels_by_minus_epsilon")

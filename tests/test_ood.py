@@ -900,6 +900,36 @@ def test_metrics_as_odin_lee_exact_against_reference_loops_with_ties():
         metrics.metrics_as("sklearn", s_in, s_out)
 
 
+def test_metrics_as_odin_on_scores_at_the_grid_points_the_window_edges_and_above_the_grid():
+    """Scores that sit exactly on ODIN's thresholds (ge / gt / lt differ there), above the last threshold (the
+    last-point terms of AUROC and AUPR count), and 2000 in-distribution scores spread so that the TPR passes through
+    exactly 0.9505 and 0.9495 (1901 / 2000, 1899 / 2000: the FPR95 window's closed ends)."""
+    grid = metrics.odin_grid("cifar100")
+    s_in = np.linspace(0.02, 0.9999, 2000)
+    s_in[1900:1905] = grid[[98000, 98000, 98500, 99000, 99998]]  # ties on thresholds, near the window
+    s_in[-3:] = [grid[-1], 0.999995, 1.0]  # at and above the last threshold
+    # the thresholds where TPR is 1901, 1900 and 1899 / 2000 lie between the 99th, ..., 102nd smallest in-scores:
+    # out-scores between them and on thresholds there make the FPR differ across the window
+    lo = np.sort(s_in)[98:102]
+    window = grid[(grid > lo[0]) & (grid <= lo[-1])]
+    rng = np.random.default_rng(7)
+    s_out = np.concatenate(
+        [
+            rng.uniform(0.0, 0.97, 280),
+            (lo[:-1] + lo[1:]) / 2,
+            window[[2, len(window) // 2, -3]],  # exactly on thresholds inside the window
+            grid[[5, 5, 50000, 98000, 98500, 99999]],  # on thresholds, two of them shared with in-scores
+            [0.999999, 1.0] * 5,
+            [0.0] * 5,
+        ]
+    )
+    got, want = metrics.metrics_as("odin", s_in, s_out, "cifar100"), odin_reference(s_in, s_out, 0.01)
+    assert np.isfinite(list(want.values())).all()
+    assert metrics._sequential_sum(np.array([])) == 0.0  # an empty loop adds nothing
+    assert metrics._sequential_sum(np.array([1e16, 1.0, -1e16])) == 0.0  # left to right: 1e16 + 1 rounds to 1e16
+    assert got == pytest.approx(want, abs=1e-9)
+
+
 def test_metrics_as_with_every_in_distribution_score_at_one_in_float32():
     (in32, out32), (in64, out64) = _float32_saturated()
     assert (in32 == 1.0).all() and (in64 < 1.0).all()  # float32 rounds every maximum to 1.0, float64 does not
