@@ -101,6 +101,7 @@ OOD_UNIT = unit_tests(
     "test_mean_metrics_and_bad_input",
     "test_weighted_roc_metrics_equal_the_duplicated_scores_and_scikit_learn",
     "test_mean_over_sets_statistic_and_stratified_draws",
+    "test_another_tpr_level_reaches_every_roc_metric_and_the_pooled_statistic",
     "test_msp_and_energy_against_numpy",
     "test_odin_against_one_image_reference_on_a_conv_net",
     "test_odin_against_the_analytic_gradient_of_a_linear_model",

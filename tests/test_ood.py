@@ -38,13 +38,14 @@ STD = np.array([63.0, 62.1, 66.7], dtype=np.float32) / np.float32(255)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def brute_metrics(s_in, s_out) -> dict[str, float]:
-    """The five metrics by direct counting over every distinct threshold (no scikit-learn), in percent."""
+def brute_metrics(s_in, s_out, tpr_level: float = 0.95) -> dict[str, float]:
+    """The five metrics by direct counting over every distinct threshold (no scikit-learn), in percent; the TNR at
+    the first threshold whose TPR reaches `tpr_level`."""
     s_in, s_out = np.asarray(s_in, float), np.asarray(s_out, float)
     thresholds = [np.inf] + sorted(set(s_in) | set(s_out), reverse=True)
     tpr = np.array([(s_in >= t).mean() for t in thresholds])
     fpr = np.array([(s_out >= t).mean() for t in thresholds])
-    first = next(i for i in range(len(thresholds)) if tpr[i] >= 0.95)
+    first = next(i for i in range(len(thresholds)) if tpr[i] >= tpr_level)
     auroc = np.mean([(a > b) + 0.5 * (a == b) for a in s_in for b in s_out])
 
     def ap(pos, neg):
@@ -215,6 +216,35 @@ def test_mean_over_sets_statistic_and_stratified_draws():
     assert np.array_equal(resample_counts(scores.size, 4, 2), want)
     with pytest.raises(ValueError, match="strata must label"):
         resample_counts(scores.size, 4, 2, groups[1:])
+
+
+def test_another_tpr_level_reaches_every_roc_metric_and_the_pooled_statistic():
+    rng = np.random.default_rng(5)
+    s_in, s_a, _, _ = _tie_heavy(rng)
+    s_b = rng.integers(0, 9, size=11).astype(float)
+    want_a, want_b = brute_metrics(s_in, s_a, 0.6), brute_metrics(s_in, s_b, 0.6)
+    assert want_a["tnr_at_tpr95"] != brute_metrics(s_in, s_a)["tnr_at_tpr95"]  # the level matters for these scores
+    got = metrics.ood_metrics(s_in, s_a, tpr_level=0.6)
+    assert got["tnr_at_tpr95"] == pytest.approx(want_a["tnr_at_tpr95"], abs=1e-9)
+    weighted = metrics.weighted_ood_metrics(s_in, s_a, np.ones(s_in.size), np.ones(s_a.size), tpr_level=0.6)
+    assert weighted["tnr_at_tpr95"] == pytest.approx(want_a["tnr_at_tpr95"], abs=1e-9)
+    assert metrics.ood_metrics(s_in, s_a, 0.6)["auroc"] == pytest.approx(want_a["auroc"], abs=1e-9)
+    scores, groups = np.r_[s_in, s_a, s_b], np.repeat([0, 1, 2], [s_in.size, s_a.size, s_b.size])
+    stat = metrics.MeanOverSetsStatistic(scores, groups, "tnr_at_tpr95", tpr_level=0.6)
+    mean = (want_a["tnr_at_tpr95"] + want_b["tnr_at_tpr95"]) / 2
+    assert stat(np.ones((1, scores.size)))[0] == pytest.approx(mean, abs=1e-9)
+    # pooled: [self's scores, other's] with both groupings, the same metric and level; counts [1, 0] give self's
+    other = metrics.MeanOverSetsStatistic(scores[::-1].copy(), groups, "tnr_at_tpr95", tpr_level=0.6)
+    both = stat.pooled(other)
+    assert np.array_equal(both.scores, np.r_[scores, scores[::-1]]) and np.array_equal(
+        both.strata, np.r_[groups, groups]
+    )
+    assert (both.metric, both.tpr_level) == ("tnr_at_tpr95", 0.6)
+    assert both(np.r_[np.ones(scores.size), np.zeros(scores.size)][None])[0] == pytest.approx(mean, abs=1e-9)
+    with pytest.raises(ValueError, match="must be"):
+        metrics.MeanOverSetsStatistic(scores, groups[1:], "auroc")
+    with pytest.raises(ValueError, match="must be"):
+        metrics.MeanOverSetsStatistic(scores[None], groups[None], "auroc")
 
 
 # ------------------------------------------------------------------------------------------------ detectors
@@ -893,6 +923,8 @@ def test_metrics_as_odin_lee_exact_against_reference_loops_with_ties():
         got, want = metrics.metrics_as("odin", s_in, s_out, name), odin_reference(s_in, s_out, start)
         assert got == pytest.approx(want, abs=1e-9), name
     assert metrics.metrics_as("lee", s_in, s_out) == pytest.approx(lee_reference(s_in, s_out), abs=1e-9)
+    low_in = np.append(s_in, -1.0)  # the lowest score in-distribution: the walk's first step removes an in-image
+    assert metrics.metrics_as("lee", low_in, s_out) == pytest.approx(lee_reference(low_in, s_out), abs=1e-9)
     assert metrics.metrics_as("exact", s_in, s_out) == pytest.approx(brute_metrics(s_in, s_out), abs=1e-9)
     # the codes disagree at ties: the exact AUROC counts the tied pairs as one half, the grid / walk do not
     assert metrics.metrics_as("odin", s_in, s_out)["auroc"] != pytest.approx(brute_metrics(s_in, s_out)["auroc"])
@@ -925,6 +957,8 @@ def test_metrics_as_odin_on_scores_at_the_grid_points_the_window_edges_and_above
     )
     got, want = metrics.metrics_as("odin", s_in, s_out, "cifar100"), odin_reference(s_in, s_out, 0.01)
     assert np.isfinite(list(want.values())).all()
+    assert metrics.metrics_as("lee", s_in, s_out) == pytest.approx(lee_reference(s_in, s_out), abs=1e-9)
+    assert metrics.metrics_as("exact", s_in, s_out) == pytest.approx(brute_metrics(s_in, s_out), abs=1e-9)
     assert metrics._sequential_sum(np.array([])) == 0.0  # an empty loop adds nothing
     assert metrics._sequential_sum(np.array([1e16, 1.0, -1e16])) == 0.0  # left to right: 1e16 + 1 rounds to 1e16
     assert got == pytest.approx(want, abs=1e-9)
