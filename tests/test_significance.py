@@ -11,6 +11,7 @@ import pytest
 
 from cutmix_transfer.caption_stats import corpus_bleu, corpus_meteor, corpus_statistic
 from cutmix_transfer.ood.metrics import MeanOverSetsStatistic
+from cutmix_transfer.report import significance
 from cutmix_transfer.report.bootstrap import (
     MaxOverThresholdsStatistic,
     mean_statistic,
@@ -386,3 +387,63 @@ def test_replicate_difference_with_runs_and_with_single_runs():
     single = replicate_difference(a[:1], boot_a[:1], b[:1], boot_b[:1], 200, seed=3)
     assert single.test is None and "test images only" in single.covers
     assert (single.low, single.high) == pytest.approx(percentile_interval(boot_a[0] - boot_b[0]))
+
+
+# ---- every field of every branch, against computations written out here ----
+def _monte_carlo_sign_flip(d: np.ndarray, permutations: int, seed: int) -> float:
+    """The documented Monte Carlo p: seeded uniform signs over the non-zero d, (1 + #extreme) / (1 + B)."""
+    nz = d[d != 0]
+    signs = np.random.default_rng(seed).integers(0, 2, size=(permutations, nz.size)) * 2.0 - 1.0
+    extreme = int(np.sum(np.abs(signs @ nz) >= abs(nz.sum()) - 1e-9 * max(1.0, np.abs(nz).sum())))
+    return (1 + extreme) / (1 + permutations)
+
+
+def test_sign_flip_fields_of_each_branch(monkeypatch):
+    assert sign_flip_test(np.zeros(5)) == PairedTest(0.0, 1.0, "exact sign-flip", 1.0, 0, "no image differs")
+    assert sign_flip_test(np.array([])) == PairedTest(0.0, 1.0, "exact sign-flip", 1.0, 0, "no image differs")
+    d = np.array([1.0, 2.0, 0.0, -0.5])
+    # 8 sign vectors of (1, 2, -0.5): |sum| >= 2.5 for (+,+,-), (-,-,+) and the two with |sum| 3.5: p = 4 / 8;
+    # the largest |sum| 3.5 comes from 2 of the 8: floor 1 / 4
+    assert sign_flip_test(d) == PairedTest(0.625, 0.5, "exact sign-flip", 0.25, 0, "3 images differ")
+    # Monte Carlo on integer differences (many |sums| tie the observed one exactly), in one chunk and in chunks
+    d = np.array([1.0, -1.0, 2.0, 1.0, 0.0, -2.0, 1.0] * 4)
+    want = _monte_carlo_sign_flip(d, 300, 4)
+    expect = PairedTest(float(d.mean()), want, "Monte Carlo sign-flip", 1 / 301, 300, "24 images differ")
+    assert sign_flip_test(d, 300, 4, exact_limit=10) == expect
+    monkeypatch.setattr(significance, "CHUNK_ELEMENTS", 24 * 7)  # chunks of 7 sign vectors, the last one of 6
+    assert sign_flip_test(d, 300, 4, exact_limit=10) == expect
+    assert sign_flip_test(d, 300, exact_limit=10) == sign_flip_test(d, 300, 0, exact_limit=10)  # seed 0 by default
+    assert sign_flip_test(d, exact_limit=10).permutations == 1999
+
+
+def test_paired_mean_test_branches_and_what_it_passes_on():
+    same = np.array([0.0, 1.0, 1.0, 0.0])
+    assert paired_mean_test(same, same) == PairedTest(0.0, 1.0, "exact McNemar", 1.0, 0, "0 vs 0 discordant images")
+    a, b = np.array([100.0, 100, 0, 100, 0]), np.array([0.0, 100, 0, 0, 0])
+    assert paired_mean_test(a, b) == PairedTest(
+        40.0, mcnemar_exact(2, 0), "exact McNemar", 0.5, 0, "2 vs 0 discordant images"
+    )
+    assert paired_mean_test(np.zeros(5), b).method == "exact McNemar"  # an all-zero side fits any scale
+    assert paired_mean_test(a, b / 100.0).method == "exact sign-flip"  # two different scales: not McNemar
+    assert paired_mean_test(a, np.array([0.0, 50, 0, 0, 0])).method == "exact sign-flip"  # one side not 0/1
+    rng = np.random.default_rng(8)
+    xa, xb = rng.normal(size=30), rng.normal(size=30)
+    got = paired_mean_test(xa, xb, 300, 5)
+    assert got == sign_flip_test(xa - xb, 300, 5) and got.permutations == 300
+    assert got.p_value == _monte_carlo_sign_flip(xa - xb, 300, 5)
+
+
+def test_paired_test_dispatches_and_passes_every_option():
+    rng = np.random.default_rng(9)
+    xa, xb = rng.normal(size=30), rng.normal(size=30)
+    got = paired_test(mean_statistic(xa), mean_statistic(xb), 30, 300, 5)
+    assert got == sign_flip_test(xa - xb, 300, 5)
+    assert paired_test(mean_statistic(xa), mean_statistic(xb), 30) == sign_flip_test(xa - xb)  # defaults
+    groups = np.repeat([0, 1], [14, 6])
+    sa, sb = rng.normal(size=20), rng.normal(size=20)
+    a, b = MeanOverSetsStatistic(sa, groups, "auroc"), MeanOverSetsStatistic(sb, groups, "auroc")
+    for kw in ({}, {"permutations": 300, "seed": 3}, {"permutations": 300, "seed": 3, "stop_after": 2}):
+        assert paired_test(a, b, 20, **kw) == swap_permutation_test(a, b, 20, **kw), kw
+    assert paired_test(a, b, 20, 300, 3) != paired_test(a, b, 20, 300, 4)  # the seed reaches the draws
+    m = mean_statistic(sa)
+    assert paired_test(m, m, 20, 300, 3).method == "exact sign-flip"
