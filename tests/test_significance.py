@@ -447,3 +447,47 @@ def test_paired_test_dispatches_and_passes_every_option():
     assert paired_test(a, b, 20, 300, 3) != paired_test(a, b, 20, 300, 4)  # the seed reaches the draws
     m = mean_statistic(sa)
     assert paired_test(m, m, 20, 300, 3).method == "exact sign-flip"
+
+
+def _monte_carlo_swaps(a: np.ndarray, b: np.ndarray, permutations: int, seed: int) -> np.ndarray:
+    """The seeded swap vectors' hits written out for two per-image means: swapping image i's outputs where s_i = 1
+    turns the difference of means into mean((a - b) (1 - 2 s)); a hit is |that| >= |mean(a - b)| (rounding aside)."""
+    s = np.random.default_rng(seed).integers(0, 2, size=(permutations, a.size)).astype(np.float64)
+    d = np.mean(a - b)
+    return np.abs(((a - b)[None, :] * (1.0 - 2.0 * s)).mean(axis=1)) >= abs(d) - 1e-9 * max(1.0, abs(d))
+
+
+def test_swap_permutation_fields_in_chunks_and_the_sequential_stop():
+    a = np.array([1.0, 0, 1, 1, 0, 1, 2, 1, 0, 1, 1, 1, 0, 1, 2, 1, 1, 0, 1, 1])
+    b = np.array([0.0, 0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0])
+    sa, sb = mean_statistic(a), mean_statistic(b)
+    hits = _monte_carlo_swaps(a, b, 450, 6)  # chunks of 200 swaps: 200, 200, 50
+    d = float(a.mean() - b.mean())
+    want = PairedTest(d, (1 + int(hits.sum())) / 451, "Monte Carlo swap permutation", 1 / 451, 450)
+    assert swap_permutation_test(sa, sb, 20, 450, 6) == want
+    assert swap_permutation_test(sa, sb, 20, 450) == swap_permutation_test(sa, sb, 20, 450, 0)  # seed 0 by default
+    assert swap_permutation_test(sa, sb, 20).permutations == 1999
+    h = int(hits[:200].sum()) + 2  # the sequential stop lands in the second chunk
+    at = int(np.flatnonzero(hits)[h - 1]) + 1
+    detail = f"stopped at the {h}th as extreme (Besag-Clifford)"
+    got = swap_permutation_test(sa, sb, 20, 450, 6, stop_after=h)
+    assert got == PairedTest(d, h / at, "Monte Carlo swap permutation", 1 / 451, at, detail)
+    total = int(hits.sum())
+    assert swap_permutation_test(sa, sb, 20, 450, 6, stop_after=total) == PairedTest(
+        d, total / (int(np.flatnonzero(hits)[-1]) + 1), "Monte Carlo swap permutation", 1 / 451,
+        int(np.flatnonzero(hits)[-1]) + 1, f"stopped at the {total}th as extreme (Besag-Clifford)",
+    )  # fmt: skip
+    assert swap_permutation_test(sa, sb, 20, 450, 6, stop_after=total + 1) == want  # never reached: the plain p
+
+
+def test_format_p_and_holm_ties():
+    got = [format_p(p) for p in (float("nan"), float("inf"), 1e-4, 3e-5)]
+    assert got == ["n/a", "n/a", "0.0001", "3.0e-05"]  # two digits below 1e-4: '3.0e-05', not '3e-05'
+    # ties keep their input order (stable): the adjusted values are the same either way, the order of equal p's too
+    assert holm([0.01, 0.04, 0.01, 0.03]).tolist() == pytest.approx([0.04, 0.06, 0.04, 0.06])
+    assert holm(np.array([1, 0], dtype=np.int64)).tolist() == [1.0, 0.0]
+    p32 = np.array([0.0137, 0.0171, 0.0133], dtype=np.float32)  # computed in float64 whatever the input's dtype
+    p64 = p32.astype(np.float64)
+    want = np.empty(3)
+    want[[2, 0, 1]] = np.maximum.accumulate([3 * p64[2], 2 * p64[0], p64[1]])  # sorted: 0.0133, 0.0137, 0.0171
+    assert holm(p32).dtype == np.float64 and holm(p32).tolist() == want.tolist()
