@@ -301,3 +301,50 @@ def test_maxboxacc_interval_coverage_with_near_tied_thresholds():
     print(f"MaxBoxAcc coverage (truth {truth:.2f}): {cov}")
     for m in ("BC", "BCa"):
         assert 0.89 <= cov[m] <= 0.99 and cov[m] >= cov["percentile"] + 0.05
+
+
+def test_wrappers_pass_every_option_and_fill_every_field():
+    """bootstrap_interval / paired_difference against the draws written out: numpy's multinomial counts from the
+    seed, the mean on each, the percentile interval, the bias and the paired p."""
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=25), rng.normal(size=25)
+    w = np.random.default_rng(4).multinomial(25, np.full(25, 1 / 25), size=300)
+    vx, vy = w @ x / 25, w @ y / 25
+    got = bootstrap_interval(mean_statistic(x), 25, 300, 4, 0.9)
+    lo, hi = np.quantile(vx, [0.05, 0.95])
+    assert (got.n, got.resamples, got.method) == (25, 300, "percentile")
+    assert (got.value, got.low, got.high, got.bias) == pytest.approx(
+        (x.mean(), lo, hi, vx.mean() - x.mean()), abs=1e-12
+    )
+    assert bootstrap_interval(mean_statistic(x), 25, 300) == bootstrap_interval(mean_statistic(x), 25, 300, 0)
+    bc = bootstrap_interval(mean_statistic(x), 25, 300, 4, 0.9, "BC")
+    assert bc.method == "BC"
+    assert (bc.low, bc.high) == pytest.approx(bs.bias_corrected_interval(float(x.mean()), vx, 0.9, 0.0), abs=1e-12)
+    bca = bootstrap_interval(mean_statistic(x), 25, 300, 4, 0.9, "BCa")
+    a = bs.jackknife_acceleration(mean_statistic(x), 25, seed=4)
+    assert a != bs.jackknife_acceleration(mean_statistic(x), 25, seed=5)  # the seed picks the jackknife groups
+    assert (bca.low, bca.high) == pytest.approx(bs.bias_corrected_interval(float(x.mean()), vx, 0.9, a), abs=1e-12)
+    hits = (rng.random((25, 3)) > 0.5).astype(bool)
+    assert bootstrap_interval(max_over_thresholds_statistic(hits), 25, 50, method=None).method == "BC"
+    d = vx - vy
+    lo, hi = np.quantile(d, [0.05, 0.95])
+    p = min(1.0, 2.0 * min(np.mean(d <= 0), np.mean(d >= 0)))
+    pd = paired_difference(mean_statistic(x), mean_statistic(y), 25, 300, 4, 0.9)
+    assert (pd.p_value, pd.n, pd.resamples) == (p, 25, 300)
+    assert (pd.value, pd.low, pd.high) == pytest.approx((x.mean() - y.mean(), lo, hi), abs=1e-12)
+    assert paired_difference(mean_statistic(x), mean_statistic(y), 25, 300) == paired_difference(
+        mean_statistic(x), mean_statistic(y), 25, 300, 0
+    )
+
+
+def test_stratified_counts_and_the_threshold_statistics_scale():
+    strata = np.array([3, 3, 1, 1, 1, 9, 3, 9])
+    w = resample_counts(8, 40, 2, strata)
+    for g in (3, 1, 9):  # each stratum keeps its size in every resample
+        assert (w[:, strata == g].sum(axis=1) == (strata == g).sum()).all()
+    assert not np.array_equal(w, resample_counts(8, 40, 2))
+    hits = np.array([[1, 0], [1, 1], [0, 1], [0, 0]], dtype=bool)
+    one = np.ones((1, 4))
+    assert max_over_thresholds_statistic(hits)(one)[0] == 50.0  # columns: 2 / 4 and 2 / 4 hit, x 100
+    assert max_over_thresholds_statistic(hits, scale=1.0)(one)[0] == 0.5
+    assert bs.MaxOverThresholdsStatistic(hits).hits.dtype == np.float64
