@@ -245,6 +245,9 @@ def test_another_tpr_level_reaches_every_roc_metric_and_the_pooled_statistic():
         metrics.MeanOverSetsStatistic(scores, groups[1:], "auroc")
     with pytest.raises(ValueError, match="must be"):
         metrics.MeanOverSetsStatistic(scores[None], groups[None], "auroc")
+    for a, b in (([], s_a), (s_in, [])):  # either side empty
+        with pytest.raises(ValueError, match="scores on both sides"):
+            metrics.ood_metrics(a, b)
 
 
 # ------------------------------------------------------------------------------------------------ detectors
