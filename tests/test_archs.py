@@ -189,3 +189,24 @@ def test_names_that_are_not_strings_are_not_archs():
     assert not A.is_arch(None) and not A.is_arch(3) and A.parse_he_cifar(None) is None
     assert A.is_arch("cifar_resnet14_basic_proj") and not A.is_arch("cifar_resnet15_basic_proj")
     assert A.is_arch("pyramidnet8_a4_basic") and not A.is_arch("pyramidnet7_a4_basic")  # n = 1 / n = 0
+
+
+def test_reference_shapes_of_each_family_against_their_own_builders():
+    """Each family's key -> shape reference (computed afresh: the cache is emptied first), against torchvision's
+    models and the project's builders; the CIFAR form differs from the ImageNet one in its stem only."""
+    A.reference_shapes.cache_clear()
+    with torch.device("meta"):
+        tv = {
+            a: {k: tuple(v.shape) for k, v in getattr(torchvision.models, a)().state_dict().items()}
+            for a in ("resnet18", "vgg16_bn")
+        }
+        r200 = torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, [3, 24, 36, 3]).state_dict()
+    assert A.reference_shapes("resnet18") == tv["resnet18"] and A.reference_shapes("vgg16_bn") == tv["vgg16_bn"]
+    assert A.reference_shapes("resnet200") == {k: tuple(v.shape) for k, v in r200.items()}
+    cifar = A.reference_shapes("resnet18_cifar")
+    assert cifar["conv1.weight"] == (64, 3, 3, 3) and {k: s for k, s in cifar.items() if k != "conv1.weight"} == {
+        k: s for k, s in tv["resnet18"].items() if k != "conv1.weight"
+    }
+    assert A.reference_shapes("pyramidnet14_a12_basic") == _model_shapes("pyramidnet14_a12_basic", 100)
+    assert A.reference_shapes("cifar_resnet8_basic_proj") == _model_shapes("cifar_resnet8_basic_proj", 10)
+    assert A.reference_shapes("resnet18") is A.reference_shapes("resnet18")  # cached
