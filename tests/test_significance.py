@@ -491,3 +491,23 @@ def test_format_p_and_holm_ties():
     want = np.empty(3)
     want[[2, 0, 1]] = np.maximum.accumulate([3 * p64[2], 2 * p64[0], p64[1]])  # sorted: 0.0133, 0.0137, 0.0171
     assert holm(p32).dtype == np.float64 and holm(p32).tolist() == want.tolist()
+
+
+def test_exact_swap_fields_and_describe():
+    a, b = np.array([1.0, 0.0, 1.0, 1.0]), np.array([0.0, 0.0, 1.0, 0.0])
+    # all 16 swaps: swapping image i flips the sign of its difference (1, 0, 0, 1) / 4; |mean| = 0.5 for 4 of the
+    # 16 (both differing images unswapped or both swapped, with either choice on the two equal ones)
+    diffs = [abs(((a - b) * (1 - 2 * np.array(s))).mean()) for s in itertools.product([0, 1], repeat=4)]
+    p = np.mean(np.array(diffs) >= 0.5 - 1e-9)
+    want = PairedTest(0.5, p, "exact swap permutation", p, 0, "all 16 swaps of 4 images")
+    assert p == 0.5 and swap_permutation_test(mean_statistic(a), mean_statistic(b), 4, exact_limit=4) == want
+    assert swap_permutation_test(mean_statistic(a), mean_statistic(b), 4, 50, exact_limit=3).permutations == 50
+    assert PairedTest(0.1, 0.5, "exact sign-flip", 0.0005).describe() == "p = 0.50 (exact sign-flip)"
+    assert PairedTest(0.1, 0.02, "exact McNemar", 0.001, 0, "3 vs 9 discordant images").describe() == (
+        "p = 0.02 (exact McNemar, 3 vs 9 discordant images, smallest possible p 0.001)"
+    )
+    mc = PairedTest(0.1, 0.0005, "Monte Carlo sign-flip", 0.0005, 1999, "30 images differ")
+    assert mc.describe() == (
+        "p = 0.0005 (Monte Carlo sign-flip, 30 images differ, 1,999 permutations, smallest possible p 0.0005)"
+    )
+    assert significance.binomial_tail(0, 0) == 1.0 and significance.binary_outcomes(np.zeros(3)) == 1.0
