@@ -197,7 +197,7 @@ def test_pixel_classifier_buffers_and_dtypes():
     """mean / std are (1, 3, 1, 1) float32 buffers outside the state dict (the checkpoint's weights alone), and the
     input is normalised at the input's own precision."""
     net = nn.Conv2d(3, 2, 1)
-    model = PixelClassifier(net, np.array(MEAN, dtype=np.float64), STD.tolist())
+    model = PixelClassifier(net, np.array(MEAN, dtype=np.float64), np.array(STD, dtype=np.float64))
     for buf in (model.mean, model.std):
         assert buf.shape == (1, 3, 1, 1) and buf.dtype == torch.float32
     assert list(model.state_dict()) == ["net.weight", "net.bias"]
