@@ -398,6 +398,29 @@ class _InputDtypes(nn.Module):
         return x.float().mean(dim=(2, 3)) * torch.tensor([1.0, -2.0, 3.0])
 
 
+class _TinyLinear(nn.Module):
+    """logits (a.x, -a.x) with a = 1e-44 (near float32's smallest numbers), recording every input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.detach().clone())
+        z = (x.flatten(1) * 1e-44).sum(dim=1)
+        return torch.stack([z, -z], dim=1)
+
+
+def test_odin_gradient_sign_of_an_image_is_its_own_even_when_tiny():
+    """The loss is summed, not averaged: each image's gradient (-a per pixel, a tiny negative number) keeps its sign
+    in a batch of 64, so ODIN moves every pixel by +epsilon / std (averaged, the gradient would round to -0.0,
+    which ODIN's `>= 0` rule reads as positive)."""
+    model = _TinyLinear()
+    x = torch.rand(64, 3, 2, 2)
+    detectors.build_detector("odin", temperature=1.0, epsilon=0.01, input_std=(1.0, 1.0, 1.0))(model, x)
+    torch.testing.assert_close(model.seen[1], x + 0.01, rtol=0, atol=1e-7)
+
+
 def test_odin_perturbs_at_the_images_precision():
     """The sign and the std take the images' dtype, so the perturbed input keeps it (half stays half)."""
     model = _InputDtypes()

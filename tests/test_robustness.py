@@ -161,6 +161,20 @@ def test_fgsm_gradient_of_an_image_does_not_depend_on_its_batch():
     torch.testing.assert_close(full[2:4], part, rtol=0, atol=0)
 
 
+def test_gradient_sign_of_an_image_is_its_own_even_when_tiny():
+    """The loss is summed, not averaged: a gradient near float32's smallest numbers keeps its sign in a batch of 64
+    (divided by 64 it would round to 0 and the pixel would not move)."""
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 2, 2, bias=False))
+    with torch.no_grad():
+        net[1].weight.copy_(torch.tensor([[1e-44] * 12, [-1e-44] * 12]))
+    model = PixelClassifier(net, [0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    x = torch.rand(64, 3, 2, 2)
+    y = torch.zeros(64, dtype=torch.int64)
+    alone, _ = input_gradient_sign(model, x[:1], y[:1])
+    batch, _ = input_gradient_sign(model, x, y)
+    assert alone.abs().sum() == 12 and torch.equal(batch[:1], alone)
+
+
 @pytest.mark.parametrize("bad", [0, -1, 255.5, float("nan"), float("inf")])
 def test_eps_outside_range_is_refused(bad):
     with pytest.raises(ConfigError, match=r"\(0, 255\]"):
