@@ -188,6 +188,7 @@ def test_inference_errors_name_the_file_and_the_layout():
 def test_names_that_are_not_strings_are_not_archs():
     assert not A.is_arch(None) and not A.is_arch(3) and A.parse_he_cifar(None) is None
     assert A.is_arch("cifar_resnet14_basic_proj") and not A.is_arch("cifar_resnet15_basic_proj")
+    assert A.parse_he_cifar("cifar_resnet2_basic_proj") is None  # n = 0 blocks per stage
     assert A.is_arch("pyramidnet8_a4_basic") and not A.is_arch("pyramidnet7_a4_basic")  # n = 1 / n = 0
 
 
