@@ -13,8 +13,9 @@ from cutmix_transfer.backbones import build_model
 from cutmix_transfer.errors import CheckpointError
 
 
-def _meta_sd(shapes: dict) -> dict[str, torch.Tensor]:
-    return {k: torch.empty(s, device="meta") for k, s in shapes.items()}
+def _reference_sd(arch: str) -> dict[str, torch.Tensor]:
+    """A state dict of meta tensors in the shapes of `arch`'s reference (no memory)."""
+    return {k: torch.empty(s, device="meta") for k, s in A.reference_shapes(arch).items()}
 
 
 def _model_shapes(arch: str, k: int) -> dict[str, tuple[int, ...]]:
@@ -88,12 +89,12 @@ def test_describe_arch_words():
         r50 = torchvision.models.resnet50().state_dict()
         vgg = torchvision.models.vgg16().state_dict()
         vgg_bn = torchvision.models.vgg16_bn().state_dict()
-    r18 = _meta_sd(A.reference_shapes("resnet18"))
+    r18 = _reference_sd("resnet18")
     assert A.describe_arch(r50, "resnet50") == "Bottleneck blocks per stage [3, 4, 6, 3]"
     assert A.describe_arch(r18, "resnet18") == "BasicBlock blocks per stage [2, 2, 2, 2]"
-    pyr = _meta_sd(A.reference_shapes("pyramidnet14_a12_basic"))
+    pyr = _reference_sd("pyramidnet14_a12_basic")
     assert A.describe_arch(pyr, "pyramidnet14_a12_basic") == "BasicBlock blocks per stage [2, 2, 2, 0]"
-    he = _meta_sd(A.reference_shapes("cifar_resnet20_bottleneck_proj"))
+    he = _reference_sd("cifar_resnet20_bottleneck_proj")
     assert A.describe_arch(he, "cifar_resnet20_bottleneck_proj") == "Bottleneck blocks per stage [2, 2, 2, 0]"
     assert A.describe_arch(vgg, "vgg16") == "13 conv layers, without BatchNorm"
     assert A.describe_arch(vgg_bn, "vgg16_bn") == "13 conv layers, with BatchNorm"
@@ -113,10 +114,6 @@ def test_vgg_indices_by_hand():
 
 
 # ------------------------------------------------------------------------------------ inference refusals
-def _pyramid_sd(arch: str) -> dict[str, torch.Tensor]:
-    return _meta_sd(A.reference_shapes(arch))
-
-
 def _with_block(sd: dict, stage: int) -> dict[str, torch.Tensor]:
     """`sd` with one more block in `stage` (copied from that stage's last block)."""
     last = max(int(k.split(".")[1]) for k in sd if k.startswith(f"layer{stage}."))
@@ -130,40 +127,40 @@ def _with_block(sd: dict, stage: int) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("stage, counts", [(1, [3, 2, 2, 0]), (2, [2, 3, 2, 0]), (3, [2, 2, 3, 0])])
 def test_pyramidnet_with_unequal_stages_is_refused(stage, counts):
-    sd = _with_block(_pyramid_sd("pyramidnet14_a12_basic"), stage)
+    sd = _with_block(_reference_sd("pyramidnet14_a12_basic"), stage)
     with pytest.raises(CheckpointError, match=re.escape(f"blocks per stage {counts};")):
         A.infer_arch(sd, "p.pth")
 
 
 def test_pyramidnet_with_a_fourth_stage_is_refused():
-    sd = _pyramid_sd("pyramidnet14_a12_basic")
+    sd = _reference_sd("pyramidnet14_a12_basic")
     sd = {**sd, **{k.replace("layer3.", "layer4.", 1): v for k, v in sd.items() if k.startswith("layer3.")}}
     with pytest.raises(CheckpointError, match=r"blocks per stage \[2, 2, 2, 2\]"):
         A.infer_arch(sd, "p.pth")
 
 
 def test_pyramidnet_without_bn_final_is_refused_by_its_reader():
-    sd = {k: v for k, v in _pyramid_sd("pyramidnet14_a12_basic").items() if not k.startswith("bn_final.")}
+    sd = {k: v for k, v in _reference_sd("pyramidnet14_a12_basic").items() if not k.startswith("bn_final.")}
     with pytest.raises(CheckpointError, match="bn_final"):
         A._infer_pyramidnet(sd, "p.pth")
 
 
 def test_pyramidnet_final_width_off_the_rule_names_the_integer_alpha():
     """A bottleneck bn_final of 4 x 28 + 2 channels: alpha is read as 114 // 4 - 16 = 12, and the widths are refused."""
-    sd = _pyramid_sd("pyramidnet20_a12_bottleneck")
+    sd = _reference_sd("pyramidnet20_a12_bottleneck")
     sd["bn_final.weight"] = torch.empty(114, device="meta")
     with pytest.raises(CheckpointError, match=r"depth 20, alpha 12 \("):
         A.infer_arch(sd, "p.pth")
 
 
 def test_four_stage_resnet_with_a_16_channel_3x3_stem_is_not_a_three_stage_cifar_resnet():
-    sd = _meta_sd(A.reference_shapes("resnet18_cifar"))
+    sd = _reference_sd("resnet18_cifar")
     sd["conv1.weight"] = torch.empty(16, 3, 3, 3, device="meta")
     assert A.infer_arch(sd) == "resnet18_cifar"
 
 
 def test_inference_errors_name_the_file_and_the_layout():
-    r50 = _meta_sd(A.reference_shapes("resnet50"))
+    r50 = _reference_sd("resnet50")
     three = {k: v for k, v in r50.items() if not k.startswith("layer4.")}
     with pytest.raises(CheckpointError, match=re.escape("[3, 4, 6, 0] (a three-stage CIFAR ResNet needs")):
         A.infer_arch(three, "three.pth")
@@ -175,12 +172,10 @@ def test_inference_errors_name_the_file_and_the_layout():
         A.infer_arch(four, "four.pth")
     with pytest.raises(CheckpointError, match=re.escape("<state dict>: unknown layout: no ResNet")):
         A.infer_arch({"conv1.weight": torch.empty(64, 3, 7, 7, device="meta")})
-    pyr = _with_block(_pyramid_sd("pyramidnet14_a12_basic"), 2)
+    pyr = _with_block(_reference_sd("pyramidnet14_a12_basic"), 2)
     with pytest.raises(CheckpointError, match="^p14.pth: a PyramidNet-like"):
         A.infer_arch(pyr, "p14.pth")
-    bott = {
-        k: v for k, v in _meta_sd(A.reference_shapes("cifar_resnet20_bottleneck_proj")).items() if "downsample" not in k
-    }
+    bott = {k: v for k, v in _reference_sd("cifar_resnet20_bottleneck_proj").items() if "downsample" not in k}
     with pytest.raises(CheckpointError, match="^b.pth: a three-stage CIFAR ResNet with bottlenecks but no projection"):
         A.infer_arch(bott, "b.pth")
 
